@@ -1,0 +1,177 @@
+package oprf
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"regexp"
+	"time"
+
+	voprf "github.com/cloudflare/circl/oprf"
+)
+
+// keyIDPattern keeps key ids short and printable: they travel in requests,
+// list metadata and logs.
+var keyIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// ValidKeyID reports whether id is an acceptable key id.
+func ValidKeyID(id string) bool { return keyIDPattern.MatchString(id) }
+
+// NewKeyID returns a fresh key id such as "k20261128-3fa9c2e1": the date
+// helps operators see epochs, the random part keeps ids unique.
+func NewKeyID(now time.Time) string {
+	var r [4]byte
+	_, _ = rand.Read(r[:]) // crypto/rand.Read never fails.
+	return fmt.Sprintf("k%s-%x", now.UTC().Format("20060102"), r)
+}
+
+// PrivateKey is an OPRF private key with its key id. It is deliberately not
+// comparable with ==; use Equal.
+type PrivateKey struct {
+	_  [0]func()
+	id string
+	k  *voprf.PrivateKey
+}
+
+// PublicKey is a key server's public key as clients pin it.
+type PublicKey struct {
+	// KeyID names the key (its epoch).
+	KeyID string
+	// Bytes is the RFC 9497 SerializeElement encoding.
+	Bytes []byte
+}
+
+// GenerateKey returns a new random private key with the given id.
+func GenerateKey(keyID string) (*PrivateKey, error) {
+	if !ValidKeyID(keyID) {
+		return nil, fmt.Errorf("%w: key id %q must match %s", ErrInvalidKey, keyID, keyIDPattern)
+	}
+	k, err := voprf.GenerateKey(suite, rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate key: %w", err)
+	}
+	return &PrivateKey{id: keyID, k: k}, nil
+}
+
+// NewPrivateKey builds a key from its RFC 9497 scalar serialization.
+func NewPrivateKey(keyID string, scalar []byte) (*PrivateKey, error) {
+	if !ValidKeyID(keyID) {
+		return nil, fmt.Errorf("%w: key id %q must match %s", ErrInvalidKey, keyID, keyIDPattern)
+	}
+	if len(scalar) != ElementSize {
+		return nil, fmt.Errorf("%w: private key has %d bytes, want %d", ErrInvalidKey, len(scalar), ElementSize)
+	}
+	k := new(voprf.PrivateKey)
+	if err := k.UnmarshalBinary(suite, scalar); err != nil {
+		return nil, fmt.Errorf("%w: private key is not a canonical non-zero scalar", ErrInvalidKey)
+	}
+	return &PrivateKey{id: keyID, k: k}, nil
+}
+
+// KeyID returns the key's id.
+func (k *PrivateKey) KeyID() string { return k.id }
+
+// Public returns the matching public key.
+func (k *PrivateKey) Public() PublicKey {
+	b, err := k.k.Public().MarshalBinary()
+	if err != nil {
+		// A key that unmarshalled or was generated always serializes.
+		panic(fmt.Sprintf("oprf: serialize public key: %v", err))
+	}
+	return PublicKey{KeyID: k.id, Bytes: b}
+}
+
+// Equal reports whether two keys are the same, in constant time.
+func (k *PrivateKey) Equal(o *PrivateKey) bool {
+	a, errA := k.k.MarshalBinary()
+	b, errB := o.k.MarshalBinary()
+	return errA == nil && errB == nil && k.id == o.id && subtle.ConstantTimeCompare(a, b) == 1
+}
+
+// String never reveals key material.
+func (k *PrivateKey) String() string { return "oprf.PrivateKey(" + k.id + ")" }
+
+// GoString never reveals key material.
+func (k *PrivateKey) GoString() string { return k.String() }
+
+// keyFile is the JSON form of a key: the key file, and the value stored in
+// Vault.
+type keyFile struct {
+	Suite      string `json:"suite"`
+	KeyID      string `json:"key_id"`
+	PrivateKey string `json:"private_key"`
+}
+
+// MarshalKey returns the key file JSON for k.
+func MarshalKey(k *PrivateKey) ([]byte, error) {
+	s, err := k.k.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("serialize private key: %w", err)
+	}
+	return json.MarshalIndent(keyFile{Suite: SuiteID, KeyID: k.id, PrivateKey: hex.EncodeToString(s)}, "", "  ")
+}
+
+// ParseKey parses key file JSON. Errors never include key material.
+func ParseKey(data []byte) (*PrivateKey, error) {
+	var f keyFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("%w: not a key file (JSON with suite, key_id, private_key)", ErrInvalidKey)
+	}
+	if f.Suite != SuiteID {
+		return nil, fmt.Errorf("%w: suite %q, want %q", ErrInvalidKey, f.Suite, SuiteID)
+	}
+	s, err := hex.DecodeString(f.PrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: private_key is not hex", ErrInvalidKey)
+	}
+	return NewPrivateKey(f.KeyID, s)
+}
+
+// LoadKeyFile reads a key file. It refuses files that other users may read.
+func LoadKeyFile(path string) (*PrivateKey, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("load key file: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("load key file %s: mode %04o lets other users read the OPRF key; chmod 600 it", path, st.Mode().Perm())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load key file: %w", err)
+	}
+	k, err := ParseKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("load key file %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// WriteKeyFile writes k to a new file with mode 0600. It never overwrites an
+// existing file: replacing a key silently would orphan every token made
+// under it.
+func WriteKeyFile(path string, k *PrivateKey) error {
+	data, err := MarshalKey(k)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("write key file: %w", err)
+	}
+	if _, err := f.Write(append(data, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("write key file %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write key file %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write key file %s: %w", path, err)
+	}
+	return nil
+}
