@@ -108,7 +108,7 @@ func TestRFC9497Vectors(t *testing.T) {
 				}
 			}
 
-			evaluated, proof, err := eval.Evaluate(batch.Blinded)
+			evaluated, proof, err := evaluate(t, eval, batch.Blinded)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -199,17 +199,16 @@ func TestEvaluateRejects(t *testing.T) {
 		{"short", [][]byte{good, good, good[:31]}, 2},
 		{"long", [][]byte{append(append([]byte{}, good...), 0)}, 0},
 	}
-	eval := NewEvaluator(key)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := eval.Evaluate(tc.batch)
+			_, err := DecodeBatch(tc.batch)
 			var ee *ElementError
 			if !errors.As(err, &ee) || ee.Index != tc.index || !errors.Is(err, ErrInvalidElement) {
 				t.Fatalf("err = %v, want ElementError at index %d", err, tc.index)
 			}
 		})
 	}
-	if _, _, err := eval.Evaluate(nil); !errors.Is(err, ErrEmptyBatch) {
+	if _, err := DecodeBatch(nil); !errors.Is(err, ErrEmptyBatch) {
 		t.Errorf("empty batch: err = %v", err)
 	}
 }
@@ -225,7 +224,7 @@ func TestWrongKeyDetected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evaluated, proof, err := NewEvaluator(other).Evaluate(batch.Blinded)
+	evaluated, proof, err := evaluate(t, NewEvaluator(other), batch.Blinded)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +232,7 @@ func TestWrongKeyDetected(t *testing.T) {
 		t.Fatalf("err = %v, want ErrInvalidProof", err)
 	}
 	// Right key, but a proof from another batch.
-	evaluated2, proof2, _ := NewEvaluator(pinned).Evaluate(batch.Blinded)
+	evaluated2, proof2, _ := evaluate(t, NewEvaluator(pinned), batch.Blinded)
 	batch2, _ := client.Blind([][]byte{in})
 	if _, err := client.Finalize(batch2, evaluated2, proof2); err == nil {
 		t.Fatal("proof for another batch accepted")
@@ -255,7 +254,7 @@ func TestTokensDeterministicAcrossBlinds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ev, p, err := eval.Evaluate(b.Blinded)
+		ev, p, err := evaluate(t, eval, b.Blinded)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -335,7 +334,7 @@ func FuzzEvaluate(f *testing.F) {
 	f.Add(bytes.Repeat([]byte{0xff}, 32))
 	eval := NewEvaluator(key)
 	f.Fuzz(func(t *testing.T, elem []byte) {
-		ev, proof, err := eval.Evaluate([][]byte{elem})
+		b, err := DecodeBatch([][]byte{elem})
 		if err != nil {
 			var ee *ElementError
 			if !errors.As(err, &ee) || ee.Index != 0 {
@@ -343,8 +342,21 @@ func FuzzEvaluate(f *testing.F) {
 			}
 			return
 		}
+		ev, proof, err := eval.Evaluate(b)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if len(ev) != 1 || len(ev[0]) != ElementSize || len(proof) != ProofSize {
 			t.Fatalf("bad evaluation shape")
 		}
 	})
+}
+
+func evaluate(t testing.TB, e *Evaluator, blinded [][]byte) ([][]byte, []byte, error) {
+	t.Helper()
+	b, err := DecodeBatch(blinded)
+	if err != nil {
+		return nil, nil, err
+	}
+	return e.Evaluate(b)
 }

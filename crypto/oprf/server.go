@@ -28,18 +28,32 @@ func (e *Evaluator) KeyID() string { return e.key.id }
 // PublicKey returns the evaluator's public key.
 func (e *Evaluator) PublicKey() PublicKey { return e.key.Public() }
 
-// Evaluate validates and evaluates a batch of serialized blinded elements
-// and returns the serialized evaluated elements, in order, with one batched
-// DLEQ proof. A bad element yields an *ElementError naming its index.
-func (e *Evaluator) Evaluate(blinded [][]byte) (evaluated [][]byte, proof []byte, err error) {
+// BlindedBatch is a validated batch of blinded elements.
+type BlindedBatch struct {
+	elems []voprf.Blinded
+}
+
+// Len returns the number of elements.
+func (b *BlindedBatch) Len() int { return len(b.elems) }
+
+// DecodeBatch validates serialized blinded elements: each must be a
+// canonical, non-identity ristretto255 element. A bad element yields an
+// *ElementError naming its index.
+func DecodeBatch(blinded [][]byte) (*BlindedBatch, error) {
 	if len(blinded) == 0 {
-		return nil, nil, ErrEmptyBatch
+		return nil, ErrEmptyBatch
 	}
 	elems, err := decodeElements(blinded)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	ev, err := e.server.Evaluate(&voprf.EvaluationRequest{Elements: elems})
+	return &BlindedBatch{elems: elems}, nil
+}
+
+// Evaluate evaluates a validated batch and returns the serialized evaluated
+// elements, in order, with one batched DLEQ proof.
+func (e *Evaluator) Evaluate(b *BlindedBatch) (evaluated [][]byte, proof []byte, err error) {
+	ev, err := e.server.Evaluate(&voprf.EvaluationRequest{Elements: b.elems})
 	if err != nil {
 		return nil, nil, fmt.Errorf("evaluate: %w", err)
 	}

@@ -1,0 +1,114 @@
+// Package keyserver implements veilmatch's KeyService: it evaluates the
+// VOPRF on blinded elements for authenticated agencies, under per-agency
+// quotas, and never sees an identifier or a token.
+package keyserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/veilmatch/veilmatch/crypto/mtls"
+	"github.com/veilmatch/veilmatch/crypto/oprf"
+	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
+	"github.com/veilmatch/veilmatch/server/quota"
+	"github.com/veilmatch/veilmatch/server/rpc"
+)
+
+// DefaultMaxBatch is the largest batch Evaluate accepts by default.
+const DefaultMaxBatch = 4096
+
+// Service implements veilmatchv1.KeyServiceServer.
+type Service struct {
+	veilmatchv1.UnimplementedKeyServiceServer
+
+	current  *oprf.Evaluator
+	byID     map[string]*oprf.Evaluator
+	maxBatch int
+	limiter  *quota.Limiter
+}
+
+// NewService serves keys[0] as the current key; further keys can still be
+// evaluated by id (a previous epoch during its grace period).
+func NewService(keys []*oprf.PrivateKey, maxBatch int, limiter *quota.Limiter) (*Service, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("keyserver: no OPRF key")
+	}
+	if maxBatch <= 0 {
+		return nil, fmt.Errorf("keyserver: max batch must be positive, got %d", maxBatch)
+	}
+	if limiter == nil {
+		return nil, errors.New("keyserver: a quota limiter is required")
+	}
+	if b := limiter.Limits().Burst; b < maxBatch {
+		return nil, fmt.Errorf("keyserver: quota burst %d is below the max batch %d, so full batches could never pass", b, maxBatch)
+	}
+	s := &Service{byID: map[string]*oprf.Evaluator{}, maxBatch: maxBatch, limiter: limiter}
+	for _, k := range keys {
+		if _, dup := s.byID[k.KeyID()]; dup {
+			return nil, fmt.Errorf("keyserver: duplicate key id %q", k.KeyID())
+		}
+		s.byID[k.KeyID()] = oprf.NewEvaluator(k)
+	}
+	s.current = s.byID[keys[0].KeyID()]
+	return s, nil
+}
+
+// GetPublicKey returns the current public key to any authenticated party.
+func (s *Service) GetPublicKey(ctx context.Context, _ *veilmatchv1.GetPublicKeyRequest) (*veilmatchv1.GetPublicKeyResponse, error) {
+	pub := s.current.PublicKey()
+	return &veilmatchv1.GetPublicKeyResponse{KeyId: pub.KeyID, Suite: oprf.SuiteID, PublicKey: pub.Bytes}, nil
+}
+
+// Evaluate evaluates one batch for an agency.
+func (s *Service) Evaluate(ctx context.Context, req *veilmatchv1.EvaluateRequest) (*veilmatchv1.EvaluateResponse, error) {
+	caller, err := rpc.RequireKind(ctx, mtls.KindAgency)
+	if err != nil {
+		return nil, err
+	}
+	n := len(req.GetBlindedElements())
+	switch {
+	case n == 0:
+		return nil, status.Error(codes.InvalidArgument, "blinded_elements is empty")
+	case n > s.maxBatch:
+		return nil, status.Errorf(codes.InvalidArgument, "blinded_elements has %d elements, more than the maximum batch of %d; split it", n, s.maxBatch)
+	}
+	ev := s.current
+	if id := req.GetKeyId(); id != "" {
+		if ev = s.byID[id]; ev == nil {
+			return nil, status.Errorf(codes.InvalidArgument, "key_id %q is not served here (current key is %q)", id, s.current.KeyID())
+		}
+	}
+	batch, err := oprf.DecodeBatch(req.GetBlindedElements())
+	if err != nil {
+		var ee *oprf.ElementError
+		if errors.As(err, &ee) {
+			return nil, status.Errorf(codes.InvalidArgument, "blinded_elements[%d]: %v", ee.Index, ee.Err)
+		}
+		return nil, status.Errorf(codes.InvalidArgument, "blinded_elements: %v", err)
+	}
+	if err := s.limiter.Take(caller.ID, n); err != nil {
+		var ee *quota.ExceededError
+		if errors.As(err, &ee) {
+			rpc.Logger(ctx).WarnContext(ctx, "quota refused", "agency", caller.ID, "elements", n, "reason", ee.Reason)
+			st, _ := status.New(codes.ResourceExhausted, ee.Error()).WithDetails(
+				&errdetails.RetryInfo{RetryDelay: durationpb.New(ee.RetryAfter)},
+				&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{Subject: "agency:" + caller.ID, Description: ee.Reason}}},
+			)
+			return nil, st.Err()
+		}
+		return nil, rpc.Unavailable(ctx, "quota journal", err)
+	}
+	evaluated, proof, err := ev.Evaluate(batch)
+	if err != nil {
+		return nil, rpc.Internal(ctx, "evaluate", err)
+	}
+	rpc.Logger(ctx).DebugContext(ctx, "evaluated", slog.Int("elements", n), slog.String("key_id", ev.KeyID()))
+	return &veilmatchv1.EvaluateResponse{KeyId: ev.KeyID(), EvaluatedElements: evaluated, Proof: proof}, nil
+}

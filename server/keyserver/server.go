@@ -1,0 +1,120 @@
+package keyserver
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/veilmatch/veilmatch/crypto/oprf"
+	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
+	"github.com/veilmatch/veilmatch/server/quota"
+	"github.com/veilmatch/veilmatch/server/rpc"
+)
+
+// Config configures a key server.
+type Config struct {
+	// Listen is the address to listen on, such as 127.0.0.1:7443.
+	Listen string
+	// TLS is the server's mTLS configuration.
+	TLS *tls.Config
+	// Keys are the OPRF keys: the first is current, the others can still be
+	// evaluated by key id.
+	Keys []*oprf.PrivateKey
+	// UsageLog is the quota journal file: every grant and refusal, for
+	// auditors.
+	UsageLog string
+	// MaxBatch is the largest batch accepted (default DefaultMaxBatch).
+	MaxBatch int
+	// Quota are the per-agency limits (default quota.DefaultLimits()).
+	Quota quota.Limits
+	// Reflection enables gRPC server reflection.
+	Reflection bool
+	// Logger is the server's logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Validate names the first missing or bad setting.
+func (c *Config) Validate() error {
+	if c.MaxBatch == 0 {
+		c.MaxBatch = DefaultMaxBatch
+	}
+	if c.Quota == (quota.Limits{}) {
+		c.Quota = quota.DefaultLimits()
+	}
+	switch {
+	case c.Listen == "":
+		return errors.New("keyserver config: listen address is required")
+	case c.TLS == nil:
+		return errors.New("keyserver config: TLS certificates are required")
+	case len(c.Keys) == 0:
+		return errors.New("keyserver config: an OPRF key is required")
+	case c.UsageLog == "":
+		return errors.New("keyserver config: usage log path is required")
+	case c.MaxBatch < 0:
+		return fmt.Errorf("keyserver config: max batch must be positive, got %d", c.MaxBatch)
+	}
+	if err := c.Quota.Validate(); err != nil {
+		return fmt.Errorf("keyserver config: %w", err)
+	}
+	return nil
+}
+
+// Server is a running key server.
+type Server struct {
+	rpc     *rpc.Server
+	lis     net.Listener
+	journal *quota.Journal
+	log     *slog.Logger
+}
+
+// New validates cfg, opens the usage log and listens. Call Serve to serve.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	j, err := quota.OpenJournal(cfg.UsageLog)
+	if err != nil {
+		return nil, err
+	}
+	lim, err := quota.NewLimiter(cfg.Quota, j, nil)
+	if err != nil {
+		j.Close()
+		return nil, err
+	}
+	svc, err := NewService(cfg.Keys, cfg.MaxBatch, lim)
+	if err != nil {
+		j.Close()
+		return nil, err
+	}
+	rs, err := rpc.New(rpc.ServerOptions{TLS: cfg.TLS, Reflection: cfg.Reflection, Logger: log})
+	if err != nil {
+		j.Close()
+		return nil, err
+	}
+	veilmatchv1.RegisterKeyServiceServer(rs.GRPC, svc)
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		j.Close()
+		return nil, fmt.Errorf("keyserver: listen on %s: %w", cfg.Listen, err)
+	}
+	log.Info("key server ready", "addr", lis.Addr().String(), "key_id", cfg.Keys[0].KeyID(),
+		"max_batch", cfg.MaxBatch, "quota_rate", cfg.Quota.Rate, "quota_burst", cfg.Quota.Burst, "quota_daily", cfg.Quota.Daily)
+	return &Server{rpc: rs, lis: lis, journal: j, log: log}, nil
+}
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.lis.Addr() }
+
+// Serve serves until ctx is done, then shuts down gracefully and closes the
+// usage log.
+func (s *Server) Serve(ctx context.Context) error {
+	err := s.rpc.Serve(ctx, s.lis)
+	return errors.Join(err, s.journal.Close())
+}

@@ -1,0 +1,144 @@
+package quota
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"sync"
+	"time"
+)
+
+const (
+	typeGrant   = "grant"
+	typeRefusal = "refusal"
+)
+
+// entry is one line of the journal. It names the agency and a count, never
+// an element.
+type entry struct {
+	Time   time.Time `json:"time"`
+	Agency string    `json:"agency"`
+	Type   string    `json:"type"`
+	N      int       `json:"n"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// Journal is an append-only JSON-lines record of quota use, for auditors:
+// every grant and every refusal with its time, agency and size. It keeps
+// per-day totals in memory, not the lines.
+type Journal struct {
+	mu    sync.Mutex
+	f     *os.File
+	usage map[dayAgency]*DailyUsage
+}
+
+type dayAgency struct{ day, agency string }
+
+// OpenJournal opens (creating, mode 0600) the journal at path and reads
+// what it already holds. A torn last line, left by a crash, is ignored.
+func OpenJournal(path string) (*Journal, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open quota journal: %w", err)
+	}
+	j := &Journal{f: f, usage: map[dayAgency]*DailyUsage{}}
+	r := bufio.NewReader(f)
+	for line := 1; ; line++ {
+		b, err := r.ReadBytes('\n')
+		if errors.Is(err, io.EOF) {
+			break // a final line without newline is torn: ignore it
+		}
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("read quota journal %s: %w", path, err)
+		}
+		var e entry
+		if err := json.Unmarshal(b, &e); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("quota journal %s line %d: %w", path, line, err)
+		}
+		j.count(e)
+	}
+	return j, nil
+}
+
+func (j *Journal) count(e entry) {
+	key := dayAgency{dayOf(e.Time), e.Agency}
+	u := j.usage[key]
+	if u == nil {
+		u = &DailyUsage{Day: key.day, Agency: key.agency}
+		j.usage[key] = u
+	}
+	switch e.Type {
+	case typeGrant:
+		u.Evaluations += e.N
+		u.Requests++
+	case typeRefusal:
+		u.Refusals++
+	}
+}
+
+func (j *Journal) append(e entry) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	if _, err := j.f.Write(append(b, '\n')); err != nil {
+		return err
+	}
+	j.count(e)
+	return nil
+}
+
+// UsedOn returns the evaluations granted per agency on a UTC day
+// ("2006-01-02").
+func (j *Journal) UsedOn(day string) map[string]int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	out := map[string]int{}
+	for k, u := range j.usage {
+		if k.day == day {
+			out[k.agency] = u.Evaluations
+		}
+	}
+	return out
+}
+
+// DailyUsage is one agency's use on one day.
+type DailyUsage struct {
+	Day         string `json:"day"`
+	Agency      string `json:"agency"`
+	Evaluations int    `json:"evaluations"`
+	Requests    int    `json:"requests"`
+	Refusals    int    `json:"refusals"`
+}
+
+// Summary returns per-day, per-agency use, oldest first.
+func (j *Journal) Summary() []DailyUsage {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	out := make([]DailyUsage, 0, len(j.usage))
+	for _, u := range j.usage {
+		out = append(out, *u)
+	}
+	sort.Slice(out, func(a, b int) bool {
+		if out[a].Day != out[b].Day {
+			return out[a].Day < out[b].Day
+		}
+		return out[a].Agency < out[b].Agency
+	})
+	return out
+}
+
+// Close flushes and closes the journal.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return errors.Join(j.f.Sync(), j.f.Close())
+}
