@@ -1,0 +1,28 @@
+// Command veilmatch is the single binary of veilmatch: the key server, the
+// hub, the agency client, the auditor's tools and the development setup.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		printError(os.Stderr, err)
+		os.Exit(exitCode(err))
+	}
+}
+
+// exitCode is 2 for usage errors and 1 for everything else.
+func exitCode(err error) int {
+	if isUsage(err) {
+		return 2
+	}
+	return 1
+}
