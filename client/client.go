@@ -1,0 +1,151 @@
+// Package client is the agency side of veilmatch: it normalizes an agency's
+// identifiers, blinds them, has the key server evaluate the OPRF, verifies
+// every proof against the pinned key, and publishes or checks the resulting
+// tokens at the hub. Raw identifiers never leave the agency: what it needs to
+// map a match back to its own rows stays in a local state directory.
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/veilmatch/veilmatch/crypto/oprf"
+	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
+)
+
+// DefaultBatchSize is the number of identifiers blinded, evaluated and
+// uploaded together.
+const DefaultBatchSize = 1024
+
+// Config configures a Client.
+type Config struct {
+	// Agency is the agency id in the client certificate, for messages.
+	Agency string
+	// Hub and KeyServer are the services' addresses.
+	Hub, KeyServer string
+	// TLS is the agency's mTLS client configuration.
+	TLS *tls.Config
+	// StateDir holds the agency-side state: pinned keys and, per list, the
+	// rows behind each entry reference. It contains raw identifiers: keep it
+	// on the agency's own systems.
+	StateDir string
+	// PinnedKey, if set, is the key server public key to require; otherwise
+	// the first key seen for a key id is pinned in StateDir and any later
+	// change is refused.
+	PinnedKey *oprf.PublicKey
+	// BatchSize is the OPRF and upload batch size (default 1024).
+	BatchSize int
+	// Workers is the number of batches in flight (default 2×GOMAXPROCS).
+	Workers int
+	// Progress, if set, receives progress lines for long work.
+	Progress io.Writer
+	// Logger receives diagnostics; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Client talks to a hub and a key server for one agency. It is safe for
+// concurrent use.
+type Client struct {
+	cfg     Config
+	hubConn *grpc.ClientConn
+	keyConn *grpc.ClientConn
+	hub     veilmatchv1.HubServiceClient
+	keys    veilmatchv1.KeyServiceClient
+	state   *stateDir
+	log     *slog.Logger
+}
+
+// New returns a client. Connections are made lazily on first use.
+func New(cfg Config) (*Client, error) {
+	switch {
+	case cfg.Agency == "":
+		return nil, errors.New("client config: agency is required")
+	case cfg.TLS == nil:
+		return nil, errors.New("client config: TLS configuration is required")
+	case cfg.Hub == "" && cfg.KeyServer == "":
+		return nil, errors.New("client config: a hub or key server address is required")
+	case cfg.StateDir == "":
+		return nil, errors.New("client config: state directory is required")
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = DefaultBatchSize
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 2 * runtime.GOMAXPROCS(0)
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = io.Discard
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	st, err := openState(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, state: st, log: log}
+	creds := grpc.WithTransportCredentials(credentials.NewTLS(cfg.TLS))
+	maxMsg := grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20), grpc.MaxCallSendMsgSize(16<<20))
+	if cfg.Hub != "" {
+		if c.hubConn, err = grpc.NewClient(cfg.Hub, creds, maxMsg); err != nil {
+			return nil, fmt.Errorf("hub %s: %w", cfg.Hub, err)
+		}
+		c.hub = veilmatchv1.NewHubServiceClient(c.hubConn)
+	}
+	if cfg.KeyServer != "" {
+		if c.keyConn, err = grpc.NewClient(cfg.KeyServer, creds, maxMsg); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("key server %s: %w", cfg.KeyServer, err)
+		}
+		c.keys = veilmatchv1.NewKeyServiceClient(c.keyConn)
+	}
+	return c, nil
+}
+
+// Close closes the connections.
+func (c *Client) Close() error {
+	var errs []error
+	if c.hubConn != nil {
+		errs = append(errs, c.hubConn.Close())
+	}
+	if c.keyConn != nil {
+		errs = append(errs, c.keyConn.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Client) needHub() error {
+	if c.hub == nil {
+		return errors.New("no hub address configured")
+	}
+	return nil
+}
+
+// oprfClient fetches the key server's current public key, checks it against
+// the pin, and returns a client bound to it.
+func (c *Client) oprfClient(ctx context.Context) (*oprf.Client, error) {
+	if c.keys == nil {
+		return nil, errors.New("no key server address configured")
+	}
+	resp, err := c.keys.GetPublicKey(ctx, &veilmatchv1.GetPublicKeyRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("get key server public key: %w", err)
+	}
+	if resp.GetSuite() != oprf.SuiteID {
+		return nil, fmt.Errorf("key server speaks suite %q, want %q", resp.GetSuite(), oprf.SuiteID)
+	}
+	pub := oprf.PublicKey{KeyID: resp.GetKeyId(), Bytes: resp.GetPublicKey()}
+	if err := c.pin(pub); err != nil {
+		return nil, err
+	}
+	return oprf.NewClient(pub)
+}

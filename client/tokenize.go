@@ -1,0 +1,153 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/veilmatch/veilmatch/crypto/oprf"
+	"github.com/veilmatch/veilmatch/crypto/token"
+	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
+)
+
+// maxQuotaWait is the longest the client waits on its own for a key server
+// rate limit before giving up with the server's reason.
+const maxQuotaWait = 30 * time.Second
+
+// batchResult is the tokens of one batch.
+type batchResult struct {
+	seq  int
+	toks []token.Token
+}
+
+// tokenize turns values into tokens under oc's key, batch by batch: blind,
+// evaluate at the key server, verify the proof, finalize. Only the batches
+// listed in seqs are computed; emit receives each, in completion order, from
+// a single goroutine. Several batches are in flight at once so the key
+// server's and this machine's cores stay busy.
+func (c *Client) tokenize(ctx context.Context, oc *oprf.Client, kind string, values []string, seqs []int, emit func(batchResult) error) error {
+	g, ctx := errgroup.WithContext(ctx)
+	work := make(chan int)
+	out := make(chan batchResult, c.cfg.Workers)
+	g.Go(func() error {
+		defer close(work)
+		for _, s := range seqs {
+			select {
+			case work <- s:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	workers, _ := errgroup.WithContext(ctx)
+	for range c.cfg.Workers {
+		workers.Go(func() error {
+			for seq := range work {
+				lo := seq * c.cfg.BatchSize
+				hi := min(lo+c.cfg.BatchSize, len(values))
+				toks, err := c.tokenizeBatch(ctx, oc, kind, values[lo:hi], lo)
+				if err != nil {
+					return err
+				}
+				select {
+				case out <- batchResult{seq, toks}:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		err := workers.Wait()
+		close(out)
+		return err
+	})
+	g.Go(func() error {
+		for r := range out {
+			if err := emit(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// tokenizeBatch computes the tokens of one batch. first is the index of
+// values[0] in the whole input, for error messages.
+func (c *Client) tokenizeBatch(ctx context.Context, oc *oprf.Client, kind string, values []string, first int) ([]token.Token, error) {
+	inputs := make([][]byte, len(values))
+	for i, v := range values {
+		in, err := oprf.Input(kind, v)
+		if err != nil {
+			return nil, fmt.Errorf("encode entry %d: %w", first+i, err)
+		}
+		inputs[i] = in
+	}
+	batch, err := oc.Blind(inputs)
+	if err != nil {
+		return nil, err
+	}
+	req := &veilmatchv1.EvaluateRequest{KeyId: oc.KeyID(), BlindedElements: batch.Blinded}
+	for {
+		resp, err := c.keys.Evaluate(ctx, req)
+		if err == nil {
+			if resp.GetKeyId() != oc.KeyID() {
+				return nil, fmt.Errorf("%w: asked for key %q, evaluated under %q", ErrKeyChanged, oc.KeyID(), resp.GetKeyId())
+			}
+			toks, err := oc.Finalize(batch, resp.GetEvaluatedElements(), resp.GetProof())
+			if err != nil {
+				return nil, fmt.Errorf("key server answer for entries %d-%d: %w", first, first+len(values)-1, err)
+			}
+			return toks, nil
+		}
+		wait, ok := retryDelay(err)
+		if !ok || wait > maxQuotaWait {
+			return nil, fmt.Errorf("evaluate entries %d-%d: %w", first, first+len(values)-1, err)
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// retryDelay returns the delay a RESOURCE_EXHAUSTED answer asks for.
+func retryDelay(err error) (time.Duration, bool) {
+	st := status.Convert(err)
+	if st.Code() != codes.ResourceExhausted {
+		return 0, false
+	}
+	for _, d := range st.Details() {
+		if r, ok := d.(*errdetails.RetryInfo); ok {
+			return r.GetRetryDelay().AsDuration(), true
+		}
+	}
+	return 0, false
+}
+
+// progress prints "what done/total" lines at most once a second, and the
+// last one always.
+type progress struct {
+	c     *Client
+	what  string
+	total int
+	done  int
+	last  time.Time
+}
+
+func (p *progress) add(n int) {
+	p.done += n
+	if now := time.Now(); p.done >= p.total || now.Sub(p.last) >= time.Second {
+		p.last = now
+		fmt.Fprintf(p.c.cfg.Progress, "%s: %d/%d\n", p.what, p.done, p.total)
+	}
+}
