@@ -162,7 +162,9 @@ func (c *Client) Publish(ctx context.Context, r io.Reader, o PublishOptions) (Pu
 		return res, c.streamError(stream, o.List, err)
 	}
 	p := &progress{c: c, what: "publish " + o.List, total: len(values)}
-	p.add(res.BatchesSkipped * c.cfg.BatchSize)
+	if res.BatchesSkipped > 0 {
+		p.add(min(res.BatchesSkipped*c.cfg.BatchSize, len(values)))
+	}
 	err = c.tokenize(ctx, oc, string(o.Kind), values, todo, func(b batchResult) error {
 		es := make([]*veilmatchv1.Entry, len(b.toks))
 		for i, t := range b.toks {

@@ -2,16 +2,110 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/veilmatch/veilmatch/certs"
+	"github.com/veilmatch/veilmatch/crypto/oprf"
+	"github.com/veilmatch/veilmatch/server/hub"
+	"github.com/veilmatch/veilmatch/server/keyserver"
+	"github.com/veilmatch/veilmatch/server/quota"
 )
+
+const devBanner = `
+  ********************************************************************
+  *  veilmatch DEVELOPMENT setup: key server and hub in ONE process.  *
+  *  Whoever runs both services can evaluate the OPRF on guessed      *
+  *  phone numbers and test them against the hub's tokens (a          *
+  *  dictionary attack). In production, separate operators must run   *
+  *  them. Certificates are the public development set: DEV ONLY.     *
+  ********************************************************************
+`
+
+// devQuota is explicit and generous: development and examples publish
+// synthetic data quickly.
+var devQuota = quota.Limits{Rate: 100_000, Burst: 65_536, Daily: 10_000_000}
 
 func cmdDev(ctx context.Context, e env, args []string) error {
 	if len(args) > 0 && args[0] == "certs" {
 		return cmdDevCerts(e, args[1:])
 	}
-	return usagef("", "dev: not yet")
+	fs := newFlagSet(e, "dev", "dev [--dir DIR] [--hub-addr ADDR] [--keyserver-addr ADDR]", "veilmatch dev --dir ./.veilmatch-dev")
+	dir := fs.String("dir", ".veilmatch-dev", "`DIR` for the key, the quota journal and the hub's database (kept across restarts)")
+	hubAddr := fs.String("hub-addr", defaultHubAddr, "hub listen `ADDR`")
+	ksAddr := fs.String("keyserver-addr", defaultKeyserverAddr, "key server listen `ADDR`")
+	certDir := fs.String("certs", "", "certificate `DIR` laid out like certs/dev (default: built in)")
+	policyDir := fs.String("policy-dir", "", "policy bundle `DIR` overriding the built-in policy")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprint(e.stderr, devBanner)
+	ksDir, hubDir := filepath.Join(*dir, "keyserver"), filepath.Join(*dir, "hub")
+	for _, d := range []string{ksDir, hubDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("dev directory: %w", err)
+		}
+	}
+	keyFile := filepath.Join(ksDir, "oprf.key")
+	if !fileExists(keyFile) {
+		k, err := oprf.GenerateKey(oprf.NewKeyID(time.Now()))
+		if err != nil {
+			return err
+		}
+		if err := oprf.WriteKeyFile(keyFile, k); err != nil {
+			return err
+		}
+	}
+	key, err := oprf.LoadKeyFile(keyFile)
+	if err != nil {
+		return err
+	}
+	ksTLS, err := devServerTLS(*certDir, "keyserver")
+	if err != nil {
+		return err
+	}
+	hubTLS, err := devServerTLS(*certDir, "hub")
+	if err != nil {
+		return err
+	}
+	pol, err := loadPolicy(ctx, *policyDir)
+	if err != nil {
+		return err
+	}
+	ks, err := keyserver.New(keyserver.Config{
+		Listen: *ksAddr, TLS: ksTLS, Keys: []*oprf.PrivateKey{key}, UsageLog: filepath.Join(ksDir, "quota.jsonl"),
+		Quota: devQuota, MaxBatch: keyserver.DefaultMaxBatch, Reflection: true,
+	})
+	if err != nil {
+		return err
+	}
+	h, err := hub.New(ctx, hub.Config{Listen: *hubAddr, TLS: hubTLS, DataDir: hubDir, Policy: pol, Reflection: true})
+	if err != nil {
+		return errors.Join(err, ks.Serve(canceled()))
+	}
+	fmt.Fprintf(e.stdout, "key server  %s  (key %s)\nhub         %s  (database %s)\n", ks.Addr(), key.KeyID(), h.Addr(), filepath.Join(hubDir, hub.DBFile))
+	fmt.Fprintf(e.stdout, "parties     police-gb, police-us, police-th (law enforcement), ngo-shelter (NGO), auditor\n")
+	fmt.Fprintf(e.stdout, "try         veilmatch agency publish --as police-gb --list suspects --kind phone --category suspect --region GB FILE.csv\n")
+	fmt.Fprintf(e.stdout, "stop        Ctrl-C (data stays in %s)\n", *dir)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return ks.Serve(gctx) })
+	g.Go(func() error { return h.Serve(gctx) })
+	err = g.Wait()
+	fmt.Fprintln(e.stderr, "veilmatch: dev stopped")
+	return err
+}
+
+// canceled returns a context that is already done, to shut down a server
+// that was created but never served.
+func canceled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
 }
 
 func cmdDevCerts(e env, args []string) error {

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/signal"
 	"syscall"
@@ -21,6 +22,9 @@ func main() {
 
 // exitCode is 2 for usage errors and 1 for everything else.
 func exitCode(err error) int {
+	if errors.Is(err, errPartial) {
+		return 3
+	}
 	if isUsage(err) {
 		return 2
 	}

@@ -100,7 +100,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usagef("", "no command given")
 	}
 	commands := map[string]command{
+		"agency":    cmdAgency,
 		"dev":       cmdDev,
+		"hub":       cmdHub,
 		"keyserver": cmdKeyserver,
 		"version":   cmdVersion,
 		"--version": cmdVersion,

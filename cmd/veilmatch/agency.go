@@ -1,0 +1,488 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/veilmatch/veilmatch/certs"
+	"github.com/veilmatch/veilmatch/client"
+	"github.com/veilmatch/veilmatch/client/normalize"
+	"github.com/veilmatch/veilmatch/crypto/mtls"
+	"github.com/veilmatch/veilmatch/crypto/oprf"
+)
+
+// Default development endpoints, shared by `veilmatch dev` and --as.
+const (
+	defaultHubAddr       = "127.0.0.1:7444"
+	defaultKeyserverAddr = "127.0.0.1:7443"
+)
+
+// errPartial marks a command that did its work but rejected some input
+// rows; it exits with status 3.
+var errPartial = errors.New("some rows were rejected")
+
+const agencyUsage = `Usage: veilmatch agency COMMAND [flags]
+
+Commands:
+  publish   normalize, blind and publish a CSV file as a list
+  overlaps  show which entries of one of your lists other agencies also hold
+  check     check a CSV file against other agencies' lists without storing it
+  lists     show your lists at the hub
+  delete    erase one of your lists
+
+Identity: --as ID uses the development credentials of certs/dev/ID and the
+'veilmatch dev' endpoints (override with VEILMATCH_HUB, VEILMATCH_KEYSERVER);
+--config FILE serves real deployments.
+`
+
+func cmdAgency(ctx context.Context, e env, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, agencyUsage)
+		return usagef("", "agency: no command given")
+	}
+	cmds := map[string]func(context.Context, env, []string) error{
+		"publish": cmdPublish, "overlaps": cmdOverlaps, "check": cmdCheck, "lists": cmdLists, "delete": cmdDelete,
+	}
+	c, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprint(e.stderr, agencyUsage)
+		return usagef("", "agency: unknown command %q", args[0])
+	}
+	return c(ctx, e, args[1:])
+}
+
+// agencyConfig is the --config file of a real deployment.
+type agencyConfig struct {
+	Agency    string `json:"agency"`
+	Hub       string `json:"hub"`
+	KeyServer string `json:"keyserver"`
+	Cert      string `json:"cert"`
+	Key       string `json:"key"`
+	CA        string `json:"ca"`
+	StateDir  string `json:"state_dir"`
+	// PinnedKey pins the key server: {"key_id": …, "public_key": hex}.
+	PinnedKey *struct {
+		KeyID     string `json:"key_id"`
+		PublicKey string `json:"public_key"`
+	} `json:"pinned_key"`
+}
+
+// identityFlags are the flags every agency command shares.
+type identityFlags struct {
+	as, config, state, certsDir string
+}
+
+func (f *identityFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.as, "as", "", "development agency `ID` (uses certs/dev/ID and the dev endpoints)")
+	fs.StringVar(&f.config, "config", "", "agency configuration `FILE` (JSON) for real deployments")
+	fs.StringVar(&f.state, "state", "", "agency-side state `DIR` (default .veilmatch-agency/ID); holds raw values: keep it private")
+	fs.StringVar(&f.certsDir, "certs", "", "development certificate `DIR` for --as (default certs/dev if present, else built in)")
+}
+
+// client builds the agency client from the flags.
+func (f *identityFlags) client(e env, needKeys bool) (*client.Client, error) {
+	cfg := client.Config{Progress: e.stderr}
+	switch {
+	case f.as != "" && f.config != "":
+		return nil, usagef("", "use either --as or --config, not both")
+	case f.as != "":
+		tlsCfg, err := devClientTLS(f.certsDir, f.as)
+		if err != nil {
+			return nil, withHint(err, "the development parties are police-gb, police-us, police-th, ngo-shelter and auditor")
+		}
+		cfg.Agency, cfg.TLS = f.as, tlsCfg
+		cfg.Hub = envOr("VEILMATCH_HUB", defaultHubAddr)
+		cfg.KeyServer = envOr("VEILMATCH_KEYSERVER", defaultKeyserverAddr)
+		cfg.StateDir = filepath.Join(".veilmatch-agency", f.as)
+	case f.config != "":
+		var ac agencyConfig
+		data, err := os.ReadFile(f.config)
+		if err != nil {
+			return nil, fmt.Errorf("read agency config: %w", err)
+		}
+		if err := json.Unmarshal(data, &ac); err != nil {
+			return nil, fmt.Errorf("agency config %s: %w", f.config, err)
+		}
+		for k, v := range map[string]string{"agency": ac.Agency, "hub": ac.Hub, "cert": ac.Cert, "key": ac.Key, "ca": ac.CA, "state_dir": ac.StateDir} {
+			if v == "" {
+				return nil, fmt.Errorf("agency config %s: %q is required", f.config, k)
+			}
+		}
+		tlsCfg, err := mtls.ClientConfig(mtls.Files{Cert: ac.Cert, Key: ac.Key, CA: ac.CA}, "")
+		if err != nil {
+			return nil, fmt.Errorf("agency config %s: %w", f.config, err)
+		}
+		cfg.Agency, cfg.TLS, cfg.Hub, cfg.KeyServer, cfg.StateDir = ac.Agency, tlsCfg, ac.Hub, ac.KeyServer, ac.StateDir
+		if p := ac.PinnedKey; p != nil {
+			b, err := hex.DecodeString(p.PublicKey)
+			if err != nil {
+				return nil, fmt.Errorf("agency config %s: pinned_key.public_key is not hex", f.config)
+			}
+			cfg.PinnedKey = &oprf.PublicKey{KeyID: p.KeyID, Bytes: b}
+		}
+	default:
+		return nil, usagef("for the development setup use --as police-gb", "say who you are: --as ID or --config FILE")
+	}
+	if needKeys && cfg.KeyServer == "" {
+		return nil, errors.New("no key server address configured")
+	}
+	if f.state != "" {
+		cfg.StateDir = f.state
+	}
+	return client.New(cfg)
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// devClientTLS loads a development party's credentials from dir, from
+// ./certs/dev when it exists, or from the copy built into the binary.
+func devClientTLS(dir, party string) (*tls.Config, error) {
+	if dir == "" && fileExists(filepath.Join("certs", "dev", "ca.crt")) {
+		dir = filepath.Join("certs", "dev")
+	}
+	if dir == "" {
+		return mtls.ClientConfigFS(certs.DevFS, mtls.DevFiles(".", party), "localhost")
+	}
+	return mtls.ClientConfig(mtls.DevFiles(dir, party), "localhost")
+}
+
+// inputFlags are the flags that describe an identifier file.
+type inputFlags struct {
+	kind, region, column string
+	emailRules           bool
+}
+
+func (f *inputFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.kind, "kind", "", "identifier kind: phone, email, pdq, md5, sha1 or sha256")
+	fs.StringVar(&f.region, "region", "", "default region for national phone numbers, e.g. GB")
+	fs.StringVar(&f.column, "column", "", "CSV column: header `NAME` or 1-based number (default: the first)")
+	fs.BoolVar(&f.emailRules, "email-provider-rules", false, "apply provider rules to e-mails (Gmail dots and +tags, …)")
+}
+
+func (f *inputFlags) parse() (normalize.Kind, normalize.Options, error) {
+	if f.kind == "" {
+		return "", normalize.Options{}, usagef("", "--kind is required (phone, email, pdq, md5, sha1 or sha256)")
+	}
+	k, err := normalize.ParseKind(f.kind)
+	if err != nil {
+		return "", normalize.Options{}, usagef("", "--kind: %v", err)
+	}
+	return k, normalize.Options{Region: f.region, EmailProviderRules: f.emailRules}, nil
+}
+
+// openInput opens the single positional FILE argument ("-" is stdin).
+func openInput(pos []string) (io.ReadCloser, string, error) {
+	if len(pos) != 1 {
+		return nil, "", usagef("", "exactly one input FILE is required, got %d arguments", len(pos))
+	}
+	if pos[0] == "-" {
+		return io.NopCloser(os.Stdin), "stdin", nil
+	}
+	f, err := os.Open(pos[0])
+	if err != nil {
+		return nil, "", err
+	}
+	return f, pos[0], nil
+}
+
+// printReport writes every rejected row and warning to w, and returns
+// errPartial when rows were rejected.
+func printReport(w io.Writer, name string, rep normalize.Report) error {
+	for _, r := range rep.Rejected {
+		fmt.Fprintf(w, "%s:%d: rejected: %s\n", name, r.Line, r.Reason)
+	}
+	for _, r := range rep.Warnings {
+		fmt.Fprintf(w, "%s:%d: warning: %s\n", name, r.Line, r.Reason)
+	}
+	fmt.Fprintf(w, "%s: %d rows, %d accepted, %d rejected, %d warnings\n", name, rep.Rows, rep.Accepted, len(rep.Rejected), len(rep.Warnings))
+	if len(rep.Rejected) > 0 {
+		return fmt.Errorf("%s: %w: %d of %d rows (listed above with their lines); the valid rows were processed", name, errPartial, len(rep.Rejected), rep.Rows)
+	}
+	return nil
+}
+
+func cmdPublish(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet(e, "agency publish", "agency publish --as ID --list NAME --kind KIND --category CATEGORY [--region CC] [--column NAME|N] FILE",
+		"veilmatch agency publish --as police-gb --list suspects --kind phone --category suspect --region GB suspects.csv")
+	var (
+		id         identityFlags
+		in         inputFlags
+		list       = fs.String("list", "", "list `NAME` (unique among your lists; republishing replaces it)")
+		category   = fs.String("category", "", "list category: suspect, victim, missing_person, ad_contact, …")
+		expires    = fs.Duration("expires-in", 0, "retention: the list stops matching after this `DURATION` (e.g. 8760h); 0 = no expiry")
+		consent    = fs.String("victim-consent", "", "comma-separated `ROLES` the listed victims consented to share with (e.g. law_enforcement)")
+		ngoVisible = fs.Bool("ngo-visible", false, "let NGOs see matches against this list in full")
+	)
+	id.register(fs)
+	in.register(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if *list == "" || *category == "" {
+		return usagef("", "--list and --category are required")
+	}
+	kind, opts, err := in.parse()
+	if err != nil {
+		return err
+	}
+	f, name, err := openInput(pos)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	c, err := id.client(e, true)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	po := client.PublishOptions{List: *list, Kind: kind, Category: *category, Normalize: opts, Column: in.column,
+		Sharing: client.Sharing{NGOVisible: *ngoVisible}}
+	if *consent != "" {
+		po.Sharing.VictimConsentRoles = strings.Split(*consent, ",")
+	}
+	if *expires > 0 {
+		po.ExpiresAt = time.Now().Add(*expires)
+	}
+	res, err := c.Publish(ctx, f, po)
+	repErr := printReport(e.stderr, name, res.Report)
+	if err != nil {
+		return err
+	}
+	l := res.List
+	switch {
+	case res.Unchanged:
+		fmt.Fprintf(e.stdout, "list %s/%s is already published with exactly this content (%d entries); nothing sent\n", l.GetOwner(), l.GetName(), l.GetEntries())
+	default:
+		resumed := ""
+		if res.Resumed {
+			resumed = fmt.Sprintf(" (resumed: %d batches were already at the hub)", res.BatchesSkipped)
+		}
+		fmt.Fprintf(e.stdout, "published list %s/%s: %d entries, kind %s, category %s, jurisdiction %s, key %s%s\n",
+			l.GetOwner(), l.GetName(), l.GetEntries(), l.GetKind(), l.GetCategory(), l.GetJurisdiction(), l.GetKeyId(), resumed)
+	}
+	return repErr
+}
+
+func cmdOverlaps(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet(e, "agency overlaps", "agency overlaps --as ID --list NAME --purpose TEXT --case REF [--format json]",
+		"veilmatch agency overlaps --as police-gb --list suspects --purpose investigation --case GB-2026-0042")
+	var id identityFlags
+	id.register(fs)
+	list := fs.String("list", "", "your list `NAME`")
+	purpose := fs.String("purpose", "", "why you ask: investigation, missing_person_search, victim_support, research")
+	caseRef := fs.String("case", "", "case reference (required for law enforcement)")
+	format := fs.String("format", "text", "output format: text or json")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *list == "" {
+		return usagef("", "--list is required")
+	}
+	if err := checkFormat(*format); err != nil {
+		return err
+	}
+	c, err := id.client(e, false)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	res, err := c.Overlaps(ctx, *list, client.Query{Purpose: *purpose, CaseRef: *caseRef})
+	if err != nil {
+		return err
+	}
+	return printResult(e.stdout, *format, res)
+}
+
+func cmdCheck(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet(e, "agency check", "agency check --as ID --kind KIND [--region CC] [--column NAME|N] --purpose TEXT --case REF [--format json] FILE",
+		"veilmatch agency check --as ngo-shelter --kind phone --region GB --purpose victim_support clients.csv")
+	var (
+		id identityFlags
+		in inputFlags
+	)
+	id.register(fs)
+	in.register(fs)
+	purpose := fs.String("purpose", "", "why you ask: investigation, missing_person_search, victim_support, research")
+	caseRef := fs.String("case", "", "case reference (required for law enforcement)")
+	format := fs.String("format", "text", "output format: text or json")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := checkFormat(*format); err != nil {
+		return err
+	}
+	kind, opts, err := in.parse()
+	if err != nil {
+		return err
+	}
+	f, name, err := openInput(pos)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	c, err := id.client(e, true)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	res, err := c.Check(ctx, f, client.CheckOptions{Kind: kind, Normalize: opts, Column: in.column, Name: name}, client.Query{Purpose: *purpose, CaseRef: *caseRef})
+	var repErr error
+	if res.Report != nil {
+		repErr = printReport(e.stderr, name, *res.Report)
+	}
+	if err != nil {
+		return err
+	}
+	if err := printResult(e.stdout, *format, res); err != nil {
+		return err
+	}
+	return repErr
+}
+
+func cmdLists(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet(e, "agency lists", "agency lists --as ID [--format json]", "veilmatch agency lists --as police-gb")
+	var id identityFlags
+	id.register(fs)
+	format := fs.String("format", "text", "output format: text or json")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := checkFormat(*format); err != nil {
+		return err
+	}
+	c, err := id.client(e, false)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	lists, err := c.Lists(ctx)
+	if err != nil {
+		return err
+	}
+	if *format == "json" {
+		type row struct {
+			Name         string `json:"name"`
+			Owner        string `json:"owner"`
+			Kind         string `json:"kind"`
+			Category     string `json:"category"`
+			Jurisdiction string `json:"jurisdiction"`
+			KeyID        string `json:"key_id"`
+			Entries      uint64 `json:"entries"`
+			CommittedAt  string `json:"committed_at,omitempty"`
+			ExpiresAt    string `json:"expires_at,omitempty"`
+		}
+		out := []row{}
+		for _, l := range lists {
+			out = append(out, row{l.GetName(), l.GetOwner(), l.GetKind(), l.GetCategory(), l.GetJurisdiction(), l.GetKeyId(), l.GetEntries(), ts(l.GetCommittedAt()), ts(l.GetExpiresAt())})
+		}
+		return writeJSON(e.stdout, out)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LIST\tKIND\tCATEGORY\tENTRIES\tKEY\tCOMMITTED\tEXPIRES")
+	for _, l := range lists {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", l.GetName(), l.GetKind(), l.GetCategory(), l.GetEntries(), l.GetKeyId(), orDash(ts(l.GetCommittedAt())), orDash(ts(l.GetExpiresAt())))
+	}
+	return tw.Flush()
+}
+
+func cmdDelete(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet(e, "agency delete", "agency delete --as ID --list NAME", "veilmatch agency delete --as police-gb --list suspects")
+	var id identityFlags
+	id.register(fs)
+	list := fs.String("list", "", "your list `NAME`")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *list == "" {
+		return usagef("", "--list is required")
+	}
+	c, err := id.client(e, false)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	n, err := c.Delete(ctx, *list)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "deleted list %s: %d entries erased\n", *list, n)
+	return nil
+}
+
+func checkFormat(f string) error {
+	if f != "text" && f != "json" {
+		return usagef("", "--format must be text or json, got %q", f)
+	}
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func printResult(w io.Writer, format string, r client.Result) error {
+	if format == "json" {
+		return writeJSON(w, r)
+	}
+	fmt.Fprintf(w, "decision %s: %d matching entries disclosed, %d classes counted\n", r.DecisionID, len(r.Matches), len(r.Counts))
+	if len(r.Matches) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "LINE\tVALUE\tLEVEL\tCOUNTERPARTY / CONTACT")
+		for _, m := range r.Matches {
+			who := m.LiaisonContact
+			if cp := m.Counterparty; cp != nil {
+				who = fmt.Sprintf("%s list %s (%s, %s)", cp.Agency, cp.List, cp.Category, cp.Jurisdiction)
+				if cp.Contact != "" {
+					who += " " + cp.Contact
+				}
+			} else if who != "" {
+				who = "protected; contact " + who
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", m.Line, m.Value, m.Level, who)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	for _, c := range r.Counts {
+		fmt.Fprintf(w, "count: %d of your entries match lists of %s\n", c.Matches, c.Class)
+	}
+	return nil
+}
+
+func ts(t interface{ AsTime() time.Time }) string {
+	if t == nil {
+		return ""
+	}
+	if p, ok := t.(interface{ IsValid() bool }); ok && !p.IsValid() {
+		return ""
+	}
+	return t.AsTime().UTC().Format(time.RFC3339)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/veilmatch/veilmatch/policy"
+	"github.com/veilmatch/veilmatch/server/hub"
+)
+
+func cmdHub(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet(e, "hub", "hub --data DIR (--dev-certs DIR | --cert F --key F --client-ca F) [flags]",
+		"veilmatch hub --listen 127.0.0.1:7444 --data /var/lib/veilmatch --dev-certs certs/dev")
+	var (
+		tlsf       serverTLSFlags
+		listen     = fs.String("listen", defaultHubAddr, "`ADDR` to listen on")
+		data       = fs.String("data", "", "data `DIR` for the embedded SQLite store")
+		policyDir  = fs.String("policy-dir", "", "policy bundle `DIR` overriding the built-in policy (reloaded on change or SIGHUP)")
+		reflection = fs.Bool("reflection", true, "enable gRPC server reflection")
+	)
+	tlsf.register(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *data == "" {
+		return usagef("", "--data is required")
+	}
+	tlsCfg, err := tlsf.load("hub", e.stderr)
+	if err != nil {
+		return err
+	}
+	pol, err := loadPolicy(ctx, *policyDir)
+	if err != nil {
+		return err
+	}
+	srv, err := hub.New(ctx, hub.Config{Listen: *listen, TLS: tlsCfg, DataDir: *data, Policy: pol, Reflection: *reflection})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "veilmatch: hub listening on %s (data in %s)\n", srv.Addr(), *data)
+	return srv.Serve(ctx)
+}
+
+// loadPolicy loads the policy engine (built in, or from dir) and, for a
+// directory, reloads it on file changes and on SIGHUP until ctx is done.
+// A bundle that fails validation is refused and the previous one kept.
+func loadPolicy(ctx context.Context, dir string) (*policy.Engine, error) {
+	pol, err := policy.New(ctx, policy.Options{Dir: dir})
+	if err != nil {
+		return nil, fmt.Errorf("load policy: %w", err)
+	}
+	if dir == "" {
+		return pol, nil
+	}
+	go pol.Watch(ctx)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := pol.Reload(ctx); err != nil {
+					slog.Error("policy reload refused; the previous policy stays in force", "error", err)
+				} else {
+					slog.Info("policy reloaded", "policy_revision", pol.Revision())
+				}
+			}
+		}
+	}()
+	return pol, nil
+}

@@ -1,0 +1,164 @@
+package hub
+
+import (
+	"errors"
+	"io"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/veilmatch/veilmatch/policy"
+	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
+	"github.com/veilmatch/veilmatch/server/rpc"
+	"github.com/veilmatch/veilmatch/server/store"
+)
+
+// MaxBatchEntries bounds one publish batch.
+const MaxBatchEntries = 65536
+
+// Publish receives one upload: PublishBegin, batches, PublishCommit.
+func (s *Service) Publish(stream veilmatchv1.HubService_PublishServer) error {
+	ctx := stream.Context()
+	id, a, err := s.agency(ctx)
+	if err != nil {
+		return err
+	}
+	first, err := stream.Recv()
+	if errors.Is(err, io.EOF) {
+		return invalid("publish: the stream ended before PublishBegin")
+	}
+	if err != nil {
+		return err
+	}
+	begin := first.GetBegin()
+	if begin == nil {
+		return invalid("publish: the first message must be PublishBegin")
+	}
+	meta, err := s.listMeta(id.ID, a, begin.GetList())
+	if err != nil {
+		return err
+	}
+	if err := checkUploadID("begin.upload_id", begin.GetUploadId()); err != nil {
+		return err
+	}
+	pl := policyList(meta)
+	if _, err := s.authorize(ctx, policy.Request{Action: "publish", Time: s.now(), Requester: a, List: &pl}); err != nil {
+		return err
+	}
+	up := store.Upload{Owner: id.ID, List: meta.Name, ID: begin.GetUploadId(), Meta: meta}
+	if err := s.store.BeginUpload(ctx, up); err != nil {
+		return storeError(ctx, "begin upload of list "+meta.Name, err)
+	}
+
+	var received, duplicates uint64
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			// The client stopped without committing: what it sent is staged
+			// and the upload can resume.
+			return stream.SendAndClose(&veilmatchv1.PublishResponse{BatchesReceived: received, DuplicateBatches: duplicates})
+		}
+		if err != nil {
+			return err
+		}
+		switch m := msg.GetMsg().(type) {
+		case *veilmatchv1.PublishRequest_Batch:
+			dup, err := s.putBatch(stream, up, m.Batch, received)
+			if err != nil {
+				return err
+			}
+			received++
+			if dup {
+				duplicates++
+			}
+		case *veilmatchv1.PublishRequest_Commit:
+			l, err := s.store.CommitUpload(ctx, id.ID, meta.Name, up.ID, m.Commit.GetTotalBatches(), m.Commit.GetTotalEntries(), s.now())
+			if err != nil {
+				return storeError(ctx, "commit list "+meta.Name, err)
+			}
+			if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
+				if err == nil {
+					return invalid("publish: message %d: nothing may follow PublishCommit", received+2)
+				}
+				return err
+			}
+			rpc.Logger(ctx).InfoContext(ctx, "list committed", "list", l.Name, "entries", l.Entries, "batches", m.Commit.GetTotalBatches(), "duplicate_batches", duplicates)
+			return stream.SendAndClose(&veilmatchv1.PublishResponse{List: listInfo(l), Committed: true, BatchesReceived: received, DuplicateBatches: duplicates})
+		case *veilmatchv1.PublishRequest_Begin:
+			return invalid("publish: message %d: PublishBegin may only come first", received+2)
+		default:
+			return invalid("publish: message %d is empty", received+2)
+		}
+	}
+}
+
+// putBatch validates and stores one batch. n is its position in the stream.
+func (s *Service) putBatch(stream veilmatchv1.HubService_PublishServer, up store.Upload, b *veilmatchv1.PublishBatch, n uint64) (bool, error) {
+	ctx := stream.Context()
+	es := b.GetEntries()
+	switch {
+	case len(es) == 0:
+		return false, invalid("batch %d: no entries", b.GetSequence())
+	case len(es) > MaxBatchEntries:
+		return false, invalid("batch %d: %d entries, more than the maximum of %d", b.GetSequence(), len(es), MaxBatchEntries)
+	}
+	entries := make([]store.Entry, len(es))
+	for i, e := range es {
+		if err := checkToken(fieldf("batch %d entries[%d]", b.GetSequence(), i), e.GetToken()); err != nil {
+			return false, err
+		}
+		entries[i] = store.Entry{Token: e.GetToken(), Ref: e.GetEntryRef()}
+	}
+	dup, err := s.store.PutBatch(ctx, up.Owner, up.List, up.ID, b.GetSequence(), entries)
+	if errors.Is(err, store.ErrConflict) {
+		return false, status.Errorf(codes.FailedPrecondition, "batch %d (message %d) differs from the batch %d already received for this upload; start a new upload", b.GetSequence(), n+2, b.GetSequence())
+	}
+	if err != nil {
+		return false, storeError(ctx, fieldf("store batch %d", b.GetSequence()), err)
+	}
+	return dup, nil
+}
+
+// listMeta validates the metadata of a list to publish. Owner and
+// jurisdiction come from the caller's identity and the registry.
+func (s *Service) listMeta(owner string, a policy.Agency, info *veilmatchv1.ListInfo) (store.List, error) {
+	if info == nil {
+		return store.List{}, invalid("begin.list: missing")
+	}
+	if !listNameRE.MatchString(info.GetName()) {
+		return store.List{}, invalid("begin.list.name: %q is not a list name (1-128 letters, digits, '.', '_' or '-')", info.GetName())
+	}
+	if err := checkKind("begin.list.kind", info.GetKind()); err != nil {
+		return store.List{}, err
+	}
+	if err := checkCategory("begin.list.category", info.GetCategory()); err != nil {
+		return store.List{}, err
+	}
+	if err := checkKeyID("begin.list.key_id", info.GetKeyId()); err != nil {
+		return store.List{}, err
+	}
+	if err := checkRoles("begin.list.sharing.victim_consent_roles", info.GetSharing().GetVictimConsentRoles()); err != nil {
+		return store.List{}, err
+	}
+	l := store.List{
+		Owner: owner, Name: info.GetName(), Kind: info.GetKind(), Category: info.GetCategory(),
+		Jurisdiction: a.Jurisdiction, KeyID: info.GetKeyId(),
+		Sharing:       store.Sharing{VictimConsentRoles: info.GetSharing().GetVictimConsentRoles(), NGOVisible: info.GetSharing().GetNgoVisible()},
+		Normalization: info.GetNormalization(),
+	}
+	if ts := info.GetExpiresAt(); ts != nil {
+		if err := ts.CheckValid(); err != nil {
+			return store.List{}, invalid("begin.list.expires_at: %v", err)
+		}
+		l.ExpiresAt = ts.AsTime()
+		if !l.ExpiresAt.After(s.now()) {
+			return store.List{}, invalid("begin.list.expires_at: %s is in the past", l.ExpiresAt.Format("2006-01-02T15:04:05Z07:00"))
+		}
+	}
+	for k, v := range l.Normalization {
+		if len(k) > 64 || len(v) > 256 {
+			return store.List{}, invalid("begin.list.normalization: entry %q is too long", k[:min(len(k), 64)])
+		}
+	}
+	return l, nil
+}

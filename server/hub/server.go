@@ -1,0 +1,138 @@
+package hub
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/veilmatch/veilmatch/policy"
+	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
+	"github.com/veilmatch/veilmatch/server/rpc"
+	"github.com/veilmatch/veilmatch/server/store"
+	"github.com/veilmatch/veilmatch/server/store/sqlite"
+)
+
+// DBFile is the name of the hub's SQLite database in its data directory.
+const DBFile = "hub.db"
+
+// Config configures a hub.
+type Config struct {
+	// Listen is the address to listen on, such as 127.0.0.1:7444.
+	Listen string
+	// TLS is the server's mTLS configuration.
+	TLS *tls.Config
+	// DataDir holds the embedded SQLite database.
+	DataDir string
+	// Store, if set, is used instead of SQLite in DataDir.
+	Store store.Store
+	// Policy decides every disclosure.
+	Policy *policy.Engine
+	// UploadTTL is how long an uncommitted upload is kept for resuming
+	// (default 7 days).
+	UploadTTL time.Duration
+	// Reflection enables gRPC server reflection.
+	Reflection bool
+	// Logger is the server's logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Validate names the first missing or bad setting.
+func (c *Config) Validate() error {
+	if c.UploadTTL == 0 {
+		c.UploadTTL = 7 * 24 * time.Hour
+	}
+	switch {
+	case c.Listen == "":
+		return errors.New("hub config: listen address is required")
+	case c.TLS == nil:
+		return errors.New("hub config: TLS certificates are required")
+	case c.Store == nil && c.DataDir == "":
+		return errors.New("hub config: data directory is required")
+	case c.Policy == nil:
+		return errors.New("hub config: a policy engine is required")
+	case c.UploadTTL < 0:
+		return fmt.Errorf("hub config: upload TTL must be positive, got %s", c.UploadTTL)
+	}
+	return nil
+}
+
+// Server is a running hub.
+type Server struct {
+	cfg   Config
+	rpc   *rpc.Server
+	lis   net.Listener
+	store store.Store
+	log   *slog.Logger
+}
+
+// New validates cfg, opens the store and listens. Call Serve to serve.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	st := cfg.Store
+	if st == nil {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("hub data directory: %w", err)
+		}
+		var err error
+		if st, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, DBFile)); err != nil {
+			return nil, err
+		}
+	}
+	rs, err := rpc.New(rpc.ServerOptions{TLS: cfg.TLS, Reflection: cfg.Reflection, Logger: log})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	veilmatchv1.RegisterHubServiceServer(rs.GRPC, NewService(st, cfg.Policy, nil))
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("hub: listen on %s: %w", cfg.Listen, err)
+	}
+	log.Info("hub ready", "addr", lis.Addr().String(), "policy_revision", cfg.Policy.Revision())
+	return &Server{cfg: cfg, rpc: rs, lis: lis, store: st, log: log}, nil
+}
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.lis.Addr() }
+
+// Serve serves until ctx is done, purging abandoned uploads hourly, then
+// shuts down gracefully (in-flight uploads finish) and closes the store.
+func (s *Server) Serve(ctx context.Context) error {
+	s.rpc.Health.SetServingStatus(veilmatchv1.HubService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	go s.purge(ctx)
+	err := s.rpc.Serve(ctx, s.lis)
+	return errors.Join(err, s.store.Close())
+}
+
+func (s *Server) purge(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := s.store.PurgeUploads(ctx, time.Now().Add(-s.cfg.UploadTTL))
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("purge abandoned uploads", "error", err)
+		} else if n > 0 {
+			s.log.Info("purged abandoned uploads", "uploads", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
