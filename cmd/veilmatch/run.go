@@ -103,6 +103,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"agency":    cmdAgency,
 		"dev":       cmdDev,
 		"hub":       cmdHub,
+		"policy":    cmdPolicy,
 		"keyserver": cmdKeyserver,
 		"version":   cmdVersion,
 		"--version": cmdVersion,
