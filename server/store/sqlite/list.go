@@ -1,0 +1,320 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/veilmatch/veilmatch/server/store"
+)
+
+// meta is a list's metadata as stored in the columns metaColumns. It is
+// comparable, so that a resumed upload's metadata can be checked with ==.
+type meta struct {
+	kind, keyID, category, jurisdiction string
+	expiresAt                           int64
+	consentRoles                        string // JSON array
+	ngoVisible                          bool
+	normalization                       string // JSON object
+}
+
+// metaColumns are the columns of lists that hold a meta, in the order of
+// meta.args and meta.dest.
+const metaColumns = `kind, key_id, category, jurisdiction, expires_at, consent_roles, ngo_visible, normalization`
+
+// listColumns are the columns of lists that scanList reads.
+const listColumns = `id, owner, name, entries, committed_at, ` + metaColumns
+
+func (m meta) args() []any {
+	return []any{m.kind, m.keyID, m.category, m.jurisdiction, m.expiresAt, m.consentRoles, m.ngoVisible, m.normalization}
+}
+
+func (m *meta) dest() []any {
+	return []any{&m.kind, &m.keyID, &m.category, &m.jurisdiction, &m.expiresAt, &m.consentRoles, &m.ngoVisible, &m.normalization}
+}
+
+// encodeMeta validates the upload's metadata and returns it in stored form.
+func encodeMeta(u store.Upload) (meta, error) {
+	l := u.Meta
+	switch {
+	case l.Owner != "" && l.Owner != u.Owner:
+		return meta{}, fmt.Errorf("%w: metadata owner %q differs from upload owner %q", store.ErrInvalid, l.Owner, u.Owner)
+	case l.Name != "" && l.Name != u.List:
+		return meta{}, fmt.Errorf("%w: metadata name %q differs from upload list %q", store.ErrInvalid, l.Name, u.List)
+	case l.Kind == "":
+		return meta{}, fmt.Errorf("%w: list kind is required", store.ErrInvalid)
+	case l.KeyID == "":
+		return meta{}, fmt.Errorf("%w: list key id is required", store.ErrInvalid)
+	}
+	roles := l.Sharing.VictimConsentRoles
+	if roles == nil {
+		roles = []string{}
+	}
+	rj, err := json.Marshal(roles)
+	if err != nil {
+		return meta{}, err
+	}
+	norm := l.Normalization
+	if norm == nil {
+		norm = map[string]string{}
+	}
+	nj, err := json.Marshal(norm) // map keys are sorted: the encoding is canonical
+	if err != nil {
+		return meta{}, err
+	}
+	return meta{
+		kind:          l.Kind,
+		keyID:         l.KeyID,
+		category:      l.Category,
+		jurisdiction:  l.Jurisdiction,
+		expiresAt:     micros(l.ExpiresAt),
+		consentRoles:  string(rj),
+		ngoVisible:    l.Sharing.NGOVisible,
+		normalization: string(nj),
+	}, nil
+}
+
+// scanList reads a row of listColumns.
+func scanList(row interface{ Scan(...any) error }) (store.List, error) {
+	var (
+		l         store.List
+		m         meta
+		entries   int64
+		committed int64
+	)
+	if err := row.Scan(append([]any{&l.ID, &l.Owner, &l.Name, &entries, &committed}, m.dest()...)...); err != nil {
+		return store.List{}, err
+	}
+	l.Kind, l.KeyID, l.Category, l.Jurisdiction = m.kind, m.keyID, m.category, m.jurisdiction
+	l.ExpiresAt = fromMicros(m.expiresAt)
+	l.Sharing.NGOVisible = m.ngoVisible
+	l.Entries = uint64(entries)
+	l.CommittedAt = fromMicros(committed)
+	if err := json.Unmarshal([]byte(m.consentRoles), &l.Sharing.VictimConsentRoles); err != nil {
+		return store.List{}, fmt.Errorf("list %d: consent roles: %w", l.ID, err)
+	}
+	if len(l.Sharing.VictimConsentRoles) == 0 {
+		l.Sharing.VictimConsentRoles = nil
+	}
+	if err := json.Unmarshal([]byte(m.normalization), &l.Normalization); err != nil {
+		return store.List{}, fmt.Errorf("list %d: normalization: %w", l.ID, err)
+	}
+	if len(l.Normalization) == 0 {
+		l.Normalization = nil
+	}
+	return l, nil
+}
+
+// micros returns t as Unix microseconds, 0 for the zero time.
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+// fromMicros inverts micros, in UTC.
+func fromMicros(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(n).UTC()
+}
+
+// checkNames rejects an empty owner, list name or upload id.
+func checkNames(owner, list, uploadID string) error {
+	if owner == "" || list == "" || uploadID == "" {
+		return fmt.Errorf("%w: owner, list name and upload id are required", store.ErrInvalid)
+	}
+	return nil
+}
+
+// getList returns list version id, whatever its state.
+func getList(ctx context.Context, tx *sql.Tx, id int64) (store.List, error) {
+	return scanList(tx.QueryRowContext(ctx, `SELECT `+listColumns+` FROM lists WHERE id = ?`, id))
+}
+
+// queryLists returns the lists the query selects; it must select listColumns.
+func queryLists(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]store.List, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ls []store.List
+	for rows.Next() {
+		l, err := scanList(rows)
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+	}
+	return ls, rows.Err()
+}
+
+// GetList implements store.Store.
+func (s *Store) GetList(ctx context.Context, owner, name string) (store.List, error) {
+	var l store.List
+	err := s.view(ctx, "get list", func(tx *sql.Tx) error {
+		var err error
+		l, err = scanList(tx.QueryRowContext(ctx, `SELECT `+listColumns+` FROM lists
+			WHERE owner = ? AND name = ? AND state = ?`, owner, name, stateCommitted))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: list %q of %q", store.ErrNotFound, name, owner)
+		}
+		return err
+	})
+	return l, err
+}
+
+// Lists implements store.Store.
+func (s *Store) Lists(ctx context.Context, owner string) ([]store.List, error) {
+	var ls []store.List
+	err := s.view(ctx, "list lists", func(tx *sql.Tx) error {
+		var err error
+		ls, err = queryLists(ctx, tx, `SELECT `+listColumns+` FROM lists
+			WHERE owner = ? AND state = ? ORDER BY name`, owner, stateCommitted)
+		return err
+	})
+	return ls, err
+}
+
+// VisibleLists implements store.Store.
+func (s *Store) VisibleLists(ctx context.Context, kind, keyID string) ([]store.List, error) {
+	var ls []store.List
+	err := s.view(ctx, "visible lists", func(tx *sql.Tx) error {
+		var err error
+		ls, err = queryLists(ctx, tx, `SELECT `+listColumns+` FROM lists
+			WHERE kind = ? AND key_id = ? AND state = ? ORDER BY id`, kind, keyID, stateCommitted)
+		return err
+	})
+	return ls, err
+}
+
+// DeleteList implements store.Store. After the deletion it checkpoints the
+// write-ahead log and truncates it, so that the erased tokens survive neither
+// in the database file (secure_delete zeroes them there) nor in the log. The
+// truncation is best effort: while a reader still holds a snapshot from
+// before the deletion, the old log frames stay until a later checkpoint
+// overwrites them.
+func (s *Store) DeleteList(ctx context.Context, owner, name string) (uint64, error) {
+	var n uint64
+	err := s.update(ctx, "delete list", func(tx *sql.Tx) error {
+		ids, err := collectIDs(tx.QueryContext(ctx, `SELECT id FROM lists WHERE owner = ? AND name = ?`, owner, name))
+		if err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			return fmt.Errorf("%w: list %q of %q", store.ErrNotFound, name, owner)
+		}
+		for _, id := range ids {
+			c, err := eraseTokens(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			n += c
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM lists WHERE owner = ? AND name = ?`, owner, name)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	// The deletion is committed, so the truncation runs even if ctx is done
+	// by now; its failure only delays the overwriting of old log frames and
+	// does not fail the call.
+	_, _ = s.w.ExecContext(context.WithoutCancel(ctx), `PRAGMA wal_checkpoint(TRUNCATE)`)
+	return n, nil
+}
+
+// overlapsSQL joins list version rowid range ?1..?2 on the token prefix index,
+// confirms each candidate against the full token, and keeps committed lists
+// of owners other than ?3 with kind ?4 and key id ?5. CROSS JOIN fixes the
+// join order: the requester's list drives the join.
+var overlapsSQL = fmt.Sprintf(`
+SELECT DISTINCT a.ref, l.id
+FROM tokens AS a CROSS JOIN tokens AS b CROSS JOIN lists AS l
+WHERE a.id BETWEEN ?1 AND ?2
+	AND substr(b.token, 1, 8) = substr(a.token, 1, 8)
+	AND b.token = a.token
+	AND l.id = b.id >> %d
+	AND l.state = %d AND l.owner <> ?3 AND l.kind = ?4 AND l.key_id = ?5`, posBits, stateCommitted)
+
+// checkSQL finds the committed lists with kind ?3 and key id ?4 that hold
+// token ?2, whose first 8 bytes are ?1.
+var checkSQL = fmt.Sprintf(`
+SELECT DISTINCT l.id
+FROM tokens AS t CROSS JOIN lists AS l
+WHERE substr(t.token, 1, 8) = ?1
+	AND t.token = ?2
+	AND l.id = t.id >> %d
+	AND l.state = %d AND l.kind = ?3 AND l.key_id = ?4`, posBits, stateCommitted)
+
+// Overlaps implements store.Store. It reads from one snapshot; fn runs while
+// the snapshot is held and may call the store's other methods.
+func (s *Store) Overlaps(ctx context.Context, listID int64, fn func(entryRef uint64, counterpartyListID int64) error) error {
+	return s.view(ctx, "overlaps", func(tx *sql.Tx) error {
+		var owner, kind, keyID string
+		err := tx.QueryRowContext(ctx, `SELECT owner, kind, key_id FROM lists WHERE id = ? AND state = ?`,
+			listID, stateCommitted).Scan(&owner, &kind, &keyID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: list version %d", store.ErrNotFound, listID)
+		}
+		if err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, overlapsSQL, listID<<posBits, listID<<posBits|maxPos, owner, kind, keyID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var ref, cp int64
+			if err := rows.Scan(&ref, &cp); err != nil {
+				return err
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := fn(uint64(ref), cp); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+}
+
+// Check implements store.Store. It only reads, on a query-only connection.
+func (s *Store) Check(ctx context.Context, kind, keyID string, tokens [][]byte, fn func(index int, counterpartyListID int64) error) error {
+	const op = "check"
+	for i, t := range tokens {
+		if len(t) != store.TokenSize {
+			return fmt.Errorf("%s: %w: token %d is %d bytes, want %d", op, store.ErrInvalid, i, len(t), store.TokenSize)
+		}
+	}
+	return s.view(ctx, op, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, checkSQL)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for i, t := range tokens {
+			ids, err := collectIDs(stmt.QueryContext(ctx, t[:8], t, kind, keyID))
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if err := fn(i, id); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,106 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// Upload states, kept in lists.state.
+const (
+	stateOpen       = 0 // upload in progress, invisible to readers
+	stateCommitted  = 1 // the list's current version
+	stateSuperseded = 2 // once committed, replaced by a later commit; its tokens are erased
+)
+
+// posBits is how many low bits of a token's rowid hold its position within
+// its list version; the high bits hold the list version id.
+const posBits = 32
+
+// maxPos bounds the number of entries of one list version, and maxListID the
+// list version ids, so that listID<<posBits | pos fits in a positive int64.
+const (
+	maxPos    = 1<<posBits - 1
+	maxListID = 1<<(63-posBits) - 1
+)
+
+// migrations are applied in order at open; the schema version is the number
+// applied. Append new migrations, never edit applied ones.
+var migrations = []string{
+	`
+-- One row per upload. Once committed, the row is a version of the list and
+-- its id is the List.ID; a superseded row is kept, without its tokens, so that
+-- retries of its upload are recognised.
+CREATE TABLE lists (
+	id            INTEGER PRIMARY KEY AUTOINCREMENT,
+	owner         TEXT    NOT NULL,
+	name          TEXT    NOT NULL,
+	upload_id     TEXT    NOT NULL,
+	state         INTEGER NOT NULL,
+	kind          TEXT    NOT NULL,
+	key_id        TEXT    NOT NULL,
+	category      TEXT    NOT NULL,
+	jurisdiction  TEXT    NOT NULL,
+	expires_at    INTEGER NOT NULL, -- Unix microseconds, 0: never
+	consent_roles TEXT    NOT NULL, -- JSON array
+	ngo_visible   INTEGER NOT NULL,
+	normalization TEXT    NOT NULL, -- JSON object
+	begun_at      INTEGER NOT NULL, -- Unix microseconds
+	next_pos      INTEGER NOT NULL DEFAULT 0,
+	entries       INTEGER NOT NULL DEFAULT 0,
+	committed_at  INTEGER NOT NULL DEFAULT 0, -- Unix microseconds
+	UNIQUE (owner, name, upload_id)
+);
+CREATE UNIQUE INDEX lists_current ON lists (owner, name) WHERE state = 1;
+CREATE INDEX lists_visible ON lists (kind, key_id) WHERE state = 1;
+CREATE INDEX lists_open ON lists (begun_at) WHERE state = 0;
+
+-- The batches received for an upload: entries positions
+-- first_pos..first_pos+entries-1 of the list version.
+CREATE TABLE batches (
+	list_id   INTEGER NOT NULL REFERENCES lists (id) ON DELETE CASCADE,
+	seq       INTEGER NOT NULL,
+	first_pos INTEGER NOT NULL,
+	entries   INTEGER NOT NULL,
+	PRIMARY KEY (list_id, seq)
+) WITHOUT ROWID;
+
+-- id is list_id<<32 | position: a list version is one rowid range.
+CREATE TABLE tokens (
+	id    INTEGER PRIMARY KEY,
+	ref   INTEGER NOT NULL, -- the uint64 entry reference, bit for bit
+	token BLOB    NOT NULL
+);
+CREATE INDEX tokens_prefix ON tokens (substr(token, 1, 8));
+`,
+}
+
+// migrate creates the schema version table if needed and applies the
+// migrations the database lacks, all in one transaction.
+func (s *Store) migrate(ctx context.Context) error {
+	return s.update(ctx, "migrate", func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+			return err
+		}
+		var v int
+		switch err := tx.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v); err {
+		case nil:
+		case sql.ErrNoRows:
+			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (0)`); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+		if v > len(migrations) {
+			return fmt.Errorf("database schema version %d is newer than this program's %d", v, len(migrations))
+		}
+		for i := v; i < len(migrations); i++ {
+			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+				return fmt.Errorf("migration %d: %w", i+1, err)
+			}
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, len(migrations))
+		return err
+	})
+}

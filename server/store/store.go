@@ -1,0 +1,159 @@
+// Package store defines the hub's storage layer: lists of tokens owned by
+// agencies, the resumable uploads that publish them, and the joins that find
+// tokens shared across lists.
+//
+// A token is a 32-byte pseudonym (the first 32 bytes of an RFC 9497 Finalize
+// output); the store never sees raw identifiers. Tokens made under different
+// key ids never match. Implementations must never put token bytes into
+// errors, logs or String methods.
+//
+// Implementations live in subpackages (sqlite, and later PostgreSQL) and
+// prove their conformance with the suite in package storetest.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors returned by every Store implementation, wrapped with the operation
+// that failed. Callers test for them with errors.Is.
+var (
+	// ErrNotFound reports that a list, list version or upload does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict reports a request that contradicts what the store already
+	// holds: a resumed upload with different metadata, a batch sequence number
+	// already held with different content, or a superseded upload.
+	ErrConflict = errors.New("store: conflict")
+	// ErrIncomplete reports a commit whose upload does not match the declared
+	// totals; the wrapping message says which batches or how many entries are
+	// missing.
+	ErrIncomplete = errors.New("store: upload incomplete")
+	// ErrInvalid reports an argument the store cannot accept, such as a token
+	// that is not exactly TokenSize bytes or an empty owner; the wrapping
+	// message names the item at fault but never contains token bytes.
+	ErrInvalid = errors.New("store: invalid argument")
+)
+
+// TokenSize is the length in bytes of every stored token.
+const TokenSize = 32
+
+// Sharing holds a list's sharing flags, which the hub passes to policy.
+type Sharing struct {
+	// VictimConsentRoles lists the agency roles the victims consented to
+	// share with.
+	VictimConsentRoles []string
+	// NGOVisible allows NGOs to see matches against the list.
+	NGOVisible bool
+}
+
+// List is the metadata of one committed version of an agency's list.
+type List struct {
+	// ID is assigned by the store and is new for every committed version of
+	// a list; it is never reused.
+	ID int64
+	// Owner is the agency id that owns the list.
+	Owner string
+	// Name is unique among the owner's lists.
+	Name string
+	// Kind is the identifier kind of the tokens (phone, email, pdq, …).
+	Kind string
+	// Category says what the list holds (suspect, victim, …).
+	Category string
+	// Jurisdiction is the owner's jurisdiction for the list.
+	Jurisdiction string
+	// KeyID is the OPRF key id (epoch) the tokens were made under.
+	KeyID string
+	// ExpiresAt is the end of the list's retention; zero means never.
+	ExpiresAt time.Time
+	// Sharing holds the list's sharing flags.
+	Sharing Sharing
+	// Normalization records the client's normalization rules.
+	Normalization map[string]string
+	// Entries is the number of entries committed.
+	Entries uint64
+	// CommittedAt is when the version was committed.
+	CommittedAt time.Time
+}
+
+// Entry is one stored token and the owner's reference to the row it came from.
+type Entry struct {
+	// Token is exactly TokenSize bytes.
+	Token []byte
+	// Ref is the owner's opaque entry reference, returned by Overlaps.
+	Ref uint64
+}
+
+// Upload names a resumable upload of a new version of a list.
+type Upload struct {
+	// Owner is the agency id publishing the list.
+	Owner string
+	// List is the name of the list being published.
+	List string
+	// ID is chosen by the client and identifies the upload within the list.
+	ID string
+	// Meta is the metadata of the version to be committed. Its Owner and Name
+	// must be empty or equal Owner and List; Kind and KeyID are required; ID,
+	// Entries and CommittedAt are ignored.
+	Meta List
+}
+
+// Store is the hub's storage. All methods are safe for concurrent use, honour
+// context cancellation, and wrap errors with the operation that failed. Times
+// are kept to the microsecond and returned in UTC.
+type Store interface {
+	// BeginUpload starts a new upload or resumes the upload with the same
+	// owner, list and id. Resuming with different metadata fails with
+	// ErrConflict; beginning an upload that is already the committed version
+	// succeeds, and one that has been superseded by a later commit fails with
+	// ErrConflict.
+	BeginUpload(ctx context.Context, u Upload) error
+	// PutBatch stages entries as batch seq of an upload. It is idempotent per
+	// (owner, list, upload, seq): sending the same content again reports
+	// duplicate and writes nothing, different content for a held seq fails
+	// with ErrConflict. An unknown upload fails with ErrNotFound.
+	PutBatch(ctx context.Context, owner, list, uploadID string, seq uint64, entries []Entry) (duplicate bool, err error)
+	// UploadStatus reports the batch sequence numbers held for an upload, in
+	// ascending order, and whether it has been committed.
+	UploadStatus(ctx context.Context, owner, list, uploadID string) (seqs []uint64, committed bool, err error)
+	// CommitUpload checks that batches 0..totalBatches-1, and no others, are
+	// present and hold totalEntries entries (else ErrIncomplete saying what is
+	// missing), then in one transaction replaces the list's previous contents
+	// with the upload's entries and makes them visible. Committing the
+	// upload that is already the list's committed version returns that
+	// version unchanged; committing a superseded upload fails with
+	// ErrConflict.
+	CommitUpload(ctx context.Context, owner, list, uploadID string, totalBatches, totalEntries uint64, at time.Time) (List, error)
+	// GetList returns the committed version of the owner's list.
+	GetList(ctx context.Context, owner, name string) (List, error)
+	// Lists returns the owner's committed lists ordered by name.
+	Lists(ctx context.Context, owner string) ([]List, error)
+	// VisibleLists returns the committed lists of every owner with this kind
+	// and key id, ordered by ID.
+	VisibleLists(ctx context.Context, kind, keyID string) ([]List, error)
+	// DeleteList erases the list: its committed tokens, its open uploads and
+	// their staged tokens, and the record of its past uploads. It returns the
+	// number of token entries erased, or ErrNotFound if there was nothing to
+	// erase.
+	DeleteList(ctx context.Context, owner, name string) (deleted uint64, err error)
+	// Overlaps joins the tokens of the committed list version listID against
+	// the committed lists of other owners with the same kind and key id, and
+	// calls fn once for each distinct (entryRef, counterpartyListID) pair, in
+	// no particular order, from one consistent snapshot. It streams: it never
+	// loads a whole table into memory. An error from fn stops the join and is
+	// returned wrapped. An unknown or superseded listID fails with
+	// ErrNotFound.
+	Overlaps(ctx context.Context, listID int64, fn func(entryRef uint64, counterpartyListID int64) error) error
+	// Check looks tokens up in the committed lists of every owner with this
+	// kind and key id, and calls fn once for each distinct (index into tokens,
+	// counterpartyListID) pair, in ascending index order, from one consistent
+	// snapshot. It is strictly read-only: it stores nothing, not even
+	// temporarily.
+	Check(ctx context.Context, kind, keyID string, tokens [][]byte, fn func(index int, counterpartyListID int64) error) error
+	// PurgeUploads drops the uncommitted uploads begun before before, with
+	// their staged entries, and returns how many it dropped.
+	PurgeUploads(ctx context.Context, before time.Time) (int, error)
+	// Close releases the store's resources.
+	Close() error
+}
