@@ -12,7 +12,7 @@ import (
 // both through the Go API and through `opa test policy/`.
 func TestOPACLI(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "opa")
-	build := exec.Command("go", "build", "-o", bin, "github.com/open-policy-agent/opa")
+	build := exec.Command("go", "build", "-o", bin, "github.com/open-policy-agent/opa") // a tool in go.mod
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build the opa CLI: %v\n%s", err, out)
 	}
