@@ -82,6 +82,59 @@ func (DisclosureLevel) EnumDescriptor() ([]byte, []int) {
 	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{0}
 }
 
+// DisclosureRequestStatus is the state of a disclosure request.
+type DisclosureRequestStatus int32
+
+const (
+	DisclosureRequestStatus_DISCLOSURE_REQUEST_STATUS_UNSPECIFIED DisclosureRequestStatus = 0
+	DisclosureRequestStatus_DISCLOSURE_REQUEST_STATUS_PENDING     DisclosureRequestStatus = 1
+	DisclosureRequestStatus_DISCLOSURE_REQUEST_STATUS_APPROVED    DisclosureRequestStatus = 2
+	DisclosureRequestStatus_DISCLOSURE_REQUEST_STATUS_REFUSED     DisclosureRequestStatus = 3
+)
+
+// Enum value maps for DisclosureRequestStatus.
+var (
+	DisclosureRequestStatus_name = map[int32]string{
+		0: "DISCLOSURE_REQUEST_STATUS_UNSPECIFIED",
+		1: "DISCLOSURE_REQUEST_STATUS_PENDING",
+		2: "DISCLOSURE_REQUEST_STATUS_APPROVED",
+		3: "DISCLOSURE_REQUEST_STATUS_REFUSED",
+	}
+	DisclosureRequestStatus_value = map[string]int32{
+		"DISCLOSURE_REQUEST_STATUS_UNSPECIFIED": 0,
+		"DISCLOSURE_REQUEST_STATUS_PENDING":     1,
+		"DISCLOSURE_REQUEST_STATUS_APPROVED":    2,
+		"DISCLOSURE_REQUEST_STATUS_REFUSED":     3,
+	}
+)
+
+func (x DisclosureRequestStatus) Enum() *DisclosureRequestStatus {
+	p := new(DisclosureRequestStatus)
+	*p = x
+	return p
+}
+
+func (x DisclosureRequestStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DisclosureRequestStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_veilmatch_v1_hub_proto_enumTypes[1].Descriptor()
+}
+
+func (DisclosureRequestStatus) Type() protoreflect.EnumType {
+	return &file_veilmatch_v1_hub_proto_enumTypes[1]
+}
+
+func (x DisclosureRequestStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DisclosureRequestStatus.Descriptor instead.
+func (DisclosureRequestStatus) EnumDescriptor() ([]byte, []int) {
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{1}
+}
+
 // Sharing records what the owner of a list agreed to share.
 type Sharing struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1411,6 +1464,668 @@ func (x *DeleteListResponse) GetDeletedEntries() uint64 {
 	return 0
 }
 
+// RequestDisclosureRequest asks the owners behind a match reference to
+// disclose it in full.
+type RequestDisclosureRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MatchRef      string                 `protobuf:"bytes,1,opt,name=match_ref,json=matchRef,proto3" json:"match_ref,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Purpose       string                 `protobuf:"bytes,3,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	CaseRef       string                 `protobuf:"bytes,4,opt,name=case_ref,json=caseRef,proto3" json:"case_ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestDisclosureRequest) Reset() {
+	*x = RequestDisclosureRequest{}
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestDisclosureRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestDisclosureRequest) ProtoMessage() {}
+
+func (x *RequestDisclosureRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestDisclosureRequest.ProtoReflect.Descriptor instead.
+func (*RequestDisclosureRequest) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RequestDisclosureRequest) GetMatchRef() string {
+	if x != nil {
+		return x.MatchRef
+	}
+	return ""
+}
+
+func (x *RequestDisclosureRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RequestDisclosureRequest) GetPurpose() string {
+	if x != nil {
+		return x.Purpose
+	}
+	return ""
+}
+
+func (x *RequestDisclosureRequest) GetCaseRef() string {
+	if x != nil {
+		return x.CaseRef
+	}
+	return ""
+}
+
+// RequestDisclosureResponse names the requests created, one per matching
+// list; their owners are not named.
+type RequestDisclosureResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestIds    []string               `protobuf:"bytes,1,rep,name=request_ids,json=requestIds,proto3" json:"request_ids,omitempty"`
+	DecisionId    string                 `protobuf:"bytes,2,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestDisclosureResponse) Reset() {
+	*x = RequestDisclosureResponse{}
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestDisclosureResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestDisclosureResponse) ProtoMessage() {}
+
+func (x *RequestDisclosureResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestDisclosureResponse.ProtoReflect.Descriptor instead.
+func (*RequestDisclosureResponse) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RequestDisclosureResponse) GetRequestIds() []string {
+	if x != nil {
+		return x.RequestIds
+	}
+	return nil
+}
+
+func (x *RequestDisclosureResponse) GetDecisionId() string {
+	if x != nil {
+		return x.DecisionId
+	}
+	return ""
+}
+
+// DisclosureRequest is one request. The owner sees requester and reason;
+// the requester sees owner and list only once approved.
+type DisclosureRequest struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Id            string                  `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Requester     string                  `protobuf:"bytes,2,opt,name=requester,proto3" json:"requester,omitempty"`
+	RequesterList string                  `protobuf:"bytes,3,opt,name=requester_list,json=requesterList,proto3" json:"requester_list,omitempty"`
+	Owner         string                  `protobuf:"bytes,4,opt,name=owner,proto3" json:"owner,omitempty"`
+	List          string                  `protobuf:"bytes,5,opt,name=list,proto3" json:"list,omitempty"`
+	Entries       uint64                  `protobuf:"varint,6,opt,name=entries,proto3" json:"entries,omitempty"`
+	Reason        string                  `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	Purpose       string                  `protobuf:"bytes,8,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	CaseRef       string                  `protobuf:"bytes,9,opt,name=case_ref,json=caseRef,proto3" json:"case_ref,omitempty"`
+	Status        DisclosureRequestStatus `protobuf:"varint,10,opt,name=status,proto3,enum=veilmatch.v1.DisclosureRequestStatus" json:"status,omitempty"`
+	CreatedAt     *timestamppb.Timestamp  `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	AnsweredAt    *timestamppb.Timestamp  `protobuf:"bytes,12,opt,name=answered_at,json=answeredAt,proto3" json:"answered_at,omitempty"`
+	Note          string                  `protobuf:"bytes,13,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisclosureRequest) Reset() {
+	*x = DisclosureRequest{}
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisclosureRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisclosureRequest) ProtoMessage() {}
+
+func (x *DisclosureRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisclosureRequest.ProtoReflect.Descriptor instead.
+func (*DisclosureRequest) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *DisclosureRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DisclosureRequest) GetRequester() string {
+	if x != nil {
+		return x.Requester
+	}
+	return ""
+}
+
+func (x *DisclosureRequest) GetRequesterList() string {
+	if x != nil {
+		return x.RequesterList
+	}
+	return ""
+}
+
+func (x *DisclosureRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *DisclosureRequest) GetList() string {
+	if x != nil {
+		return x.List
+	}
+	return ""
+}
+
+func (x *DisclosureRequest) GetEntries() uint64 {
+	if x != nil {
+		return x.Entries
+	}
+	return 0
+}
+
+func (x *DisclosureRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *DisclosureRequest) GetPurpose() string {
+	if x != nil {
+		return x.Purpose
+	}
+	return ""
+}
+
+func (x *DisclosureRequest) GetCaseRef() string {
+	if x != nil {
+		return x.CaseRef
+	}
+	return ""
+}
+
+func (x *DisclosureRequest) GetStatus() DisclosureRequestStatus {
+	if x != nil {
+		return x.Status
+	}
+	return DisclosureRequestStatus_DISCLOSURE_REQUEST_STATUS_UNSPECIFIED
+}
+
+func (x *DisclosureRequest) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *DisclosureRequest) GetAnsweredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AnsweredAt
+	}
+	return nil
+}
+
+func (x *DisclosureRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// ListDisclosureRequestsRequest selects incoming (default) or outgoing
+// requests, pending only unless all is set.
+type ListDisclosureRequestsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Outgoing      bool                   `protobuf:"varint,1,opt,name=outgoing,proto3" json:"outgoing,omitempty"`
+	All           bool                   `protobuf:"varint,2,opt,name=all,proto3" json:"all,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDisclosureRequestsRequest) Reset() {
+	*x = ListDisclosureRequestsRequest{}
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDisclosureRequestsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDisclosureRequestsRequest) ProtoMessage() {}
+
+func (x *ListDisclosureRequestsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDisclosureRequestsRequest.ProtoReflect.Descriptor instead.
+func (*ListDisclosureRequestsRequest) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ListDisclosureRequestsRequest) GetOutgoing() bool {
+	if x != nil {
+		return x.Outgoing
+	}
+	return false
+}
+
+func (x *ListDisclosureRequestsRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+// ListDisclosureRequestsResponse lists requests, oldest first.
+type ListDisclosureRequestsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Requests      []*DisclosureRequest   `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDisclosureRequestsResponse) Reset() {
+	*x = ListDisclosureRequestsResponse{}
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDisclosureRequestsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDisclosureRequestsResponse) ProtoMessage() {}
+
+func (x *ListDisclosureRequestsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDisclosureRequestsResponse.ProtoReflect.Descriptor instead.
+func (*ListDisclosureRequestsResponse) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ListDisclosureRequestsResponse) GetRequests() []*DisclosureRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+// AnswerDisclosureRequestRequest approves or refuses one request.
+type AnswerDisclosureRequestRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Approve       bool                   `protobuf:"varint,2,opt,name=approve,proto3" json:"approve,omitempty"`
+	Note          string                 `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnswerDisclosureRequestRequest) Reset() {
+	*x = AnswerDisclosureRequestRequest{}
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnswerDisclosureRequestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnswerDisclosureRequestRequest) ProtoMessage() {}
+
+func (x *AnswerDisclosureRequestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnswerDisclosureRequestRequest.ProtoReflect.Descriptor instead.
+func (*AnswerDisclosureRequestRequest) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *AnswerDisclosureRequestRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *AnswerDisclosureRequestRequest) GetApprove() bool {
+	if x != nil {
+		return x.Approve
+	}
+	return false
+}
+
+func (x *AnswerDisclosureRequestRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// AnswerDisclosureRequestResponse returns the answered request.
+type AnswerDisclosureRequestResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *DisclosureRequest     `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	DecisionId    string                 `protobuf:"bytes,2,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnswerDisclosureRequestResponse) Reset() {
+	*x = AnswerDisclosureRequestResponse{}
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnswerDisclosureRequestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnswerDisclosureRequestResponse) ProtoMessage() {}
+
+func (x *AnswerDisclosureRequestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnswerDisclosureRequestResponse.ProtoReflect.Descriptor instead.
+func (*AnswerDisclosureRequestResponse) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *AnswerDisclosureRequestResponse) GetRequest() *DisclosureRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *AnswerDisclosureRequestResponse) GetDecisionId() string {
+	if x != nil {
+		return x.DecisionId
+	}
+	return ""
+}
+
+// Disclosure records that matches of an owner's list were disclosed in full.
+type Disclosure struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Requester     string                 `protobuf:"bytes,1,opt,name=requester,proto3" json:"requester,omitempty"`
+	RequesterList string                 `protobuf:"bytes,2,opt,name=requester_list,json=requesterList,proto3" json:"requester_list,omitempty"`
+	List          string                 `protobuf:"bytes,3,opt,name=list,proto3" json:"list,omitempty"`
+	Entries       uint64                 `protobuf:"varint,4,opt,name=entries,proto3" json:"entries,omitempty"`
+	Purpose       string                 `protobuf:"bytes,5,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	CaseRef       string                 `protobuf:"bytes,6,opt,name=case_ref,json=caseRef,proto3" json:"case_ref,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=time,proto3" json:"time,omitempty"`
+	DecisionId    string                 `protobuf:"bytes,8,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Disclosure) Reset() {
+	*x = Disclosure{}
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Disclosure) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Disclosure) ProtoMessage() {}
+
+func (x *Disclosure) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Disclosure.ProtoReflect.Descriptor instead.
+func (*Disclosure) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *Disclosure) GetRequester() string {
+	if x != nil {
+		return x.Requester
+	}
+	return ""
+}
+
+func (x *Disclosure) GetRequesterList() string {
+	if x != nil {
+		return x.RequesterList
+	}
+	return ""
+}
+
+func (x *Disclosure) GetList() string {
+	if x != nil {
+		return x.List
+	}
+	return ""
+}
+
+func (x *Disclosure) GetEntries() uint64 {
+	if x != nil {
+		return x.Entries
+	}
+	return 0
+}
+
+func (x *Disclosure) GetPurpose() string {
+	if x != nil {
+		return x.Purpose
+	}
+	return ""
+}
+
+func (x *Disclosure) GetCaseRef() string {
+	if x != nil {
+		return x.CaseRef
+	}
+	return ""
+}
+
+func (x *Disclosure) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *Disclosure) GetDecisionId() string {
+	if x != nil {
+		return x.DecisionId
+	}
+	return ""
+}
+
+// ListDisclosuresRequest is empty: the caller sees disclosures of its lists.
+type ListDisclosuresRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDisclosuresRequest) Reset() {
+	*x = ListDisclosuresRequest{}
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDisclosuresRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDisclosuresRequest) ProtoMessage() {}
+
+func (x *ListDisclosuresRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDisclosuresRequest.ProtoReflect.Descriptor instead.
+func (*ListDisclosuresRequest) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{29}
+}
+
+// ListDisclosuresResponse lists disclosures, oldest first.
+type ListDisclosuresResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Disclosures   []*Disclosure          `protobuf:"bytes,1,rep,name=disclosures,proto3" json:"disclosures,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDisclosuresResponse) Reset() {
+	*x = ListDisclosuresResponse{}
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDisclosuresResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDisclosuresResponse) ProtoMessage() {}
+
+func (x *ListDisclosuresResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDisclosuresResponse.ProtoReflect.Descriptor instead.
+func (*ListDisclosuresResponse) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ListDisclosuresResponse) GetDisclosures() []*Disclosure {
+	if x != nil {
+		return x.Disclosures
+	}
+	return nil
+}
+
 var File_veilmatch_v1_hub_proto protoreflect.FileDescriptor
 
 const file_veilmatch_v1_hub_proto_rawDesc = "" +
@@ -1508,13 +2223,73 @@ const file_veilmatch_v1_hub_proto_rawDesc = "" +
 	"\x11DeleteListRequest\x12\x12\n" +
 	"\x04list\x18\x01 \x01(\tR\x04list\"=\n" +
 	"\x12DeleteListResponse\x12'\n" +
-	"\x0fdeleted_entries\x18\x01 \x01(\x04R\x0edeletedEntries*\xa0\x01\n" +
+	"\x0fdeleted_entries\x18\x01 \x01(\x04R\x0edeletedEntries\"\x84\x01\n" +
+	"\x18RequestDisclosureRequest\x12\x1b\n" +
+	"\tmatch_ref\x18\x01 \x01(\tR\bmatchRef\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
+	"\apurpose\x18\x03 \x01(\tR\apurpose\x12\x19\n" +
+	"\bcase_ref\x18\x04 \x01(\tR\acaseRef\"]\n" +
+	"\x19RequestDisclosureResponse\x12\x1f\n" +
+	"\vrequest_ids\x18\x01 \x03(\tR\n" +
+	"requestIds\x12\x1f\n" +
+	"\vdecision_id\x18\x02 \x01(\tR\n" +
+	"decisionId\"\xc4\x03\n" +
+	"\x11DisclosureRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
+	"\trequester\x18\x02 \x01(\tR\trequester\x12%\n" +
+	"\x0erequester_list\x18\x03 \x01(\tR\rrequesterList\x12\x14\n" +
+	"\x05owner\x18\x04 \x01(\tR\x05owner\x12\x12\n" +
+	"\x04list\x18\x05 \x01(\tR\x04list\x12\x18\n" +
+	"\aentries\x18\x06 \x01(\x04R\aentries\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x12\x18\n" +
+	"\apurpose\x18\b \x01(\tR\apurpose\x12\x19\n" +
+	"\bcase_ref\x18\t \x01(\tR\acaseRef\x12=\n" +
+	"\x06status\x18\n" +
+	" \x01(\x0e2%.veilmatch.v1.DisclosureRequestStatusR\x06status\x129\n" +
+	"\n" +
+	"created_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12;\n" +
+	"\vanswered_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"answeredAt\x12\x12\n" +
+	"\x04note\x18\r \x01(\tR\x04note\"M\n" +
+	"\x1dListDisclosureRequestsRequest\x12\x1a\n" +
+	"\boutgoing\x18\x01 \x01(\bR\boutgoing\x12\x10\n" +
+	"\x03all\x18\x02 \x01(\bR\x03all\"]\n" +
+	"\x1eListDisclosureRequestsResponse\x12;\n" +
+	"\brequests\x18\x01 \x03(\v2\x1f.veilmatch.v1.DisclosureRequestR\brequests\"m\n" +
+	"\x1eAnswerDisclosureRequestRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x18\n" +
+	"\aapprove\x18\x02 \x01(\bR\aapprove\x12\x12\n" +
+	"\x04note\x18\x03 \x01(\tR\x04note\"}\n" +
+	"\x1fAnswerDisclosureRequestResponse\x129\n" +
+	"\arequest\x18\x01 \x01(\v2\x1f.veilmatch.v1.DisclosureRequestR\arequest\x12\x1f\n" +
+	"\vdecision_id\x18\x02 \x01(\tR\n" +
+	"decisionId\"\x85\x02\n" +
+	"\n" +
+	"Disclosure\x12\x1c\n" +
+	"\trequester\x18\x01 \x01(\tR\trequester\x12%\n" +
+	"\x0erequester_list\x18\x02 \x01(\tR\rrequesterList\x12\x12\n" +
+	"\x04list\x18\x03 \x01(\tR\x04list\x12\x18\n" +
+	"\aentries\x18\x04 \x01(\x04R\aentries\x12\x18\n" +
+	"\apurpose\x18\x05 \x01(\tR\apurpose\x12\x19\n" +
+	"\bcase_ref\x18\x06 \x01(\tR\acaseRef\x12.\n" +
+	"\x04time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1f\n" +
+	"\vdecision_id\x18\b \x01(\tR\n" +
+	"decisionId\"\x18\n" +
+	"\x16ListDisclosuresRequest\"U\n" +
+	"\x17ListDisclosuresResponse\x12:\n" +
+	"\vdisclosures\x18\x01 \x03(\v2\x18.veilmatch.v1.DisclosureR\vdisclosures*\xa0\x01\n" +
 	"\x0fDisclosureLevel\x12 \n" +
 	"\x1cDISCLOSURE_LEVEL_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15DISCLOSURE_LEVEL_NONE\x10\x01\x12\x1a\n" +
 	"\x16DISCLOSURE_LEVEL_COUNT\x10\x02\x12\x19\n" +
 	"\x15DISCLOSURE_LEVEL_FLAG\x10\x03\x12\x19\n" +
-	"\x15DISCLOSURE_LEVEL_FULL\x10\x042\xe2\x03\n" +
+	"\x15DISCLOSURE_LEVEL_FULL\x10\x04*\xba\x01\n" +
+	"\x17DisclosureRequestStatus\x12)\n" +
+	"%DISCLOSURE_REQUEST_STATUS_UNSPECIFIED\x10\x00\x12%\n" +
+	"!DISCLOSURE_REQUEST_STATUS_PENDING\x10\x01\x12&\n" +
+	"\"DISCLOSURE_REQUEST_STATUS_APPROVED\x10\x02\x12%\n" +
+	"!DISCLOSURE_REQUEST_STATUS_REFUSED\x10\x032\x95\a\n" +
 	"\n" +
 	"HubService\x12H\n" +
 	"\aPublish\x12\x1c.veilmatch.v1.PublishRequest\x1a\x1d.veilmatch.v1.PublishResponse(\x01\x12^\n" +
@@ -1523,7 +2298,11 @@ const file_veilmatch_v1_hub_proto_rawDesc = "" +
 	"\x05Check\x12\x1a.veilmatch.v1.CheckRequest\x1a\x1b.veilmatch.v1.CheckResponse\x12L\n" +
 	"\tListLists\x12\x1e.veilmatch.v1.ListListsRequest\x1a\x1f.veilmatch.v1.ListListsResponse\x12O\n" +
 	"\n" +
-	"DeleteList\x12\x1f.veilmatch.v1.DeleteListRequest\x1a .veilmatch.v1.DeleteListResponseB?Z=github.com/veilmatch/veilmatch/proto/veilmatch/v1;veilmatchv1b\x06proto3"
+	"DeleteList\x12\x1f.veilmatch.v1.DeleteListRequest\x1a .veilmatch.v1.DeleteListResponse\x12d\n" +
+	"\x11RequestDisclosure\x12&.veilmatch.v1.RequestDisclosureRequest\x1a'.veilmatch.v1.RequestDisclosureResponse\x12s\n" +
+	"\x16ListDisclosureRequests\x12+.veilmatch.v1.ListDisclosureRequestsRequest\x1a,.veilmatch.v1.ListDisclosureRequestsResponse\x12v\n" +
+	"\x17AnswerDisclosureRequest\x12,.veilmatch.v1.AnswerDisclosureRequestRequest\x1a-.veilmatch.v1.AnswerDisclosureRequestResponse\x12^\n" +
+	"\x0fListDisclosures\x12$.veilmatch.v1.ListDisclosuresRequest\x1a%.veilmatch.v1.ListDisclosuresResponseB?Z=github.com/veilmatch/veilmatch/proto/veilmatch/v1;veilmatchv1b\x06proto3"
 
 var (
 	file_veilmatch_v1_hub_proto_rawDescOnce sync.Once
@@ -1537,69 +2316,95 @@ func file_veilmatch_v1_hub_proto_rawDescGZIP() []byte {
 	return file_veilmatch_v1_hub_proto_rawDescData
 }
 
-var file_veilmatch_v1_hub_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_veilmatch_v1_hub_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_veilmatch_v1_hub_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_veilmatch_v1_hub_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_veilmatch_v1_hub_proto_goTypes = []any{
-	(DisclosureLevel)(0),            // 0: veilmatch.v1.DisclosureLevel
-	(*Sharing)(nil),                 // 1: veilmatch.v1.Sharing
-	(*ListInfo)(nil),                // 2: veilmatch.v1.ListInfo
-	(*Entry)(nil),                   // 3: veilmatch.v1.Entry
-	(*PublishBegin)(nil),            // 4: veilmatch.v1.PublishBegin
-	(*PublishBatch)(nil),            // 5: veilmatch.v1.PublishBatch
-	(*PublishCommit)(nil),           // 6: veilmatch.v1.PublishCommit
-	(*PublishRequest)(nil),          // 7: veilmatch.v1.PublishRequest
-	(*PublishResponse)(nil),         // 8: veilmatch.v1.PublishResponse
-	(*GetUploadStatusRequest)(nil),  // 9: veilmatch.v1.GetUploadStatusRequest
-	(*GetUploadStatusResponse)(nil), // 10: veilmatch.v1.GetUploadStatusResponse
-	(*Counterparty)(nil),            // 11: veilmatch.v1.Counterparty
-	(*Match)(nil),                   // 12: veilmatch.v1.Match
-	(*ClassCount)(nil),              // 13: veilmatch.v1.ClassCount
-	(*OverlapsRequest)(nil),         // 14: veilmatch.v1.OverlapsRequest
-	(*OverlapsResponse)(nil),        // 15: veilmatch.v1.OverlapsResponse
-	(*CheckRequest)(nil),            // 16: veilmatch.v1.CheckRequest
-	(*CheckResponse)(nil),           // 17: veilmatch.v1.CheckResponse
-	(*ListListsRequest)(nil),        // 18: veilmatch.v1.ListListsRequest
-	(*ListListsResponse)(nil),       // 19: veilmatch.v1.ListListsResponse
-	(*DeleteListRequest)(nil),       // 20: veilmatch.v1.DeleteListRequest
-	(*DeleteListResponse)(nil),      // 21: veilmatch.v1.DeleteListResponse
-	nil,                             // 22: veilmatch.v1.ListInfo.NormalizationEntry
-	(*timestamppb.Timestamp)(nil),   // 23: google.protobuf.Timestamp
+	(DisclosureLevel)(0),                    // 0: veilmatch.v1.DisclosureLevel
+	(DisclosureRequestStatus)(0),            // 1: veilmatch.v1.DisclosureRequestStatus
+	(*Sharing)(nil),                         // 2: veilmatch.v1.Sharing
+	(*ListInfo)(nil),                        // 3: veilmatch.v1.ListInfo
+	(*Entry)(nil),                           // 4: veilmatch.v1.Entry
+	(*PublishBegin)(nil),                    // 5: veilmatch.v1.PublishBegin
+	(*PublishBatch)(nil),                    // 6: veilmatch.v1.PublishBatch
+	(*PublishCommit)(nil),                   // 7: veilmatch.v1.PublishCommit
+	(*PublishRequest)(nil),                  // 8: veilmatch.v1.PublishRequest
+	(*PublishResponse)(nil),                 // 9: veilmatch.v1.PublishResponse
+	(*GetUploadStatusRequest)(nil),          // 10: veilmatch.v1.GetUploadStatusRequest
+	(*GetUploadStatusResponse)(nil),         // 11: veilmatch.v1.GetUploadStatusResponse
+	(*Counterparty)(nil),                    // 12: veilmatch.v1.Counterparty
+	(*Match)(nil),                           // 13: veilmatch.v1.Match
+	(*ClassCount)(nil),                      // 14: veilmatch.v1.ClassCount
+	(*OverlapsRequest)(nil),                 // 15: veilmatch.v1.OverlapsRequest
+	(*OverlapsResponse)(nil),                // 16: veilmatch.v1.OverlapsResponse
+	(*CheckRequest)(nil),                    // 17: veilmatch.v1.CheckRequest
+	(*CheckResponse)(nil),                   // 18: veilmatch.v1.CheckResponse
+	(*ListListsRequest)(nil),                // 19: veilmatch.v1.ListListsRequest
+	(*ListListsResponse)(nil),               // 20: veilmatch.v1.ListListsResponse
+	(*DeleteListRequest)(nil),               // 21: veilmatch.v1.DeleteListRequest
+	(*DeleteListResponse)(nil),              // 22: veilmatch.v1.DeleteListResponse
+	(*RequestDisclosureRequest)(nil),        // 23: veilmatch.v1.RequestDisclosureRequest
+	(*RequestDisclosureResponse)(nil),       // 24: veilmatch.v1.RequestDisclosureResponse
+	(*DisclosureRequest)(nil),               // 25: veilmatch.v1.DisclosureRequest
+	(*ListDisclosureRequestsRequest)(nil),   // 26: veilmatch.v1.ListDisclosureRequestsRequest
+	(*ListDisclosureRequestsResponse)(nil),  // 27: veilmatch.v1.ListDisclosureRequestsResponse
+	(*AnswerDisclosureRequestRequest)(nil),  // 28: veilmatch.v1.AnswerDisclosureRequestRequest
+	(*AnswerDisclosureRequestResponse)(nil), // 29: veilmatch.v1.AnswerDisclosureRequestResponse
+	(*Disclosure)(nil),                      // 30: veilmatch.v1.Disclosure
+	(*ListDisclosuresRequest)(nil),          // 31: veilmatch.v1.ListDisclosuresRequest
+	(*ListDisclosuresResponse)(nil),         // 32: veilmatch.v1.ListDisclosuresResponse
+	nil,                                     // 33: veilmatch.v1.ListInfo.NormalizationEntry
+	(*timestamppb.Timestamp)(nil),           // 34: google.protobuf.Timestamp
 }
 var file_veilmatch_v1_hub_proto_depIdxs = []int32{
-	23, // 0: veilmatch.v1.ListInfo.expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 1: veilmatch.v1.ListInfo.sharing:type_name -> veilmatch.v1.Sharing
-	23, // 2: veilmatch.v1.ListInfo.committed_at:type_name -> google.protobuf.Timestamp
-	22, // 3: veilmatch.v1.ListInfo.normalization:type_name -> veilmatch.v1.ListInfo.NormalizationEntry
-	2,  // 4: veilmatch.v1.PublishBegin.list:type_name -> veilmatch.v1.ListInfo
-	3,  // 5: veilmatch.v1.PublishBatch.entries:type_name -> veilmatch.v1.Entry
-	4,  // 6: veilmatch.v1.PublishRequest.begin:type_name -> veilmatch.v1.PublishBegin
-	5,  // 7: veilmatch.v1.PublishRequest.batch:type_name -> veilmatch.v1.PublishBatch
-	6,  // 8: veilmatch.v1.PublishRequest.commit:type_name -> veilmatch.v1.PublishCommit
-	2,  // 9: veilmatch.v1.PublishResponse.list:type_name -> veilmatch.v1.ListInfo
+	34, // 0: veilmatch.v1.ListInfo.expires_at:type_name -> google.protobuf.Timestamp
+	2,  // 1: veilmatch.v1.ListInfo.sharing:type_name -> veilmatch.v1.Sharing
+	34, // 2: veilmatch.v1.ListInfo.committed_at:type_name -> google.protobuf.Timestamp
+	33, // 3: veilmatch.v1.ListInfo.normalization:type_name -> veilmatch.v1.ListInfo.NormalizationEntry
+	3,  // 4: veilmatch.v1.PublishBegin.list:type_name -> veilmatch.v1.ListInfo
+	4,  // 5: veilmatch.v1.PublishBatch.entries:type_name -> veilmatch.v1.Entry
+	5,  // 6: veilmatch.v1.PublishRequest.begin:type_name -> veilmatch.v1.PublishBegin
+	6,  // 7: veilmatch.v1.PublishRequest.batch:type_name -> veilmatch.v1.PublishBatch
+	7,  // 8: veilmatch.v1.PublishRequest.commit:type_name -> veilmatch.v1.PublishCommit
+	3,  // 9: veilmatch.v1.PublishResponse.list:type_name -> veilmatch.v1.ListInfo
 	0,  // 10: veilmatch.v1.Match.level:type_name -> veilmatch.v1.DisclosureLevel
-	11, // 11: veilmatch.v1.Match.counterparty:type_name -> veilmatch.v1.Counterparty
-	12, // 12: veilmatch.v1.OverlapsResponse.matches:type_name -> veilmatch.v1.Match
-	13, // 13: veilmatch.v1.OverlapsResponse.counts:type_name -> veilmatch.v1.ClassCount
-	12, // 14: veilmatch.v1.CheckResponse.matches:type_name -> veilmatch.v1.Match
-	13, // 15: veilmatch.v1.CheckResponse.counts:type_name -> veilmatch.v1.ClassCount
-	2,  // 16: veilmatch.v1.ListListsResponse.lists:type_name -> veilmatch.v1.ListInfo
-	7,  // 17: veilmatch.v1.HubService.Publish:input_type -> veilmatch.v1.PublishRequest
-	9,  // 18: veilmatch.v1.HubService.GetUploadStatus:input_type -> veilmatch.v1.GetUploadStatusRequest
-	14, // 19: veilmatch.v1.HubService.Overlaps:input_type -> veilmatch.v1.OverlapsRequest
-	16, // 20: veilmatch.v1.HubService.Check:input_type -> veilmatch.v1.CheckRequest
-	18, // 21: veilmatch.v1.HubService.ListLists:input_type -> veilmatch.v1.ListListsRequest
-	20, // 22: veilmatch.v1.HubService.DeleteList:input_type -> veilmatch.v1.DeleteListRequest
-	8,  // 23: veilmatch.v1.HubService.Publish:output_type -> veilmatch.v1.PublishResponse
-	10, // 24: veilmatch.v1.HubService.GetUploadStatus:output_type -> veilmatch.v1.GetUploadStatusResponse
-	15, // 25: veilmatch.v1.HubService.Overlaps:output_type -> veilmatch.v1.OverlapsResponse
-	17, // 26: veilmatch.v1.HubService.Check:output_type -> veilmatch.v1.CheckResponse
-	19, // 27: veilmatch.v1.HubService.ListLists:output_type -> veilmatch.v1.ListListsResponse
-	21, // 28: veilmatch.v1.HubService.DeleteList:output_type -> veilmatch.v1.DeleteListResponse
-	23, // [23:29] is the sub-list for method output_type
-	17, // [17:23] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	12, // 11: veilmatch.v1.Match.counterparty:type_name -> veilmatch.v1.Counterparty
+	13, // 12: veilmatch.v1.OverlapsResponse.matches:type_name -> veilmatch.v1.Match
+	14, // 13: veilmatch.v1.OverlapsResponse.counts:type_name -> veilmatch.v1.ClassCount
+	13, // 14: veilmatch.v1.CheckResponse.matches:type_name -> veilmatch.v1.Match
+	14, // 15: veilmatch.v1.CheckResponse.counts:type_name -> veilmatch.v1.ClassCount
+	3,  // 16: veilmatch.v1.ListListsResponse.lists:type_name -> veilmatch.v1.ListInfo
+	1,  // 17: veilmatch.v1.DisclosureRequest.status:type_name -> veilmatch.v1.DisclosureRequestStatus
+	34, // 18: veilmatch.v1.DisclosureRequest.created_at:type_name -> google.protobuf.Timestamp
+	34, // 19: veilmatch.v1.DisclosureRequest.answered_at:type_name -> google.protobuf.Timestamp
+	25, // 20: veilmatch.v1.ListDisclosureRequestsResponse.requests:type_name -> veilmatch.v1.DisclosureRequest
+	25, // 21: veilmatch.v1.AnswerDisclosureRequestResponse.request:type_name -> veilmatch.v1.DisclosureRequest
+	34, // 22: veilmatch.v1.Disclosure.time:type_name -> google.protobuf.Timestamp
+	30, // 23: veilmatch.v1.ListDisclosuresResponse.disclosures:type_name -> veilmatch.v1.Disclosure
+	8,  // 24: veilmatch.v1.HubService.Publish:input_type -> veilmatch.v1.PublishRequest
+	10, // 25: veilmatch.v1.HubService.GetUploadStatus:input_type -> veilmatch.v1.GetUploadStatusRequest
+	15, // 26: veilmatch.v1.HubService.Overlaps:input_type -> veilmatch.v1.OverlapsRequest
+	17, // 27: veilmatch.v1.HubService.Check:input_type -> veilmatch.v1.CheckRequest
+	19, // 28: veilmatch.v1.HubService.ListLists:input_type -> veilmatch.v1.ListListsRequest
+	21, // 29: veilmatch.v1.HubService.DeleteList:input_type -> veilmatch.v1.DeleteListRequest
+	23, // 30: veilmatch.v1.HubService.RequestDisclosure:input_type -> veilmatch.v1.RequestDisclosureRequest
+	26, // 31: veilmatch.v1.HubService.ListDisclosureRequests:input_type -> veilmatch.v1.ListDisclosureRequestsRequest
+	28, // 32: veilmatch.v1.HubService.AnswerDisclosureRequest:input_type -> veilmatch.v1.AnswerDisclosureRequestRequest
+	31, // 33: veilmatch.v1.HubService.ListDisclosures:input_type -> veilmatch.v1.ListDisclosuresRequest
+	9,  // 34: veilmatch.v1.HubService.Publish:output_type -> veilmatch.v1.PublishResponse
+	11, // 35: veilmatch.v1.HubService.GetUploadStatus:output_type -> veilmatch.v1.GetUploadStatusResponse
+	16, // 36: veilmatch.v1.HubService.Overlaps:output_type -> veilmatch.v1.OverlapsResponse
+	18, // 37: veilmatch.v1.HubService.Check:output_type -> veilmatch.v1.CheckResponse
+	20, // 38: veilmatch.v1.HubService.ListLists:output_type -> veilmatch.v1.ListListsResponse
+	22, // 39: veilmatch.v1.HubService.DeleteList:output_type -> veilmatch.v1.DeleteListResponse
+	24, // 40: veilmatch.v1.HubService.RequestDisclosure:output_type -> veilmatch.v1.RequestDisclosureResponse
+	27, // 41: veilmatch.v1.HubService.ListDisclosureRequests:output_type -> veilmatch.v1.ListDisclosureRequestsResponse
+	29, // 42: veilmatch.v1.HubService.AnswerDisclosureRequest:output_type -> veilmatch.v1.AnswerDisclosureRequestResponse
+	32, // 43: veilmatch.v1.HubService.ListDisclosures:output_type -> veilmatch.v1.ListDisclosuresResponse
+	34, // [34:44] is the sub-list for method output_type
+	24, // [24:34] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_veilmatch_v1_hub_proto_init() }
@@ -1617,8 +2422,8 @@ func file_veilmatch_v1_hub_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_veilmatch_v1_hub_proto_rawDesc), len(file_veilmatch_v1_hub_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   22,
+			NumEnums:      2,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

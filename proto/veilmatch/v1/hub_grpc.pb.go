@@ -19,12 +19,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	HubService_Publish_FullMethodName         = "/veilmatch.v1.HubService/Publish"
-	HubService_GetUploadStatus_FullMethodName = "/veilmatch.v1.HubService/GetUploadStatus"
-	HubService_Overlaps_FullMethodName        = "/veilmatch.v1.HubService/Overlaps"
-	HubService_Check_FullMethodName           = "/veilmatch.v1.HubService/Check"
-	HubService_ListLists_FullMethodName       = "/veilmatch.v1.HubService/ListLists"
-	HubService_DeleteList_FullMethodName      = "/veilmatch.v1.HubService/DeleteList"
+	HubService_Publish_FullMethodName                 = "/veilmatch.v1.HubService/Publish"
+	HubService_GetUploadStatus_FullMethodName         = "/veilmatch.v1.HubService/GetUploadStatus"
+	HubService_Overlaps_FullMethodName                = "/veilmatch.v1.HubService/Overlaps"
+	HubService_Check_FullMethodName                   = "/veilmatch.v1.HubService/Check"
+	HubService_ListLists_FullMethodName               = "/veilmatch.v1.HubService/ListLists"
+	HubService_DeleteList_FullMethodName              = "/veilmatch.v1.HubService/DeleteList"
+	HubService_RequestDisclosure_FullMethodName       = "/veilmatch.v1.HubService/RequestDisclosure"
+	HubService_ListDisclosureRequests_FullMethodName  = "/veilmatch.v1.HubService/ListDisclosureRequests"
+	HubService_AnswerDisclosureRequest_FullMethodName = "/veilmatch.v1.HubService/AnswerDisclosureRequest"
+	HubService_ListDisclosures_FullMethodName         = "/veilmatch.v1.HubService/ListDisclosures"
 )
 
 // HubServiceClient is the client API for HubService service.
@@ -54,6 +58,19 @@ type HubServiceClient interface {
 	ListLists(ctx context.Context, in *ListListsRequest, opts ...grpc.CallOption) (*ListListsResponse, error)
 	// DeleteList erases one of the caller's lists and its tokens.
 	DeleteList(ctx context.Context, in *DeleteListRequest, opts ...grpc.CallOption) (*DeleteListResponse, error)
+	// RequestDisclosure turns the match reference of a flag or count result
+	// into a request, with a reason, to the owners of the matching lists. The
+	// requester does not learn who they are.
+	RequestDisclosure(ctx context.Context, in *RequestDisclosureRequest, opts ...grpc.CallOption) (*RequestDisclosureResponse, error)
+	// ListDisclosureRequests lists requests against the caller's lists
+	// (incoming) or the caller's own requests (outgoing).
+	ListDisclosureRequests(ctx context.Context, in *ListDisclosureRequestsRequest, opts ...grpc.CallOption) (*ListDisclosureRequestsResponse, error)
+	// AnswerDisclosureRequest approves or refuses a request against one of the
+	// caller's lists. On approval the requester sees those matches at full.
+	AnswerDisclosureRequest(ctx context.Context, in *AnswerDisclosureRequestRequest, opts ...grpc.CallOption) (*AnswerDisclosureRequestResponse, error)
+	// ListDisclosures tells an owner who learned matches of its lists at full,
+	// when, and for which purpose and case.
+	ListDisclosures(ctx context.Context, in *ListDisclosuresRequest, opts ...grpc.CallOption) (*ListDisclosuresResponse, error)
 }
 
 type hubServiceClient struct {
@@ -127,6 +144,46 @@ func (c *hubServiceClient) DeleteList(ctx context.Context, in *DeleteListRequest
 	return out, nil
 }
 
+func (c *hubServiceClient) RequestDisclosure(ctx context.Context, in *RequestDisclosureRequest, opts ...grpc.CallOption) (*RequestDisclosureResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RequestDisclosureResponse)
+	err := c.cc.Invoke(ctx, HubService_RequestDisclosure_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hubServiceClient) ListDisclosureRequests(ctx context.Context, in *ListDisclosureRequestsRequest, opts ...grpc.CallOption) (*ListDisclosureRequestsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDisclosureRequestsResponse)
+	err := c.cc.Invoke(ctx, HubService_ListDisclosureRequests_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hubServiceClient) AnswerDisclosureRequest(ctx context.Context, in *AnswerDisclosureRequestRequest, opts ...grpc.CallOption) (*AnswerDisclosureRequestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AnswerDisclosureRequestResponse)
+	err := c.cc.Invoke(ctx, HubService_AnswerDisclosureRequest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hubServiceClient) ListDisclosures(ctx context.Context, in *ListDisclosuresRequest, opts ...grpc.CallOption) (*ListDisclosuresResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDisclosuresResponse)
+	err := c.cc.Invoke(ctx, HubService_ListDisclosures_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HubServiceServer is the server API for HubService service.
 // All implementations must embed UnimplementedHubServiceServer
 // for forward compatibility.
@@ -154,6 +211,19 @@ type HubServiceServer interface {
 	ListLists(context.Context, *ListListsRequest) (*ListListsResponse, error)
 	// DeleteList erases one of the caller's lists and its tokens.
 	DeleteList(context.Context, *DeleteListRequest) (*DeleteListResponse, error)
+	// RequestDisclosure turns the match reference of a flag or count result
+	// into a request, with a reason, to the owners of the matching lists. The
+	// requester does not learn who they are.
+	RequestDisclosure(context.Context, *RequestDisclosureRequest) (*RequestDisclosureResponse, error)
+	// ListDisclosureRequests lists requests against the caller's lists
+	// (incoming) or the caller's own requests (outgoing).
+	ListDisclosureRequests(context.Context, *ListDisclosureRequestsRequest) (*ListDisclosureRequestsResponse, error)
+	// AnswerDisclosureRequest approves or refuses a request against one of the
+	// caller's lists. On approval the requester sees those matches at full.
+	AnswerDisclosureRequest(context.Context, *AnswerDisclosureRequestRequest) (*AnswerDisclosureRequestResponse, error)
+	// ListDisclosures tells an owner who learned matches of its lists at full,
+	// when, and for which purpose and case.
+	ListDisclosures(context.Context, *ListDisclosuresRequest) (*ListDisclosuresResponse, error)
 	mustEmbedUnimplementedHubServiceServer()
 }
 
@@ -181,6 +251,18 @@ func (UnimplementedHubServiceServer) ListLists(context.Context, *ListListsReques
 }
 func (UnimplementedHubServiceServer) DeleteList(context.Context, *DeleteListRequest) (*DeleteListResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteList not implemented")
+}
+func (UnimplementedHubServiceServer) RequestDisclosure(context.Context, *RequestDisclosureRequest) (*RequestDisclosureResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RequestDisclosure not implemented")
+}
+func (UnimplementedHubServiceServer) ListDisclosureRequests(context.Context, *ListDisclosureRequestsRequest) (*ListDisclosureRequestsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDisclosureRequests not implemented")
+}
+func (UnimplementedHubServiceServer) AnswerDisclosureRequest(context.Context, *AnswerDisclosureRequestRequest) (*AnswerDisclosureRequestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AnswerDisclosureRequest not implemented")
+}
+func (UnimplementedHubServiceServer) ListDisclosures(context.Context, *ListDisclosuresRequest) (*ListDisclosuresResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDisclosures not implemented")
 }
 func (UnimplementedHubServiceServer) mustEmbedUnimplementedHubServiceServer() {}
 func (UnimplementedHubServiceServer) testEmbeddedByValue()                    {}
@@ -300,6 +382,78 @@ func _HubService_DeleteList_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _HubService_RequestDisclosure_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RequestDisclosureRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HubServiceServer).RequestDisclosure(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HubService_RequestDisclosure_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HubServiceServer).RequestDisclosure(ctx, req.(*RequestDisclosureRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HubService_ListDisclosureRequests_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDisclosureRequestsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HubServiceServer).ListDisclosureRequests(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HubService_ListDisclosureRequests_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HubServiceServer).ListDisclosureRequests(ctx, req.(*ListDisclosureRequestsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HubService_AnswerDisclosureRequest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AnswerDisclosureRequestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HubServiceServer).AnswerDisclosureRequest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HubService_AnswerDisclosureRequest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HubServiceServer).AnswerDisclosureRequest(ctx, req.(*AnswerDisclosureRequestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HubService_ListDisclosures_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDisclosuresRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HubServiceServer).ListDisclosures(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HubService_ListDisclosures_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HubServiceServer).ListDisclosures(ctx, req.(*ListDisclosuresRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // HubService_ServiceDesc is the grpc.ServiceDesc for HubService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -326,6 +480,22 @@ var HubService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteList",
 			Handler:    _HubService_DeleteList_Handler,
+		},
+		{
+			MethodName: "RequestDisclosure",
+			Handler:    _HubService_RequestDisclosure_Handler,
+		},
+		{
+			MethodName: "ListDisclosureRequests",
+			Handler:    _HubService_ListDisclosureRequests_Handler,
+		},
+		{
+			MethodName: "AnswerDisclosureRequest",
+			Handler:    _HubService_AnswerDisclosureRequest_Handler,
+		},
+		{
+			MethodName: "ListDisclosures",
+			Handler:    _HubService_ListDisclosures_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
