@@ -15,6 +15,10 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+
+	"github.com/veilmatch/veilmatch/server/audit"
 )
 
 // Errors returned by every Store implementation, wrapped with the operation
@@ -124,7 +128,10 @@ type Store interface {
 	// upload that is already the list's committed version returns that
 	// version unchanged; committing a superseded upload fails with
 	// ErrConflict.
-	CommitUpload(ctx context.Context, owner, list, uploadID string, totalBatches, totalEntries uint64, at time.Time) (List, error)
+	//
+	// If rec is not nil it is appended to the decision log in the same
+	// transaction (see AppendDecision).
+	CommitUpload(ctx context.Context, owner, list, uploadID string, totalBatches, totalEntries uint64, at time.Time, rec *audit.Record) (List, error)
 	// GetList returns the committed version of the owner's list.
 	GetList(ctx context.Context, owner, name string) (List, error)
 	// Lists returns the owner's committed lists ordered by name.
@@ -136,7 +143,10 @@ type Store interface {
 	// their staged tokens, and the record of its past uploads. It returns the
 	// number of token entries erased, or ErrNotFound if there was nothing to
 	// erase.
-	DeleteList(ctx context.Context, owner, name string) (deleted uint64, err error)
+	//
+	// If rec is not nil it is appended to the decision log in the same
+	// transaction (see AppendDecision).
+	DeleteList(ctx context.Context, owner, name string, rec *audit.Record) (deleted uint64, err error)
 	// Overlaps joins the tokens of the committed list version listID against
 	// the committed lists of other owners with the same kind and key id, and
 	// calls fn once for each distinct (entryRef, counterpartyListID) pair, in
@@ -156,4 +166,84 @@ type Store interface {
 	PurgeUploads(ctx context.Context, before time.Time) (int, error)
 	// Close releases the store's resources.
 	Close() error
+
+	DecisionLog
+	Disclosures
+}
+
+// DecisionLog is the storage of the hub's tamper-evident decision log: an
+// append-only RFC 6962 Merkle tree whose leaves are canonical audit records.
+// Records are appended in the same transaction as the action they record, so
+// neither can exist without the other, also across a crash.
+type DecisionLog interface {
+	// AppendDecision sets rec.Index to the log's size, appends the record
+	// and the Merkle nodes it completes, and stores the owner notices, all
+	// in one transaction. It returns the record's index.
+	AppendDecision(ctx context.Context, rec *audit.Record, notices []Notice) (uint64, error)
+	// LogHead returns the log's size and root hash.
+	LogHead(ctx context.Context) (size uint64, root []byte, err error)
+	// LogRecords returns up to limit records from index start, in order.
+	LogRecords(ctx context.Context, start uint64, limit int) ([][]byte, error)
+	// Nodes returns stored Merkle node hashes (audit.NodeReader).
+	Nodes(ctx context.Context, ids []compact.NodeID) ([][]byte, error)
+	// PutCheckpoint stores a signed checkpoint of the given tree size.
+	PutCheckpoint(ctx context.Context, size uint64, text []byte) error
+	// LatestCheckpoint returns the checkpoint of the largest size, or
+	// ErrNotFound.
+	LatestCheckpoint(ctx context.Context) (size uint64, text []byte, err error)
+}
+
+// Request states of a DisclosureRequest.
+const (
+	RequestPending  = "pending"
+	RequestApproved = "approved"
+	RequestRefused  = "refused"
+)
+
+// DisclosureRequest asks the owner of a list to disclose, in full, matches
+// between one of the requester's lists and it. Both lists are pinned to
+// their committed versions: a republished list needs a new request.
+type DisclosureRequest struct {
+	ID                       string
+	Requester, RequesterList string
+	RequesterListID          int64
+	Owner, List              string
+	ListID                   int64
+	// EntryRefs are the requester's entries concerned; empty means every
+	// match between the two list versions.
+	EntryRefs                []uint64
+	Entries                  uint64
+	Reason, Purpose, CaseRef string
+	Status                   string
+	CreatedAt, AnsweredAt    time.Time
+	Note                     string
+}
+
+// Notice tells an owner that matches of its list were disclosed in full.
+type Notice struct {
+	Owner, List              string
+	Requester, RequesterList string
+	Entries                  uint64
+	Purpose, CaseRef         string
+	Time                     time.Time
+	DecisionID               string
+}
+
+// Disclosures stores two-step disclosure requests and owner notices.
+type Disclosures interface {
+	// CreateDisclosureRequests stores pending requests and appends rec to
+	// the decision log in the same transaction.
+	CreateDisclosureRequests(ctx context.Context, reqs []DisclosureRequest, rec *audit.Record) error
+	// DisclosureRequests lists requests against owner's lists (owner set)
+	// or made by requester (requester set), oldest first; pending only
+	// unless all.
+	DisclosureRequests(ctx context.Context, owner, requester string, all bool) ([]DisclosureRequest, error)
+	// AnswerDisclosureRequest approves or refuses a pending request against
+	// one of owner's lists and appends rec in the same transaction. A
+	// request of another owner is ErrNotFound; an answered one ErrConflict.
+	AnswerDisclosureRequest(ctx context.Context, id, owner string, approve bool, note string, at time.Time, rec *audit.Record) (DisclosureRequest, error)
+	// Grants returns the approved requests made for a requester list version.
+	Grants(ctx context.Context, requesterListID int64) ([]DisclosureRequest, error)
+	// Notices returns the full disclosures of owner's lists, oldest first.
+	Notices(ctx context.Context, owner string) ([]Notice, error)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/store"
 )
 
@@ -200,7 +201,7 @@ func (s *Store) VisibleLists(ctx context.Context, kind, keyID string) ([]store.L
 // truncation is best effort: while a reader still holds a snapshot from
 // before the deletion, the old log frames stay until a later checkpoint
 // overwrites them.
-func (s *Store) DeleteList(ctx context.Context, owner, name string) (uint64, error) {
+func (s *Store) DeleteList(ctx context.Context, owner, name string, rec *audit.Record) (uint64, error) {
 	var n uint64
 	err := s.update(ctx, "delete list", func(tx *sql.Tx) error {
 		ids, err := collectIDs(tx.QueryContext(ctx, `SELECT id FROM lists WHERE owner = ? AND name = ?`, owner, name))
@@ -217,8 +218,10 @@ func (s *Store) DeleteList(ctx context.Context, owner, name string) (uint64, err
 			}
 			n += c
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM lists WHERE owner = ? AND name = ?`, owner, name)
-		return err
+		if _, err = tx.ExecContext(ctx, `DELETE FROM lists WHERE owner = ? AND name = ?`, owner, name); err != nil {
+			return err
+		}
+		return maybeAppend(ctx, tx, rec)
 	})
 	if err != nil {
 		return 0, err

@@ -73,6 +73,69 @@ CREATE TABLE tokens (
 );
 CREATE INDEX tokens_prefix ON tokens (substr(token, 1, 8));
 `,
+	`
+-- The decision log: canonical audit records (Merkle leaves), the Merkle
+-- nodes their appends completed, the compact range state, and the signed
+-- checkpoints.
+CREATE TABLE log_records (
+	idx    INTEGER PRIMARY KEY,
+	record BLOB NOT NULL
+);
+CREATE TABLE log_nodes (
+	level INTEGER NOT NULL,
+	idx   INTEGER NOT NULL,
+	hash  BLOB    NOT NULL,
+	PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+CREATE TABLE log_state (
+	id    INTEGER PRIMARY KEY CHECK (id = 1),
+	size  INTEGER NOT NULL,
+	range BLOB    NOT NULL -- the compact range's hashes, concatenated
+);
+INSERT INTO log_state (id, size, range) VALUES (1, 0, x'');
+CREATE TABLE checkpoints (
+	size       INTEGER PRIMARY KEY,
+	checkpoint BLOB NOT NULL
+);
+
+-- Two-step disclosure requests, pinned to committed list versions.
+CREATE TABLE disclosure_requests (
+	id                TEXT    PRIMARY KEY,
+	requester         TEXT    NOT NULL,
+	requester_list    TEXT    NOT NULL,
+	requester_list_id INTEGER NOT NULL,
+	owner             TEXT    NOT NULL,
+	list              TEXT    NOT NULL,
+	list_id           INTEGER NOT NULL,
+	entry_refs        TEXT    NOT NULL, -- JSON array, [] = every match
+	entries           INTEGER NOT NULL,
+	reason            TEXT    NOT NULL,
+	purpose           TEXT    NOT NULL,
+	case_ref          TEXT    NOT NULL,
+	status            TEXT    NOT NULL,
+	created_at        INTEGER NOT NULL,
+	answered_at       INTEGER NOT NULL DEFAULT 0,
+	note              TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX disclosure_requests_owner ON disclosure_requests (owner, created_at);
+CREATE INDEX disclosure_requests_requester ON disclosure_requests (requester, created_at);
+CREATE INDEX disclosure_requests_grants ON disclosure_requests (requester_list_id) WHERE status = 'approved';
+
+-- Owner notices: full disclosures of an owner's list.
+CREATE TABLE notices (
+	id             INTEGER PRIMARY KEY,
+	owner          TEXT    NOT NULL,
+	list           TEXT    NOT NULL,
+	requester      TEXT    NOT NULL,
+	requester_list TEXT    NOT NULL,
+	entries        INTEGER NOT NULL,
+	purpose        TEXT    NOT NULL,
+	case_ref       TEXT    NOT NULL,
+	time           INTEGER NOT NULL,
+	decision_id    TEXT    NOT NULL
+);
+CREATE INDEX notices_owner ON notices (owner, id);
+`,
 }
 
 // migrate creates the schema version table if needed and applies the

@@ -82,7 +82,7 @@ func publish(t testing.TB, s *Store, owner, name, kind string, es []store.Entry,
 		}
 		rest = rest[n:]
 	}
-	l, err := s.CommitUpload(ctx, owner, name, id, seq, uint64(len(es)), time.Now())
+	l, err := s.CommitUpload(ctx, owner, name, id, seq, uint64(len(es)), time.Now(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +342,7 @@ func TestDeleteErasesFromFiles(t *testing.T) {
 			t.Fatal("a stored token is not in the files; the test cannot see erasure")
 		}
 	}
-	n, err := s.DeleteList(ctx, "a", "gone")
+	n, err := s.DeleteList(ctx, "a", "gone", nil)
 	if err != nil || n != uint64(len(erased)) {
 		t.Fatalf("DeleteList = %d, %v; want %d", n, err, len(erased))
 	}

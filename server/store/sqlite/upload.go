@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/store"
 )
 
@@ -250,7 +251,7 @@ func (s *Store) UploadStatus(ctx context.Context, owner, list, uploadID string) 
 }
 
 // CommitUpload implements store.Store.
-func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, totalBatches, totalEntries uint64, at time.Time) (store.List, error) {
+func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, totalBatches, totalEntries uint64, at time.Time, rec *audit.Record) (store.List, error) {
 	const op = "commit upload"
 	if totalBatches > math.MaxInt64 || totalEntries > maxPos+1 {
 		return store.List{}, fmt.Errorf("%s: %w: totals out of range", op, store.ErrInvalid)
@@ -265,8 +266,10 @@ func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, 
 		case stateSuperseded:
 			return errSuperseded(uploadID)
 		case stateCommitted:
-			l, err = getList(ctx, tx, u.id)
-			return err
+			if l, err = getList(ctx, tx, u.id); err != nil {
+				return err
+			}
+			return maybeAppend(ctx, tx, rec)
 		}
 		if err := checkComplete(ctx, tx, u.id, int64(totalBatches), int64(totalEntries)); err != nil {
 			return err
@@ -292,8 +295,10 @@ func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, 
 			stateCommitted, int64(totalEntries), micros(at), u.id); err != nil {
 			return err
 		}
-		l, err = getList(ctx, tx, u.id)
-		return err
+		if l, err = getList(ctx, tx, u.id); err != nil {
+			return err
+		}
+		return maybeAppend(ctx, tx, rec)
 	})
 	return l, err
 }

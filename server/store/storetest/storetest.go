@@ -52,6 +52,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Invalid", testInvalid},
 		{"ContextCanceled", testContextCanceled},
 		{"ConcurrentUploads", testConcurrentUploads},
+		{"DecisionLog", testDecisionLog},
+		{"RecordWithAction", testRecordWithAction},
+		{"DisclosureRequests", testDisclosureRequests},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -123,7 +126,7 @@ func begin(t *testing.T, s store.Store, owner, name, uploadID string, m store.Li
 func publish(t *testing.T, s store.Store, owner, name, uploadID string, m store.List, entries []store.Entry) store.List {
 	t.Helper()
 	batches := begin(t, s, owner, name, uploadID, m, entries)
-	l, err := s.CommitUpload(t.Context(), owner, name, uploadID, batches, uint64(len(entries)), time.Now())
+	l, err := s.CommitUpload(t.Context(), owner, name, uploadID, batches, uint64(len(entries)), time.Now(), nil)
 	if err != nil {
 		t.Fatalf("CommitUpload(%s/%s/%s): %v", owner, name, uploadID, err)
 	}
@@ -287,7 +290,7 @@ func testPublishAndGet(t *testing.T, s store.Store) {
 	if err != nil || committed || !slices.Equal(seqs, []uint64{0, 1}) {
 		t.Fatalf("UploadStatus = %v, %v, %v; want [0 1], false, nil", seqs, committed, err)
 	}
-	l, err := s.CommitUpload(ctx, "a", "l", "u1", 2, 3, at)
+	l, err := s.CommitUpload(ctx, "a", "l", "u1", 2, 3, at, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +335,7 @@ func testEmptyUpload(t *testing.T, s store.Store) {
 	if err := s.BeginUpload(ctx, store.Upload{Owner: "a", List: "l", ID: "u1", Meta: meta(phone, key1)}); err != nil {
 		t.Fatal(err)
 	}
-	l, err := s.CommitUpload(ctx, "a", "l", "u1", 0, 0, time.Now())
+	l, err := s.CommitUpload(ctx, "a", "l", "u1", 0, 0, time.Now(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,7 +413,7 @@ func testBatchIdempotence(t *testing.T, s store.Store) {
 			noTokens(t, err, tok("A"), tok("B"), tok("X"))
 		})
 	}
-	l, err := s.CommitUpload(ctx, "a", "l", "u1", 3, 3, time.Now())
+	l, err := s.CommitUpload(ctx, "a", "l", "u1", 3, 3, time.Now(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -495,7 +498,7 @@ func testResume(t *testing.T, s store.Store) {
 	if _, err := s.PutBatch(ctx, "a", "l", "u1", 1, []store.Entry{e("1", 1)}); err != nil {
 		t.Fatal(err)
 	}
-	l, err := s.CommitUpload(ctx, "a", "l", "u1", 3, 3, time.Now())
+	l, err := s.CommitUpload(ctx, "a", "l", "u1", 3, 3, time.Now(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -510,7 +513,7 @@ func testCommitIdempotence(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	u := store.Upload{Owner: "a", List: "l", ID: "u1", Meta: meta(phone, key1)}
 	first := publish(t, s, "a", "l", "u1", u.Meta, []store.Entry{e("A", 1), e("B", 2), e("C", 3)})
-	again, err := s.CommitUpload(ctx, "a", "l", "u1", 2, 3, time.Now().Add(time.Hour))
+	again, err := s.CommitUpload(ctx, "a", "l", "u1", 2, 3, time.Now().Add(time.Hour), nil)
 	if err != nil {
 		t.Fatalf("second commit: %v", err)
 	}
@@ -537,7 +540,7 @@ func testCommitIdempotence(t *testing.T, s store.Store) {
 		op   func() error
 	}{
 		{"CommitUpload", func() error {
-			_, err := s.CommitUpload(ctx, "a", "l", "u1", 2, 3, time.Now())
+			_, err := s.CommitUpload(ctx, "a", "l", "u1", 2, 3, time.Now(), nil)
 			return err
 		}},
 		{"BeginUpload", func() error { return s.BeginUpload(ctx, u) }},
@@ -575,9 +578,9 @@ func testIncomplete(t *testing.T, s store.Store) {
 	}
 	put(0, e("A", 1), e("B", 2))
 	put(2, e("C", 3))
-	_, err := s.CommitUpload(ctx, "a", "l", "u1", 3, 3, time.Now())
+	_, err := s.CommitUpload(ctx, "a", "l", "u1", 3, 3, time.Now(), nil)
 	wantErr(t, "commit with batch 1 missing", err, store.ErrIncomplete)
-	_, err = s.CommitUpload(ctx, "a", "l", "u1", 4, 4, time.Now())
+	_, err = s.CommitUpload(ctx, "a", "l", "u1", 4, 4, time.Now(), nil)
 	wantErr(t, "commit with batches 1 and 3 missing", err, store.ErrIncomplete)
 	put(1, e("D", 4))
 
@@ -593,7 +596,7 @@ func testIncomplete(t *testing.T, s store.Store) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := s.CommitUpload(ctx, "a", "l", "u1", tt.batches, tt.total, time.Now())
+			_, err := s.CommitUpload(ctx, "a", "l", "u1", tt.batches, tt.total, time.Now(), nil)
 			wantErr(t, "CommitUpload", err, store.ErrIncomplete)
 			noTokens(t, err, tok("A"), tok("B"), tok("C"), tok("D"))
 		})
@@ -601,7 +604,7 @@ func testIncomplete(t *testing.T, s store.Store) {
 	if _, err := s.GetList(ctx, "a", "l"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("GetList after failed commits: %v, want ErrNotFound", err)
 	}
-	l, err := s.CommitUpload(ctx, "a", "l", "u1", 3, 4, time.Now())
+	l, err := s.CommitUpload(ctx, "a", "l", "u1", 3, 4, time.Now(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -718,7 +721,7 @@ func testCommitAtomicForReaders(t *testing.T, s store.Store) {
 					return
 				}
 			}
-			if _, err := s.CommitUpload(ctx, "a", "l", id, 2, n/2, time.Now()); err != nil {
+			if _, err := s.CommitUpload(ctx, "a", "l", id, 2, n/2, time.Now(), nil); err != nil {
 				writeErr = err
 				return
 			}
@@ -871,7 +874,7 @@ func testDeleteList(t *testing.T, s store.Store) {
 	// An open upload of a new version of mine, with 3 staged entries.
 	begin(t, s, "a", "mine", "u2", meta(phone, key1), []store.Entry{e("A", 1), e("Q", 2), e("R", 3)})
 
-	n, err := s.DeleteList(ctx, "a", "mine")
+	n, err := s.DeleteList(ctx, "a", "mine", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -885,7 +888,7 @@ func testDeleteList(t *testing.T, s store.Store) {
 	wantErr(t, "UploadStatus(open upload)", err, store.ErrNotFound)
 	_, _, err = s.UploadStatus(ctx, "a", "mine", "u")
 	wantErr(t, "UploadStatus(committed upload)", err, store.ErrNotFound)
-	_, err = s.DeleteList(ctx, "a", "mine")
+	_, err = s.DeleteList(ctx, "a", "mine", nil)
 	wantErr(t, "DeleteList again", err, store.ErrNotFound)
 
 	wantPairs(t, "Overlaps(theirs)", overlaps(t, s, f["theirs"].ID), pairs(pair{13, f["third"].ID}))
@@ -907,7 +910,7 @@ func testDeleteList(t *testing.T, s store.Store) {
 
 	// Deleting a list that was never committed erases its open upload.
 	begin(t, s, "a", "draft", "u", meta(phone, key1), []store.Entry{e("A", 1)})
-	if n, err := s.DeleteList(ctx, "a", "draft"); err != nil || n != 1 {
+	if n, err := s.DeleteList(ctx, "a", "draft", nil); err != nil || n != 1 {
 		t.Errorf("DeleteList(draft) = %d, %v; want 1, nil", n, err)
 	}
 	_, _, err = s.UploadStatus(ctx, "a", "draft", "u")
@@ -977,11 +980,11 @@ func testNotFound(t *testing.T, s store.Store) {
 			return err
 		}},
 		{"CommitUpload unknown upload", func() error {
-			_, err := s.CommitUpload(ctx, "a", "l", "nope", 0, 0, time.Now())
+			_, err := s.CommitUpload(ctx, "a", "l", "nope", 0, 0, time.Now(), nil)
 			return err
 		}},
 		{"CommitUpload other owner's upload", func() error {
-			_, err := s.CommitUpload(ctx, "b", "l", "u2", 0, 0, time.Now())
+			_, err := s.CommitUpload(ctx, "b", "l", "u2", 0, 0, time.Now(), nil)
 			return err
 		}},
 		{"GetList unknown list", func() error {
@@ -993,11 +996,11 @@ func testNotFound(t *testing.T, s store.Store) {
 			return err
 		}},
 		{"DeleteList unknown list", func() error {
-			_, err := s.DeleteList(ctx, "a", "nope")
+			_, err := s.DeleteList(ctx, "a", "nope", nil)
 			return err
 		}},
 		{"DeleteList other owner's list", func() error {
-			_, err := s.DeleteList(ctx, "b", "l")
+			_, err := s.DeleteList(ctx, "b", "l", nil)
 			return err
 		}},
 		{"Overlaps unknown id", func() error { return s.Overlaps(ctx, l.ID+1000, nop) }},
@@ -1089,7 +1092,7 @@ func testContextCanceled(t *testing.T, s store.Store) {
 			return err
 		}},
 		{"CommitUpload", func() error {
-			_, err := s.CommitUpload(ctx, "a", "l", "u", 0, 0, time.Now())
+			_, err := s.CommitUpload(ctx, "a", "l", "u", 0, 0, time.Now(), nil)
 			return err
 		}},
 		{"GetList", func() error {
@@ -1105,7 +1108,7 @@ func testContextCanceled(t *testing.T, s store.Store) {
 			return err
 		}},
 		{"DeleteList", func() error {
-			_, err := s.DeleteList(ctx, "a", "mine")
+			_, err := s.DeleteList(ctx, "a", "mine", nil)
 			return err
 		}},
 		{"Overlaps", func() error { return s.Overlaps(ctx, f["mine"].ID, nop) }},
@@ -1221,5 +1224,5 @@ func upload(ctx context.Context, s store.Store, owner string, batches, perBatch 
 			}
 		}
 	}
-	return s.CommitUpload(ctx, owner, "shared", "u", uint64(batches), uint64(batches*perBatch), time.Now())
+	return s.CommitUpload(ctx, owner, "shared", "u", uint64(batches), uint64(batches*perBatch), time.Now(), nil)
 }
