@@ -9,15 +9,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/veilmatch/veilmatch/crypto/mtls"
 	"github.com/veilmatch/veilmatch/policy"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/rpc"
@@ -30,46 +29,21 @@ type Service struct {
 
 	store  store.Store
 	policy *policy.Engine
+	refs   *refSealer
 	now    func() time.Time
 }
 
-// NewService returns a hub service over st, deciding with pol.
-func NewService(st store.Store, pol *policy.Engine, now func() time.Time) *Service {
+// NewService returns a hub service over st, deciding with pol. refKey (32
+// bytes) seals match references.
+func NewService(st store.Store, pol *policy.Engine, refKey []byte, now func() time.Time) (*Service, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: st, policy: pol, now: now}
-}
-
-// agency authenticates the caller as an agency in the registry.
-func (s *Service) agency(ctx context.Context) (mtls.Identity, policy.Agency, error) {
-	id, err := rpc.RequireKind(ctx, mtls.KindAgency, mtls.KindAuditor)
+	refs, err := newRefSealer(refKey)
 	if err != nil {
-		return id, policy.Agency{}, err
+		return nil, err
 	}
-	a, ok := s.policy.Agency(id.ID)
-	if !ok {
-		return id, a, status.Errorf(codes.PermissionDenied, "%s is not in the agency registry; ask the hub operator to register it", id)
-	}
-	return id, a, nil
-}
-
-// authorize asks the policy whether the request may proceed at all.
-func (s *Service) authorize(ctx context.Context, r policy.Request) (policy.Authorization, error) {
-	az, err := s.policy.Authorize(ctx, r)
-	if err != nil {
-		rpc.Logger(ctx).ErrorContext(ctx, "policy evaluation failed; denying", "action", r.Action, "error", err)
-		return az, status.Errorf(codes.PermissionDenied, "%s refused: the policy could not be evaluated (request id %s)", r.Action, rpc.RequestID(ctx))
-	}
-	if !az.Allow {
-		reason := strings.Join(az.Reasons, "; ")
-		if reason == "" {
-			reason = "not allowed by policy"
-		}
-		rpc.Logger(ctx).InfoContext(ctx, "policy refused", "action", r.Action, "rules", az.Rules, "policy_revision", s.policy.Revision())
-		return az, status.Errorf(codes.PermissionDenied, "%s refused: %s", r.Action, reason)
-	}
-	return az, nil
+	return &Service{store: st, policy: pol, refs: refs, now: now}, nil
 }
 
 func storeError(ctx context.Context, op string, err error) error {
@@ -119,7 +93,7 @@ func newDecisionID() string {
 
 // ListLists returns the caller's committed lists.
 func (s *Service) ListLists(ctx context.Context, _ *veilmatchv1.ListListsRequest) (*veilmatchv1.ListListsResponse, error) {
-	id, _, err := s.agency(ctx)
+	id, _, err := s.requireAgency(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -134,9 +108,10 @@ func (s *Service) ListLists(ctx context.Context, _ *veilmatchv1.ListListsRequest
 	return resp, nil
 }
 
-// DeleteList erases one of the caller's lists and its tokens.
+// DeleteList erases one of the caller's lists and its tokens, recording
+// the erasure in the decision log in the same transaction.
 func (s *Service) DeleteList(ctx context.Context, req *veilmatchv1.DeleteListRequest) (*veilmatchv1.DeleteListResponse, error) {
-	id, a, err := s.agency(ctx)
+	id, a, err := s.requireAgency(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -144,20 +119,27 @@ func (s *Service) DeleteList(ctx context.Context, req *veilmatchv1.DeleteListReq
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.authorize(ctx, policy.Request{Action: "delete", Time: s.now(), Requester: a}); err != nil {
+	r := policy.Request{Action: "delete", Time: s.now(), Requester: a, List: &policy.List{Name: name, Owner: id.ID}}
+	az, err := s.authorizeRecorded(ctx, r)
+	if err != nil {
 		return nil, err
 	}
-	n, err := s.store.DeleteList(ctx, id.ID, name)
+	rec := s.newRecord(ctx, r, az.Revision)
+	rec.Rules = az.Rules
+	n, err := s.store.DeleteList(ctx, id.ID, name, rec)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, status.Errorf(codes.NotFound, "list %q not found among %s's lists", name, id.ID)
+	}
 	if err != nil {
 		return nil, storeError(ctx, "delete list "+name, err)
 	}
-	rpc.Logger(ctx).InfoContext(ctx, "list deleted", "list", name, "entries", n)
+	rpc.Logger(ctx).InfoContext(ctx, "list deleted", "list", name, "entries", n, "decision_id", rec.DecisionID)
 	return &veilmatchv1.DeleteListResponse{DeletedEntries: n}, nil
 }
 
 // GetUploadStatus reports the batches held for one of the caller's uploads.
 func (s *Service) GetUploadStatus(ctx context.Context, req *veilmatchv1.GetUploadStatusRequest) (*veilmatchv1.GetUploadStatusResponse, error) {
-	id, _, err := s.agency(ctx)
+	id, _, err := s.requireAgency(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -178,31 +160,77 @@ func (s *Service) GetUploadStatus(ctx context.Context, req *veilmatchv1.GetUploa
 	return &veilmatchv1.GetUploadStatusResponse{Sequences: seqs, Committed: committed}, nil
 }
 
-// answer aggregates the joined pairs of a query into the policy-filtered
-// response. join streams (entry reference, counterparty list id) pairs.
+// classLevel keys the per-class tallies of an answer.
+type classLevel struct {
+	class string
+	level policy.Level
+}
+
+// answer is the policy-filtered result of a query.
 type answer struct {
-	matches []*veilmatchv1.Match
-	counts  []*veilmatchv1.ClassCount
-	levels  map[policy.Level]int
-	rules   []string
+	matches  []*veilmatchv1.Match
+	counts   []*veilmatchv1.ClassCount
+	perClass map[classLevel]map[uint64]bool
+	rules    []string
+	lists    []string
+	notices  []store.Notice
+}
+
+// counterpart is one counterparty list with the levels policy grants.
+type counterpart struct {
+	list store.List
+	base policy.Disclosure
+	// granted applies to the entries an approved disclosure request names
+	// (all entries when grantAll).
+	granted  *policy.Disclosure
+	grantAll bool
+	grantSet map[uint64]bool
+}
+
+func (c *counterpart) disclosure(ref uint64) policy.Disclosure {
+	if c.granted != nil && (c.grantAll || c.grantSet[ref]) {
+		return *c.granted
+	}
+	return c.base
 }
 
 // decide evaluates the disclosure policy for every counterparty list, runs
 // the join and builds the answer. Counterparties at level none contribute
-// nothing at all, exactly as if they did not match.
-func (s *Service) decide(ctx context.Context, r policy.Request, az policy.Authorization, kind, keyID string, join func(fn func(ref uint64, cp int64) error) error) (*answer, error) {
+// nothing at all, exactly as if they did not match. own is the requester's
+// list version (nil for a check); approved disclosure requests for it
+// upgrade the matches they name.
+func (s *Service) decide(ctx context.Context, r policy.Request, az policy.Authorization, kind, keyID string, own *store.List,
+	join func(fn func(ref uint64, cp int64) error) error) (*answer, error) {
 	visible, err := s.store.VisibleLists(ctx, kind, keyID)
 	if err != nil {
 		return nil, storeError(ctx, "visible lists", err)
 	}
-	type cpInfo struct {
-		list store.List
-		d    policy.Disclosure
+	grants := map[int64][]store.DisclosureRequest{}
+	if own != nil {
+		gs, err := s.store.Grants(ctx, own.ID)
+		if err != nil {
+			return nil, storeError(ctx, "grants", err)
+		}
+		for _, g := range gs {
+			grants[g.ListID] = append(grants[g.ListID], g)
+		}
 	}
-	cps := map[int64]cpInfo{}
+	cps := map[int64]*counterpart{}
 	ruleSet := map[string]bool{}
-	for _, r := range az.Rules {
-		ruleSet[r] = true
+	for _, id := range az.Rules {
+		ruleSet[id] = true
+	}
+	disclose := func(owner policy.Agency, l store.List, granted bool) policy.Disclosure {
+		d, err := s.policy.Disclose(ctx, r, owner, policyList(l), granted)
+		if err != nil {
+			rpc.Logger(ctx).ErrorContext(ctx, "disclosure policy failed; level none", "error", err)
+			d = policy.Disclosure{Level: policy.LevelNone, Rules: []string{policy.RuleEngineError}}
+		}
+		d.Level = policy.Min(d.Level, az.MaxLevel)
+		for _, id := range d.Rules {
+			ruleSet[id] = true
+		}
+		return d
 	}
 	for _, l := range visible {
 		if l.Owner == r.Requester.ID {
@@ -212,17 +240,19 @@ func (s *Service) decide(ctx context.Context, r policy.Request, az policy.Author
 		if !ok {
 			continue // an unregistered owner's list is disclosed to nobody
 		}
-		d, err := s.policy.Disclose(ctx, r, owner, policyList(l), false)
-		if err != nil {
-			rpc.Logger(ctx).ErrorContext(ctx, "disclosure policy failed; level none", "error", err)
-			d = policy.Disclosure{Level: policy.LevelNone}
+		cp := &counterpart{list: l, base: disclose(owner, l, false)}
+		if gs := grants[l.ID]; len(gs) > 0 {
+			g := disclose(owner, l, true)
+			cp.granted, cp.grantSet = &g, map[uint64]bool{}
+			for _, req := range gs {
+				cp.grantAll = cp.grantAll || len(req.EntryRefs) == 0
+				for _, e := range req.EntryRefs {
+					cp.grantSet[e] = true
+				}
+			}
 		}
-		d.Level = policy.Min(d.Level, az.MaxLevel)
-		for _, id := range d.Rules {
-			ruleSet[id] = true
-		}
-		if d.Level != policy.LevelNone {
-			cps[l.ID] = cpInfo{l, d}
+		if cp.base.Level != policy.LevelNone || cp.granted != nil {
+			cps[l.ID] = cp
 		}
 	}
 
@@ -230,43 +260,59 @@ func (s *Service) decide(ctx context.Context, r policy.Request, az policy.Author
 		ref     uint64
 		liaison string
 	}
-	flagged := map[flagKey]bool{}
-	counted := map[string]map[uint64]bool{}
-	a := &answer{levels: map[policy.Level]int{}}
+	flags := map[flagKey][]int64{}
+	classes := map[string][]int64{}
+	fullPerList := map[int64]map[uint64]bool{}
+	a := &answer{perClass: map[classLevel]map[uint64]bool{}}
+	tally := func(class string, level policy.Level, ref uint64) {
+		k := classLevel{class, level}
+		if a.perClass[k] == nil {
+			a.perClass[k] = map[uint64]bool{}
+		}
+		a.perClass[k][ref] = true
+	}
 	err = join(func(ref uint64, cpID int64) error {
 		cp, ok := cps[cpID]
 		if !ok {
 			return nil
 		}
-		switch cp.d.Level {
+		d := cp.disclosure(ref)
+		switch d.Level {
 		case policy.LevelFull:
 			a.matches = append(a.matches, &veilmatchv1.Match{
 				EntryRef: ref, Level: veilmatchv1.DisclosureLevel_DISCLOSURE_LEVEL_FULL,
 				Counterparty: &veilmatchv1.Counterparty{
 					Agency: cp.list.Owner, List: cp.list.Name, Category: cp.list.Category,
-					Jurisdiction: cp.list.Jurisdiction, Contact: cp.d.Contact,
+					Jurisdiction: cp.list.Jurisdiction, Contact: d.Contact,
 				},
 			})
-			a.levels[policy.LevelFull]++
+			if fullPerList[cpID] == nil {
+				fullPerList[cpID] = map[uint64]bool{}
+			}
+			fullPerList[cpID][ref] = true
 		case policy.LevelFlag:
-			k := flagKey{ref, cp.d.LiaisonContact}
-			if !flagged[k] {
-				flagged[k] = true
-				a.matches = append(a.matches, &veilmatchv1.Match{
-					EntryRef: ref, Level: veilmatchv1.DisclosureLevel_DISCLOSURE_LEVEL_FLAG, LiaisonContact: cp.d.LiaisonContact,
-				})
-				a.levels[policy.LevelFlag]++
-			}
+			k := flagKey{ref, d.LiaisonContact}
+			flags[k] = append(flags[k], cpID)
 		case policy.LevelCount:
-			if counted[cp.d.Class] == nil {
-				counted[cp.d.Class] = map[uint64]bool{}
+			if !slices.Contains(classes[d.Class], cpID) {
+				classes[d.Class] = append(classes[d.Class], cpID)
 			}
-			counted[cp.d.Class][ref] = true
+		default:
+			return nil
 		}
+		tally(d.Class, d.Level, ref)
 		return nil
 	})
 	if err != nil {
 		return nil, storeError(ctx, "join", err)
+	}
+	for k, ids := range flags {
+		m := &veilmatchv1.Match{EntryRef: k.ref, Level: veilmatchv1.DisclosureLevel_DISCLOSURE_LEVEL_FLAG, LiaisonContact: k.liaison}
+		if own != nil {
+			ref := k.ref
+			m.MatchRef = s.refs.seal(matchRef{Owner: r.Requester.ID, ListID: own.ID, Entry: &ref, Counterparts: ids, Level: string(policy.LevelFlag)})
+		}
+		a.matches = append(a.matches, m)
 	}
 	sort.SliceStable(a.matches, func(i, j int) bool {
 		mi, mj := a.matches[i], a.matches[j]
@@ -275,39 +321,59 @@ func (s *Service) decide(ctx context.Context, r policy.Request, az policy.Author
 		}
 		return mi.GetCounterparty().GetAgency()+"/"+mi.GetCounterparty().GetList() < mj.GetCounterparty().GetAgency()+"/"+mj.GetCounterparty().GetList()
 	})
-	classes := make([]string, 0, len(counted))
-	for c := range counted {
-		classes = append(classes, c)
+	names := make([]string, 0, len(classes))
+	for c := range classes {
+		names = append(names, c)
 	}
-	sort.Strings(classes)
-	for _, c := range classes {
-		a.counts = append(a.counts, &veilmatchv1.ClassCount{Class: c, Matches: uint64(len(counted[c]))})
-		a.levels[policy.LevelCount] += len(counted[c])
+	sort.Strings(names)
+	for _, c := range names {
+		cc := &veilmatchv1.ClassCount{Class: c, Matches: uint64(len(a.perClass[classLevel{c, policy.LevelCount}]))}
+		if own != nil {
+			cc.MatchRef = s.refs.seal(matchRef{Owner: r.Requester.ID, ListID: own.ID, Class: c, Counterparts: classes[c], Level: string(policy.LevelCount)})
+		}
+		a.counts = append(a.counts, cc)
 	}
 	for id := range ruleSet {
 		a.rules = append(a.rules, id)
 	}
 	sort.Strings(a.rules)
+	for cpID, refs := range fullPerList {
+		cp := cps[cpID]
+		a.lists = append(a.lists, cp.list.Owner+"/"+cp.list.Name)
+		if own != nil {
+			a.notices = append(a.notices, store.Notice{
+				Owner: cp.list.Owner, List: cp.list.Name, Requester: r.Requester.ID, RequesterList: own.Name,
+				Entries: uint64(len(refs)), Purpose: r.Purpose, CaseRef: r.CaseRef, Time: r.Time,
+			})
+		}
+	}
+	sort.Strings(a.lists)
+	sort.Slice(a.notices, func(i, j int) bool {
+		return a.notices[i].Owner+a.notices[i].List < a.notices[j].Owner+a.notices[j].List
+	})
 	return a, nil
 }
 
-// logDecision writes the decision's summary, without identifiers or tokens.
-func (s *Service) logDecision(ctx context.Context, decisionID string, r policy.Request, a *answer) {
-	attrs := []any{
-		"decision_id", decisionID, "action", r.Action, "purpose", r.Purpose, "case_ref", r.CaseRef,
-		"full", a.levels[policy.LevelFull], "flag", a.levels[policy.LevelFlag], "count", a.levels[policy.LevelCount],
-		"rules", a.rules, "policy_revision", s.policy.Revision(),
+// record appends the decision of a query with its owner notices; nothing
+// is answered unless this succeeds.
+func (s *Service) record(ctx context.Context, r policy.Request, az policy.Authorization, a *answer) (string, error) {
+	rec := s.newRecord(ctx, r, az.Revision)
+	rec.Lists = append(rec.Lists, a.lists...)
+	rec.Outcomes, rec.Rules = a.outcomes(), a.rules
+	for i := range a.notices {
+		a.notices[i].DecisionID = rec.DecisionID
 	}
-	if r.List != nil {
-		attrs = append(attrs, "list", r.List.Name)
+	if err := s.appendOrFail(ctx, rec, a.notices); err != nil {
+		return "", err
 	}
-	rpc.Logger(ctx).InfoContext(ctx, "decision", attrs...)
+	rpc.Logger(ctx).InfoContext(ctx, "decision", "decision_id", rec.DecisionID, "action", r.Action, "outcomes", len(rec.Outcomes), "policy_revision", rec.PolicyRevision)
+	return rec.DecisionID, nil
 }
 
 // Overlaps joins one of the caller's lists against every other agency's
 // visible list of the same kind and key.
 func (s *Service) Overlaps(ctx context.Context, req *veilmatchv1.OverlapsRequest) (*veilmatchv1.OverlapsResponse, error) {
-	id, a, err := s.agency(ctx)
+	id, a, err := s.requireAgency(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -324,25 +390,28 @@ func (s *Service) Overlaps(ctx context.Context, req *veilmatchv1.OverlapsRequest
 	}
 	pl := policyList(own)
 	r := policy.Request{Action: "overlaps", Time: s.now(), Purpose: req.GetPurpose(), CaseRef: req.GetCaseRef(), Requester: a, List: &pl}
-	az, err := s.authorize(ctx, r)
+	az, err := s.authorizeRecorded(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	ans, err := s.decide(ctx, r, az, own.Kind, own.KeyID, func(fn func(uint64, int64) error) error {
+	ans, err := s.decide(ctx, r, az, own.Kind, own.KeyID, &own, func(fn func(uint64, int64) error) error {
 		return s.store.Overlaps(ctx, own.ID, fn)
 	})
 	if err != nil {
 		return nil, err
 	}
-	did := newDecisionID()
-	s.logDecision(ctx, did, r, ans)
+	did, err := s.record(ctx, r, az, ans)
+	if err != nil {
+		return nil, err
+	}
 	return &veilmatchv1.OverlapsResponse{DecisionId: did, Matches: ans.matches, Counts: ans.counts}, nil
 }
 
 // Check tests tokens against other agencies' lists. Nothing of the request
-// is stored and no counterparty is told.
+// is stored and no counterparty is told; the decision log records who
+// checked, why and what levels resulted, never the tokens.
 func (s *Service) Check(ctx context.Context, req *veilmatchv1.CheckRequest) (*veilmatchv1.CheckResponse, error) {
-	_, a, err := s.agency(ctx)
+	_, a, err := s.requireAgency(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -365,17 +434,19 @@ func (s *Service) Check(ctx context.Context, req *veilmatchv1.CheckRequest) (*ve
 		}
 	}
 	r := policy.Request{Action: "check", Time: s.now(), Purpose: req.GetPurpose(), CaseRef: req.GetCaseRef(), Requester: a}
-	az, err := s.authorize(ctx, r)
+	az, err := s.authorizeRecorded(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	ans, err := s.decide(ctx, r, az, req.GetKind(), req.GetKeyId(), func(fn func(uint64, int64) error) error {
+	ans, err := s.decide(ctx, r, az, req.GetKind(), req.GetKeyId(), nil, func(fn func(uint64, int64) error) error {
 		return s.store.Check(ctx, req.GetKind(), req.GetKeyId(), toks, func(i int, cp int64) error { return fn(uint64(i), cp) })
 	})
 	if err != nil {
 		return nil, err
 	}
-	did := newDecisionID()
-	s.logDecision(ctx, did, r, ans)
+	did, err := s.record(ctx, r, az, ans)
+	if err != nil {
+		return nil, err
+	}
 	return &veilmatchv1.CheckResponse{DecisionId: did, Matches: ans.matches, Counts: ans.counts}, nil
 }

@@ -3,7 +3,7 @@ package hub_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,11 +19,13 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	_ "modernc.org/sqlite"
 
 	"github.com/veilmatch/veilmatch/client"
 	"github.com/veilmatch/veilmatch/client/normalize"
 	"github.com/veilmatch/veilmatch/crypto/oprf"
 	"github.com/veilmatch/veilmatch/policy"
+	"github.com/veilmatch/veilmatch/server/audit"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/hub"
 	"github.com/veilmatch/veilmatch/server/keyserver"
@@ -99,8 +101,9 @@ func publish(t *testing.T, c *client.Client, list, region, csv string) client.Pu
 
 var investigation = client.Query{Purpose: "investigation", CaseRef: "CASE-1"}
 
-// TestCheckStoresNothing: the hub's files are byte-identical after a check,
-// and no other agency's overlaps change.
+// TestCheckStoresNothing: a check stores nothing but its decision record —
+// every table except the decision log is unchanged, the record holds no
+// list, token or identifier — and no other agency's answers change.
 func TestCheckStoresNothing(t *testing.T) {
 	e := start(t)
 	gb, us := e.client(t, "police-gb"), e.client(t, "police-us")
@@ -110,7 +113,8 @@ func TestCheckStoresNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := snapshot(t, e.dataDir)
+	tables := dumpTables(t, filepath.Join(e.dataDir, hub.DBFile))
+	logBefore := len(tables["log_records"])
 
 	ngo := e.client(t, "ngo-shelter")
 	res, err := ngo.Check(context.Background(), strings.NewReader("phone\n07700 900123\n07700 900999\n"),
@@ -121,15 +125,36 @@ func TestCheckStoresNothing(t *testing.T) {
 	if len(res.Matches)+len(res.Counts) == 0 {
 		t.Fatal("check found nothing; the test would prove nothing")
 	}
-	if after := snapshot(t, e.dataDir); !equalSnapshots(files, after) {
-		t.Fatalf("check changed the hub's files:\nbefore %v\nafter  %v", files, after)
+	after := dumpTables(t, filepath.Join(e.dataDir, hub.DBFile))
+	for name, rows := range tables {
+		if strings.HasPrefix(name, "log_") || name == "checkpoints" {
+			continue
+		}
+		if strings.Join(rows, "\n") != strings.Join(after[name], "\n") {
+			t.Errorf("check changed table %s", name)
+		}
 	}
-	after, err := gb.Overlaps(context.Background(), "suspects", investigation)
+	if n := len(after["log_records"]); n != logBefore+1 {
+		t.Fatalf("check added %d decision records, want 1", n-logBefore)
+	}
+	rec, err := audit.ParseRecord([]byte(after["log_records"][logBefore]))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mustJSON(t, before.Matches, before.Counts) != mustJSON(t, after.Matches, after.Counts) {
-		t.Fatalf("police-gb's overlaps changed after a check:\n%v\n%v", before, after)
+	if rec.Action != "check" || rec.Agency != "ngo-shelter" || len(rec.Lists) != 0 {
+		t.Fatalf("check record = %+v", rec)
+	}
+	for _, v := range []string{"7700900123", "7700900999"} {
+		if strings.Contains(after["log_records"][logBefore], v) {
+			t.Fatalf("the check's record holds an identifier")
+		}
+	}
+	again, err := gb.Overlaps(context.Background(), "suspects", investigation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mustJSON(t, before.Matches, before.Counts) != mustJSON(t, again.Matches, again.Counts) {
+		t.Fatalf("police-gb's overlaps changed after a check:\n%v\n%v", before, again)
 	}
 }
 
@@ -141,36 +166,51 @@ func mustJSON(t *testing.T, v ...any) string {
 	return string(b)
 }
 
-// snapshot hashes every file under dir.
-func snapshot(t *testing.T, dir string) map[string][32]byte {
-	out := map[string][32]byte{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		out[p] = sha256.Sum256(b)
-		return nil
-	})
+// dumpTables reads every table of the hub's database through a separate
+// read-only connection: table name to rows rendered as text.
+func dumpTables(t *testing.T, path string) map[string][]string {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out
-}
-
-func equalSnapshots(a, b map[string][32]byte) bool {
-	if len(a) != len(b) {
-		return false
+	defer db.Close()
+	names, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
+	var tables []string
+	for names.Next() {
+		var n string
+		names.Scan(&n)
+		tables = append(tables, n)
+	}
+	names.Close()
+	out := map[string][]string{}
+	for _, name := range tables {
+		rows, err := db.Query(`SELECT * FROM "` + name + `"`)
+		if err != nil {
+			t.Fatal(err)
 		}
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			if name == "log_records" {
+				out[name] = append(out[name], string(vals[1].([]byte)))
+				continue
+			}
+			out[name] = append(out[name], fmt.Sprintf("%v", vals))
+		}
+		rows.Close()
 	}
-	return true
+	return out
 }
 
 // progressCanceler cancels a publish at its first progress line, once the

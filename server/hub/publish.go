@@ -19,7 +19,7 @@ const MaxBatchEntries = 65536
 // Publish receives one upload: PublishBegin, batches, PublishCommit.
 func (s *Service) Publish(stream veilmatchv1.HubService_PublishServer) error {
 	ctx := stream.Context()
-	id, a, err := s.agency(ctx)
+	id, a, err := s.requireAgency(ctx)
 	if err != nil {
 		return err
 	}
@@ -42,7 +42,9 @@ func (s *Service) Publish(stream veilmatchv1.HubService_PublishServer) error {
 		return err
 	}
 	pl := policyList(meta)
-	if _, err := s.authorize(ctx, policy.Request{Action: "publish", Time: s.now(), Requester: a, List: &pl}); err != nil {
+	pr := policy.Request{Action: "publish", Time: s.now(), Requester: a, List: &pl}
+	az, err := s.authorizeRecorded(ctx, pr)
+	if err != nil {
 		return err
 	}
 	up := store.Upload{Owner: id.ID, List: meta.Name, ID: begin.GetUploadId(), Meta: meta}
@@ -72,7 +74,10 @@ func (s *Service) Publish(stream veilmatchv1.HubService_PublishServer) error {
 				duplicates++
 			}
 		case *veilmatchv1.PublishRequest_Commit:
-			l, err := s.store.CommitUpload(ctx, id.ID, meta.Name, up.ID, m.Commit.GetTotalBatches(), m.Commit.GetTotalEntries(), s.now())
+			pr.Time = s.now()
+			rec := s.newRecord(ctx, pr, az.Revision)
+			rec.Rules = az.Rules
+			l, err := s.store.CommitUpload(ctx, id.ID, meta.Name, up.ID, m.Commit.GetTotalBatches(), m.Commit.GetTotalEntries(), pr.Time, rec)
 			if err != nil {
 				return storeError(ctx, "commit list "+meta.Name, err)
 			}

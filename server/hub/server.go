@@ -20,8 +20,13 @@ import (
 	"github.com/veilmatch/veilmatch/server/store/sqlite"
 )
 
-// DBFile is the name of the hub's SQLite database in its data directory.
-const DBFile = "hub.db"
+// Files in the hub's data directory.
+const (
+	// DBFile is the embedded SQLite database.
+	DBFile = "hub.db"
+	// MatchRefKeyFile holds the key that seals match references.
+	MatchRefKeyFile = "match-ref.key"
+)
 
 // Config configures a hub.
 type Config struct {
@@ -35,6 +40,9 @@ type Config struct {
 	Store store.Store
 	// Policy decides every disclosure.
 	Policy *policy.Engine
+	// MatchRefKey (32 bytes) seals match references; nil means the key file
+	// in DataDir, created on first start.
+	MatchRefKey []byte
 	// UploadTTL is how long an uncommitted upload is kept for resuming
 	// (default 7 days).
 	UploadTTL time.Duration
@@ -54,7 +62,7 @@ func (c *Config) Validate() error {
 		return errors.New("hub config: listen address is required")
 	case c.TLS == nil:
 		return errors.New("hub config: TLS certificates are required")
-	case c.Store == nil && c.DataDir == "":
+	case (c.Store == nil || c.MatchRefKey == nil) && c.DataDir == "":
 		return errors.New("hub config: data directory is required")
 	case c.Policy == nil:
 		return errors.New("hub config: a policy engine is required")
@@ -82,11 +90,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	st := cfg.Store
-	if st == nil {
+	if cfg.DataDir != "" {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("hub data directory: %w", err)
 		}
+	}
+	st := cfg.Store
+	if st == nil {
 		var err error
 		if st, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, DBFile)); err != nil {
 			return nil, err
@@ -97,7 +107,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
-	veilmatchv1.RegisterHubServiceServer(rs.GRPC, NewService(st, cfg.Policy, nil))
+	refKey := cfg.MatchRefKey
+	if refKey == nil {
+		if refKey, err = loadOrCreateKey(filepath.Join(cfg.DataDir, MatchRefKeyFile)); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("hub: match reference key: %w", err)
+		}
+	}
+	svc, err := NewService(st, cfg.Policy, refKey, nil)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	veilmatchv1.RegisterHubServiceServer(rs.GRPC, svc)
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		st.Close()
