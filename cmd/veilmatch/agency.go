@@ -40,6 +40,10 @@ Commands:
   check     check a CSV file against other agencies' lists without storing it
   lists     show your lists at the hub
   delete    erase one of your lists
+  request-disclosure  ask the owners behind a flag or count result for the full match
+  requests            disclosure requests against your lists (--outgoing: yours)
+  approve, refuse     answer a disclosure request against one of your lists
+  disclosures         who learned matches of your lists in full
 
 Identity: --as ID uses the development credentials of certs/dev/ID and the
 'veilmatch dev' endpoints (override with VEILMATCH_HUB, VEILMATCH_KEYSERVER);
@@ -53,6 +57,8 @@ func cmdAgency(ctx context.Context, e env, args []string) error {
 	}
 	cmds := map[string]func(context.Context, env, []string) error{
 		"publish": cmdPublish, "overlaps": cmdOverlaps, "check": cmdCheck, "lists": cmdLists, "delete": cmdDelete,
+		"request-disclosure": cmdRequestDisclosure, "requests": cmdRequests, "approve": cmdAnswer(true), "refuse": cmdAnswer(false),
+		"disclosures": cmdDisclosures,
 	}
 	c, ok := cmds[args[0]]
 	if !ok {

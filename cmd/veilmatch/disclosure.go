@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/veilmatch/veilmatch/client"
+)
+
+func cmdRequestDisclosure(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet(e, "agency request-disclosure", "agency request-disclosure --as ID --ref MATCH_REF --reason TEXT --purpose TEXT --case REF",
+		"veilmatch agency request-disclosure --as police-gb --ref mr1.… --reason 'same number in a live trafficking case' --purpose investigation --case GB-2026-0042")
+	var id identityFlags
+	id.register(fs)
+	ref := fs.String("ref", "", "the match_ref of a flag or count result (from overlaps --format json)")
+	reason := fs.String("reason", "", "why you need the full match; the owner reads it")
+	purpose := fs.String("purpose", "", "your purpose, as for overlaps")
+	caseRef := fs.String("case", "", "case reference (required for law enforcement)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *ref == "" || *reason == "" {
+		return usagef("take the match_ref from 'veilmatch agency overlaps --format json'", "--ref and --reason are required")
+	}
+	c, err := id.client(e, false)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ids, err := c.RequestDisclosure(ctx, *ref, *reason, client.Query{Purpose: *purpose, CaseRef: *caseRef})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "sent %d disclosure request(s): %s\nthe owners decide; see 'veilmatch agency requests --outgoing'\n", len(ids), strings.Join(ids, ", "))
+	return nil
+}
+
+func cmdRequests(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet(e, "agency requests", "agency requests --as ID [--outgoing] [--all] [--format json]", "veilmatch agency requests --as ngo-shelter")
+	var id identityFlags
+	id.register(fs)
+	outgoing := fs.Bool("outgoing", false, "show your own requests instead of requests against your lists")
+	all := fs.Bool("all", false, "include answered requests")
+	format := fs.String("format", "text", "output format: text or json")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := checkFormat(*format); err != nil {
+		return err
+	}
+	c, err := id.client(e, false)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	rs, err := c.DisclosureRequests(ctx, *outgoing, *all)
+	if err != nil {
+		return err
+	}
+	if *format == "json" {
+		type row struct {
+			ID, Requester, RequesterList, Owner, List, Reason, Purpose, Case, Status, Created, Answered, Note string
+			Entries                                                                                           uint64
+		}
+		out := []row{}
+		for _, r := range rs {
+			out = append(out, row{r.GetId(), r.GetRequester(), r.GetRequesterList(), r.GetOwner(), r.GetList(), r.GetReason(), r.GetPurpose(),
+				r.GetCaseRef(), statusName(r.GetStatus().String()), ts(r.GetCreatedAt()), ts(r.GetAnsweredAt()), r.GetNote(), r.GetEntries()})
+		}
+		return writeJSON(e.stdout, out)
+	}
+	if len(rs) == 0 {
+		fmt.Fprintln(e.stdout, "no disclosure requests")
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATUS\tREQUESTER\tTHEIR LIST\tYOUR LIST\tENTRIES\tPURPOSE\tCASE\tREASON")
+	for _, r := range rs {
+		list := r.GetList()
+		if *outgoing {
+			list = r.GetRequesterList()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.GetId(), statusName(r.GetStatus().String()), r.GetRequester(),
+			orDash(r.GetRequesterList()), orDash(list), r.GetEntries(), r.GetPurpose(), orDash(r.GetCaseRef()), r.GetReason())
+	}
+	return tw.Flush()
+}
+
+func statusName(s string) string {
+	return strings.ToLower(strings.TrimPrefix(s, "DISCLOSURE_REQUEST_STATUS_"))
+}
+
+func cmdAnswer(approve bool) func(context.Context, env, []string) error {
+	verb := "refuse"
+	if approve {
+		verb = "approve"
+	}
+	return func(ctx context.Context, e env, args []string) error {
+		fs := newFlagSet(e, "agency "+verb, "agency "+verb+" --as ID --request ID [--note TEXT]", "veilmatch agency "+verb+" --as ngo-shelter --request dr-…")
+		var id identityFlags
+		id.register(fs)
+		req := fs.String("request", "", "the request `ID` (from 'veilmatch agency requests')")
+		note := fs.String("note", "", "a note for the requester and the auditors")
+		if _, err := parse(fs, args); err != nil {
+			return err
+		}
+		if *req == "" {
+			return usagef("list pending requests with 'veilmatch agency requests'", "--request is required")
+		}
+		c, err := id.client(e, false)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		r, err := c.AnswerDisclosureRequest(ctx, *req, approve, *note)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "request %s %s: %s's list %s, %d entries\n", r.GetId(), statusName(r.GetStatus().String()), r.GetRequester(), r.GetRequesterList(), r.GetEntries())
+		return nil
+	}
+}
+
+func cmdDisclosures(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet(e, "agency disclosures", "agency disclosures --as ID [--format json]", "veilmatch agency disclosures --as police-us")
+	var id identityFlags
+	id.register(fs)
+	format := fs.String("format", "text", "output format: text or json")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := checkFormat(*format); err != nil {
+		return err
+	}
+	c, err := id.client(e, false)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ds, err := c.Disclosures(ctx)
+	if err != nil {
+		return err
+	}
+	if *format == "json" {
+		type row struct {
+			Time, Requester, RequesterList, List, Purpose, Case, DecisionID string
+			Entries                                                         uint64
+		}
+		out := []row{}
+		for _, d := range ds {
+			out = append(out, row{ts(d.GetTime()), d.GetRequester(), d.GetRequesterList(), d.GetList(), d.GetPurpose(), d.GetCaseRef(), d.GetDecisionId(), d.GetEntries()})
+		}
+		return writeJSON(e.stdout, out)
+	}
+	if len(ds) == 0 {
+		fmt.Fprintln(e.stdout, "no full disclosures of your lists")
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tWHO LEARNED\tTHEIR LIST\tYOUR LIST\tENTRIES\tPURPOSE\tCASE\tDECISION")
+	for _, d := range ds {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", ts(d.GetTime()), d.GetRequester(), d.GetRequesterList(), d.GetList(), d.GetEntries(), d.GetPurpose(), orDash(d.GetCaseRef()), d.GetDecisionId())
+	}
+	return tw.Flush()
+}
