@@ -191,8 +191,9 @@ func (s *Service) AnswerDisclosureRequest(ctx context.Context, req *veilmatchv1.
 	if req.GetApprove() {
 		action = "approve_disclosure"
 	}
-	r := policy.Request{Action: action, Time: s.now(), Purpose: dr.Purpose, CaseRef: dr.CaseRef, Requester: a,
-		List: &policy.List{Name: dr.List, Owner: id.ID}}
+	// The owner answers; the purpose and case are the requester's, recorded
+	// with the decision but not the owner's to justify.
+	r := policy.Request{Action: action, Time: s.now(), Requester: a, List: &policy.List{Name: dr.List, Owner: id.ID}}
 	az, err := s.authorizeRecorded(ctx, r)
 	if err != nil {
 		return nil, err
@@ -200,6 +201,7 @@ func (s *Service) AnswerDisclosureRequest(ctx context.Context, req *veilmatchv1.
 	rec := s.newRecord(ctx, r, az.Revision)
 	rec.Rules = az.Rules
 	rec.Lists = []string{dr.Owner + "/" + dr.List, dr.Requester + "/" + dr.RequesterList}
+	rec.Purpose, rec.CaseRef = dr.Purpose, dr.CaseRef
 	rec.Details = map[string]string{"request_id": dr.ID, "requester": dr.Requester}
 	answered, err := s.store.AnswerDisclosureRequest(ctx, dr.ID, id.ID, req.GetApprove(), req.GetNote(), r.Time, rec)
 	if errors.Is(err, store.ErrConflict) {

@@ -497,3 +497,14 @@ func TestNoRawIdentifiersAtHub(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// errorsCause returns the gRPC status error inside err, if any.
+func errorsCause(err error) error {
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &se) {
+		return se.GRPCStatus().Err()
+	}
+	return err
+}
+
+func itoa(n int) string { return fmt.Sprint(n) }
