@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -121,6 +122,15 @@ func (c *Client) Close() error {
 		errs = append(errs, c.keyConn.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// localName maps a list reference ("name" or "agency/name" for the
+// agency's own list) to the name of its local state.
+func (c *Client) localName(ref string) string {
+	if owner, name, ok := strings.Cut(ref, "/"); ok && owner == c.cfg.Agency {
+		return name
+	}
+	return ref
 }
 
 func (c *Client) needHub() error {

@@ -239,7 +239,7 @@ func (c *Client) Delete(ctx context.Context, list string) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("delete list %s: %w", list, err)
 	}
-	if err := c.state.removeList(list); err != nil {
+	if err := c.state.removeList(c.localName(list)); err != nil {
 		return resp.GetDeletedEntries(), fmt.Errorf("remove local state of list %s: %w", list, err)
 	}
 	return resp.GetDeletedEntries(), nil

@@ -98,7 +98,7 @@ func (c *Client) Overlaps(ctx context.Context, list string, q Query) (Result, er
 		return Result{}, fmt.Errorf("overlaps of list %s: %w", list, err)
 	}
 	var entries []localEntry
-	if l, err := c.state.loadList(list); err == nil {
+	if l, err := c.state.loadList(c.localName(list)); err == nil {
 		entries = l.Entries
 	} else if errors.Is(err, os.ErrNotExist) {
 		c.log.Warn("no local state for this list on this machine; matches show entry references only", "list", list)

@@ -77,7 +77,7 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	ks, err := keyserver.New(keyserver.Config{
+	ks, err := keyserver.New(ctx, keyserver.Config{
 		Listen: *ksAddr, TLS: ksTLS, Keys: []*oprf.PrivateKey{key}, UsageLog: filepath.Join(ksDir, "quota.jsonl"),
 		Quota: devQuota, MaxBatch: keyserver.DefaultMaxBatch, Reflection: true,
 	})

@@ -47,7 +47,7 @@ func cmdKeyserver(ctx context.Context, e env, args []string) error {
 	if *usageLog == "" {
 		*usageLog = filepath.Join(filepath.Dir(*keyFile), "quota.jsonl")
 	}
-	srv, err := keyserver.New(keyserver.Config{
+	srv, err := keyserver.New(ctx, keyserver.Config{
 		Listen: *listen, TLS: tlsCfg, Keys: []*oprf.PrivateKey{key}, UsageLog: *usageLog,
 		MaxBatch: *maxBatch, Quota: quota.Limits{Rate: *rate, Burst: *burst, Daily: *daily}, Reflection: *reflection,
 	})

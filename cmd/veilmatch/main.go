@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"os"
 	"os/signal"
 	"syscall"
@@ -22,6 +23,9 @@ func main() {
 
 // exitCode is 2 for usage errors and 1 for everything else.
 func exitCode(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	if errors.Is(err, errPartial) {
 		return 3
 	}

@@ -219,7 +219,7 @@ func startServers(ctx context.Context, dir string) (ksAddr, hubAddr, dbPath stri
 	if err != nil {
 		return "", "", "", nil, err
 	}
-	ks, err := keyserver.New(keyserver.Config{Listen: "127.0.0.1:0", TLS: ksTLS, Keys: []*oprf.PrivateKey{key},
+	ks, err := keyserver.New(ctx, keyserver.Config{Listen: "127.0.0.1:0", TLS: ksTLS, Keys: []*oprf.PrivateKey{key},
 		UsageLog: filepath.Join(dir, "keyserver", "quota.jsonl"), Quota: quota.Limits{Rate: 1e5, Burst: 65536, Daily: 1e7}, Logger: quiet})
 	if err != nil {
 		return "", "", "", nil, err

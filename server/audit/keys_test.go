@@ -31,8 +31,9 @@ func TestGenerateKey(t *testing.T) {
 	}
 
 	// The verifier key derived from the raw public key is the same.
-	parts := strings.Split(skey, "+")
-	raw, err := base64.StdEncoding.DecodeString(parts[len(parts)-1])
+	// PRIVATE+KEY+<name>+<hash>+<base64 key>; the key may itself hold '+'.
+	parts := strings.SplitN(skey, "+", 5)
+	raw, err := base64.StdEncoding.DecodeString(parts[4])
 	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
 		t.Fatalf("unexpected private key encoding (%v)", err)
 	}

@@ -91,7 +91,7 @@ func startChild(t *testing.T, dir string) (*exec.Cmd, string) {
 func TestCrashKeepsActionsAndRecordsTogether(t *testing.T) {
 	quiet := slog.New(slog.DiscardHandler)
 	key, _ := oprf.GenerateKey("k1")
-	ks, err := keyserver.New(keyserver.Config{Listen: "127.0.0.1:0", TLS: servertest.ServerTLS(t, "keyserver"), Keys: []*oprf.PrivateKey{key},
+	ks, err := keyserver.New(context.Background(), keyserver.Config{Listen: "127.0.0.1:0", TLS: servertest.ServerTLS(t, "keyserver"), Keys: []*oprf.PrivateKey{key},
 		UsageLog: filepath.Join(t.TempDir(), "q.jsonl"), Quota: quota.Limits{Rate: 1e9, Burst: 1 << 20, Daily: 1 << 40}, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)

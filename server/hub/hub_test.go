@@ -46,7 +46,7 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ks, err := keyserver.New(keyserver.Config{
+	ks, err := keyserver.New(context.Background(), keyserver.Config{
 		Listen: "127.0.0.1:0", TLS: servertest.ServerTLS(t, "keyserver"), Keys: []*oprf.PrivateKey{key},
 		UsageLog: filepath.Join(t.TempDir(), "quota.jsonl"), Quota: quota.Limits{Rate: 1e9, Burst: 1 << 20, Daily: 1 << 40}, Logger: quiet,
 	})

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -28,17 +29,39 @@ const DefaultMaxBatch = 4096
 type Service struct {
 	veilmatchv1.UnimplementedKeyServiceServer
 
-	current  *oprf.Evaluator
-	byID     map[string]*oprf.Evaluator
+	ring     atomic.Pointer[keyRing]
 	maxBatch int
 	limiter  *quota.Limiter
+}
+
+// keyRing is the set of keys served: the current one and older epochs that
+// may still be evaluated by id.
+type keyRing struct {
+	current *oprf.Evaluator
+	byID    map[string]*oprf.Evaluator
+}
+
+func newKeyRing(keys []*oprf.PrivateKey) (*keyRing, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("keyserver: no OPRF key")
+	}
+	r := &keyRing{byID: map[string]*oprf.Evaluator{}}
+	for _, k := range keys {
+		if _, dup := r.byID[k.KeyID()]; dup {
+			return nil, fmt.Errorf("keyserver: duplicate key id %q", k.KeyID())
+		}
+		r.byID[k.KeyID()] = oprf.NewEvaluator(k)
+	}
+	r.current = r.byID[keys[0].KeyID()]
+	return r, nil
 }
 
 // NewService serves keys[0] as the current key; further keys can still be
 // evaluated by id (a previous epoch during its grace period).
 func NewService(keys []*oprf.PrivateKey, maxBatch int, limiter *quota.Limiter) (*Service, error) {
-	if len(keys) == 0 {
-		return nil, errors.New("keyserver: no OPRF key")
+	ring, err := newKeyRing(keys)
+	if err != nil {
+		return nil, err
 	}
 	if maxBatch <= 0 {
 		return nil, fmt.Errorf("keyserver: max batch must be positive, got %d", maxBatch)
@@ -49,20 +72,25 @@ func NewService(keys []*oprf.PrivateKey, maxBatch int, limiter *quota.Limiter) (
 	if b := limiter.Limits().Burst; b < maxBatch {
 		return nil, fmt.Errorf("keyserver: quota burst %d is below the max batch %d, so full batches could never pass", b, maxBatch)
 	}
-	s := &Service{byID: map[string]*oprf.Evaluator{}, maxBatch: maxBatch, limiter: limiter}
-	for _, k := range keys {
-		if _, dup := s.byID[k.KeyID()]; dup {
-			return nil, fmt.Errorf("keyserver: duplicate key id %q", k.KeyID())
-		}
-		s.byID[k.KeyID()] = oprf.NewEvaluator(k)
-	}
-	s.current = s.byID[keys[0].KeyID()]
+	s := &Service{maxBatch: maxBatch, limiter: limiter}
+	s.ring.Store(ring)
 	return s, nil
+}
+
+// SetKeys replaces the served keys atomically: keys[0] becomes current, the
+// others stay available by id. In-flight evaluations finish on the old set.
+func (s *Service) SetKeys(keys []*oprf.PrivateKey) error {
+	ring, err := newKeyRing(keys)
+	if err != nil {
+		return err
+	}
+	s.ring.Store(ring)
+	return nil
 }
 
 // GetPublicKey returns the current public key to any authenticated party.
 func (s *Service) GetPublicKey(ctx context.Context, _ *veilmatchv1.GetPublicKeyRequest) (*veilmatchv1.GetPublicKeyResponse, error) {
-	pub := s.current.PublicKey()
+	pub := s.ring.Load().current.PublicKey()
 	return &veilmatchv1.GetPublicKeyResponse{KeyId: pub.KeyID, Suite: oprf.SuiteID, PublicKey: pub.Bytes}, nil
 }
 
@@ -79,10 +107,11 @@ func (s *Service) Evaluate(ctx context.Context, req *veilmatchv1.EvaluateRequest
 	case n > s.maxBatch:
 		return nil, status.Errorf(codes.InvalidArgument, "blinded_elements has %d elements, more than the maximum batch of %d; split it", n, s.maxBatch)
 	}
-	ev := s.current
+	ring := s.ring.Load()
+	ev := ring.current
 	if id := req.GetKeyId(); id != "" {
-		if ev = s.byID[id]; ev == nil {
-			return nil, status.Errorf(codes.InvalidArgument, "key_id %q is not served here (current key is %q)", id, s.current.KeyID())
+		if ev = ring.byID[id]; ev == nil {
+			return nil, status.Errorf(codes.InvalidArgument, "key_id %q is not served here (current key is %q)", id, ring.current.KeyID())
 		}
 	}
 	batch, err := oprf.DecodeBatch(req.GetBlindedElements())

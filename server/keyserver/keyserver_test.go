@@ -64,7 +64,7 @@ func unhex(t testing.TB, s string) []byte {
 // start runs a key server with key and limits on 127.0.0.1:0.
 func start(t testing.TB, key *oprf.PrivateKey, limits quota.Limits) string {
 	t.Helper()
-	srv, err := keyserver.New(keyserver.Config{
+	srv, err := keyserver.New(context.Background(), keyserver.Config{
 		Listen:     "127.0.0.1:0",
 		TLS:        servertest.ServerTLS(t, "keyserver"),
 		Keys:       []*oprf.PrivateKey{key},

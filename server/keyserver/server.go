@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
+
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/veilmatch/veilmatch/crypto/oprf"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
@@ -21,8 +24,14 @@ type Config struct {
 	// TLS is the server's mTLS configuration.
 	TLS *tls.Config
 	// Keys are the OPRF keys: the first is current, the others can still be
-	// evaluated by key id.
+	// evaluated by key id. Ignored when KeySource is set.
 	Keys []*oprf.PrivateKey
+	// KeySource, if set, supplies the keys at start and every KeyRefresh
+	// after (key rotation). If it fails later, the keys in memory keep
+	// being served.
+	KeySource KeySource
+	// KeyRefresh is how often KeySource is polled (default 1 minute).
+	KeyRefresh time.Duration
 	// UsageLog is the quota journal file: every grant and refusal, for
 	// auditors.
 	UsageLog string
@@ -41,6 +50,9 @@ func (c *Config) Validate() error {
 	if c.MaxBatch == 0 {
 		c.MaxBatch = DefaultMaxBatch
 	}
+	if c.KeyRefresh == 0 {
+		c.KeyRefresh = time.Minute
+	}
 	if c.Quota == (quota.Limits{}) {
 		c.Quota = quota.DefaultLimits()
 	}
@@ -49,7 +61,7 @@ func (c *Config) Validate() error {
 		return errors.New("keyserver config: listen address is required")
 	case c.TLS == nil:
 		return errors.New("keyserver config: TLS certificates are required")
-	case len(c.Keys) == 0:
+	case len(c.Keys) == 0 && c.KeySource == nil:
 		return errors.New("keyserver config: an OPRF key is required")
 	case c.UsageLog == "":
 		return errors.New("keyserver config: usage log path is required")
@@ -62,22 +74,38 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// KeySource supplies OPRF keys: the current key first, then older epochs
+// still in their grace period. The file and Vault backends implement it.
+type KeySource interface {
+	Keys(ctx context.Context) ([]*oprf.PrivateKey, error)
+}
+
 // Server is a running key server.
 type Server struct {
+	cfg     Config
+	svc     *Service
 	rpc     *rpc.Server
 	lis     net.Listener
 	journal *quota.Journal
 	log     *slog.Logger
 }
 
-// New validates cfg, opens the usage log and listens. Call Serve to serve.
-func New(cfg Config) (*Server, error) {
+// New validates cfg, loads the keys, opens the usage log and listens. Call
+// Serve to serve.
+func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	if cfg.KeySource != nil {
+		keys, err := cfg.KeySource.Keys(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("keyserver: load OPRF keys: %w", err)
+		}
+		cfg.Keys = keys
 	}
 	j, err := quota.OpenJournal(cfg.UsageLog)
 	if err != nil {
@@ -106,7 +134,42 @@ func New(cfg Config) (*Server, error) {
 	}
 	log.Info("key server ready", "addr", lis.Addr().String(), "key_id", cfg.Keys[0].KeyID(),
 		"max_batch", cfg.MaxBatch, "quota_rate", cfg.Quota.Rate, "quota_burst", cfg.Quota.Burst, "quota_daily", cfg.Quota.Daily)
-	return &Server{rpc: rs, lis: lis, journal: j, log: log}, nil
+	return &Server{cfg: cfg, svc: svc, rpc: rs, lis: lis, journal: j, log: log}, nil
+}
+
+// KeySourceHealth is the health-service name that reports whether the key
+// source (for example Vault) answered the last refresh. The key server keeps
+// serving from memory while it is NOT_SERVING.
+const KeySourceHealth = "veilmatch.v1.KeyService/key-source"
+
+// refreshKeys polls the key source until ctx is done.
+func (s *Server) refreshKeys(ctx context.Context) {
+	t := time.NewTicker(s.cfg.KeyRefresh)
+	defer t.Stop()
+	current := s.cfg.Keys[0].KeyID()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		keys, err := s.cfg.KeySource.Keys(ctx)
+		if err == nil {
+			err = s.svc.SetKeys(keys)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("key source unavailable; serving the keys in memory", "key_id", current, "error", err)
+				s.rpc.Health.SetServingStatus(KeySourceHealth, healthpb.HealthCheckResponse_NOT_SERVING)
+			}
+			continue
+		}
+		s.rpc.Health.SetServingStatus(KeySourceHealth, healthpb.HealthCheckResponse_SERVING)
+		if keys[0].KeyID() != current {
+			s.log.Info("OPRF key rotated", "key_id", keys[0].KeyID(), "previous", current, "keys_served", len(keys))
+			current = keys[0].KeyID()
+		}
+	}
 }
 
 // Addr returns the address the server listens on.
@@ -115,6 +178,10 @@ func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 // Serve serves until ctx is done, then shuts down gracefully and closes the
 // usage log.
 func (s *Server) Serve(ctx context.Context) error {
+	if s.cfg.KeySource != nil {
+		s.rpc.Health.SetServingStatus(KeySourceHealth, healthpb.HealthCheckResponse_SERVING)
+		go s.refreshKeys(ctx)
+	}
 	err := s.rpc.Serve(ctx, s.lis)
 	return errors.Join(err, s.journal.Close())
 }

@@ -1,0 +1,332 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/veilmatch/veilmatch/certs"
+	"github.com/veilmatch/veilmatch/crypto/mtls"
+)
+
+// TestMain lets the scripts run this test binary as `veilmatch`: testscript
+// copies it into a directory on the scripts' PATH under that name.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){"veilmatch": main})
+}
+
+// TestScripts runs the CLI scripts in testdata/script. Each script gets two
+// free loopback addresses in VEILMATCH_HUB and VEILMATCH_KEYSERVER (for
+// `veilmatch dev --hub-addr … --keyserver-addr …` and for --as) and
+// HOME=$WORK.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		RequireUniqueNames:  true,
+		Setup:               setupScript,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exits":       cmdExits,
+			"waitserving": cmdWaitServing,
+			"jsondrop":    cmdJSONDrop,
+			"mode":        cmdMode,
+		},
+	})
+}
+
+func setupScript(env *testscript.Env) error {
+	hub, err := freeLoopbackAddr()
+	if err != nil {
+		return err
+	}
+	ks, err := freeLoopbackAddr()
+	if err != nil {
+		return err
+	}
+	env.Setenv("VEILMATCH_HUB", hub)
+	env.Setenv("VEILMATCH_KEYSERVER", ks)
+	env.Setenv("HOME", env.WorkDir)
+	return nil
+}
+
+// handedOut remembers the ports given to scripts, which run in parallel,
+// so that no two scripts get the same one.
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// freeLoopbackAddr returns 127.0.0.1:PORT for a port that was free a moment
+// ago and has not been given to another script of this run. It prefers
+// ports below the ephemeral ranges of Linux (32768-60999), macOS and Windows
+// (49152-65535), so that no outgoing connection or other ":0" listener
+// takes the port between now and the moment `veilmatch dev` binds it.
+func freeLoopbackAddr() (string, error) {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports == nil {
+		handedOut.ports = map[int]bool{}
+	}
+	for i := range 200 {
+		port := 0 // the last tries let the kernel choose
+		if i < 150 {
+			port = 20000 + rand.IntN(12000)
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		port = l.Addr().(*net.TCPAddr).Port
+		if err := l.Close(); err != nil {
+			return "", err
+		}
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), nil
+		}
+	}
+	return "", errors.New("no free loopback port found")
+}
+
+// cmdExits runs a program like exec and requires the exact exit status:
+//
+//	exits N program [args...]
+//
+// so that scripts can tell a usage error (2) from a failure (1) and from
+// rejected rows (3). stdout and stderr are kept for the next commands.
+func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! exits")
+	}
+	if len(args) < 2 {
+		ts.Fatalf("usage: exits STATUS program [args...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exits: bad status %q", args[0])
+	}
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("exits: %s: %v", args[1], err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
+	}
+}
+
+// waitTimeout bounds waitserving. It is generous: on a loaded two-core
+// machine the first start compiles the policy while other scripts run.
+const waitTimeout = 60 * time.Second
+
+// zeroSignal only checks that a process is still there.
+var zeroSignal = syscall.Signal(0)
+
+// cmdWaitServing polls the standard gRPC health service at an address over
+// mTLS (as the development party police-gb) until it reports SERVING:
+//
+//	waitserving ADDR [SERVICE]
+//
+// SERVICE defaults to "" (the whole server). It fails after waitTimeout, or
+// as soon as a background command of the script has exited (a server that
+// could not start).
+func cmdWaitServing(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! waitserving")
+	}
+	if len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: waitserving ADDR [SERVICE]")
+	}
+	addr, service := args[0], ""
+	if len(args) == 2 {
+		service = args[1]
+	}
+	tlsCfg, err := mtls.ClientConfigFS(certs.DevFS, mtls.DevFiles(".", "police-gb"), "localhost")
+	ts.Check(err)
+	start := time.Now()
+	var last error
+	for {
+		st, err := healthCheck(addr, service, credentials.NewTLS(tlsCfg))
+		if err == nil && st == healthpb.HealthCheckResponse_SERVING {
+			ts.Logf("%s serving after %s", addr, time.Since(start).Round(time.Millisecond))
+			return
+		}
+		if err == nil {
+			err = fmt.Errorf("status %s", st)
+		}
+		last = err
+		for _, cmd := range ts.BackgroundCmds() {
+			if cmd.Process.Signal(zeroSignal) != nil {
+				ts.Fatalf("waitserving %s: background command %q exited (use 'wait' to see its output); last health check: %v", addr, cmd.Args, last)
+			}
+		}
+		if time.Since(start) > waitTimeout {
+			ts.Fatalf("waitserving %s: not serving after %s: %v", addr, waitTimeout, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// healthCheck makes one health check on a fresh connection, so that gRPC's
+// reconnection backoff never delays noticing a server that has come up.
+func healthCheck(addr, service string, creds credentials.TransportCredentials) (healthpb.HealthCheckResponse_ServingStatus, error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+	if err != nil {
+		return 0, err
+	}
+	return resp.GetStatus(), nil
+}
+
+// cmdJSONDrop reads JSON from FILE ("stdout", "stderr" or a path), removes
+// every object member named one of KEYs at any depth, and writes the rest,
+// indented like the CLI's --format json and in the same member order, to
+// stdout for cmp:
+//
+//	jsondrop FILE KEY...
+//
+// It takes out what changes from run to run: decision ids, match
+// references, key ids, times.
+func cmdJSONDrop(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! jsondrop")
+	}
+	if len(args) < 1 {
+		ts.Fatalf("usage: jsondrop FILE KEY...")
+	}
+	drop := map[string]bool{}
+	for _, k := range args[1:] {
+		drop[k] = true
+	}
+	dec := json.NewDecoder(bytes.NewReader([]byte(ts.ReadFile(args[0]))))
+	dec.UseNumber()
+	v, err := decodeOrdered(dec, drop)
+	if err != nil {
+		ts.Fatalf("jsondrop %s: %v", args[0], err)
+	}
+	if _, err := dec.Token(); err == nil {
+		ts.Fatalf("jsondrop %s: more than one JSON value", args[0])
+	}
+	out, err := json.MarshalIndent(v, "", "  ")
+	ts.Check(err)
+	fmt.Fprintf(ts.Stdout(), "%s\n", out)
+}
+
+// member is one member of a JSON object; orderedObject keeps the order.
+type member struct {
+	key   string
+	value any
+}
+
+type orderedObject []member
+
+func (o orderedObject) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, m := range o {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, err := json.Marshal(m.key)
+		if err != nil {
+			return nil, err
+		}
+		v, err := json.Marshal(m.value)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// decodeOrdered decodes the next JSON value, keeping object member order
+// and leaving out members named in drop.
+func decodeOrdered(dec *json.Decoder, drop map[string]bool) (any, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	d, ok := tok.(json.Delim)
+	if !ok {
+		return tok, nil
+	}
+	switch d {
+	case '{':
+		obj := orderedObject{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return nil, err
+			}
+			v, err := decodeOrdered(dec, drop)
+			if err != nil {
+				return nil, err
+			}
+			if k := kt.(string); !drop[k] {
+				obj = append(obj, member{k, v})
+			}
+		}
+		_, err = dec.Token() // '}'
+		return obj, err
+	case '[':
+		arr := []any{}
+		for dec.More() {
+			v, err := decodeOrdered(dec, drop)
+			if err != nil {
+				return nil, err
+			}
+			arr = append(arr, v)
+		}
+		_, err = dec.Token() // ']'
+		return arr, err
+	}
+	return nil, fmt.Errorf("unexpected %v", d)
+}
+
+// cmdMode checks a file's permission bits:
+//
+//	mode 0600 FILE
+func cmdMode(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: [!] mode PERM FILE")
+	}
+	want, err := strconv.ParseUint(args[0], 8, 32)
+	if err != nil {
+		ts.Fatalf("mode: bad permission %q", args[0])
+	}
+	fi, err := os.Stat(ts.MkAbs(args[1]))
+	ts.Check(err)
+	got := fi.Mode().Perm()
+	if (got == os.FileMode(want)) == neg {
+		ts.Fatalf("%s has mode %#o, want %s%#o", args[1], got, map[bool]string{true: "not "}[neg], want)
+	}
+}
