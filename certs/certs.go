@@ -183,7 +183,9 @@ func leafTemplate(opts Options, p Party) (*x509.Certificate, error) {
 		URIs:                  []*url.URL{uri},
 	}
 	if p.Kind == mtls.KindServer {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		// Servers also call each other (the key server reports quota use
+		// to the hub), so they may authenticate as clients too.
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 		tmpl.DNSNames = []string{"localhost"}
 		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
 	} else {

@@ -35,13 +35,14 @@ func readCert(t *testing.T, fsys fs.FS, name string) *x509.Certificate {
 	return c
 }
 
-// usage returns the extended key usage a party's certificate must have and
-// the one it must not.
-func usage(p certs.Party) (want, wrong x509.ExtKeyUsage) {
+// usage returns the extended key usages a party's certificate must have and
+// the ones it must not: servers serve and call each other, parties only
+// call.
+func usage(p certs.Party) (want, wrong []x509.ExtKeyUsage) {
 	if p.Kind == mtls.KindServer {
-		return x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth
+		return []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, nil
 	}
-	return x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth
+	return []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 }
 
 // checkSet verifies every certificate of parties in fsys against its ca.crt
@@ -58,13 +59,17 @@ func checkSet(t *testing.T, fsys fs.FS, trustDomain string, parties []certs.Part
 		t.Run(p.ID, func(t *testing.T) {
 			leaf := readCert(t, fsys, p.ID+".crt")
 			want, wrong := usage(p)
-			opts := x509.VerifyOptions{Roots: roots, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{want}}
-			if _, err := leaf.Verify(opts); err != nil {
-				t.Fatalf("verify with %v: %v", want, err)
+			for _, u := range want {
+				opts := x509.VerifyOptions{Roots: roots, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{u}}
+				if _, err := leaf.Verify(opts); err != nil {
+					t.Fatalf("verify with %v: %v", u, err)
+				}
 			}
-			opts.KeyUsages = []x509.ExtKeyUsage{wrong}
-			if _, err := leaf.Verify(opts); err == nil {
-				t.Errorf("certificate also verifies for %v", wrong)
+			for _, u := range wrong {
+				opts := x509.VerifyOptions{Roots: roots, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{u}}
+				if _, err := leaf.Verify(opts); err == nil {
+					t.Errorf("certificate also verifies for %v", u)
+				}
 			}
 
 			id, err := mtls.FromCertificate(leaf)
