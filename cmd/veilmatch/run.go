@@ -101,6 +101,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	commands := map[string]command{
 		"agency":    cmdAgency,
+		"audit":     cmdAudit,
 		"dev":       cmdDev,
 		"hub":       cmdHub,
 		"policy":    cmdPolicy,

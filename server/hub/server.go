@@ -11,10 +11,12 @@ import (
 	"path/filepath"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/veilmatch/veilmatch/policy"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
+	"github.com/veilmatch/veilmatch/server/auditsvc"
 	"github.com/veilmatch/veilmatch/server/rpc"
 	"github.com/veilmatch/veilmatch/server/store"
 	"github.com/veilmatch/veilmatch/server/store/sqlite"
@@ -26,6 +28,12 @@ const (
 	DBFile = "hub.db"
 	// MatchRefKeyFile holds the key that seals match references.
 	MatchRefKeyFile = "match-ref.key"
+	// CheckpointKeyFile holds the default checkpoint signing key, and
+	// CheckpointPubFile its note verifier key, for auditors to pin.
+	CheckpointKeyFile = "checkpoint.key"
+	CheckpointPubFile = "checkpoint.pub"
+	// DefaultLogOrigin names the decision log in checkpoints.
+	DefaultLogOrigin = "veilmatch.dev/hub"
 )
 
 // Config configures a hub.
@@ -43,6 +51,12 @@ type Config struct {
 	// MatchRefKey (32 bytes) seals match references; nil means the key file
 	// in DataDir, created on first start.
 	MatchRefKey []byte
+	// Signer signs audit checkpoints; nil means the key file in DataDir,
+	// created on first start (its verifier key is written beside it).
+	Signer Signer
+	// LogOrigin names the decision log in checkpoints (default
+	// DefaultLogOrigin).
+	LogOrigin string
 	// UploadTTL is how long an uncommitted upload is kept for resuming
 	// (default 7 days).
 	UploadTTL time.Duration
@@ -54,6 +68,9 @@ type Config struct {
 
 // Validate names the first missing or bad setting.
 func (c *Config) Validate() error {
+	if c.LogOrigin == "" {
+		c.LogOrigin = DefaultLogOrigin
+	}
 	if c.UploadTTL == 0 {
 		c.UploadTTL = 7 * 24 * time.Hour
 	}
@@ -62,7 +79,7 @@ func (c *Config) Validate() error {
 		return errors.New("hub config: listen address is required")
 	case c.TLS == nil:
 		return errors.New("hub config: TLS certificates are required")
-	case (c.Store == nil || c.MatchRefKey == nil) && c.DataDir == "":
+	case (c.Store == nil || c.MatchRefKey == nil || c.Signer == nil) && c.DataDir == "":
 		return errors.New("hub config: data directory is required")
 	case c.Policy == nil:
 		return errors.New("hub config: a policy engine is required")
@@ -70,6 +87,13 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("hub config: upload TTL must be positive, got %s", c.UploadTTL)
 	}
 	return nil
+}
+
+// Signer signs audit checkpoints; VerifierKey is the note verifier key
+// auditors pin. keys.FileSigner and the Vault Transit signer implement it.
+type Signer interface {
+	note.Signer
+	VerifierKey() string
 }
 
 // Server is a running hub.
@@ -120,6 +144,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	veilmatchv1.RegisterHubServiceServer(rs.GRPC, svc)
+	signer := cfg.Signer
+	if signer == nil {
+		if signer, err = loadFileSigner(filepath.Join(cfg.DataDir, CheckpointKeyFile), cfg.LogOrigin); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("hub: checkpoint signer: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(cfg.DataDir, CheckpointPubFile), []byte(signer.VerifierKey()+"\n"), 0o644); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("hub: write checkpoint verifier key: %w", err)
+		}
+	}
+	veilmatchv1.RegisterAuditServiceServer(rs.GRPC, auditsvc.New(st, signer, cfg.LogOrigin, signer.VerifierKey(), nil))
+	veilmatchv1.RegisterUsageServiceServer(rs.GRPC, NewUsageService(st))
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		st.Close()

@@ -41,6 +41,9 @@ type Config struct {
 	Quota quota.Limits
 	// Reflection enables gRPC server reflection.
 	Reflection bool
+	// Report, if set, delivers quota use and refusals to the hub's
+	// decision log.
+	Report *ReportConfig
 	// Logger is the server's logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -84,6 +87,7 @@ type KeySource interface {
 type Server struct {
 	cfg     Config
 	svc     *Service
+	report  *reporter
 	rpc     *rpc.Server
 	lis     net.Listener
 	journal *quota.Journal
@@ -127,6 +131,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	veilmatchv1.RegisterKeyServiceServer(rs.GRPC, svc)
+	var rep *reporter
+	if cfg.Report != nil {
+		if rep, err = newReporter(*cfg.Report, j, log); err != nil {
+			j.Close()
+			return nil, err
+		}
+	}
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		j.Close()
@@ -134,7 +145,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	log.Info("key server ready", "addr", lis.Addr().String(), "key_id", cfg.Keys[0].KeyID(),
 		"max_batch", cfg.MaxBatch, "quota_rate", cfg.Quota.Rate, "quota_burst", cfg.Quota.Burst, "quota_daily", cfg.Quota.Daily)
-	return &Server{cfg: cfg, svc: svc, rpc: rs, lis: lis, journal: j, log: log}, nil
+	return &Server{cfg: cfg, svc: svc, report: rep, rpc: rs, lis: lis, journal: j, log: log}, nil
 }
 
 // KeySourceHealth is the health-service name that reports whether the key
@@ -182,6 +193,13 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.rpc.Health.SetServingStatus(KeySourceHealth, healthpb.HealthCheckResponse_SERVING)
 		go s.refreshKeys(ctx)
 	}
+	reported := make(chan struct{})
+	if s.report != nil {
+		go func() { s.report.run(ctx); close(reported) }()
+	} else {
+		close(reported)
+	}
 	err := s.rpc.Serve(ctx, s.lis)
+	<-reported
 	return errors.Join(err, s.journal.Close())
 }

@@ -121,3 +121,41 @@ func TestLimitsValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestSinceReportsNewLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "quota.jsonl")
+	c := &clock{time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)}
+	j, err := OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	l, _ := NewLimiter(Limits{Rate: 1e6, Burst: 100, Daily: 150}, j, c.now)
+	l.Take("a", 100)
+	l.Take("b", 10)
+	rep, err := j.Since(0)
+	if err != nil || len(rep.Usage) != 2 || len(rep.Refusals) != 0 || rep.End == 0 {
+		t.Fatalf("first report = %+v, %v", rep, err)
+	}
+	l.Take("a", 100) // refused: daily cap
+	rep2, err := j.Since(rep.End)
+	if err != nil || len(rep2.Refusals) != 1 || rep2.Refusals[0].Agency != "a" || rep2.Refusals[0].Elements != 100 {
+		t.Fatalf("second report = %+v, %v", rep2, err)
+	}
+	if len(rep2.Usage) != 1 || rep2.Usage[0].Evaluations != 100 || rep2.Usage[0].Refusals != 1 {
+		t.Fatalf("usage in second report = %+v", rep2.Usage)
+	}
+	if rep3, _ := j.Since(rep2.End); !rep3.Empty() {
+		t.Fatalf("nothing new, got %+v", rep3)
+	}
+	cur := filepath.Join(t.TempDir(), "cursor")
+	if n, err := LoadCursor(cur); err != nil || n != 0 {
+		t.Fatalf("missing cursor = %d, %v", n, err)
+	}
+	if err := SaveCursor(cur, rep2.End); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := LoadCursor(cur); err != nil || n != rep2.End {
+		t.Fatalf("cursor = %d, %v", n, err)
+	}
+}

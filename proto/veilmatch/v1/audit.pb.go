@@ -23,22 +23,39 @@ const (
 )
 
 // Decision is one record of the decision log. record holds the exact bytes
-// hashed into the Merkle tree; the other fields are decoded from it.
+// hashed into the Merkle tree (the canonical JSON of the record); the other
+// fields are decoded from it. A raw listing sets only index and record.
 type Decision struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	Index          uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	Time           *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
-	Caller         string                 `protobuf:"bytes,3,opt,name=caller,proto3" json:"caller,omitempty"`
-	Action         string                 `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
-	Purpose        string                 `protobuf:"bytes,5,opt,name=purpose,proto3" json:"purpose,omitempty"`
-	CaseRef        string                 `protobuf:"bytes,6,opt,name=case_ref,json=caseRef,proto3" json:"case_ref,omitempty"`
-	Lists          []string               `protobuf:"bytes,7,rep,name=lists,proto3" json:"lists,omitempty"`
-	Levels         []string               `protobuf:"bytes,8,rep,name=levels,proto3" json:"levels,omitempty"`
-	RuleIds        []string               `protobuf:"bytes,9,rep,name=rule_ids,json=ruleIds,proto3" json:"rule_ids,omitempty"`
-	PolicyRevision string                 `protobuf:"bytes,10,opt,name=policy_revision,json=policyRevision,proto3" json:"policy_revision,omitempty"`
-	Record         []byte                 `protobuf:"bytes,11,opt,name=record,proto3" json:"record,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Index uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Time  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// caller is the SPIFFE ID of the caller.
+	Caller  string `protobuf:"bytes,3,opt,name=caller,proto3" json:"caller,omitempty"`
+	Action  string `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
+	Purpose string `protobuf:"bytes,5,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	CaseRef string `protobuf:"bytes,6,opt,name=case_ref,json=caseRef,proto3" json:"case_ref,omitempty"`
+	// lists are the ids ("owner/name") of the lists involved.
+	Lists []string `protobuf:"bytes,7,rep,name=lists,proto3" json:"lists,omitempty"`
+	// levels are the distinct disclosure levels of the outcomes, sorted.
+	Levels []string `protobuf:"bytes,8,rep,name=levels,proto3" json:"levels,omitempty"`
+	// rule_ids are the ids of the policy rules that fired.
+	RuleIds        []string `protobuf:"bytes,9,rep,name=rule_ids,json=ruleIds,proto3" json:"rule_ids,omitempty"`
+	PolicyRevision string   `protobuf:"bytes,10,opt,name=policy_revision,json=policyRevision,proto3" json:"policy_revision,omitempty"`
+	Record         []byte   `protobuf:"bytes,11,opt,name=record,proto3" json:"record,omitempty"`
+	// agency is the caller's agency id.
+	Agency string `protobuf:"bytes,12,opt,name=agency,proto3" json:"agency,omitempty"`
+	// result is "allowed" or "refused".
+	Result string `protobuf:"bytes,13,opt,name=result,proto3" json:"result,omitempty"`
+	// reason explains a refusal or qualifies an allowance.
+	Reason string `protobuf:"bytes,14,opt,name=reason,proto3" json:"reason,omitempty"`
+	// decision_id identifies the decision across services.
+	DecisionId string `protobuf:"bytes,15,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	// outcomes are the disclosure levels and counts per counterparty class.
+	Outcomes []*DecisionOutcome `protobuf:"bytes,16,rep,name=outcomes,proto3" json:"outcomes,omitempty"`
+	// details holds further facts, such as quota numbers.
+	Details       map[string]string `protobuf:"bytes,17,rep,name=details,proto3" json:"details,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Decision) Reset() {
@@ -148,24 +165,141 @@ func (x *Decision) GetRecord() []byte {
 	return nil
 }
 
+func (x *Decision) GetAgency() string {
+	if x != nil {
+		return x.Agency
+	}
+	return ""
+}
+
+func (x *Decision) GetResult() string {
+	if x != nil {
+		return x.Result
+	}
+	return ""
+}
+
+func (x *Decision) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Decision) GetDecisionId() string {
+	if x != nil {
+		return x.DecisionId
+	}
+	return ""
+}
+
+func (x *Decision) GetOutcomes() []*DecisionOutcome {
+	if x != nil {
+		return x.Outcomes
+	}
+	return nil
+}
+
+func (x *Decision) GetDetails() map[string]string {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
+// DecisionOutcome is what a decision disclosed about one class of
+// counterparty.
+type DecisionOutcome struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Class string                 `protobuf:"bytes,1,opt,name=class,proto3" json:"class,omitempty"`
+	// level is full, flag, count or none.
+	Level         string `protobuf:"bytes,2,opt,name=level,proto3" json:"level,omitempty"`
+	Entries       uint64 `protobuf:"varint,3,opt,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecisionOutcome) Reset() {
+	*x = DecisionOutcome{}
+	mi := &file_veilmatch_v1_audit_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecisionOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecisionOutcome) ProtoMessage() {}
+
+func (x *DecisionOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_audit_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecisionOutcome.ProtoReflect.Descriptor instead.
+func (*DecisionOutcome) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_audit_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *DecisionOutcome) GetClass() string {
+	if x != nil {
+		return x.Class
+	}
+	return ""
+}
+
+func (x *DecisionOutcome) GetLevel() string {
+	if x != nil {
+		return x.Level
+	}
+	return ""
+}
+
+func (x *DecisionOutcome) GetEntries() uint64 {
+	if x != nil {
+		return x.Entries
+	}
+	return 0
+}
+
 // ListDecisionsRequest filters decisions; empty fields match everything.
 type ListDecisionsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Agency        string                 `protobuf:"bytes,1,opt,name=agency,proto3" json:"agency,omitempty"`
-	Action        string                 `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
-	Purpose       string                 `protobuf:"bytes,3,opt,name=purpose,proto3" json:"purpose,omitempty"`
-	Level         string                 `protobuf:"bytes,4,opt,name=level,proto3" json:"level,omitempty"`
-	Since         *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=since,proto3" json:"since,omitempty"`
-	Until         *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=until,proto3" json:"until,omitempty"`
-	StartIndex    uint64                 `protobuf:"varint,7,opt,name=start_index,json=startIndex,proto3" json:"start_index,omitempty"`
-	PageSize      uint32                 `protobuf:"varint,8,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Agency  string                 `protobuf:"bytes,1,opt,name=agency,proto3" json:"agency,omitempty"`
+	Action  string                 `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
+	Purpose string                 `protobuf:"bytes,3,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	// level matches decisions with an outcome at that level (full, flag,
+	// count, none); "refused" matches refused decisions.
+	Level string `protobuf:"bytes,4,opt,name=level,proto3" json:"level,omitempty"`
+	// since is inclusive.
+	Since *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=since,proto3" json:"since,omitempty"`
+	// until is exclusive.
+	Until *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=until,proto3" json:"until,omitempty"`
+	// start_index is the first index to scan.
+	StartIndex uint64 `protobuf:"varint,7,opt,name=start_index,json=startIndex,proto3" json:"start_index,omitempty"`
+	// page_size is the most decisions returned: default 100, at most 1000.
+	PageSize uint32 `protobuf:"varint,8,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// raw returns the records exactly as stored, neither decoded nor
+	// filtered: each Decision has only index and record set, even for a
+	// record that does not parse. Auditors verifying the log use it, so that
+	// the hub's decoding cannot hide a damaged record. raw cannot be combined
+	// with filters.
+	Raw           bool `protobuf:"varint,9,opt,name=raw,proto3" json:"raw,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListDecisionsRequest) Reset() {
 	*x = ListDecisionsRequest{}
-	mi := &file_veilmatch_v1_audit_proto_msgTypes[1]
+	mi := &file_veilmatch_v1_audit_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -177,7 +311,7 @@ func (x *ListDecisionsRequest) String() string {
 func (*ListDecisionsRequest) ProtoMessage() {}
 
 func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_veilmatch_v1_audit_proto_msgTypes[1]
+	mi := &file_veilmatch_v1_audit_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -190,7 +324,7 @@ func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDecisionsRequest.ProtoReflect.Descriptor instead.
 func (*ListDecisionsRequest) Descriptor() ([]byte, []int) {
-	return file_veilmatch_v1_audit_proto_rawDescGZIP(), []int{1}
+	return file_veilmatch_v1_audit_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ListDecisionsRequest) GetAgency() string {
@@ -249,18 +383,31 @@ func (x *ListDecisionsRequest) GetPageSize() uint32 {
 	return 0
 }
 
-// ListDecisionsResponse is one page of decisions.
+func (x *ListDecisionsRequest) GetRaw() bool {
+	if x != nil {
+		return x.Raw
+	}
+	return false
+}
+
+// ListDecisionsResponse is one page of decisions. A record missing from
+// the log is reported as DATA_LOSS with a google.rpc.ErrorInfo detail of
+// reason RECORD_MISSING whose metadata "index" names it.
 type ListDecisionsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Decisions     []*Decision            `protobuf:"bytes,1,rep,name=decisions,proto3" json:"decisions,omitempty"`
-	NextIndex     uint64                 `protobuf:"varint,2,opt,name=next_index,json=nextIndex,proto3" json:"next_index,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Decisions []*Decision            `protobuf:"bytes,1,rep,name=decisions,proto3" json:"decisions,omitempty"`
+	// next_index is the start_index of the next page: every index before it
+	// has been scanned.
+	NextIndex uint64 `protobuf:"varint,2,opt,name=next_index,json=nextIndex,proto3" json:"next_index,omitempty"`
+	// end_of_log is set when the scan reached the end of the log.
+	EndOfLog      bool `protobuf:"varint,3,opt,name=end_of_log,json=endOfLog,proto3" json:"end_of_log,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListDecisionsResponse) Reset() {
 	*x = ListDecisionsResponse{}
-	mi := &file_veilmatch_v1_audit_proto_msgTypes[2]
+	mi := &file_veilmatch_v1_audit_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -272,7 +419,7 @@ func (x *ListDecisionsResponse) String() string {
 func (*ListDecisionsResponse) ProtoMessage() {}
 
 func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_veilmatch_v1_audit_proto_msgTypes[2]
+	mi := &file_veilmatch_v1_audit_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -285,7 +432,7 @@ func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDecisionsResponse.ProtoReflect.Descriptor instead.
 func (*ListDecisionsResponse) Descriptor() ([]byte, []int) {
-	return file_veilmatch_v1_audit_proto_rawDescGZIP(), []int{2}
+	return file_veilmatch_v1_audit_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ListDecisionsResponse) GetDecisions() []*Decision {
@@ -302,6 +449,13 @@ func (x *ListDecisionsResponse) GetNextIndex() uint64 {
 	return 0
 }
 
+func (x *ListDecisionsResponse) GetEndOfLog() bool {
+	if x != nil {
+		return x.EndOfLog
+	}
+	return false
+}
+
 // GetDecisionRequest names a record by index.
 type GetDecisionRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -312,7 +466,7 @@ type GetDecisionRequest struct {
 
 func (x *GetDecisionRequest) Reset() {
 	*x = GetDecisionRequest{}
-	mi := &file_veilmatch_v1_audit_proto_msgTypes[3]
+	mi := &file_veilmatch_v1_audit_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -324,7 +478,7 @@ func (x *GetDecisionRequest) String() string {
 func (*GetDecisionRequest) ProtoMessage() {}
 
 func (x *GetDecisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_veilmatch_v1_audit_proto_msgTypes[3]
+	mi := &file_veilmatch_v1_audit_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -337,7 +491,7 @@ func (x *GetDecisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDecisionRequest.ProtoReflect.Descriptor instead.
 func (*GetDecisionRequest) Descriptor() ([]byte, []int) {
-	return file_veilmatch_v1_audit_proto_rawDescGZIP(), []int{3}
+	return file_veilmatch_v1_audit_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetDecisionRequest) GetIndex() uint64 {
@@ -357,7 +511,7 @@ type GetDecisionResponse struct {
 
 func (x *GetDecisionResponse) Reset() {
 	*x = GetDecisionResponse{}
-	mi := &file_veilmatch_v1_audit_proto_msgTypes[4]
+	mi := &file_veilmatch_v1_audit_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -369,7 +523,7 @@ func (x *GetDecisionResponse) String() string {
 func (*GetDecisionResponse) ProtoMessage() {}
 
 func (x *GetDecisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_veilmatch_v1_audit_proto_msgTypes[4]
+	mi := &file_veilmatch_v1_audit_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -382,7 +536,7 @@ func (x *GetDecisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDecisionResponse.ProtoReflect.Descriptor instead.
 func (*GetDecisionResponse) Descriptor() ([]byte, []int) {
-	return file_veilmatch_v1_audit_proto_rawDescGZIP(), []int{4}
+	return file_veilmatch_v1_audit_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetDecisionResponse) GetDecision() *Decision {
@@ -401,7 +555,7 @@ type GetCheckpointRequest struct {
 
 func (x *GetCheckpointRequest) Reset() {
 	*x = GetCheckpointRequest{}
-	mi := &file_veilmatch_v1_audit_proto_msgTypes[5]
+	mi := &file_veilmatch_v1_audit_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -413,7 +567,7 @@ func (x *GetCheckpointRequest) String() string {
 func (*GetCheckpointRequest) ProtoMessage() {}
 
 func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_veilmatch_v1_audit_proto_msgTypes[5]
+	mi := &file_veilmatch_v1_audit_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -426,20 +580,26 @@ func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*GetCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_veilmatch_v1_audit_proto_rawDescGZIP(), []int{5}
+	return file_veilmatch_v1_audit_proto_rawDescGZIP(), []int{6}
 }
 
 // GetCheckpointResponse carries the signed checkpoint text.
 type GetCheckpointResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Checkpoint    []byte                 `protobuf:"bytes,1,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Checkpoint []byte                 `protobuf:"bytes,1,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	// verifier_key is the hub's note verifier key (name+hash+key), shown to
+	// a first-time auditor. Verification must use a key pinned out of band,
+	// never this one.
+	VerifierKey string `protobuf:"bytes,2,opt,name=verifier_key,json=verifierKey,proto3" json:"verifier_key,omitempty"`
+	// origin is the log's name, the first line of the checkpoint.
+	Origin        string `protobuf:"bytes,3,opt,name=origin,proto3" json:"origin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetCheckpointResponse) Reset() {
 	*x = GetCheckpointResponse{}
-	mi := &file_veilmatch_v1_audit_proto_msgTypes[6]
+	mi := &file_veilmatch_v1_audit_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -451,7 +611,7 @@ func (x *GetCheckpointResponse) String() string {
 func (*GetCheckpointResponse) ProtoMessage() {}
 
 func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_veilmatch_v1_audit_proto_msgTypes[6]
+	mi := &file_veilmatch_v1_audit_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -464,7 +624,7 @@ func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointResponse.ProtoReflect.Descriptor instead.
 func (*GetCheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_veilmatch_v1_audit_proto_rawDescGZIP(), []int{6}
+	return file_veilmatch_v1_audit_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetCheckpointResponse) GetCheckpoint() []byte {
@@ -472,6 +632,20 @@ func (x *GetCheckpointResponse) GetCheckpoint() []byte {
 		return x.Checkpoint
 	}
 	return nil
+}
+
+func (x *GetCheckpointResponse) GetVerifierKey() string {
+	if x != nil {
+		return x.VerifierKey
+	}
+	return ""
+}
+
+func (x *GetCheckpointResponse) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
 }
 
 // GetInclusionProofRequest asks for the proof of one leaf in a tree size.
@@ -485,7 +659,7 @@ type GetInclusionProofRequest struct {
 
 func (x *GetInclusionProofRequest) Reset() {
 	*x = GetInclusionProofRequest{}
-	mi := &file_veilmatch_v1_audit_proto_msgTypes[7]
+	mi := &file_veilmatch_v1_audit_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -497,7 +671,7 @@ func (x *GetInclusionProofRequest) String() string {
 func (*GetInclusionProofRequest) ProtoMessage() {}
 
 func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_veilmatch_v1_audit_proto_msgTypes[7]
+	mi := &file_veilmatch_v1_audit_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -510,7 +684,7 @@ func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofRequest.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofRequest) Descriptor() ([]byte, []int) {
-	return file_veilmatch_v1_audit_proto_rawDescGZIP(), []int{7}
+	return file_veilmatch_v1_audit_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetInclusionProofRequest) GetIndex() uint64 {
@@ -537,7 +711,7 @@ type GetInclusionProofResponse struct {
 
 func (x *GetInclusionProofResponse) Reset() {
 	*x = GetInclusionProofResponse{}
-	mi := &file_veilmatch_v1_audit_proto_msgTypes[8]
+	mi := &file_veilmatch_v1_audit_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -549,7 +723,7 @@ func (x *GetInclusionProofResponse) String() string {
 func (*GetInclusionProofResponse) ProtoMessage() {}
 
 func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_veilmatch_v1_audit_proto_msgTypes[8]
+	mi := &file_veilmatch_v1_audit_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -562,7 +736,7 @@ func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofResponse.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofResponse) Descriptor() ([]byte, []int) {
-	return file_veilmatch_v1_audit_proto_rawDescGZIP(), []int{8}
+	return file_veilmatch_v1_audit_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetInclusionProofResponse) GetHashes() [][]byte {
@@ -583,7 +757,7 @@ type GetConsistencyProofRequest struct {
 
 func (x *GetConsistencyProofRequest) Reset() {
 	*x = GetConsistencyProofRequest{}
-	mi := &file_veilmatch_v1_audit_proto_msgTypes[9]
+	mi := &file_veilmatch_v1_audit_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +769,7 @@ func (x *GetConsistencyProofRequest) String() string {
 func (*GetConsistencyProofRequest) ProtoMessage() {}
 
 func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_veilmatch_v1_audit_proto_msgTypes[9]
+	mi := &file_veilmatch_v1_audit_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,7 +782,7 @@ func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofRequest.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofRequest) Descriptor() ([]byte, []int) {
-	return file_veilmatch_v1_audit_proto_rawDescGZIP(), []int{9}
+	return file_veilmatch_v1_audit_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetConsistencyProofRequest) GetOldSize() uint64 {
@@ -635,7 +809,7 @@ type GetConsistencyProofResponse struct {
 
 func (x *GetConsistencyProofResponse) Reset() {
 	*x = GetConsistencyProofResponse{}
-	mi := &file_veilmatch_v1_audit_proto_msgTypes[10]
+	mi := &file_veilmatch_v1_audit_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -647,7 +821,7 @@ func (x *GetConsistencyProofResponse) String() string {
 func (*GetConsistencyProofResponse) ProtoMessage() {}
 
 func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_veilmatch_v1_audit_proto_msgTypes[10]
+	mi := &file_veilmatch_v1_audit_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -660,7 +834,7 @@ func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofResponse.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofResponse) Descriptor() ([]byte, []int) {
-	return file_veilmatch_v1_audit_proto_rawDescGZIP(), []int{10}
+	return file_veilmatch_v1_audit_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetConsistencyProofResponse) GetHashes() [][]byte {
@@ -674,7 +848,7 @@ var File_veilmatch_v1_audit_proto protoreflect.FileDescriptor
 
 const file_veilmatch_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x18veilmatch/v1/audit.proto\x12\fveilmatch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbf\x02\n" +
+	"\x18veilmatch/v1/audit.proto\x12\fveilmatch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xde\x04\n" +
 	"\bDecision\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
@@ -687,7 +861,21 @@ const file_veilmatch_v1_audit_proto_rawDesc = "" +
 	"\brule_ids\x18\t \x03(\tR\aruleIds\x12'\n" +
 	"\x0fpolicy_revision\x18\n" +
 	" \x01(\tR\x0epolicyRevision\x12\x16\n" +
-	"\x06record\x18\v \x01(\fR\x06record\"\x98\x02\n" +
+	"\x06record\x18\v \x01(\fR\x06record\x12\x16\n" +
+	"\x06agency\x18\f \x01(\tR\x06agency\x12\x16\n" +
+	"\x06result\x18\r \x01(\tR\x06result\x12\x16\n" +
+	"\x06reason\x18\x0e \x01(\tR\x06reason\x12\x1f\n" +
+	"\vdecision_id\x18\x0f \x01(\tR\n" +
+	"decisionId\x129\n" +
+	"\boutcomes\x18\x10 \x03(\v2\x1d.veilmatch.v1.DecisionOutcomeR\boutcomes\x12=\n" +
+	"\adetails\x18\x11 \x03(\v2#.veilmatch.v1.Decision.DetailsEntryR\adetails\x1a:\n" +
+	"\fDetailsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"W\n" +
+	"\x0fDecisionOutcome\x12\x14\n" +
+	"\x05class\x18\x01 \x01(\tR\x05class\x12\x14\n" +
+	"\x05level\x18\x02 \x01(\tR\x05level\x12\x18\n" +
+	"\aentries\x18\x03 \x01(\x04R\aentries\"\xaa\x02\n" +
 	"\x14ListDecisionsRequest\x12\x16\n" +
 	"\x06agency\x18\x01 \x01(\tR\x06agency\x12\x16\n" +
 	"\x06action\x18\x02 \x01(\tR\x06action\x12\x18\n" +
@@ -697,20 +885,25 @@ const file_veilmatch_v1_audit_proto_rawDesc = "" +
 	"\x05until\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x1f\n" +
 	"\vstart_index\x18\a \x01(\x04R\n" +
 	"startIndex\x12\x1b\n" +
-	"\tpage_size\x18\b \x01(\rR\bpageSize\"l\n" +
+	"\tpage_size\x18\b \x01(\rR\bpageSize\x12\x10\n" +
+	"\x03raw\x18\t \x01(\bR\x03raw\"\x8a\x01\n" +
 	"\x15ListDecisionsResponse\x124\n" +
 	"\tdecisions\x18\x01 \x03(\v2\x16.veilmatch.v1.DecisionR\tdecisions\x12\x1d\n" +
 	"\n" +
-	"next_index\x18\x02 \x01(\x04R\tnextIndex\"*\n" +
+	"next_index\x18\x02 \x01(\x04R\tnextIndex\x12\x1c\n" +
+	"\n" +
+	"end_of_log\x18\x03 \x01(\bR\bendOfLog\"*\n" +
 	"\x12GetDecisionRequest\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"I\n" +
 	"\x13GetDecisionResponse\x122\n" +
 	"\bdecision\x18\x01 \x01(\v2\x16.veilmatch.v1.DecisionR\bdecision\"\x16\n" +
-	"\x14GetCheckpointRequest\"7\n" +
+	"\x14GetCheckpointRequest\"r\n" +
 	"\x15GetCheckpointResponse\x12\x1e\n" +
 	"\n" +
 	"checkpoint\x18\x01 \x01(\fR\n" +
-	"checkpoint\"M\n" +
+	"checkpoint\x12!\n" +
+	"\fverifier_key\x18\x02 \x01(\tR\vverifierKey\x12\x16\n" +
+	"\x06origin\x18\x03 \x01(\tR\x06origin\"M\n" +
 	"\x18GetInclusionProofRequest\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1b\n" +
 	"\ttree_size\x18\x02 \x01(\x04R\btreeSize\"3\n" +
@@ -740,42 +933,46 @@ func file_veilmatch_v1_audit_proto_rawDescGZIP() []byte {
 	return file_veilmatch_v1_audit_proto_rawDescData
 }
 
-var file_veilmatch_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_veilmatch_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_veilmatch_v1_audit_proto_goTypes = []any{
 	(*Decision)(nil),                    // 0: veilmatch.v1.Decision
-	(*ListDecisionsRequest)(nil),        // 1: veilmatch.v1.ListDecisionsRequest
-	(*ListDecisionsResponse)(nil),       // 2: veilmatch.v1.ListDecisionsResponse
-	(*GetDecisionRequest)(nil),          // 3: veilmatch.v1.GetDecisionRequest
-	(*GetDecisionResponse)(nil),         // 4: veilmatch.v1.GetDecisionResponse
-	(*GetCheckpointRequest)(nil),        // 5: veilmatch.v1.GetCheckpointRequest
-	(*GetCheckpointResponse)(nil),       // 6: veilmatch.v1.GetCheckpointResponse
-	(*GetInclusionProofRequest)(nil),    // 7: veilmatch.v1.GetInclusionProofRequest
-	(*GetInclusionProofResponse)(nil),   // 8: veilmatch.v1.GetInclusionProofResponse
-	(*GetConsistencyProofRequest)(nil),  // 9: veilmatch.v1.GetConsistencyProofRequest
-	(*GetConsistencyProofResponse)(nil), // 10: veilmatch.v1.GetConsistencyProofResponse
-	(*timestamppb.Timestamp)(nil),       // 11: google.protobuf.Timestamp
+	(*DecisionOutcome)(nil),             // 1: veilmatch.v1.DecisionOutcome
+	(*ListDecisionsRequest)(nil),        // 2: veilmatch.v1.ListDecisionsRequest
+	(*ListDecisionsResponse)(nil),       // 3: veilmatch.v1.ListDecisionsResponse
+	(*GetDecisionRequest)(nil),          // 4: veilmatch.v1.GetDecisionRequest
+	(*GetDecisionResponse)(nil),         // 5: veilmatch.v1.GetDecisionResponse
+	(*GetCheckpointRequest)(nil),        // 6: veilmatch.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),       // 7: veilmatch.v1.GetCheckpointResponse
+	(*GetInclusionProofRequest)(nil),    // 8: veilmatch.v1.GetInclusionProofRequest
+	(*GetInclusionProofResponse)(nil),   // 9: veilmatch.v1.GetInclusionProofResponse
+	(*GetConsistencyProofRequest)(nil),  // 10: veilmatch.v1.GetConsistencyProofRequest
+	(*GetConsistencyProofResponse)(nil), // 11: veilmatch.v1.GetConsistencyProofResponse
+	nil,                                 // 12: veilmatch.v1.Decision.DetailsEntry
+	(*timestamppb.Timestamp)(nil),       // 13: google.protobuf.Timestamp
 }
 var file_veilmatch_v1_audit_proto_depIdxs = []int32{
-	11, // 0: veilmatch.v1.Decision.time:type_name -> google.protobuf.Timestamp
-	11, // 1: veilmatch.v1.ListDecisionsRequest.since:type_name -> google.protobuf.Timestamp
-	11, // 2: veilmatch.v1.ListDecisionsRequest.until:type_name -> google.protobuf.Timestamp
-	0,  // 3: veilmatch.v1.ListDecisionsResponse.decisions:type_name -> veilmatch.v1.Decision
-	0,  // 4: veilmatch.v1.GetDecisionResponse.decision:type_name -> veilmatch.v1.Decision
-	1,  // 5: veilmatch.v1.AuditService.ListDecisions:input_type -> veilmatch.v1.ListDecisionsRequest
-	3,  // 6: veilmatch.v1.AuditService.GetDecision:input_type -> veilmatch.v1.GetDecisionRequest
-	5,  // 7: veilmatch.v1.AuditService.GetCheckpoint:input_type -> veilmatch.v1.GetCheckpointRequest
-	7,  // 8: veilmatch.v1.AuditService.GetInclusionProof:input_type -> veilmatch.v1.GetInclusionProofRequest
-	9,  // 9: veilmatch.v1.AuditService.GetConsistencyProof:input_type -> veilmatch.v1.GetConsistencyProofRequest
-	2,  // 10: veilmatch.v1.AuditService.ListDecisions:output_type -> veilmatch.v1.ListDecisionsResponse
-	4,  // 11: veilmatch.v1.AuditService.GetDecision:output_type -> veilmatch.v1.GetDecisionResponse
-	6,  // 12: veilmatch.v1.AuditService.GetCheckpoint:output_type -> veilmatch.v1.GetCheckpointResponse
-	8,  // 13: veilmatch.v1.AuditService.GetInclusionProof:output_type -> veilmatch.v1.GetInclusionProofResponse
-	10, // 14: veilmatch.v1.AuditService.GetConsistencyProof:output_type -> veilmatch.v1.GetConsistencyProofResponse
-	10, // [10:15] is the sub-list for method output_type
-	5,  // [5:10] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	13, // 0: veilmatch.v1.Decision.time:type_name -> google.protobuf.Timestamp
+	1,  // 1: veilmatch.v1.Decision.outcomes:type_name -> veilmatch.v1.DecisionOutcome
+	12, // 2: veilmatch.v1.Decision.details:type_name -> veilmatch.v1.Decision.DetailsEntry
+	13, // 3: veilmatch.v1.ListDecisionsRequest.since:type_name -> google.protobuf.Timestamp
+	13, // 4: veilmatch.v1.ListDecisionsRequest.until:type_name -> google.protobuf.Timestamp
+	0,  // 5: veilmatch.v1.ListDecisionsResponse.decisions:type_name -> veilmatch.v1.Decision
+	0,  // 6: veilmatch.v1.GetDecisionResponse.decision:type_name -> veilmatch.v1.Decision
+	2,  // 7: veilmatch.v1.AuditService.ListDecisions:input_type -> veilmatch.v1.ListDecisionsRequest
+	4,  // 8: veilmatch.v1.AuditService.GetDecision:input_type -> veilmatch.v1.GetDecisionRequest
+	6,  // 9: veilmatch.v1.AuditService.GetCheckpoint:input_type -> veilmatch.v1.GetCheckpointRequest
+	8,  // 10: veilmatch.v1.AuditService.GetInclusionProof:input_type -> veilmatch.v1.GetInclusionProofRequest
+	10, // 11: veilmatch.v1.AuditService.GetConsistencyProof:input_type -> veilmatch.v1.GetConsistencyProofRequest
+	3,  // 12: veilmatch.v1.AuditService.ListDecisions:output_type -> veilmatch.v1.ListDecisionsResponse
+	5,  // 13: veilmatch.v1.AuditService.GetDecision:output_type -> veilmatch.v1.GetDecisionResponse
+	7,  // 14: veilmatch.v1.AuditService.GetCheckpoint:output_type -> veilmatch.v1.GetCheckpointResponse
+	9,  // 15: veilmatch.v1.AuditService.GetInclusionProof:output_type -> veilmatch.v1.GetInclusionProofResponse
+	11, // 16: veilmatch.v1.AuditService.GetConsistencyProof:output_type -> veilmatch.v1.GetConsistencyProofResponse
+	12, // [12:17] is the sub-list for method output_type
+	7,  // [7:12] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_veilmatch_v1_audit_proto_init() }
@@ -789,7 +986,7 @@ func file_veilmatch_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_veilmatch_v1_audit_proto_rawDesc), len(file_veilmatch_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,713 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/veilmatch/veilmatch/crypto/mtls"
+	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
+	"github.com/veilmatch/veilmatch/server/audit"
+	"github.com/veilmatch/veilmatch/server/auditsvc"
+	"github.com/veilmatch/veilmatch/server/rpc"
+)
+
+const auditUsage = `Usage: veilmatch audit COMMAND [flags]
+
+Commands:
+  decisions  list the hub's policy decisions, filtered
+  verify     check the signed checkpoint against a pinned key, that the log
+             only grew since the last run, and every record against it
+  report     decisions, levels disclosed, refusals and key-server use per
+             agency and purpose: the monthly view of an oversight body
+
+Identity: --as auditor uses the development credentials of certs/dev/auditor
+and the hub of 'veilmatch dev' (override with VEILMATCH_HUB); --config FILE
+serves real deployments.
+
+Example:
+  veilmatch audit verify --as auditor
+  veilmatch audit decisions --as auditor --agency police-gb --since 2026-11-01
+`
+
+// devCheckpointKeyFile is where 'veilmatch dev' writes the hub's checkpoint
+// verifier key.
+var devCheckpointKeyFile = filepath.Join(".veilmatch-dev", "hub", "checkpoint.pub")
+
+// maxVerifierKeyFile bounds a verifier key file; a key is about 100 bytes.
+const maxVerifierKeyFile = 4096
+
+func cmdAudit(ctx context.Context, e env, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, auditUsage)
+		return usagef("", "audit: no command given")
+	}
+	cmds := map[string]func(context.Context, env, []string) error{
+		"decisions": cmdAuditDecisions, "verify": cmdAuditVerify, "report": cmdAuditReport,
+	}
+	c, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprint(e.stderr, auditUsage)
+		return usagef("", "audit: unknown command %q", args[0])
+	}
+	return c(ctx, e, args[1:])
+}
+
+// auditConfig is the --config file of an auditor in a real deployment.
+type auditConfig struct {
+	// Hub is the hub's address.
+	Hub string `json:"hub"`
+	// Cert, Key and CA are the auditor's mTLS files.
+	Cert string `json:"cert"`
+	Key  string `json:"key"`
+	CA   string `json:"ca"`
+	// VerifierKey or VerifierKeyFile pins the hub's checkpoint key.
+	VerifierKey     string `json:"verifier_key"`
+	VerifierKeyFile string `json:"verifier_key_file"`
+	// State is the file where verify keeps the last verified checkpoint.
+	State string `json:"state"`
+	// Origin is the log's name (default: the verifier key's name).
+	Origin string `json:"origin"`
+}
+
+// auditorFlags are the identity flags of the audit commands.
+type auditorFlags struct {
+	as, config, certsDir string
+}
+
+func (f *auditorFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.as, "as", "", "development party `ID` (auditor; uses certs/dev/ID and the dev hub)")
+	fs.StringVar(&f.config, "config", "", "auditor configuration `FILE` (JSON) for real deployments")
+	fs.StringVar(&f.certsDir, "certs", "", "development certificate `DIR` for --as (default certs/dev if present, else built in)")
+}
+
+// auditTarget is a hub to audit and how.
+type auditTarget struct {
+	hub string
+	tls *tls.Config
+	cfg auditConfig
+	// defaultKeyFile and defaultState apply when neither a flag nor the
+	// configuration names them.
+	defaultKeyFile, defaultState string
+}
+
+// load resolves the flags into a target.
+func (f *auditorFlags) load() (auditTarget, error) {
+	switch {
+	case f.as != "" && f.config != "":
+		return auditTarget{}, usagef("", "use either --as or --config, not both")
+	case f.as != "":
+		tlsCfg, err := devClientTLS(f.certsDir, f.as)
+		if err != nil {
+			return auditTarget{}, withHint(err, "the development auditor is 'auditor': use --as auditor")
+		}
+		return auditTarget{
+			hub:            envOr("VEILMATCH_HUB", defaultHubAddr),
+			tls:            tlsCfg,
+			defaultKeyFile: devCheckpointKeyFile,
+			defaultState:   filepath.Join(".veilmatch-agency", f.as, "audit-state.json"),
+		}, nil
+	case f.config != "":
+		var ac auditConfig
+		data, err := os.ReadFile(f.config)
+		if err != nil {
+			return auditTarget{}, fmt.Errorf("read auditor config: %w", err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&ac); err != nil {
+			return auditTarget{}, fmt.Errorf("auditor config %s: %w", f.config, err)
+		}
+		for _, kv := range [][2]string{{"hub", ac.Hub}, {"cert", ac.Cert}, {"key", ac.Key}, {"ca", ac.CA}} {
+			if kv[1] == "" {
+				return auditTarget{}, fmt.Errorf("auditor config %s: %q is required", f.config, kv[0])
+			}
+		}
+		tlsCfg, err := mtls.ClientConfig(mtls.Files{Cert: ac.Cert, Key: ac.Key, CA: ac.CA}, "")
+		if err != nil {
+			return auditTarget{}, fmt.Errorf("auditor config %s: %w", f.config, err)
+		}
+		return auditTarget{hub: ac.Hub, tls: tlsCfg, cfg: ac}, nil
+	default:
+		return auditTarget{}, usagef("for the development setup use --as auditor", "say who you are: --as ID or --config FILE")
+	}
+}
+
+// dial connects to the hub's audit service. The connection is made lazily,
+// on the first call.
+func (t auditTarget) dial() (veilmatchv1.AuditServiceClient, func(), error) {
+	conn, err := grpc.NewClient(t.hub,
+		grpc.WithTransportCredentials(credentials.NewTLS(t.tls)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(rpc.MaxMessageSize)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to hub %s: %w", t.hub, err)
+	}
+	return veilmatchv1.NewAuditServiceClient(conn), func() { conn.Close() }, nil
+}
+
+// auditRPCError wraps an error of the audit service with advice.
+func auditRPCError(op string, err error) error {
+	err = fmt.Errorf("%s: %w", op, err)
+	switch status.Code(err) {
+	case codes.PermissionDenied:
+		return withHint(err, "the audit service serves auditors only: use --as auditor or an auditor certificate")
+	case codes.Unavailable:
+		return withHint(err, "is the hub running? For development start it with 'veilmatch dev'")
+	case codes.Unimplemented:
+		return withHint(err, "this hub does not serve the audit service")
+	case codes.Internal, codes.DataLoss:
+		return withHint(err, "the decision log may be damaged: run 'veilmatch audit verify --as auditor'")
+	}
+	return err
+}
+
+// parseTimeFlag parses an RFC 3339 time or a UTC date (2006-01-02).
+func parseTimeFlag(name, v string) (*timestamppb.Timestamp, error) {
+	if v == "" {
+		return nil, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, time.DateOnly} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return timestamppb.New(t), nil
+		}
+	}
+	return nil, usagef("for example 2026-11-01T00:00:00Z or 2026-11-01", "--%s: %q is not an RFC 3339 time or a date", name, v)
+}
+
+// timeFlags are the --since and --until flags.
+type timeFlags struct {
+	since, until string
+}
+
+func (f *timeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.since, "since", "", "only decisions at or after `TIME` (RFC 3339, or a date for midnight UTC)")
+	fs.StringVar(&f.until, "until", "", "only decisions before `TIME` (RFC 3339, or a date for midnight UTC)")
+}
+
+// apply sets the time range of req.
+func (f *timeFlags) apply(req *veilmatchv1.ListDecisionsRequest) error {
+	var err error
+	if req.Since, err = parseTimeFlag("since", f.since); err != nil {
+		return err
+	}
+	if req.Until, err = parseTimeFlag("until", f.until); err != nil {
+		return err
+	}
+	if req.Since != nil && req.Until != nil && !req.Since.AsTime().Before(req.Until.AsTime()) {
+		return usagef("", "--since must be before --until")
+	}
+	return nil
+}
+
+// listRecords pages through the decisions that req selects and decodes
+// each from the exact bytes hashed into the log.
+func listRecords(ctx context.Context, c veilmatchv1.AuditServiceClient, req *veilmatchv1.ListDecisionsRequest) ([]audit.Record, error) {
+	req.PageSize = auditsvc.MaxPageSize
+	var out []audit.Record
+	for {
+		resp, err := c.ListDecisions(ctx, req)
+		if err != nil {
+			return nil, auditRPCError("list decisions", err)
+		}
+		for _, d := range resp.GetDecisions() {
+			rec, err := audit.ParseRecord(d.GetRecord())
+			if err != nil || rec.Index != d.GetIndex() {
+				return nil, withHint(fmt.Errorf("decision %d: the hub sent a record that is not canonical at its index", d.GetIndex()),
+					"run 'veilmatch audit verify --as auditor'")
+			}
+			out = append(out, rec)
+		}
+		if resp.GetEndOfLog() || resp.GetNextIndex() <= req.GetStartIndex() {
+			return out, nil
+		}
+		req.StartIndex = resp.GetNextIndex()
+	}
+}
+
+func cmdAuditDecisions(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet(e, "audit decisions", "audit decisions --as auditor [--agency ID] [--action A] [--purpose P] [--level L] [--since TIME] [--until TIME] [--format json]",
+		"veilmatch audit decisions --as auditor --agency police-gb --level full --since 2026-11-01")
+	var (
+		id      auditorFlags
+		tf      timeFlags
+		agency  = fs.String("agency", "", "only decisions of agency `ID`")
+		action  = fs.String("action", "", "only decisions of `ACTION` (overlaps, check, publish, delete, request_disclosure, quota_refusal, …)")
+		purpose = fs.String("purpose", "", "only decisions stating `PURPOSE`")
+		level   = fs.String("level", "", "only decisions disclosing at `LEVEL` (full, flag, count, none), or refused ones (refused)")
+		format  = fs.String("format", "text", "output format: text or json")
+	)
+	id.register(fs)
+	tf.register(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("", "unexpected argument %q", pos[0])
+	}
+	if err := checkFormat(*format); err != nil {
+		return err
+	}
+	req := &veilmatchv1.ListDecisionsRequest{Agency: *agency, Action: *action, Purpose: *purpose, Level: *level}
+	if err := tf.apply(req); err != nil {
+		return err
+	}
+	target, err := id.load()
+	if err != nil {
+		return err
+	}
+	c, done, err := target.dial()
+	if err != nil {
+		return err
+	}
+	defer done()
+	recs, err := listRecords(ctx, c, req)
+	if err != nil {
+		return err
+	}
+	if *format == "json" {
+		if recs == nil {
+			recs = []audit.Record{}
+		}
+		return writeJSON(e.stdout, recs)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "INDEX\tTIME\tAGENCY\tACTION\tRESULT\tPURPOSE\tCASE\tLEVELS\tRULES")
+	for _, r := range recs {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Index, r.Time.UTC().Format(time.RFC3339), orDash(r.Agency), r.Action, r.Result,
+			orDash(r.Purpose), orDash(r.CaseRef), orDash(levelSummary(r.Outcomes)), orDash(strings.Join(r.Rules, ",")))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "%d decisions\n", len(recs))
+	return nil
+}
+
+// levelSummary returns "full:2,count:1": the entries disclosed per level,
+// most revealing level first.
+func levelSummary(outs []audit.Outcome) string {
+	sums := map[string]uint64{}
+	var levels []string
+	for _, o := range outs {
+		if _, ok := sums[o.Level]; !ok {
+			levels = append(levels, o.Level)
+		}
+		sums[o.Level] += o.Entries
+	}
+	slices.SortFunc(levels, func(a, b string) int { return levelRank(b) - levelRank(a) })
+	parts := make([]string, len(levels))
+	for i, l := range levels {
+		parts[i] = l + ":" + strconv.FormatUint(sums[l], 10)
+	}
+	return strings.Join(parts, ",")
+}
+
+// levelRank orders disclosure levels from least to most revealing.
+func levelRank(l string) int {
+	return slices.Index([]string{"none", "count", "flag", "full"}, l)
+}
+
+func cmdAuditVerify(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet(e, "audit verify", "audit verify --as auditor [--state FILE] [--key VKEY | --key-file FILE] [--origin NAME]",
+		"veilmatch audit verify --as auditor --key-file hub-checkpoint.pub --state audit-state.json")
+	var id auditorFlags
+	id.register(fs)
+	stateFile := fs.String("state", "", "`FILE` keeping the last verified checkpoint (default .veilmatch-agency/ID/audit-state.json for --as)")
+	keyFlag := fs.String("key", "", "the hub's checkpoint verifier key `VKEY` (name+hash+key), obtained out of band")
+	keyFile := fs.String("key-file", "", "`FILE` holding the hub's checkpoint verifier key (default for --as: "+devCheckpointKeyFile+")")
+	origin := fs.String("origin", "", "the log's `NAME` (default: the verifier key's name)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("", "unexpected argument %q", pos[0])
+	}
+	if *keyFlag != "" && *keyFile != "" {
+		return usagef("", "use either --key or --key-file, not both")
+	}
+	target, err := id.load()
+	if err != nil {
+		return err
+	}
+	c, done, err := target.dial()
+	if err != nil {
+		return err
+	}
+	defer done()
+
+	v, err := target.verifier(ctx, c, *keyFlag, *keyFile)
+	if err != nil {
+		return err
+	}
+	path := firstNonEmpty(*stateFile, target.cfg.State, target.defaultState)
+	if path == "" {
+		return usagef("", "--state FILE is required with --config (or set \"state\" in the configuration)")
+	}
+	prev, err := readAuditState(path)
+	if err != nil {
+		return err
+	}
+	if prev == nil {
+		fmt.Fprintf(e.stderr, "veilmatch: no previous state in %s: this checkpoint is trusted on first use\n", path)
+	}
+	rep, next, err := auditsvc.Verify(ctx, c, v, firstNonEmpty(*origin, target.cfg.Origin), prev)
+	if err != nil {
+		var f *auditsvc.Failure
+		if errors.As(err, &f) {
+			return withHint(fmt.Errorf("decision log verification failed: %w", err),
+				"keep "+path+" and the hub's database as evidence and report this to the hub operator and the oversight body")
+		}
+		return auditRPCError("verify decision log", err)
+	}
+	if err := writeAuditState(path, next); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, rep.Summary())
+	if rep.Consistent {
+		fmt.Fprintf(e.stdout, "consistent with the checkpoint of size %d verified before\n", rep.PreviousSize)
+	}
+	actions := make([]string, 0, len(rep.Actions))
+	for a := range rep.Actions {
+		actions = append(actions, a)
+	}
+	slices.Sort(actions)
+	for _, a := range actions {
+		fmt.Fprintf(e.stdout, "  %s: %d allowed, %d refused\n", a, rep.Actions[a][audit.ResultAllowed], rep.Actions[a][audit.ResultRefused])
+	}
+	return nil
+}
+
+// verifier returns the pinned checkpoint verifier: --key, --key-file, the
+// configuration, or the development default for --as. With none, the
+// error shows the key the hub presents, to be confirmed out of band.
+func (t auditTarget) verifier(ctx context.Context, c veilmatchv1.AuditServiceClient, key, keyFile string) (note.Verifier, error) {
+	if key == "" && keyFile == "" {
+		key, keyFile = t.cfg.VerifierKey, t.cfg.VerifierKeyFile
+	}
+	if key == "" && keyFile == "" && t.defaultKeyFile != "" {
+		if _, err := os.Stat(t.defaultKeyFile); err == nil {
+			keyFile = t.defaultKeyFile
+		}
+	}
+	if key == "" && keyFile == "" {
+		hint := "pass the hub's checkpoint verifier key with --key or --key-file; 'veilmatch dev' writes it to " + devCheckpointKeyFile
+		if resp, err := c.GetCheckpoint(ctx, &veilmatchv1.GetCheckpointRequest{}); err == nil && resp.GetVerifierKey() != "" {
+			hint = fmt.Sprintf("the hub presents the verifier key %s: confirm it with the hub operator out of band, then pin it with --key", resp.GetVerifierKey())
+		}
+		return nil, withHint(errors.New("no pinned checkpoint verifier key"), hint)
+	}
+	if keyFile != "" {
+		data, err := readSmallFile(keyFile, maxVerifierKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("read checkpoint verifier key: %w", err)
+		}
+		key = string(bytes.TrimSpace(data))
+	}
+	v, err := audit.NewVerifier(key)
+	if err != nil {
+		return nil, withHint(err, "a verifier key looks like NAME+HASH+BASE64")
+	}
+	return v, nil
+}
+
+// readSmallFile reads a file of at most limit bytes.
+func readSmallFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return data, nil
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// readAuditState reads the last verified checkpoint; a missing file is no
+// state.
+func readAuditState(path string) (*auditsvc.VerifyState, error) {
+	data, err := readSmallFile(path, 1<<20)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read audit state: %w", err)
+	}
+	var st auditsvc.VerifyState
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st); err != nil {
+		return nil, withHint(fmt.Errorf("audit state %s: %w", path, err), "restore it from a backup; deleting it gives up the rollback check")
+	}
+	if len(st.Root) != audit.HashSize {
+		return nil, withHint(fmt.Errorf("audit state %s: root has %d bytes, want %d", path, len(st.Root), audit.HashSize),
+			"restore it from a backup; deleting it gives up the rollback check")
+	}
+	return &st, nil
+}
+
+// writeAuditState replaces the state file atomically.
+func writeAuditState(path string, st *auditsvc.VerifyState) error {
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode audit state: %w", err)
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("write audit state: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".audit-state-*")
+	if err != nil {
+		return fmt.Errorf("write audit state: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // a no-op after the rename
+	_, err = tmp.Write(append(data, '\n'))
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("write audit state %s: %w", path, err)
+	}
+	return nil
+}
+
+// Actions of the key server's usage records.
+const (
+	actionQuotaUsage   = "quota_usage"
+	actionQuotaRefusal = "quota_refusal"
+)
+
+// levelCount is what one level disclosed.
+type levelCount struct {
+	// Decisions is how many decisions disclosed at this level.
+	Decisions uint64 `json:"decisions"`
+	// Entries is how many matching entries were disclosed at this level.
+	Entries uint64 `json:"entries"`
+}
+
+// reportRow summarizes the decisions of one agency for one purpose.
+type reportRow struct {
+	Agency    string                `json:"agency"`
+	Purpose   string                `json:"purpose"`
+	Decisions uint64                `json:"decisions"`
+	Refusals  uint64                `json:"refusals"`
+	Levels    map[string]levelCount `json:"levels"`
+}
+
+// quotaRow is one agency's key-server use on one UTC day.
+type quotaRow struct {
+	Agency string `json:"agency"`
+	Day    string `json:"day"`
+	// Evaluations sums the "evaluations" detail of the day's quota_usage
+	// records.
+	Evaluations uint64 `json:"evaluations"`
+	// Refusals counts the day's quota_refusal records.
+	Refusals uint64 `json:"refusals"`
+}
+
+// auditReport is the output of `audit report`.
+type auditReport struct {
+	Since     string      `json:"since,omitempty"`
+	Until     string      `json:"until,omitempty"`
+	Decisions []reportRow `json:"decisions"`
+	Quota     []quotaRow  `json:"quota"`
+}
+
+// reportLevels are the levels a report counts.
+var reportLevels = []string{"full", "flag", "count"}
+
+func summarize(recs []audit.Record) auditReport {
+	rows := map[[2]string]*reportRow{}
+	quota := map[[2]string]*quotaRow{}
+	for _, r := range recs {
+		switch r.Action {
+		case actionQuotaUsage, actionQuotaRefusal:
+			day := r.Details["day"]
+			if day == "" {
+				day = r.Time.UTC().Format(time.DateOnly)
+			}
+			k := [2]string{r.Agency, day}
+			q := quota[k]
+			if q == nil {
+				q = &quotaRow{Agency: r.Agency, Day: day}
+				quota[k] = q
+			}
+			if r.Action == actionQuotaRefusal {
+				q.Refusals++
+			} else if n, err := strconv.ParseUint(r.Details["evaluations"], 10, 64); err == nil {
+				q.Evaluations += n
+			}
+			continue
+		}
+		k := [2]string{r.Agency, r.Purpose}
+		row := rows[k]
+		if row == nil {
+			row = &reportRow{Agency: r.Agency, Purpose: r.Purpose, Levels: map[string]levelCount{}}
+			for _, l := range reportLevels {
+				row.Levels[l] = levelCount{}
+			}
+			rows[k] = row
+		}
+		row.Decisions++
+		if r.Result == audit.ResultRefused {
+			row.Refusals++
+		}
+		seen := map[string]bool{}
+		for _, o := range r.Outcomes {
+			lc, ok := row.Levels[o.Level]
+			if !ok {
+				continue
+			}
+			if !seen[o.Level] {
+				seen[o.Level] = true
+				lc.Decisions++
+			}
+			lc.Entries += o.Entries
+			row.Levels[o.Level] = lc
+		}
+	}
+	rep := auditReport{Decisions: []reportRow{}, Quota: []quotaRow{}}
+	for _, row := range rows {
+		rep.Decisions = append(rep.Decisions, *row)
+	}
+	slices.SortFunc(rep.Decisions, func(a, b reportRow) int {
+		return strings.Compare(a.Agency+"\x00"+a.Purpose, b.Agency+"\x00"+b.Purpose)
+	})
+	for _, q := range quota {
+		rep.Quota = append(rep.Quota, *q)
+	}
+	slices.SortFunc(rep.Quota, func(a, b quotaRow) int {
+		return strings.Compare(a.Agency+"\x00"+a.Day, b.Agency+"\x00"+b.Day)
+	})
+	return rep
+}
+
+func cmdAuditReport(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet(e, "audit report", "audit report --as auditor [--since TIME] [--until TIME] [--format json]",
+		"veilmatch audit report --as auditor --since 2026-11-01 --until 2026-12-01")
+	var (
+		id auditorFlags
+		tf timeFlags
+	)
+	id.register(fs)
+	tf.register(fs)
+	format := fs.String("format", "text", "output format: text or json")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("", "unexpected argument %q", pos[0])
+	}
+	if err := checkFormat(*format); err != nil {
+		return err
+	}
+	req := &veilmatchv1.ListDecisionsRequest{}
+	if err := tf.apply(req); err != nil {
+		return err
+	}
+	target, err := id.load()
+	if err != nil {
+		return err
+	}
+	c, done, err := target.dial()
+	if err != nil {
+		return err
+	}
+	defer done()
+	recs, err := listRecords(ctx, c, req)
+	if err != nil {
+		return err
+	}
+	rep := summarize(recs)
+	if req.Since != nil {
+		rep.Since = req.Since.AsTime().UTC().Format(time.RFC3339)
+	}
+	if req.Until != nil {
+		rep.Until = req.Until.AsTime().UTC().Format(time.RFC3339)
+	}
+	if *format == "json" {
+		return writeJSON(e.stdout, rep)
+	}
+	var total uint64
+	for _, r := range rep.Decisions {
+		total += r.Decisions
+	}
+	fmt.Fprintf(e.stdout, "%d decisions from %s to %s\n", total, orDefault(rep.Since, "the start of the log"), orDefault(rep.Until, "now"))
+	if len(rep.Decisions) > 0 {
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "AGENCY\tPURPOSE\tDECISIONS\tREFUSED\tFULL\tFLAG\tCOUNT")
+		for _, r := range rep.Decisions {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d", orDash(r.Agency), orDash(r.Purpose), r.Decisions, r.Refusals)
+			for _, l := range reportLevels {
+				lc := r.Levels[l]
+				fmt.Fprintf(tw, "\t%d (%d)", lc.Entries, lc.Decisions)
+			}
+			fmt.Fprintln(tw)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout, "FULL, FLAG, COUNT: matching entries disclosed at that level (in how many decisions)")
+	}
+	if len(rep.Quota) > 0 {
+		fmt.Fprintln(e.stdout, "\nkey-server use:")
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "AGENCY\tDAY\tEVALUATIONS\tQUOTA REFUSALS")
+		for _, q := range rep.Quota {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", orDash(q.Agency), q.Day, q.Evaluations, q.Refusals)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

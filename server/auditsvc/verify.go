@@ -1,0 +1,330 @@
+package auditsvc
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
+	"github.com/veilmatch/veilmatch/server/audit"
+)
+
+// VerifyState is what an auditor keeps between runs of [Verify]: the last
+// checkpoint it verified. It is serialized as JSON.
+type VerifyState struct {
+	// Size is the tree size of the checkpoint.
+	Size uint64 `json:"size"`
+	// Root is its root hash.
+	Root []byte `json:"root"`
+	// Checkpoint is the signed checkpoint text.
+	Checkpoint string `json:"checkpoint"`
+}
+
+// VerifyReport describes a successful verification.
+type VerifyReport struct {
+	// Size and Root are those of the verified checkpoint.
+	Size uint64
+	Root []byte
+	// Records is the number of records verified: Size.
+	Records uint64
+	// PreviousSize is the size of the previous state's checkpoint when
+	// Consistent is set.
+	PreviousSize uint64
+	// Consistent reports that the checkpoint was proved to extend the
+	// previous state's.
+	Consistent bool
+	// Actions counts the records per action and result:
+	// Actions["check"]["refused"].
+	Actions map[string]map[string]uint64
+}
+
+// Summary returns "verified N records, checkpoint size N root HEX".
+func (r VerifyReport) Summary() string {
+	return fmt.Sprintf("verified %d records, checkpoint size %d root %s", r.Records, r.Size, hex.EncodeToString(r.Root))
+}
+
+// Problem classifies a [Failure].
+type Problem int
+
+// Problems that [Verify] detects.
+const (
+	// ProblemSignature: the checkpoint does not verify with the pinned key.
+	ProblemSignature Problem = iota + 1
+	// ProblemCheckpoint: the checkpoint is malformed or names another log.
+	ProblemCheckpoint
+	// ProblemRollback: the log is smaller than at the last verification.
+	ProblemRollback
+	// ProblemRewrite: the log does not extend the last verified one.
+	ProblemRewrite
+	// ProblemChanged: a record is not the one the checkpoint commits to.
+	ProblemChanged
+	// ProblemMissing: a record is missing.
+	ProblemMissing
+	// ProblemOrder: records are out of order.
+	ProblemOrder
+	// ProblemSize: the log holds fewer records than the checkpoint says.
+	ProblemSize
+	// ProblemProof: the records match the checkpoint but the hub's proofs
+	// do not: its stored tree nodes are damaged.
+	ProblemProof
+)
+
+// Failure is a verification failure: the log or its checkpoint is not what
+// the pinned key and the last verified state promise. Errors that are not a
+// Failure (a network error, say) mean the verification could not be done.
+type Failure struct {
+	Problem Problem
+	// Index is the record at fault, for record problems.
+	Index uint64
+	msg   string
+}
+
+func (f *Failure) Error() string { return f.msg }
+
+func failf(p Problem, idx uint64, format string, args ...any) *Failure {
+	return &Failure{Problem: p, Index: idx, msg: fmt.Sprintf(format, args...)}
+}
+
+// proofWorkers bounds the inclusion proofs requested at once.
+const proofWorkers = 8
+
+// Verify fetches the hub's latest checkpoint and verifies it with the
+// pinned verifier v for the log named origin ("" means v's name). If prev
+// is not nil, it proves that the log only grew since prev. It then
+// downloads every record the checkpoint covers and checks that each is a
+// canonical record at its index, that each one's inclusion proof verifies
+// against the checkpoint root, and that all of them hash to that root.
+//
+// On success it returns a report and the new state to keep. A problem with
+// the log is returned as a [*Failure] naming the first record at fault.
+func Verify(ctx context.Context, c veilmatchv1.AuditServiceClient, v note.Verifier, origin string, prev *VerifyState) (VerifyReport, *VerifyState, error) {
+	if v == nil {
+		return VerifyReport{}, nil, errors.New("auditsvc: verify: no pinned verifier key")
+	}
+	if origin == "" {
+		origin = v.Name()
+	}
+	resp, err := c.GetCheckpoint(ctx, &veilmatchv1.GetCheckpointRequest{})
+	if err != nil {
+		return VerifyReport{}, nil, fmt.Errorf("get checkpoint: %w", err)
+	}
+	cp, err := openCheckpoint(resp.GetCheckpoint(), v, origin)
+	if err != nil {
+		return VerifyReport{}, nil, err
+	}
+	rep := VerifyReport{Size: cp.Size, Root: cp.Root, Actions: map[string]map[string]uint64{}}
+
+	if prev != nil {
+		if err := checkConsistency(ctx, c, prev, cp); err != nil {
+			return VerifyReport{}, nil, err
+		}
+		rep.PreviousSize, rep.Consistent = prev.Size, true
+	}
+
+	recs, missing, err := download(ctx, c, cp.Size)
+	if err != nil {
+		return VerifyReport{}, nil, err
+	}
+	parsed, first := checkRecords(recs)
+	inclFail, err := checkInclusion(ctx, c, recs, cp)
+	if err != nil {
+		return VerifyReport{}, nil, err
+	}
+	tree, err := audit.NewTree(0, nil)
+	if err != nil {
+		return VerifyReport{}, nil, err
+	}
+	for _, data := range recs {
+		if _, err := tree.Append(audit.LeafHash(data)); err != nil {
+			return VerifyReport{}, nil, err
+		}
+	}
+	root, err := tree.Root()
+	if err != nil {
+		return VerifyReport{}, nil, err
+	}
+	complete := uint64(len(recs)) == cp.Size
+	rootMatches := complete && bytes.Equal(root, cp.Root)
+
+	// Report the first record at fault: a problem found in the record
+	// itself names it best, then a failed inclusion proof.
+	if inclFail >= 0 && (first == nil || uint64(inclFail) < first.Index) {
+		if rootMatches {
+			first = failf(ProblemProof, uint64(inclFail), "record %d: its inclusion proof fails, yet the records hash to the checkpoint root: the hub's stored tree nodes are damaged", inclFail)
+		} else {
+			first = failf(ProblemChanged, uint64(inclFail), "record %d: changed (its inclusion proof fails)", inclFail)
+		}
+	}
+	if first != nil {
+		return VerifyReport{}, nil, first
+	}
+	switch {
+	case missing >= 0:
+		return VerifyReport{}, nil, failf(ProblemMissing, uint64(missing), "record %d missing", missing)
+	case !complete:
+		return VerifyReport{}, nil, failf(ProblemSize, uint64(len(recs)), "log has %d records but the checkpoint says %d", len(recs), cp.Size)
+	case !rootMatches:
+		// Unreachable when every inclusion proof verifies; kept as the
+		// check of last resort.
+		return VerifyReport{}, nil, failf(ProblemChanged, 0, "the %d records do not hash to the checkpoint root", len(recs))
+	}
+
+	for _, r := range parsed {
+		byResult := rep.Actions[r.Action]
+		if byResult == nil {
+			byResult = map[string]uint64{}
+			rep.Actions[r.Action] = byResult
+		}
+		byResult[r.Result]++
+	}
+	rep.Records = uint64(len(recs))
+	return rep, &VerifyState{Size: cp.Size, Root: cp.Root, Checkpoint: string(resp.GetCheckpoint())}, nil
+}
+
+// openCheckpoint opens the checkpoint with the pinned key and turns its
+// errors into failures.
+func openCheckpoint(text []byte, v note.Verifier, origin string) (audit.Checkpoint, error) {
+	cp, err := audit.OpenCheckpoint(text, v, origin)
+	switch {
+	case err == nil:
+		return cp, nil
+	case errors.Is(err, audit.ErrUnknownKey), errors.Is(err, audit.ErrBadSignature):
+		return cp, failf(ProblemSignature, 0, "checkpoint signature does not verify with the pinned key %s+%08x", v.Name(), v.KeyHash())
+	case errors.Is(err, audit.ErrWrongOrigin):
+		return cp, failf(ProblemCheckpoint, 0, "checkpoint is not for the log %q", origin)
+	case errors.Is(err, audit.ErrMalformedCheckpoint):
+		return cp, failf(ProblemCheckpoint, 0, "checkpoint is malformed: %v", err)
+	default:
+		return cp, fmt.Errorf("open checkpoint: %w", err)
+	}
+}
+
+// checkConsistency proves that cp extends the previously verified state.
+func checkConsistency(ctx context.Context, c veilmatchv1.AuditServiceClient, prev *VerifyState, cp audit.Checkpoint) error {
+	if len(prev.Root) != audit.HashSize {
+		return fmt.Errorf("verify state: root has %d bytes, want %d", len(prev.Root), audit.HashSize)
+	}
+	if cp.Size < prev.Size {
+		return failf(ProblemRollback, 0, "log rolled back from size %d to %d", prev.Size, cp.Size)
+	}
+	resp, err := c.GetConsistencyProof(ctx, &veilmatchv1.GetConsistencyProofRequest{OldSize: prev.Size, NewSize: cp.Size})
+	if err != nil {
+		return fmt.Errorf("get consistency proof from size %d to %d: %w", prev.Size, cp.Size, err)
+	}
+	if err := audit.VerifyConsistency(prev.Size, cp.Size, prev.Root, cp.Root, resp.GetHashes()); err != nil {
+		return failf(ProblemRewrite, 0, "log rewritten: consistency proof from %d to %d fails", prev.Size, cp.Size)
+	}
+	return nil
+}
+
+// download fetches the records [0, size) as stored. It stops early at the
+// end of the log, or at a record the hub reports missing, whose index it
+// returns as missing (-1 if none).
+func download(ctx context.Context, c veilmatchv1.AuditServiceClient, size uint64) (recs [][]byte, missing int64, err error) {
+	missing = -1
+	for next := uint64(0); next < size; {
+		resp, err := c.ListDecisions(ctx, &veilmatchv1.ListDecisionsRequest{Raw: true, StartIndex: next, PageSize: MaxPageSize})
+		if err != nil {
+			if idx, ok := missingIndex(err); ok && idx < size {
+				return recs, int64(idx), nil
+			}
+			return nil, -1, fmt.Errorf("list records from %d: %w", next, err)
+		}
+		for _, d := range resp.GetDecisions() {
+			if next == size {
+				break
+			}
+			if d.GetIndex() != next {
+				return nil, -1, fmt.Errorf("list records: the hub sent record %d where %d was due", d.GetIndex(), next)
+			}
+			recs = append(recs, d.GetRecord())
+			next++
+		}
+		if resp.GetEndOfLog() || len(resp.GetDecisions()) == 0 {
+			break
+		}
+	}
+	return recs, missing, nil
+}
+
+// missingIndex returns the index of a DATA_LOSS RECORD_MISSING status.
+func missingIndex(err error) (uint64, bool) {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.DataLoss {
+		return 0, false
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == ReasonRecordMissing {
+			idx, err := strconv.ParseUint(info.GetMetadata()["index"], 10, 64)
+			return idx, err == nil
+		}
+	}
+	return 0, false
+}
+
+// checkRecords parses every record and checks that it sits at its own
+// index. It returns the parsed records and the first problem, if any.
+func checkRecords(recs [][]byte) ([]audit.Record, *Failure) {
+	parsed := make([]audit.Record, len(recs))
+	ok := make([]bool, len(recs))
+	at := map[uint64]bool{} // indices the records name
+	for i, data := range recs {
+		r, err := audit.ParseRecord(data)
+		if err == nil {
+			parsed[i], ok[i] = r, true
+			at[r.Index] = true
+		}
+	}
+	for i := range recs {
+		idx := uint64(i)
+		switch {
+		case !ok[i]:
+			return parsed, failf(ProblemChanged, idx, "record %d: changed (it is not a canonical record)", i)
+		case parsed[i].Index == idx:
+			continue
+		case at[idx]:
+			// The record due here sits elsewhere.
+			return parsed, failf(ProblemOrder, idx, "records out of order at %d", i)
+		default:
+			return parsed, failf(ProblemMissing, idx, "record %d missing", i)
+		}
+	}
+	return parsed, nil
+}
+
+// checkInclusion checks each record's inclusion proof against the
+// checkpoint, a few at a time, and returns the first index whose proof
+// fails, or -1.
+func checkInclusion(ctx context.Context, c veilmatchv1.AuditServiceClient, recs [][]byte, cp audit.Checkpoint) (int64, error) {
+	failed := make([]bool, len(recs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(proofWorkers)
+	for i, data := range recs {
+		g.Go(func() error {
+			resp, err := c.GetInclusionProof(gctx, &veilmatchv1.GetInclusionProofRequest{Index: uint64(i), TreeSize: cp.Size})
+			if err != nil {
+				return fmt.Errorf("get inclusion proof of record %d: %w", i, err)
+			}
+			failed[i] = audit.VerifyInclusion(audit.LeafHash(data), uint64(i), cp.Size, resp.GetHashes(), cp.Root) != nil
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return -1, err
+	}
+	for i, f := range failed {
+		if f {
+			return int64(i), nil
+		}
+	}
+	return -1, nil
+}

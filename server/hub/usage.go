@@ -1,0 +1,71 @@
+package hub
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/veilmatch/veilmatch/crypto/mtls"
+	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
+	"github.com/veilmatch/veilmatch/server/audit"
+	"github.com/veilmatch/veilmatch/server/rpc"
+	"github.com/veilmatch/veilmatch/server/store"
+)
+
+// KeyServerID is the SPIFFE id (server/<id>) the hub accepts usage reports
+// from.
+const KeyServerID = "keyserver"
+
+// UsageService appends the key server's quota use and refusals to the
+// decision log.
+type UsageService struct {
+	veilmatchv1.UnimplementedUsageServiceServer
+	log store.DecisionLog
+}
+
+// NewUsageService returns the usage service over the decision log.
+func NewUsageService(log store.DecisionLog) *UsageService { return &UsageService{log: log} }
+
+// ReportKeyUsage implements veilmatchv1.UsageServiceServer.
+func (u *UsageService) ReportKeyUsage(ctx context.Context, req *veilmatchv1.ReportKeyUsageRequest) (*veilmatchv1.ReportKeyUsageResponse, error) {
+	caller, err := rpc.RequireKind(ctx, mtls.KindServer)
+	if err != nil {
+		return nil, err
+	}
+	if caller.ID != KeyServerID {
+		return nil, status.Errorf(codes.PermissionDenied, "only the key server reports usage, not %s", caller)
+	}
+	var recs []*audit.Record
+	for i, d := range req.GetUsage() {
+		if d.GetAgency() == "" || len(d.GetDay()) != len("2006-01-02") {
+			return nil, invalid("usage[%d]: agency and day (YYYY-MM-DD) are required", i)
+		}
+		recs = append(recs, &audit.Record{
+			Time: time.Now().UTC(), DecisionID: newDecisionID(), Caller: caller.String(), Agency: d.GetAgency(),
+			Action: "quota_usage", Result: audit.ResultAllowed,
+			Details: map[string]string{
+				"day": d.GetDay(), "evaluations": strconv.FormatUint(d.GetEvaluations(), 10),
+				"requests": strconv.FormatUint(d.GetRequests(), 10), "refusals": strconv.FormatUint(d.GetRefusals(), 10),
+			},
+		})
+	}
+	for i, f := range req.GetRefusals() {
+		if f.GetAgency() == "" || f.GetTime() == nil {
+			return nil, invalid("refusals[%d]: agency and time are required", i)
+		}
+		recs = append(recs, &audit.Record{
+			Time: f.GetTime().AsTime(), DecisionID: newDecisionID(), Caller: caller.String(), Agency: f.GetAgency(),
+			Action: "quota_refusal", Result: audit.ResultRefused, Reason: f.GetReason(),
+			Details: map[string]string{"elements": strconv.FormatUint(f.GetElements(), 10)},
+		})
+	}
+	for _, rec := range recs {
+		if _, err := u.log.AppendDecision(ctx, rec, nil); err != nil {
+			return nil, rpc.Unavailable(ctx, "decision log", err)
+		}
+	}
+	return &veilmatchv1.ReportKeyUsageResponse{Records: uint64(len(recs))}, nil
+}
