@@ -77,9 +77,14 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	ksClientTLS, err := devClientTLS(*certDir, "keyserver")
+	if err != nil {
+		return err
+	}
 	ks, err := keyserver.New(ctx, keyserver.Config{
 		Listen: *ksAddr, TLS: ksTLS, Keys: []*oprf.PrivateKey{key}, UsageLog: filepath.Join(ksDir, "quota.jsonl"),
 		Quota: devQuota, MaxBatch: keyserver.DefaultMaxBatch, Reflection: true,
+		Report: &keyserver.ReportConfig{Hub: *hubAddr, TLS: ksClientTLS, CursorFile: filepath.Join(ksDir, "quota.cursor"), Every: 10 * time.Second},
 	})
 	if err != nil {
 		return err
@@ -89,6 +94,7 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 		return errors.Join(err, ks.Serve(canceled()))
 	}
 	fmt.Fprintf(e.stdout, "key server  %s  (key %s)\nhub         %s  (database %s)\n", ks.Addr(), key.KeyID(), h.Addr(), filepath.Join(hubDir, hub.DBFile))
+	fmt.Fprintf(e.stdout, "audit key   %s  (pin it: veilmatch audit verify --as auditor)\n", filepath.Join(hubDir, hub.CheckpointPubFile))
 	fmt.Fprintf(e.stdout, "parties     police-gb, police-us, police-th (law enforcement), ngo-shelter (NGO), auditor\n")
 	fmt.Fprintf(e.stdout, "try         veilmatch agency publish --as police-gb --list suspects --kind phone --category suspect --region GB FILE.csv\n")
 	fmt.Fprintf(e.stdout, "stop        Ctrl-C (data stays in %s)\n", *dir)

@@ -28,6 +28,7 @@ func cmdKeyserver(ctx context.Context, e env, args []string) error {
 		burst      = fs.Int("quota-burst", def.Burst, "token bucket size per agency (at least --max-batch)")
 		daily      = fs.Int("quota-daily", def.Daily, "evaluations per agency per UTC day")
 		reflection = fs.Bool("reflection", true, "enable gRPC server reflection")
+		reportHub  = fs.String("report-hub", "", "hub `ADDR` to deliver quota use and refusals to (its decision log); uses --cert/--key as client identity")
 	)
 	tlsf.register(fs)
 	if _, err := parse(fs, args); err != nil {
@@ -47,10 +48,18 @@ func cmdKeyserver(ctx context.Context, e env, args []string) error {
 	if *usageLog == "" {
 		*usageLog = filepath.Join(filepath.Dir(*keyFile), "quota.jsonl")
 	}
-	srv, err := keyserver.New(ctx, keyserver.Config{
+	cfg := keyserver.Config{
 		Listen: *listen, TLS: tlsCfg, Keys: []*oprf.PrivateKey{key}, UsageLog: *usageLog,
 		MaxBatch: *maxBatch, Quota: quota.Limits{Rate: *rate, Burst: *burst, Daily: *daily}, Reflection: *reflection,
-	})
+	}
+	if *reportHub != "" {
+		clientTLS, err := tlsf.client("keyserver")
+		if err != nil {
+			return err
+		}
+		cfg.Report = &keyserver.ReportConfig{Hub: *reportHub, TLS: clientTLS, CursorFile: *usageLog + ".cursor"}
+	}
+	srv, err := keyserver.New(ctx, cfg)
 	if err != nil {
 		return err
 	}

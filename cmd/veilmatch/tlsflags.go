@@ -40,6 +40,15 @@ func (f *serverTLSFlags) load(name string, warn io.Writer) (*tls.Config, error) 
 	}
 }
 
+// client builds the server's mTLS client configuration from the same
+// material, for calls to another service.
+func (f *serverTLSFlags) client(name string) (*tls.Config, error) {
+	if f.devCerts != "" {
+		return mtls.ClientConfig(mtls.DevFiles(f.devCerts, name), "")
+	}
+	return mtls.ClientConfig(mtls.Files{Cert: f.cert, Key: f.key, CA: f.clientCA}, "")
+}
+
 // devServerTLS returns a development server configuration from dir, or from
 // the certificates embedded in the binary when dir is empty.
 func devServerTLS(dir, name string) (*tls.Config, error) {

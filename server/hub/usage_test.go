@@ -1,0 +1,97 @@
+package hub_test
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/veilmatch/veilmatch/client"
+	"github.com/veilmatch/veilmatch/client/normalize"
+	"github.com/veilmatch/veilmatch/crypto/oprf"
+	"github.com/veilmatch/veilmatch/policy"
+	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
+	"github.com/veilmatch/veilmatch/server/hub"
+	"github.com/veilmatch/veilmatch/server/keyserver"
+	"github.com/veilmatch/veilmatch/server/quota"
+	"github.com/veilmatch/veilmatch/server/servertest"
+)
+
+// TestKeyUsageReachesTheLog: the key server's daily use and every quota
+// refusal become records of the hub's decision log; only the key server may
+// report.
+func TestKeyUsageReachesTheLog(t *testing.T) {
+	ctx := context.Background()
+	quiet := slog.New(slog.DiscardHandler)
+	pol, err := policy.New(ctx, policy.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := hub.New(ctx, hub.Config{Listen: "127.0.0.1:0", TLS: servertest.ServerTLS(t, "hub"), DataDir: t.TempDir(), Policy: pol, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	servertest.Serve(t, h.Serve)
+	key, _ := oprf.GenerateKey("k1")
+	dir := t.TempDir()
+	ks, err := keyserver.New(ctx, keyserver.Config{
+		Listen: "127.0.0.1:0", TLS: servertest.ServerTLS(t, "keyserver"), Keys: []*oprf.PrivateKey{key},
+		UsageLog: filepath.Join(dir, "quota.jsonl"), Quota: quota.Limits{Rate: 1e6, Burst: 4096, Daily: 3}, Logger: quiet,
+		Report: &keyserver.ReportConfig{Hub: h.Addr().String(), TLS: servertest.ClientTLS(t, "keyserver"),
+			CursorFile: filepath.Join(dir, "quota.cursor"), Every: 20 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	servertest.Serve(t, ks.Serve)
+
+	c, err := client.New(client.Config{Agency: "police-th", Hub: h.Addr().String(), KeyServer: ks.Addr().String(),
+		TLS: servertest.ClientTLS(t, "police-th"), StateDir: t.TempDir(), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	opts := client.PublishOptions{List: "s", Kind: normalize.Phone, Category: "suspect", Normalize: normalize.Options{Region: "TH"}}
+	if _, err := c.Publish(ctx, strings.NewReader("phone\n081 234 5678\n081 234 5679\n"), opts); err != nil {
+		t.Fatal(err)
+	}
+	opts.List = "t"
+	_, err = c.Publish(ctx, strings.NewReader("phone\n081 234 5670\n081 234 5671\n"), opts)
+	if status.Code(errorsCause(err)) != codes.ResourceExhausted {
+		t.Fatalf("over the daily cap: %v", err)
+	}
+
+	aud := veilmatchv1.NewAuditServiceClient(servertest.Dial(t, h.Addr().String(), servertest.ClientTLS(t, "auditor")))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		usage, _ := aud.ListDecisions(ctx, &veilmatchv1.ListDecisionsRequest{Action: "quota_usage", Agency: "police-th"})
+		refusals, _ := aud.ListDecisions(ctx, &veilmatchv1.ListDecisionsRequest{Action: "quota_refusal", Agency: "police-th"})
+		last := len(usage.GetDecisions()) - 1
+		if last >= 0 && len(refusals.GetDecisions()) == 1 && usage.GetDecisions()[last].GetDetails()["refusals"] == "1" {
+			if got := usage.GetDecisions()[last].GetDetails()["evaluations"]; got != "2" {
+				t.Fatalf("evaluations = %s, want 2", got)
+			}
+			if !strings.Contains(refusals.GetDecisions()[0].GetReason(), "daily cap") {
+				t.Fatalf("refusal reason = %q", refusals.GetDecisions()[0].GetReason())
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("usage records did not arrive: usage %v, refusals %v", usage.GetDecisions(), refusals.GetDecisions())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Nobody but the key server may report.
+	for _, who := range []string{"police-gb", "hub", "auditor"} {
+		u := veilmatchv1.NewUsageServiceClient(servertest.Dial(t, h.Addr().String(), servertest.ClientTLS(t, who)))
+		if _, err := u.ReportKeyUsage(ctx, &veilmatchv1.ReportKeyUsageRequest{}); status.Code(err) != codes.PermissionDenied {
+			t.Errorf("%s reported usage: %v", who, err)
+		}
+	}
+}
