@@ -369,9 +369,6 @@ func cmdAuditVerify(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if prev == nil {
-		fmt.Fprintf(e.stderr, "veilmatch: no previous state in %s: this checkpoint is trusted on first use\n", path)
-	}
 	rep, next, err := auditsvc.Verify(ctx, c, v, firstNonEmpty(*origin, target.cfg.Origin), prev)
 	if err != nil {
 		var f *auditsvc.Failure
@@ -387,6 +384,8 @@ func cmdAuditVerify(ctx context.Context, e env, args []string) error {
 	fmt.Fprintln(e.stdout, rep.Summary())
 	if rep.Consistent {
 		fmt.Fprintf(e.stdout, "consistent with the checkpoint of size %d verified before\n", rep.PreviousSize)
+	} else {
+		fmt.Fprintf(e.stdout, "first verification: no earlier state in %s, so this checkpoint is trusted on first use; later runs prove the log only grows\n", path)
 	}
 	actions := make([]string, 0, len(rep.Actions))
 	for a := range rep.Actions {
@@ -539,9 +538,10 @@ type reportRow struct {
 type quotaRow struct {
 	Agency string `json:"agency"`
 	Day    string `json:"day"`
-	// Evaluations sums the "evaluations" detail of the day's quota_usage
-	// records.
+	// Evaluations and Requests are the day's cumulative use, from the
+	// latest quota_usage record of the day: each supersedes the earlier.
 	Evaluations uint64 `json:"evaluations"`
+	Requests    uint64 `json:"requests"`
 	// Refusals counts the day's quota_refusal records.
 	Refusals uint64 `json:"refusals"`
 }
@@ -575,9 +575,11 @@ func summarize(recs []audit.Record) auditReport {
 			}
 			if r.Action == actionQuotaRefusal {
 				q.Refusals++
-			} else if n, err := strconv.ParseUint(r.Details["evaluations"], 10, 64); err == nil {
-				q.Evaluations += n
+				continue
 			}
+			// Records come in log order: the latest usage row wins.
+			q.Evaluations, _ = strconv.ParseUint(r.Details["evaluations"], 10, 64)
+			q.Requests, _ = strconv.ParseUint(r.Details["requests"], 10, 64)
 			continue
 		}
 		k := [2]string{r.Agency, r.Purpose}
@@ -694,9 +696,9 @@ func cmdAuditReport(ctx context.Context, e env, args []string) error {
 	if len(rep.Quota) > 0 {
 		fmt.Fprintln(e.stdout, "\nkey-server use:")
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "AGENCY\tDAY\tEVALUATIONS\tQUOTA REFUSALS")
+		fmt.Fprintln(tw, "AGENCY\tDAY\tEVALUATIONS\tREQUESTS\tQUOTA REFUSALS")
 		for _, q := range rep.Quota {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", orDash(q.Agency), q.Day, q.Evaluations, q.Refusals)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", orDash(q.Agency), q.Day, q.Evaluations, q.Requests, q.Refusals)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
