@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	_ "modernc.org/sqlite"
 
 	"github.com/veilmatch/veilmatch/certs"
 	"github.com/veilmatch/veilmatch/crypto/mtls"
@@ -44,6 +46,7 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exits":       cmdExits,
 			"waitserving": cmdWaitServing,
+			"sqlexec":     cmdSQLExec,
 			"jsondrop":    cmdJSONDrop,
 			"mode":        cmdMode,
 		},
@@ -329,4 +332,25 @@ func cmdMode(ts *testscript.TestScript, neg bool, args []string) {
 	if (got == os.FileMode(want)) == neg {
 		ts.Fatalf("%s has mode %#o, want %s%#o", args[1], got, map[bool]string{true: "not "}[neg], want)
 	}
+}
+
+// cmdSQLExec runs one SQL statement on a SQLite database file, as an
+// operator with write access to the hub's disk could:
+//
+//	sqlexec DB SQL
+func cmdSQLExec(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: sqlexec DB SQL")
+	}
+	db, err := sql.Open("sqlite", "file:"+ts.MkAbs(args[0]))
+	if err != nil {
+		ts.Fatalf("sqlexec: %v", err)
+	}
+	defer db.Close()
+	res, err := db.Exec(args[1])
+	if err != nil {
+		ts.Fatalf("sqlexec: %v", err)
+	}
+	n, _ := res.RowsAffected()
+	ts.Logf("sqlexec: %d rows affected", n)
 }

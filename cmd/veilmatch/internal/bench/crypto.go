@@ -1,0 +1,166 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/veilmatch/veilmatch/client/normalize"
+	"github.com/veilmatch/veilmatch/crypto/oprf"
+)
+
+// cryptoWorker holds one goroutine's inputs and a prepared batch at every
+// stage, so that each operation can be repeated on its own.
+type cryptoWorker struct {
+	client    *oprf.Client
+	eval      *oprf.Evaluator
+	inputs    [][]byte
+	batch     *oprf.Batch
+	evaluated [][]byte
+	proof     []byte
+}
+
+func newCryptoWorker(key *oprf.PrivateKey, batch, seed int) (*cryptoWorker, error) {
+	c, err := oprf.NewClient(key.Public())
+	if err != nil {
+		return nil, err
+	}
+	w := &cryptoWorker{client: c, eval: oprf.NewEvaluator(key)}
+	for i := range batch {
+		in, err := oprf.Input(string(normalize.Phone), number(seed*batch+i))
+		if err != nil {
+			return nil, err
+		}
+		w.inputs = append(w.inputs, in)
+	}
+	if w.batch, err = c.Blind(w.inputs); err != nil {
+		return nil, err
+	}
+	if err := w.evaluate(); err != nil {
+		return nil, err
+	}
+	return w, w.finalize()
+}
+
+func (w *cryptoWorker) blind() error {
+	_, err := w.client.Blind(w.inputs)
+	return err
+}
+
+// evaluate is the key server's work on a batch from the wire: validate and
+// decode the blinded elements, evaluate, prove.
+func (w *cryptoWorker) evaluate() error {
+	b, err := oprf.DecodeBatch(w.batch.Blinded)
+	if err != nil {
+		return err
+	}
+	w.evaluated, w.proof, err = w.eval.Evaluate(b)
+	return err
+}
+
+// finalize is the client's work on the answer: decode, verify the proof,
+// unblind, hash to tokens.
+func (w *cryptoWorker) finalize() error {
+	_, err := w.client.Finalize(w.batch, w.evaluated, w.proof)
+	return err
+}
+
+// op names one of the three operations of a worker.
+type op func(*cryptoWorker) error
+
+var ops = [3]op{(*cryptoWorker).blind, (*cryptoWorker).evaluate, (*cryptoWorker).finalize}
+
+// measureCrypto measures each operation on one goroutine (one core), then
+// on GOMAXPROCS goroutines at once.
+func measureCrypto(ctx context.Context, key *oprf.PrivateKey, o Options) (Crypto, error) {
+	n := cores()
+	c := Crypto{Batch: o.Batch, Cores: n}
+	workers := make([]*cryptoWorker, n)
+	for i := range workers {
+		var err error
+		if workers[i], err = newCryptoWorker(key, o.Batch, i); err != nil {
+			return c, err
+		}
+	}
+	var single, all [3]float64
+	for i, f := range ops {
+		perElem, err := runOp(ctx, workers[:1], f, o.CryptoTime)
+		if err != nil {
+			return c, err
+		}
+		single[i] = perElem
+		perElem, err = runOp(ctx, workers, f, o.CryptoTime)
+		if err != nil {
+			return c, err
+		}
+		all[i] = perElem
+	}
+	c.Blind = CryptoOp{SingleCoreMicros: single[0] / 1e3, AllCoresPerSec: 1e9 / all[0]}
+	c.Evaluate = CryptoOp{SingleCoreMicros: single[1] / 1e3, AllCoresPerSec: 1e9 / all[1]}
+	c.Finalize = CryptoOp{SingleCoreMicros: single[2] / 1e3, AllCoresPerSec: 1e9 / all[2]}
+	sum := single[0] + single[1] + single[2]
+	c.LimitPerSec = float64(n) * 1e9 / sum
+	c.MeasuredLimitPerSec = 1e9 / (all[0] + all[1] + all[2])
+	return c, nil
+}
+
+// runOp runs f on every worker, each on its own goroutine, for at least d
+// and one batch each, and returns the wall time per element processed.
+func runOp(ctx context.Context, workers []*cryptoWorker, f op, d time.Duration) (float64, error) {
+	var (
+		mu    sync.Mutex
+		elems int
+	)
+	start := time.Now()
+	deadline := start.Add(d)
+	g, ctx := errgroup.WithContext(ctx)
+	for _, w := range workers {
+		g.Go(func() error {
+			n := 0
+			for {
+				if err := f(w); err != nil {
+					return err
+				}
+				n += len(w.inputs)
+				if time.Now().After(deadline) {
+					break
+				}
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			mu.Lock()
+			elems += n
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return 0, err
+	}
+	return float64(time.Since(start).Nanoseconds()) / float64(elems), nil
+}
+
+// measureNormalize returns the single-core cost of reading and normalizing
+// one CSV row of a synthetic phone number, in microseconds: the part of the
+// pipeline before the OPRF that is not cryptography.
+func measureNormalize(o Options) (float64, error) {
+	l := list{unique: 4096}
+	data := l.csv()
+	start := time.Now()
+	rows := 0
+	for {
+		rep, err := normalize.ReadCSV(bytes.NewReader(data), "", normalize.Phone, normalize.Options{}, func(normalize.Row) error { return nil })
+		if err != nil {
+			return 0, err
+		}
+		rows += rep.Accepted
+		if time.Since(start) >= o.CryptoTime/4 {
+			break
+		}
+	}
+	return float64(time.Since(start).Microseconds()) / float64(rows), nil
+}

@@ -1,0 +1,158 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// procStatus returns a memory field of /proc/self/status (VmRSS, VmHWM, …)
+// in bytes, or 0 where there is no such file.
+func procStatus(field string) int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		name, rest, ok := bytes.Cut(sc.Bytes(), []byte(":"))
+		if !ok || string(name) != field {
+			continue
+		}
+		f := bytes.Fields(rest)
+		if len(f) == 0 {
+			return 0
+		}
+		kb, err := strconv.ParseInt(string(f[0]), 10, 64)
+		if err != nil {
+			return 0
+		}
+		return kb << 10
+	}
+	return 0
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// Phases of the run that the sampler tells apart.
+const (
+	phaseIdle = iota
+	phasePublish
+	phaseOverlaps
+)
+
+// sampleEvery is the RSS sampling period.
+const sampleEvery = 100 * time.Millisecond
+
+// sampler records resident memory and the hub's size every sampleEvery,
+// labelled with the phase of the run, to show whether memory follows the
+// hub's size.
+type sampler struct {
+	tokens func() int64
+	done   chan struct{}
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	phase   int
+	samples map[int][]sample
+}
+
+type sample struct {
+	rss, tokens int64
+}
+
+func startSampler(tokens func() int64) *sampler {
+	s := &sampler{tokens: tokens, done: make(chan struct{}), samples: map[int][]sample{}}
+	s.wg.Go(func() {
+		t := time.NewTicker(sampleEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.done:
+				return
+			case <-t.C:
+				s.take()
+			}
+		}
+	})
+	return s
+}
+
+func (s *sampler) take() {
+	rss, n := procStatus("VmRSS"), s.tokens()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.phase != phaseIdle && rss > 0 {
+		s.samples[s.phase] = append(s.samples[s.phase], sample{rss, n})
+	}
+}
+
+// setPhase takes a sample at the boundary, so that every phase has its
+// first and last sample even when it is shorter than the period.
+func (s *sampler) setPhase(p int) {
+	s.take()
+	s.mu.Lock()
+	s.phase = p
+	s.mu.Unlock()
+	s.take()
+}
+
+func (s *sampler) stop() {
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+	s.wg.Wait()
+}
+
+func (s *sampler) report() Memory {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Memory{Publish: phaseRSS(s.samples[phasePublish]), Overlaps: phaseRSS(s.samples[phaseOverlaps])}
+}
+
+func phaseRSS(ss []sample) PhaseRSS {
+	if len(ss) == 0 {
+		return PhaseRSS{}
+	}
+	p := PhaseRSS{
+		Samples: len(ss), StartMiB: mib(ss[0].rss), EndMiB: mib(ss[len(ss)-1].rss),
+		HubTokensStart: ss[0].tokens, HubTokensEnd: ss[len(ss)-1].tokens,
+	}
+	for _, x := range ss {
+		p.MaxMiB = max(p.MaxMiB, mib(x.rss))
+	}
+	return p
+}
+
+// measureDisk sums the sizes of the files in the hub's data directory at
+// rest: after the hub has stopped and closed its database, which
+// checkpoints the write-ahead log into it.
+func measureDisk(e *servers, o Options) (Storage, error) {
+	st := Storage{Background: int64(o.Background), Tokens: e.hubTokens()}
+	err := filepath.WalkDir(e.hubDir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		st.Bytes += fi.Size()
+		st.Files++
+		return nil
+	})
+	if err != nil {
+		return st, err
+	}
+	if st.Tokens > 0 {
+		st.BytesPerToken = float64(st.Bytes) / float64(st.Tokens)
+	}
+	return st, nil
+}

@@ -1,0 +1,313 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/veilmatch/veilmatch/certs"
+	"github.com/veilmatch/veilmatch/client/normalize"
+	"github.com/veilmatch/veilmatch/crypto/mtls"
+	"github.com/veilmatch/veilmatch/crypto/oprf"
+	"github.com/veilmatch/veilmatch/policy"
+	"github.com/veilmatch/veilmatch/server/audit"
+	"github.com/veilmatch/veilmatch/server/hub"
+	"github.com/veilmatch/veilmatch/server/keyserver"
+	"github.com/veilmatch/veilmatch/server/quota"
+	"github.com/veilmatch/veilmatch/server/store"
+	"github.com/veilmatch/veilmatch/server/store/sqlite"
+)
+
+// benchQuota is explicit and generous: the benchmark measures throughput,
+// not the quota. The daily cap fits a 32-bit int.
+var benchQuota = quota.Limits{Rate: 1e9, Burst: 1 << 20, Daily: math.MaxInt32}
+
+// servers is a running key server and hub, and what the benchmark needs to
+// reach and observe them.
+type servers struct {
+	dir             string // the run's directory
+	hubDir          string
+	ksAddr, hubAddr string
+	store           *captureStore
+	bg              background
+	policy          *policy.Engine
+	tls             map[string]*tls.Config // client configurations by party
+
+	cancel   context.CancelFunc
+	g        *errgroup.Group
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// startServers creates the key server's files, writes the background
+// tokens into the hub's store, and starts both servers on 127.0.0.1:0.
+func startServers(ctx context.Context, dir string, key *oprf.PrivateKey, o Options, p *progressWriter) (*servers, error) {
+	e := &servers{dir: dir, hubDir: filepath.Join(dir, "hub"), bg: newBackground(o.Background), tls: map[string]*tls.Config{}}
+	ksDir := filepath.Join(dir, "keyserver")
+	for _, d := range []string{ksDir, e.hubDir, filepath.Join(dir, "capture")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	if err := oprf.WriteKeyFile(filepath.Join(ksDir, "oprf.key"), key); err != nil {
+		return nil, err
+	}
+	ksTLS, err := mtls.ServerConfigFS(certs.DevFS, mtls.DevFiles(".", "keyserver"))
+	if err != nil {
+		return nil, err
+	}
+	hubTLS, err := mtls.ServerConfigFS(certs.DevFS, mtls.DevFiles(".", "hub"))
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range units {
+		if e.tls[u], err = mtls.ClientConfigFS(certs.DevFS, mtls.DevFiles(".", u), "localhost"); err != nil {
+			return nil, err
+		}
+	}
+	if e.policy, err = policy.New(ctx, policy.Options{Logger: o.Logger}); err != nil {
+		return nil, err
+	}
+	for _, u := range units {
+		if _, ok := e.policy.Agency(u); !ok {
+			return nil, fmt.Errorf("%s is not in the policy's agency registry", u)
+		}
+	}
+
+	st, err := sqlite.Open(ctx, filepath.Join(e.hubDir, hub.DBFile))
+	if err != nil {
+		return nil, err
+	}
+	if err := e.insertBackground(ctx, st, key.KeyID(), p); err != nil {
+		st.Close()
+		return nil, err
+	}
+	e.store = &captureStore{Store: st, dir: filepath.Join(dir, "capture"), files: map[string]*captureFile{}}
+
+	ks, err := keyserver.New(ctx, keyserver.Config{
+		Listen: "127.0.0.1:0", TLS: ksTLS, Keys: []*oprf.PrivateKey{key}, UsageLog: filepath.Join(ksDir, "quota.jsonl"),
+		MaxBatch: keyserver.DefaultMaxBatch, Quota: benchQuota, Logger: o.Logger,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	h, err := hub.New(ctx, hub.Config{Listen: "127.0.0.1:0", TLS: hubTLS, DataDir: e.hubDir, Store: e.store, Policy: e.policy, Logger: o.Logger})
+	if err != nil {
+		st.Close()
+		return nil, errors.Join(err, ks.Serve(canceled()))
+	}
+	e.ksAddr, e.hubAddr = ks.Addr().String(), h.Addr().String()
+	sctx, cancel := context.WithCancel(ctx)
+	e.cancel = cancel
+	e.g = &errgroup.Group{}
+	e.g.Go(func() error { return ks.Serve(sctx) })
+	e.g.Go(func() error { return h.Serve(sctx) })
+	return e, nil
+}
+
+// stop shuts both servers down (the hub closes its store) and closes the
+// capture files. It is safe to call more than once.
+func (e *servers) stop() error {
+	e.stopOnce.Do(func() {
+		e.cancel()
+		e.stopErr = errors.Join(e.g.Wait(), e.store.closeFiles())
+	})
+	return e.stopErr
+}
+
+// hubTokens is the number of tokens written to the hub's store so far.
+func (e *servers) hubTokens() int64 {
+	n := int64(0)
+	for _, s := range e.bg.sizes {
+		n += int64(s)
+	}
+	return n + e.store.tokens.Load()
+}
+
+// canceled returns a context that is already done, to shut down a server
+// that was created but never served.
+func canceled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+// backgroundBatch is the batch size of the direct background inserts.
+const backgroundBatch = 8192
+
+// insertBackground writes the background lists into st as committed
+// uploads, as the hub would after a publish, without an audit record.
+func (e *servers) insertBackground(ctx context.Context, st store.Store, keyID string, p *progressWriter) error {
+	total := 0
+	for _, s := range e.bg.sizes {
+		total += s
+	}
+	if total == 0 {
+		return nil
+	}
+	p.printf("background: inserting %s random tokens in %d lists directly into the store", count(total), len(e.bg.sizes))
+	done, last := 0, time.Now()
+	for i, size := range e.bg.sizes {
+		owner, name := e.bg.owner(i), e.bg.name(i)
+		a, _ := e.policy.Agency(owner)
+		up := store.Upload{Owner: owner, List: name, ID: "bench-background", Meta: store.List{
+			Kind: string(normalize.Phone), KeyID: keyID, Category: "suspect", Jurisdiction: a.Jurisdiction,
+		}}
+		if err := st.BeginUpload(ctx, up); err != nil {
+			return err
+		}
+		seq := uint64(0)
+		err := e.bg.tokens(i, backgroundBatch, func(es []store.Entry) error {
+			if _, err := st.PutBatch(ctx, owner, name, up.ID, seq, es); err != nil {
+				return err
+			}
+			seq++
+			done += len(es)
+			if time.Since(last) >= 2*time.Second {
+				last = time.Now()
+				p.printf("background: %d/%d tokens", done, total)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if _, err := st.CommitUpload(ctx, owner, name, up.ID, seq, uint64(size), time.Now(), nil); err != nil {
+			return err
+		}
+	}
+	p.printf("background: %d/%d tokens committed", done, total)
+	return nil
+}
+
+// captureStore is the hub's real store with a tap: it counts the tokens
+// written, times the writes, and keeps a copy of every list's tokens in a
+// file so that the in-memory reference join can be built from exactly the
+// tokens the hub holds. The tap writes sequentially to buffered files and
+// keeps nothing in memory.
+type captureStore struct {
+	store.Store
+	dir    string
+	tokens atomic.Int64
+	// writeNanos is the time spent inside the store's PutBatch and
+	// CommitUpload, summed over concurrent calls.
+	writeNanos atomic.Int64
+
+	mu    sync.Mutex
+	files map[string]*captureFile
+}
+
+type captureFile struct {
+	f *os.File
+	w *bufio.Writer
+}
+
+func captureName(owner, list string) string { return owner + "." + list + ".tokens" }
+
+// PutBatch implements store.Store.
+func (c *captureStore) PutBatch(ctx context.Context, owner, list, uploadID string, seq uint64, entries []store.Entry) (bool, error) {
+	start := time.Now()
+	dup, err := c.Store.PutBatch(ctx, owner, list, uploadID, seq, entries)
+	c.writeNanos.Add(int64(time.Since(start)))
+	if err != nil || dup {
+		return dup, err
+	}
+	c.tokens.Add(int64(len(entries)))
+	if err := c.capture(owner, list, entries); err != nil {
+		return false, fmt.Errorf("bench capture: %w", err)
+	}
+	return false, nil
+}
+
+// CommitUpload implements store.Store.
+func (c *captureStore) CommitUpload(ctx context.Context, owner, list, uploadID string, totalBatches, totalEntries uint64, at time.Time, rec *audit.Record) (store.List, error) {
+	start := time.Now()
+	l, err := c.Store.CommitUpload(ctx, owner, list, uploadID, totalBatches, totalEntries, at, rec)
+	c.writeNanos.Add(int64(time.Since(start)))
+	return l, err
+}
+
+func (c *captureStore) capture(owner, list string, entries []store.Entry) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	name := captureName(owner, list)
+	cf := c.files[name]
+	if cf == nil {
+		f, err := os.OpenFile(filepath.Join(c.dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return err
+		}
+		cf = &captureFile{f: f, w: bufio.NewWriterSize(f, 1<<16)}
+		c.files[name] = cf
+	}
+	for _, e := range entries {
+		if _, err := cf.w.Write(e.Token); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flush writes the buffered captured tokens to their files.
+func (c *captureStore) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for _, cf := range c.files {
+		errs = append(errs, cf.w.Flush())
+	}
+	return errors.Join(errs...)
+}
+
+func (c *captureStore) closeFiles() error {
+	err := c.flush()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, cf := range c.files {
+		err = errors.Join(err, cf.f.Close())
+		delete(c.files, name)
+	}
+	return err
+}
+
+// capturedTokens calls fn with chunks of the tokens captured for a list,
+// concatenated (store.TokenSize bytes each).
+func (c *captureStore) capturedTokens(owner, list string, fn func([]byte) error) error {
+	f, err := os.Open(filepath.Join(c.dir, captureName(owner, list)))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	buf := make([]byte, 4096*store.TokenSize)
+	r := bufio.NewReaderSize(f, len(buf))
+	for {
+		n, err := io.ReadFull(r, buf)
+		if n%store.TokenSize != 0 {
+			return fmt.Errorf("captured tokens of %s/%s: torn file", owner, list)
+		}
+		if n > 0 {
+			if err := fn(buf[:n]); err != nil {
+				return err
+			}
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return nil
+		default:
+			return err
+		}
+	}
+}
