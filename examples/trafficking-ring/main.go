@@ -21,9 +21,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/veilmatch/veilmatch/certs"
 	"github.com/veilmatch/veilmatch/client"
@@ -31,6 +34,9 @@ import (
 	"github.com/veilmatch/veilmatch/crypto/mtls"
 	"github.com/veilmatch/veilmatch/crypto/oprf"
 	"github.com/veilmatch/veilmatch/policy"
+	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
+	"github.com/veilmatch/veilmatch/server/audit"
+	"github.com/veilmatch/veilmatch/server/auditsvc"
 	"github.com/veilmatch/veilmatch/server/hub"
 	"github.com/veilmatch/veilmatch/server/keyserver"
 	"github.com/veilmatch/veilmatch/server/quota"
@@ -54,7 +60,7 @@ func main() {
 		defer os.RemoveAll(tmp)
 		*dir = tmp
 	}
-	if _, err := Run(ctx, os.Stdout, *dir); err != nil {
+	if _, err := Run(ctx, os.Stdout, *dir, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "trafficking-ring:", err)
 		os.Exit(1)
 	}
@@ -68,7 +74,14 @@ type Outcome struct {
 	Check     client.Result            // ngo-shelter's victim-safe check
 	// AfterCheck is police-gb's overlaps again, after the NGO's check.
 	AfterCheck client.Result
-	HubDB      string
+	// AfterDisclosure is police-gb's overlaps after the NGO approved its
+	// disclosure request for the protected match.
+	AfterDisclosure client.Result
+	// Notices are the NGO's owner notices of full disclosures.
+	Notices int
+	// Audit is the auditor's verification of the decision log.
+	Audit auditsvc.VerifyReport
+	HubDB string
 }
 
 // publication is one party's list.
@@ -86,11 +99,14 @@ var publications = []publication{
 }
 
 // Run plays the scenario against servers it starts in dir and writes the
-// narrative to w.
-func Run(ctx context.Context, w io.Writer, dir string) (*Outcome, error) {
+// narrative to w. The servers log to logger (nil: nowhere).
+func Run(ctx context.Context, w io.Writer, dir string, logger *slog.Logger) (*Outcome, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ksAddr, hubAddr, dbPath, wait, err := startServers(ctx, dir)
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ksAddr, hubAddr, dbPath, wait, err := startServers(ctx, dir, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +120,7 @@ func Run(ctx context.Context, w io.Writer, dir string) (*Outcome, error) {
 		if err != nil {
 			return nil, err
 		}
-		c, err := client.New(client.Config{Agency: id, Hub: hubAddr, KeyServer: ksAddr, TLS: tlsCfg, StateDir: filepath.Join(dir, "agency", id)})
+		c, err := client.New(client.Config{Agency: id, Hub: hubAddr, KeyServer: ksAddr, TLS: tlsCfg, StateDir: filepath.Join(dir, "agency", id), Logger: logger})
 		if err != nil {
 			return nil, err
 		}
@@ -163,8 +179,69 @@ func Run(ctx context.Context, w io.Writer, dir string) (*Outcome, error) {
 	}
 	fmt.Fprintf(w, "   police-gb's overlaps after the check: %d matches, %d counted classes (unchanged)\n", len(out.AfterCheck.Matches), len(out.AfterCheck.Counts))
 
+	fmt.Fprintln(w, "\n4. police-gb asks the holder of the protected match for the full match (two-step disclosure).")
+	var flagRef string
+	for _, m := range out.AfterCheck.Matches {
+		if m.Level == "flag" {
+			flagRef = m.MatchRef
+		}
+	}
+	ids, err := clients["police-gb"].RequestDisclosure(ctx, flagRef, "the number is on a trafficking suspect's seized phone", q("police-gb-2026-0042"))
+	if err != nil {
+		return nil, fmt.Errorf("police-gb requests disclosure: %w", err)
+	}
+	pending, err := clients["ngo-shelter"].DisclosureRequests(ctx, false, false)
+	if err != nil || len(pending) != 1 {
+		return nil, fmt.Errorf("ngo-shelter's pending requests: %d, %v", len(pending), err)
+	}
+	fmt.Fprintf(w, "   ngo-shelter sees request %s from %s (%s, case %s): %q\n", pending[0].GetId(), pending[0].GetRequester(), pending[0].GetPurpose(), pending[0].GetCaseRef(), pending[0].GetReason())
+	if _, err := clients["ngo-shelter"].AnswerDisclosureRequest(ctx, ids[0], true, "the victim agreed; call our caseworker first"); err != nil {
+		return nil, err
+	}
+	if out.AfterDisclosure, err = clients["police-gb"].Overlaps(ctx, "suspects", q("police-gb-2026-0042")); err != nil {
+		return nil, err
+	}
+	describe(w, "police-gb after approval", out.AfterDisclosure)
+	notices, err := clients["ngo-shelter"].Disclosures(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out.Notices = len(notices)
+	for _, n := range notices {
+		fmt.Fprintf(w, "   ngo-shelter is told: %s learned %d entry of its %s list in full (%s, case %s)\n", n.GetRequester(), n.GetEntries(), n.GetList(), n.GetPurpose(), n.GetCaseRef())
+	}
+
+	fmt.Fprintln(w, "\n5. The auditor verifies the decision log against the hub's pinned checkpoint key.")
+	if out.Audit, err = verifyLog(ctx, dir, hubAddr); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(w, "   %s\n", out.Audit.Summary())
+
 	fmt.Fprintln(w, "\nThe hub saw tokens, list metadata and decisions; no party saw another's raw numbers or unmatched entries.")
 	return out, nil
+}
+
+// verifyLog runs the auditor's verification with the hub's verifier key.
+func verifyLog(ctx context.Context, dir, hubAddr string) (auditsvc.VerifyReport, error) {
+	vkey, err := os.ReadFile(filepath.Join(dir, "hub", hub.CheckpointPubFile))
+	if err != nil {
+		return auditsvc.VerifyReport{}, err
+	}
+	v, err := audit.NewVerifier(strings.TrimSpace(string(vkey)))
+	if err != nil {
+		return auditsvc.VerifyReport{}, err
+	}
+	tlsCfg, err := mtls.ClientConfigFS(certs.DevFS, mtls.DevFiles(".", "auditor"), "localhost")
+	if err != nil {
+		return auditsvc.VerifyReport{}, err
+	}
+	conn, err := grpc.NewClient(hubAddr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
+	if err != nil {
+		return auditsvc.VerifyReport{}, err
+	}
+	defer conn.Close()
+	rep, _, err := auditsvc.Verify(ctx, veilmatchv1.NewAuditServiceClient(conn), v, hub.DefaultLogOrigin, nil)
+	return rep, err
 }
 
 func describe(w io.Writer, who string, r client.Result) {
@@ -186,8 +263,7 @@ func describe(w io.Writer, who string, r client.Result) {
 }
 
 // startServers runs a key server and a hub on 127.0.0.1:0.
-func startServers(ctx context.Context, dir string) (ksAddr, hubAddr, dbPath string, wait func() error, err error) {
-	quiet := slog.New(slog.DiscardHandler)
+func startServers(ctx context.Context, dir string, quiet *slog.Logger) (ksAddr, hubAddr, dbPath string, wait func() error, err error) {
 	for _, d := range []string{"keyserver", "hub"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
 			return "", "", "", nil, err

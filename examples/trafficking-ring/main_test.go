@@ -1,14 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/veilmatch/veilmatch/client"
+	"github.com/veilmatch/veilmatch/client/normalize"
 )
 
 // summary renders a result as sorted "line value level counterparty" rows,
@@ -32,7 +39,7 @@ func summary(r client.Result) []string {
 // TestScenario checks that every party learns exactly the true overlaps of
 // the synthetic data, each once, at the level the default policy grants.
 func TestScenario(t *testing.T) {
-	out, err := Run(context.Background(), io.Discard, t.TempDir())
+	out, err := Run(context.Background(), io.Discard, t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,8 +80,100 @@ func TestScenario(t *testing.T) {
 	if strings.Join(summary(out.AfterCheck), "\n") != strings.Join(summary(out.Overlaps["police-gb"]), "\n") {
 		t.Error("police-gb's overlaps changed after the NGO's check")
 	}
+	if got := summary(out.AfterDisclosure); strings.Join(got, "\n") != strings.Join([]string{
+		"2 +447700900123 full police-us/suspects(suspect,US)",
+		"4 +14155550132 full police-us/suspects(suspect,US)",
+		"5 +447700900789 full ngo-shelter/victims(victim,GB)",
+		"count law_enforcement/TH=1",
+	}, "\n") {
+		t.Errorf("after the approved disclosure police-gb learns:\n%s", strings.Join(got, "\n"))
+	}
+	if out.Notices != 1 {
+		t.Errorf("ngo-shelter has %d notices, want 1", out.Notices)
+	}
+	if out.Audit.Records == 0 || out.Audit.Size != out.Audit.Records {
+		t.Errorf("audit: %+v", out.Audit)
+	}
 	gb := out.Published["police-gb/suspects"]
 	if gb.List.GetEntries() != 6 || len(gb.Report.Rejected) != 2 || gb.Report.Rejected[0].Line != 8 || gb.Report.Rejected[1].Line != 9 {
 		t.Errorf("police-gb publish: %d entries, rejected %+v", gb.List.GetEntries(), gb.Report.Rejected)
 	}
+}
+
+// TestNoIdentifierLeaks plays the scenario with debug logging and searches
+// the hub's and the key server's files, every log line and the decision log
+// for each raw and canonical identifier of the synthetic data. Only the
+// agencies' own state directories may hold them.
+func TestNoIdentifierLeaks(t *testing.T) {
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	dir := t.TempDir()
+	if _, err := Run(context.Background(), io.Discard, dir, logger); err != nil {
+		t.Fatal(err)
+	}
+	needles := identifiers(t)
+	if len(needles) < 20 {
+		t.Fatalf("only %d identifiers to look for", len(needles))
+	}
+	haystacks := map[string][]byte{"log output": logs.Bytes()}
+	if logs.Len() == 0 {
+		t.Fatal("no log output captured; the search would prove nothing")
+	}
+	for _, sub := range []string{"hub", "keyserver"} {
+		err := filepath.WalkDir(filepath.Join(dir, sub), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			haystacks[p] = b
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for where, b := range haystacks {
+		for _, n := range needles {
+			if bytes.Contains(b, []byte(n)) {
+				t.Errorf("%s contains the identifier %q", where, n)
+			}
+		}
+	}
+}
+
+// identifiers returns every raw cell, canonical value and digit string of
+// the scenario's files.
+func identifiers(t *testing.T) []string {
+	t.Helper()
+	seen := map[string]bool{}
+	files := append(publications, publication{file: "ngo-shelter-clients.csv", kind: "phone", region: "GB"})
+	for _, p := range files {
+		f, err := data.Open(p.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := csv.NewReader(f).ReadAll()
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, row := range rows[1:] {
+			raw := strings.TrimSpace(row[0])
+			if len(raw) < 6 {
+				continue
+			}
+			seen[raw] = true
+			if v, err := normalize.Normalize(normalize.Kind(p.kind), raw, normalize.Options{Region: p.region}); err == nil {
+				seen[v.Canonical] = true
+				if p.kind == "phone" {
+					seen[strings.TrimPrefix(v.Canonical, "+")] = true
+				}
+			}
+		}
+	}
+	var out []string
+	for n := range seen {
+		out = append(out, n)
+	}
+	return out
 }
