@@ -89,11 +89,17 @@ func (a *answer) outcomes() []audit.Outcome {
 	return out
 }
 
-// requireAgency authenticates the caller as a registered agency.
+// requireAgency authenticates the caller as a registered agency. Auditors
+// review decisions through the AuditService and may not use the hub's
+// matching at all.
 func (s *Service) requireAgency(ctx context.Context) (mtls.Identity, policy.Agency, error) {
-	id, err := rpc.RequireKind(ctx, mtls.KindAgency, mtls.KindAuditor)
-	if err != nil {
-		return id, policy.Agency{}, err
+	id, ok := rpc.Caller(ctx)
+	if !ok {
+		return id, policy.Agency{}, status.Error(codes.Unauthenticated, "no caller identity")
+	}
+	if id.Kind != mtls.KindAgency {
+		return id, policy.Agency{}, status.Errorf(codes.PermissionDenied,
+			"%s may not use the HubService: only agencies publish and query; auditors review decisions through the AuditService", id)
 	}
 	a, ok := s.policy.Agency(id.ID)
 	if !ok {
