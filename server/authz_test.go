@@ -151,7 +151,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 		for _, m := range methods {
 			t.Run(c+m, func(t *testing.T) {
-				svc := m[1:len(m)-len(filepath.Base(m))-1]
+				svc := m[1 : len(m)-len(filepath.Base(m))-1]
 				code := invoke(t, conns[services[svc]], m)
 				switch {
 				case c == otherCA || c == noCert || c == expired:

@@ -41,6 +41,7 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	ksAddr := fs.String("keyserver-addr", defaultKeyserverAddr, "key server listen `ADDR`")
 	certDir := fs.String("certs", "", "certificate `DIR` laid out like certs/dev (default: built in)")
 	policyDir := fs.String("policy-dir", "", "policy bundle `DIR` overriding the built-in policy")
+	metricsAddr := fs.String("metrics-addr", defaultMetricsAddr, "Prometheus metrics listen `ADDR` (empty: off)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -81,27 +82,35 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	m, waitMetrics, err := startMetrics(ctx, *metricsAddr)
+	if err != nil {
+		return err
+	}
 	ks, err := keyserver.New(ctx, keyserver.Config{
 		Listen: *ksAddr, TLS: ksTLS, Keys: []*oprf.PrivateKey{key}, UsageLog: filepath.Join(ksDir, "quota.jsonl"),
 		Quota: devQuota, MaxBatch: keyserver.DefaultMaxBatch, Reflection: true,
-		Report: &keyserver.ReportConfig{Hub: *hubAddr, TLS: ksClientTLS, CursorFile: filepath.Join(ksDir, "quota.cursor"), Every: 10 * time.Second},
+		Report:  &keyserver.ReportConfig{Hub: *hubAddr, TLS: ksClientTLS, CursorFile: filepath.Join(ksDir, "quota.cursor"), Every: 10 * time.Second},
+		Metrics: m,
 	})
 	if err != nil {
 		return err
 	}
-	h, err := hub.New(ctx, hub.Config{Listen: *hubAddr, TLS: hubTLS, DataDir: hubDir, Policy: pol, Reflection: true})
+	h, err := hub.New(ctx, hub.Config{Listen: *hubAddr, TLS: hubTLS, DataDir: hubDir, Policy: pol, Reflection: true, Metrics: m})
 	if err != nil {
 		return errors.Join(err, ks.Serve(canceled()))
 	}
 	fmt.Fprintf(e.stdout, "key server  %s  (key %s)\nhub         %s  (database %s)\n", ks.Addr(), key.KeyID(), h.Addr(), filepath.Join(hubDir, hub.DBFile))
 	fmt.Fprintf(e.stdout, "audit key   %s  (pin it: veilmatch audit verify --as auditor)\n", filepath.Join(hubDir, hub.CheckpointPubFile))
+	if *metricsAddr != "" {
+		fmt.Fprintf(e.stdout, "metrics     http://%s/metrics\n", *metricsAddr)
+	}
 	fmt.Fprintf(e.stdout, "parties     police-gb, police-us, police-th (law enforcement), ngo-shelter (NGO), auditor\n")
 	fmt.Fprintf(e.stdout, "try         veilmatch agency publish --as police-gb --list suspects --kind phone --category suspect --region GB FILE.csv\n")
 	fmt.Fprintf(e.stdout, "stop        Ctrl-C (data stays in %s)\n", *dir)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ks.Serve(gctx) })
 	g.Go(func() error { return h.Serve(gctx) })
-	err = g.Wait()
+	err = errors.Join(g.Wait(), waitMetrics())
 	fmt.Fprintln(e.stderr, "veilmatch: dev stopped")
 	return err
 }

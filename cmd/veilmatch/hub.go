@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/veilmatch/veilmatch/policy"
 	"github.com/veilmatch/veilmatch/server/hub"
+	"github.com/veilmatch/veilmatch/server/metrics"
 )
 
 func cmdHub(ctx context.Context, e env, args []string) error {
@@ -21,6 +23,7 @@ func cmdHub(ctx context.Context, e env, args []string) error {
 		data       = fs.String("data", "", "data `DIR` for the embedded SQLite store")
 		policyDir  = fs.String("policy-dir", "", "policy bundle `DIR` overriding the built-in policy (reloaded on change or SIGHUP)")
 		reflection = fs.Bool("reflection", true, "enable gRPC server reflection")
+		metricsAdr = fs.String("metrics-addr", "", "Prometheus metrics listen `ADDR` (empty: off)")
 	)
 	tlsf.register(fs)
 	if _, err := parse(fs, args); err != nil {
@@ -37,12 +40,16 @@ func cmdHub(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := hub.New(ctx, hub.Config{Listen: *listen, TLS: tlsCfg, DataDir: *data, Policy: pol, Reflection: *reflection})
+	m, waitMetrics, err := startMetrics(ctx, *metricsAdr)
+	if err != nil {
+		return err
+	}
+	srv, err := hub.New(ctx, hub.Config{Listen: *listen, TLS: tlsCfg, DataDir: *data, Policy: pol, Reflection: *reflection, Metrics: m})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stderr, "veilmatch: hub listening on %s (data in %s)\n", srv.Addr(), *data)
-	return srv.Serve(ctx)
+	return errors.Join(srv.Serve(ctx), waitMetrics())
 }
 
 // loadPolicy loads the policy engine (built in, or from dir) and, for a
@@ -75,4 +82,21 @@ func loadPolicy(ctx context.Context, dir string) (*policy.Engine, error) {
 		}
 	}()
 	return pol, nil
+}
+
+// defaultMetricsAddr is where `veilmatch dev` serves Prometheus metrics.
+const defaultMetricsAddr = "127.0.0.1:7445"
+
+// startMetrics serves Prometheus metrics on addr until ctx is done; with an
+// empty addr it returns nil metrics (recording nothing).
+func startMetrics(ctx context.Context, addr string) (*metrics.Metrics, func() error, error) {
+	if addr == "" {
+		return nil, func() error { return nil }, nil
+	}
+	m := metrics.New()
+	_, wait, err := m.Serve(ctx, addr, slog.Default())
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, wait, nil
 }

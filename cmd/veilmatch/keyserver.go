@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -28,6 +29,7 @@ func cmdKeyserver(ctx context.Context, e env, args []string) error {
 		burst      = fs.Int("quota-burst", def.Burst, "token bucket size per agency (at least --max-batch)")
 		daily      = fs.Int("quota-daily", def.Daily, "evaluations per agency per UTC day")
 		reflection = fs.Bool("reflection", true, "enable gRPC server reflection")
+		metricsAdr = fs.String("metrics-addr", "", "Prometheus metrics listen `ADDR` (empty: off)")
 		reportHub  = fs.String("report-hub", "", "hub `ADDR` to deliver quota use and refusals to (its decision log); uses --cert/--key as client identity")
 	)
 	tlsf.register(fs)
@@ -59,12 +61,17 @@ func cmdKeyserver(ctx context.Context, e env, args []string) error {
 		}
 		cfg.Report = &keyserver.ReportConfig{Hub: *reportHub, TLS: clientTLS, CursorFile: *usageLog + ".cursor"}
 	}
+	m, waitMetrics, err := startMetrics(ctx, *metricsAdr)
+	if err != nil {
+		return err
+	}
+	cfg.Metrics = m
 	srv, err := keyserver.New(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stderr, "veilmatch: key server listening on %s (key id %s)\n", srv.Addr(), key.KeyID())
-	return srv.Serve(ctx)
+	return errors.Join(srv.Serve(ctx), waitMetrics())
 }
 
 func cmdInitKey(e env, args []string) error {

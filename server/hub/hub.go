@@ -19,6 +19,7 @@ import (
 
 	"github.com/veilmatch/veilmatch/policy"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
+	"github.com/veilmatch/veilmatch/server/metrics"
 	"github.com/veilmatch/veilmatch/server/rpc"
 	"github.com/veilmatch/veilmatch/server/store"
 )
@@ -27,10 +28,11 @@ import (
 type Service struct {
 	veilmatchv1.UnimplementedHubServiceServer
 
-	store  store.Store
-	policy *policy.Engine
-	refs   *refSealer
-	now    func() time.Time
+	store   store.Store
+	policy  *policy.Engine
+	refs    *refSealer
+	now     func() time.Time
+	metrics *metrics.Metrics
 }
 
 // NewService returns a hub service over st, deciding with pol. refKey (32
@@ -367,6 +369,9 @@ func (s *Service) record(ctx context.Context, r policy.Request, az policy.Author
 		return "", err
 	}
 	rpc.Logger(ctx).InfoContext(ctx, "decision", "decision_id", rec.DecisionID, "action", r.Action, "outcomes", len(rec.Outcomes), "policy_revision", rec.PolicyRevision)
+	for k, refs := range a.perClass {
+		s.metrics.Matched(r.Action, string(k.level), len(refs))
+	}
 	return rec.DecisionID, nil
 }
 

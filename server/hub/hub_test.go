@@ -29,6 +29,7 @@ import (
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/hub"
 	"github.com/veilmatch/veilmatch/server/keyserver"
+	"github.com/veilmatch/veilmatch/server/metrics"
 	"github.com/veilmatch/veilmatch/server/quota"
 	"github.com/veilmatch/veilmatch/server/servertest"
 )
@@ -39,7 +40,10 @@ type env struct {
 	dataDir string
 }
 
-func start(t *testing.T) *env {
+func start(t *testing.T) *env { return startWith(t, nil) }
+
+// startWith starts the key server and the hub, recording into m.
+func startWith(t *testing.T, m *metrics.Metrics) *env {
 	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 	key, err := oprf.GenerateKey("k1")
@@ -49,6 +53,7 @@ func start(t *testing.T) *env {
 	ks, err := keyserver.New(context.Background(), keyserver.Config{
 		Listen: "127.0.0.1:0", TLS: servertest.ServerTLS(t, "keyserver"), Keys: []*oprf.PrivateKey{key},
 		UsageLog: filepath.Join(t.TempDir(), "quota.jsonl"), Quota: quota.Limits{Rate: 1e9, Burst: 1 << 20, Daily: 1 << 40}, Logger: quiet,
+		Metrics: m,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +64,7 @@ func start(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	h, err := hub.New(context.Background(), hub.Config{Listen: "127.0.0.1:0", TLS: servertest.ServerTLS(t, "hub"), DataDir: dir, Policy: pol, Logger: quiet})
+	h, err := hub.New(context.Background(), hub.Config{Listen: "127.0.0.1:0", TLS: servertest.ServerTLS(t, "hub"), DataDir: dir, Policy: pol, Logger: quiet, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}

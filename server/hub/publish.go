@@ -87,6 +87,8 @@ func (s *Service) Publish(stream veilmatchv1.HubService_PublishServer) error {
 				}
 				return err
 			}
+			s.metrics.Published(id.ID, l.Entries)
+			s.metrics.Decided(rec.Action, rec.Result)
 			rpc.Logger(ctx).InfoContext(ctx, "list committed", "list", l.Name, "entries", l.Entries, "batches", m.Commit.GetTotalBatches(), "duplicate_batches", duplicates)
 			return stream.SendAndClose(&veilmatchv1.PublishResponse{List: listInfo(l), Committed: true, BatchesReceived: received, DuplicateBatches: duplicates})
 		case *veilmatchv1.PublishRequest_Begin:

@@ -39,6 +39,7 @@ func (s *Service) appendOrFail(ctx context.Context, rec *audit.Record, notices [
 	if _, err := s.store.AppendDecision(ctx, rec, notices); err != nil {
 		return rpc.Unavailable(ctx, "decision log", err)
 	}
+	s.metrics.Decided(rec.Action, rec.Result)
 	return nil
 }
 

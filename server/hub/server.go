@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/veilmatch/veilmatch/policy"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/auditsvc"
+	"github.com/veilmatch/veilmatch/server/metrics"
 	"github.com/veilmatch/veilmatch/server/rpc"
 	"github.com/veilmatch/veilmatch/server/store"
 	"github.com/veilmatch/veilmatch/server/store/sqlite"
@@ -57,6 +59,9 @@ type Config struct {
 	// LogOrigin names the decision log in checkpoints (default
 	// DefaultLogOrigin).
 	LogOrigin string
+	// Metrics, if set, records RPC latencies, publishes, matches,
+	// decisions and the store's size.
+	Metrics *metrics.Metrics
 	// UploadTTL is how long an uncommitted upload is kept for resuming
 	// (default 7 days).
 	UploadTTL time.Duration
@@ -126,7 +131,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	rs, err := rpc.New(rpc.ServerOptions{TLS: cfg.TLS, Reflection: cfg.Reflection, Logger: log})
+	rs, err := rpc.New(rpc.ServerOptions{TLS: cfg.TLS, Reflection: cfg.Reflection, Logger: log, Metrics: cfg.Metrics})
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -143,6 +148,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
+	svc.metrics = cfg.Metrics
 	veilmatchv1.RegisterHubServiceServer(rs.GRPC, svc)
 	signer := cfg.Signer
 	if signer == nil {
@@ -157,6 +163,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	veilmatchv1.RegisterAuditServiceServer(rs.GRPC, auditsvc.New(st, signer, cfg.LogOrigin, signer.VerifierKey(), nil))
 	veilmatchv1.RegisterUsageServiceServer(rs.GRPC, NewUsageService(st))
+	if cfg.DataDir != "" {
+		cfg.Metrics.GaugeFunc("veilmatch_hub_store_bytes", "Bytes on disk in the hub's data directory.", func() float64 { return float64(dirSize(cfg.DataDir)) })
+	}
+	cfg.Metrics.GaugeFunc("veilmatch_hub_decision_log_records", "Records in the decision log.", func() float64 {
+		size, _, err := st.LogHead(context.Background())
+		if err != nil {
+			return -1
+		}
+		return float64(size)
+	})
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		st.Close()
@@ -174,8 +190,51 @@ func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 func (s *Server) Serve(ctx context.Context) error {
 	s.rpc.Health.SetServingStatus(veilmatchv1.HubService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	go s.purge(ctx)
+	go s.monitor(ctx)
 	err := s.rpc.Serve(ctx, s.lis)
 	return errors.Join(err, s.store.Close())
+}
+
+// monitor turns the hub's health NOT_SERVING while its store does not
+// answer, and back to SERVING when it does.
+func (s *Server) monitor(ctx context.Context) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	serving := true
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, _, err := s.store.LogHead(pctx)
+		cancel()
+		switch {
+		case err != nil && serving && ctx.Err() == nil:
+			s.log.Error("store unavailable; health NOT_SERVING", "error", err)
+			s.rpc.Health.SetServingStatus(veilmatchv1.HubService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+			serving = false
+		case err == nil && !serving:
+			s.log.Info("store available again; health SERVING")
+			s.rpc.Health.SetServingStatus(veilmatchv1.HubService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+			serving = true
+		}
+	}
+}
+
+// dirSize sums the sizes of the files under dir.
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }
 
 func (s *Server) purge(ctx context.Context) {

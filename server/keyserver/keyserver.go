@@ -18,6 +18,7 @@ import (
 	"github.com/veilmatch/veilmatch/crypto/mtls"
 	"github.com/veilmatch/veilmatch/crypto/oprf"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
+	"github.com/veilmatch/veilmatch/server/metrics"
 	"github.com/veilmatch/veilmatch/server/quota"
 	"github.com/veilmatch/veilmatch/server/rpc"
 )
@@ -32,6 +33,7 @@ type Service struct {
 	ring     atomic.Pointer[keyRing]
 	maxBatch int
 	limiter  *quota.Limiter
+	metrics  *metrics.Metrics
 }
 
 // keyRing is the set of keys served: the current one and older epochs that
@@ -126,6 +128,7 @@ func (s *Service) Evaluate(ctx context.Context, req *veilmatchv1.EvaluateRequest
 		var ee *quota.ExceededError
 		if errors.As(err, &ee) {
 			rpc.Logger(ctx).WarnContext(ctx, "quota refused", "agency", caller.ID, "elements", n, "reason", ee.Reason)
+			s.metrics.Refused(caller.ID)
 			st, _ := status.New(codes.ResourceExhausted, ee.Error()).WithDetails(
 				&errdetails.RetryInfo{RetryDelay: durationpb.New(ee.RetryAfter)},
 				&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{Subject: "agency:" + caller.ID, Description: ee.Reason}}},
@@ -138,6 +141,7 @@ func (s *Service) Evaluate(ctx context.Context, req *veilmatchv1.EvaluateRequest
 	if err != nil {
 		return nil, rpc.Internal(ctx, "evaluate", err)
 	}
+	s.metrics.Evaluated(caller.ID, n)
 	rpc.Logger(ctx).DebugContext(ctx, "evaluated", slog.Int("elements", n), slog.String("key_id", ev.KeyID()))
 	return &veilmatchv1.EvaluateResponse{KeyId: ev.KeyID(), EvaluatedElements: evaluated, Proof: proof}, nil
 }

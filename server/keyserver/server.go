@@ -13,6 +13,7 @@ import (
 
 	"github.com/veilmatch/veilmatch/crypto/oprf"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
+	"github.com/veilmatch/veilmatch/server/metrics"
 	"github.com/veilmatch/veilmatch/server/quota"
 	"github.com/veilmatch/veilmatch/server/rpc"
 )
@@ -44,6 +45,8 @@ type Config struct {
 	// Report, if set, delivers quota use and refusals to the hub's
 	// decision log.
 	Report *ReportConfig
+	// Metrics, if set, records RPC latencies, evaluations and refusals.
+	Metrics *metrics.Metrics
 	// Logger is the server's logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -121,11 +124,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	svc, err := NewService(cfg.Keys, cfg.MaxBatch, lim)
+	if svc != nil {
+		svc.metrics = cfg.Metrics
+	}
 	if err != nil {
 		j.Close()
 		return nil, err
 	}
-	rs, err := rpc.New(rpc.ServerOptions{TLS: cfg.TLS, Reflection: cfg.Reflection, Logger: log})
+	rs, err := rpc.New(rpc.ServerOptions{TLS: cfg.TLS, Reflection: cfg.Reflection, Logger: log, Metrics: cfg.Metrics})
 	if err != nil {
 		j.Close()
 		return nil, err

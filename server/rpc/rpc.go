@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/veilmatch/veilmatch/crypto/mtls"
+	"github.com/veilmatch/veilmatch/server/metrics"
 )
 
 // MaxMessageSize bounds every request and response: large enough for a
@@ -39,6 +40,8 @@ type ServerOptions struct {
 	Reflection bool
 	// Logger receives one line per RPC; nil means slog.Default().
 	Logger *slog.Logger
+	// Metrics, if set, records every RPC's latency.
+	Metrics *metrics.Metrics
 }
 
 // Server is a gRPC server with health checking.
@@ -63,8 +66,8 @@ func New(o ServerOptions) (*Server, error) {
 		grpc.Creds(credentials.NewTLS(o.TLS)),
 		grpc.MaxRecvMsgSize(MaxMessageSize),
 		grpc.MaxSendMsgSize(MaxMessageSize),
-		grpc.ChainUnaryInterceptor(unaryInterceptor(log)),
-		grpc.ChainStreamInterceptor(streamInterceptor(log)),
+		grpc.ChainUnaryInterceptor(unaryInterceptor(log, o.Metrics)),
+		grpc.ChainStreamInterceptor(streamInterceptor(log, o.Metrics)),
 	)
 	h := health.NewServer()
 	healthpb.RegisterHealthServer(g, h)
@@ -151,8 +154,9 @@ func authenticate(ctx context.Context, log *slog.Logger, method string) (context
 	return ctx, nil
 }
 
-func logDone(ctx context.Context, start time.Time, err error) {
+func logDone(ctx context.Context, m *metrics.Metrics, method string, start time.Time, err error) {
 	st := status.Convert(err)
+	m.ObserveRPC(method, st.Code().String(), time.Since(start))
 	level := slog.LevelInfo
 	if st.Code() == codes.Internal || st.Code() == codes.Unknown || st.Code() == codes.Unavailable {
 		level = slog.LevelError
@@ -160,7 +164,7 @@ func logDone(ctx context.Context, start time.Time, err error) {
 	Logger(ctx).Log(ctx, level, "rpc", "code", st.Code().String(), "duration", time.Since(start))
 }
 
-func unaryInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
+func unaryInterceptor(log *slog.Logger, m *metrics.Metrics) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		ctx, err := authenticate(ctx, log, info.FullMethod)
@@ -168,7 +172,7 @@ func unaryInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 			return nil, err
 		}
 		resp, err := handler(ctx, req)
-		logDone(ctx, start, err)
+		logDone(ctx, m, info.FullMethod, start, err)
 		return resp, err
 	}
 }
@@ -180,7 +184,7 @@ type wrappedStream struct {
 
 func (w wrappedStream) Context() context.Context { return w.ctx }
 
-func streamInterceptor(log *slog.Logger) grpc.StreamServerInterceptor {
+func streamInterceptor(log *slog.Logger, m *metrics.Metrics) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		start := time.Now()
 		ctx, err := authenticate(ss.Context(), log, info.FullMethod)
@@ -188,7 +192,7 @@ func streamInterceptor(log *slog.Logger) grpc.StreamServerInterceptor {
 			return err
 		}
 		err = handler(srv, wrappedStream{ss, ctx})
-		logDone(ctx, start, err)
+		logDone(ctx, m, info.FullMethod, start, err)
 		return err
 	}
 }
