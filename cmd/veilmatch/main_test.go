@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -47,6 +49,7 @@ func TestScripts(t *testing.T) {
 			"exits":       cmdExits,
 			"waitserving": cmdWaitServing,
 			"sqlexec":     cmdSQLExec,
+			"httpget":     cmdHTTPGet,
 			"jsondrop":    cmdJSONDrop,
 			"mode":        cmdMode,
 		},
@@ -62,8 +65,13 @@ func setupScript(env *testscript.Env) error {
 	if err != nil {
 		return err
 	}
+	metrics, err := freeLoopbackAddr()
+	if err != nil {
+		return err
+	}
 	env.Setenv("VEILMATCH_HUB", hub)
 	env.Setenv("VEILMATCH_KEYSERVER", ks)
+	env.Setenv("VEILMATCH_METRICS", metrics)
 	env.Setenv("HOME", env.WorkDir)
 	return nil
 }
@@ -353,4 +361,23 @@ func cmdSQLExec(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	n, _ := res.RowsAffected()
 	ts.Logf("sqlexec: %d rows affected", n)
+}
+
+// cmdHTTPGet fetches a URL, as curl would, into stdout:
+//
+//	httpget URL
+func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: httpget URL")
+	}
+	resp, err := http.Get(args[0])
+	if err != nil {
+		ts.Fatalf("httpget: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		ts.Fatalf("httpget: %s: %v", resp.Status, err)
+	}
+	ts.Stdout().Write(body)
 }
