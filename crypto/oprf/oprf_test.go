@@ -360,3 +360,51 @@ func evaluate(t testing.TB, e *Evaluator, blinded [][]byte) ([][]byte, []byte, e
 	}
 	return e.Evaluate(b)
 }
+
+// FuzzFinalize feeds a key server's answer for a real batch with fuzzed
+// evaluated elements and proof: it must be rejected with an error, never a
+// panic, unless it is the genuine answer.
+func FuzzFinalize(f *testing.F) {
+	key, _ := GenerateKey("fuzz")
+	client, _ := NewClient(key.Public())
+	in, _ := Input("phone", "+15555550100")
+	batch, _ := client.Blind([][]byte{in})
+	ev, proof, _ := evaluate(f, NewEvaluator(key), batch.Blinded)
+	f.Add(ev[0], proof)
+	f.Add(make([]byte, 32), make([]byte, 64))
+	f.Add([]byte{}, []byte{1})
+	f.Fuzz(func(t *testing.T, elem, proof []byte) {
+		toks, err := client.Finalize(batch, [][]byte{elem}, proof)
+		if err == nil && (len(toks) != 1 || !bytes.Equal(elem, ev[0])) {
+			t.Fatalf("accepted a forged evaluation")
+		}
+	})
+}
+
+// FuzzDecodeBatch splits fuzzed bytes into elements of varying sizes: every
+// rejection names an index inside the batch.
+func FuzzDecodeBatch(f *testing.F) {
+	f.Add([]byte{}, uint8(32))
+	f.Add(bytes.Repeat([]byte{0xff}, 64), uint8(32))
+	f.Add(make([]byte, 96), uint8(31))
+	f.Fuzz(func(t *testing.T, data []byte, size uint8) {
+		n := int(size%40) + 1
+		var batch [][]byte
+		for len(data) > 0 {
+			k := min(n, len(data))
+			batch = append(batch, data[:k])
+			data = data[k:]
+		}
+		_, err := DecodeBatch(batch)
+		var ee *ElementError
+		switch {
+		case err == nil:
+		case len(batch) == 0:
+			if !errors.Is(err, ErrEmptyBatch) {
+				t.Fatalf("empty batch: %v", err)
+			}
+		case !errors.As(err, &ee) || ee.Index < 0 || ee.Index >= len(batch):
+			t.Fatalf("error without a valid index: %v", err)
+		}
+	})
+}
