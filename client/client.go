@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/veilmatch/veilmatch/crypto/mtls"
 	"github.com/veilmatch/veilmatch/crypto/oprf"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 )
@@ -32,6 +33,10 @@ type Config struct {
 	Agency string
 	// Hub and KeyServer are the services' addresses.
 	Hub, KeyServer string
+	// HubID and KeyServerID are the SPIFFE server ids the services must
+	// present (default "hub" and "keyserver"), so neither can stand in for
+	// the other.
+	HubID, KeyServerID string
 	// TLS is the agency's mTLS client configuration.
 	TLS *tls.Config
 	// StateDir holds the agency-side state: pinned keys and, per list, the
@@ -94,16 +99,30 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{cfg: cfg, state: st, log: log}
-	creds := grpc.WithTransportCredentials(credentials.NewTLS(cfg.TLS))
+	if cfg.HubID == "" {
+		cfg.HubID = "hub"
+	}
+	if cfg.KeyServerID == "" {
+		cfg.KeyServerID = "keyserver"
+	}
 	maxMsg := grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20), grpc.MaxCallSendMsgSize(16<<20))
 	if cfg.Hub != "" {
-		if c.hubConn, err = grpc.NewClient(cfg.Hub, creds, maxMsg); err != nil {
+		tlsCfg, err := mtls.ForServer(cfg.TLS, cfg.HubID)
+		if err != nil {
+			return nil, err
+		}
+		if c.hubConn, err = grpc.NewClient(cfg.Hub, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)), maxMsg); err != nil {
 			return nil, fmt.Errorf("hub %s: %w", cfg.Hub, err)
 		}
 		c.hub = veilmatchv1.NewHubServiceClient(c.hubConn)
 	}
 	if cfg.KeyServer != "" {
-		if c.keyConn, err = grpc.NewClient(cfg.KeyServer, creds, maxMsg); err != nil {
+		tlsCfg, err := mtls.ForServer(cfg.TLS, cfg.KeyServerID)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		if c.keyConn, err = grpc.NewClient(cfg.KeyServer, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)), maxMsg); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("key server %s: %w", cfg.KeyServer, err)
 		}

@@ -156,8 +156,12 @@ func (f *auditorFlags) load() (auditTarget, error) {
 // dial connects to the hub's audit service. The connection is made lazily,
 // on the first call.
 func (t auditTarget) dial() (veilmatchv1.AuditServiceClient, func(), error) {
+	tlsCfg, err := mtls.ForServer(t.tls, "hub")
+	if err != nil {
+		return nil, nil, err
+	}
 	conn, err := grpc.NewClient(t.hub,
-		grpc.WithTransportCredentials(credentials.NewTLS(t.tls)),
+		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(rpc.MaxMessageSize)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to hub %s: %w", t.hub, err)

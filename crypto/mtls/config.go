@@ -176,3 +176,40 @@ func parseCertificates(data []byte) ([]*x509.Certificate, error) {
 	}
 	return certs, nil
 }
+
+// ForServer returns a copy of a client configuration that accepts only the
+// server whose SPIFFE ID is spiffe://<trust domain>/server/<id>, so that one
+// veilmatch server cannot stand in for another (the hub for the key server,
+// say). The trust domain is the client certificate's own.
+func ForServer(cfg *tls.Config, id string) (*tls.Config, error) {
+	if len(cfg.Certificates) == 0 || cfg.Certificates[0].Leaf == nil && len(cfg.Certificates[0].Certificate) == 0 {
+		return nil, errors.New("mtls: ForServer needs a client configuration with a certificate")
+	}
+	leaf := cfg.Certificates[0].Leaf
+	if leaf == nil {
+		var err error
+		if leaf, err = x509.ParseCertificate(cfg.Certificates[0].Certificate[0]); err != nil {
+			return nil, fmt.Errorf("mtls: parse client certificate: %w", err)
+		}
+	}
+	own, err := FromCertificate(leaf)
+	if err != nil {
+		return nil, err
+	}
+	want := Identity{TrustDomain: own.TrustDomain, Kind: KindServer, ID: id}
+	if _, err := ParseID(want.String()); err != nil {
+		return nil, err
+	}
+	out := cfg.Clone()
+	out.VerifyConnection = func(cs tls.ConnectionState) error {
+		got, err := verifiedLeaf(cs.VerifiedChains)
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("%w: connected to %s, expected %s", ErrUntrustedPeer, got, want)
+		}
+		return nil
+	}
+	return out, nil
+}

@@ -394,3 +394,27 @@ func TestGRPCFromContext(t *testing.T) {
 		t.Errorf("FromContext = %v, want %v", got, want)
 	}
 }
+
+// TestForServer: a client pinned to the key server refuses the hub.
+func TestForServer(t *testing.T) {
+	dir := t.TempDir()
+	if err := certs.Generate(dir, certs.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	gb := clientConfig(t, mtls.DevFiles(dir, "police-gb"), "localhost")
+	toKS, err := mtls.ForServer(gb, "keyserver")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := serverConfig(t, mtls.DevFiles(dir, "hub"))
+	ks := serverConfig(t, mtls.DevFiles(dir, "keyserver"))
+	if srvErr, cliErr := handshake(t, ks, toKS); srvErr != nil || cliErr != nil {
+		t.Fatalf("pinned client refused the key server: %v / %v", srvErr, cliErr)
+	}
+	if _, cliErr := handshake(t, hub, toKS); !errors.Is(cliErr, mtls.ErrUntrustedPeer) {
+		t.Fatalf("pinned client accepted the hub as the key server: %v", cliErr)
+	}
+	if _, err := mtls.ForServer(gb, "Bad ID"); err == nil {
+		t.Fatal("invalid server id accepted")
+	}
+}

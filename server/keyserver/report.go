@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/veilmatch/veilmatch/crypto/mtls"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/quota"
 )
@@ -44,7 +45,11 @@ func newReporter(cfg ReportConfig, j *quota.Journal, log *slog.Logger) (*reporte
 	if cfg.Every <= 0 {
 		cfg.Every = time.Minute
 	}
-	conn, err := grpc.NewClient(cfg.Hub, grpc.WithTransportCredentials(credentials.NewTLS(cfg.TLS)))
+	tlsCfg, err := mtls.ForServer(cfg.TLS, "hub")
+	if err != nil {
+		return nil, fmt.Errorf("keyserver: usage reports: %w", err)
+	}
+	conn, err := grpc.NewClient(cfg.Hub, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
 	if err != nil {
 		return nil, fmt.Errorf("keyserver: usage reports to %s: %w", cfg.Hub, err)
 	}
