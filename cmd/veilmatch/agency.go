@@ -168,6 +168,32 @@ func devClientTLS(dir, party string) (*tls.Config, error) {
 	return mtls.ClientConfig(mtls.DevFiles(dir, party), "localhost")
 }
 
+// agencyFlags are the flags every agency command shares: who you are and,
+// for commands that print results, the output format.
+type agencyFlags struct {
+	fs     *flag.FlagSet
+	id     identityFlags
+	format string
+}
+
+func newAgencyFlags(e env, name, synopsis, example string, withFormat bool) *agencyFlags {
+	a := &agencyFlags{fs: newFlagSet(e, "agency "+name, synopsis, example), format: "text"}
+	a.id.register(a.fs)
+	if withFormat {
+		a.fs.StringVar(&a.format, "format", "text", "output format: text or json")
+	}
+	return a
+}
+
+// parse parses args, checks the format and returns the positional arguments.
+func (a *agencyFlags) parse(args []string) ([]string, error) {
+	pos, err := parse(a.fs, args)
+	if err != nil {
+		return nil, err
+	}
+	return pos, checkFormat(a.format)
+}
+
 // inputFlags are the flags that describe an identifier file.
 type inputFlags struct {
 	kind, region, column string
@@ -224,20 +250,18 @@ func printReport(w io.Writer, name string, rep normalize.Report) error {
 }
 
 func cmdPublish(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "agency publish", "agency publish --as ID --list NAME --kind KIND --category CATEGORY [--region CC] [--column NAME|N] FILE",
-		"veilmatch agency publish --as police-gb --list suspects --kind phone --category suspect --region GB suspects.csv")
+	a := newAgencyFlags(e, "publish", "agency publish --as ID --list NAME --kind KIND --category CATEGORY [--region CC] [--column NAME|N] FILE",
+		"veilmatch agency publish --as police-gb --list suspects --kind phone --category suspect --region GB suspects.csv", false)
 	var (
-		id         identityFlags
 		in         inputFlags
-		list       = fs.String("list", "", "list `NAME` (unique among your lists; republishing replaces it)")
-		category   = fs.String("category", "", "list category: suspect, victim, missing_person, ad_contact, …")
-		expires    = fs.Duration("expires-in", 0, "retention: the list stops matching after this `DURATION` (e.g. 8760h); 0 = no expiry")
-		consent    = fs.String("victim-consent", "", "comma-separated `ROLES` the listed victims consented to share with (e.g. law_enforcement)")
-		ngoVisible = fs.Bool("ngo-visible", false, "let NGOs see matches against this list in full")
+		list       = a.fs.String("list", "", "list `NAME` (unique among your lists; republishing replaces it)")
+		category   = a.fs.String("category", "", "list category: suspect, victim, missing_person, ad_contact, …")
+		expires    = a.fs.Duration("expires-in", 0, "retention: the list stops matching after this `DURATION` (e.g. 8760h); 0 = no expiry")
+		consent    = a.fs.String("victim-consent", "", "comma-separated `ROLES` the listed victims consented to share with (e.g. law_enforcement)")
+		ngoVisible = a.fs.Bool("ngo-visible", false, "let NGOs see matches against this list in full")
 	)
-	id.register(fs)
-	in.register(fs)
-	pos, err := parse(fs, args)
+	in.register(a.fs)
+	pos, err := a.parse(args)
 	if err != nil {
 		return err
 	}
@@ -253,7 +277,7 @@ func cmdPublish(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer f.Close()
-	c, err := id.client(e, true)
+	c, err := a.id.client(e, true)
 	if err != nil {
 		return err
 	}
@@ -287,24 +311,21 @@ func cmdPublish(ctx context.Context, e env, args []string) error {
 }
 
 func cmdOverlaps(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "agency overlaps", "agency overlaps --as ID --list NAME --purpose TEXT --case REF [--format json]",
-		"veilmatch agency overlaps --as police-gb --list suspects --purpose investigation --case GB-2026-0042")
-	var id identityFlags
-	id.register(fs)
-	list := fs.String("list", "", "your list `NAME`")
-	purpose := fs.String("purpose", "", "why you ask: investigation, missing_person_search, victim_support, research")
-	caseRef := fs.String("case", "", "case reference (required for law enforcement)")
-	format := fs.String("format", "text", "output format: text or json")
-	if _, err := parse(fs, args); err != nil {
+	a := newAgencyFlags(e, "overlaps", "agency overlaps --as ID --list NAME --purpose TEXT --case REF [--format json]",
+		"veilmatch agency overlaps --as police-gb --list suspects --purpose investigation --case GB-2026-0042", true)
+	list := a.fs.String("list", "", "your list `NAME`")
+	purpose := a.fs.String("purpose", "", "why you ask: investigation, missing_person_search, victim_support, research")
+	caseRef := a.fs.String("case", "", "case reference (required for law enforcement)")
+	if _, err := a.parse(args); err != nil {
 		return err
 	}
 	if *list == "" {
 		return usagef("", "--list is required")
 	}
-	if err := checkFormat(*format); err != nil {
+	if err := checkFormat(a.format); err != nil {
 		return err
 	}
-	c, err := id.client(e, false)
+	c, err := a.id.client(e, false)
 	if err != nil {
 		return err
 	}
@@ -313,26 +334,18 @@ func cmdOverlaps(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return printResult(e.stdout, *format, res)
+	return printResult(e.stdout, a.format, res)
 }
 
 func cmdCheck(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "agency check", "agency check --as ID --kind KIND [--region CC] [--column NAME|N] --purpose TEXT --case REF [--format json] FILE",
-		"veilmatch agency check --as ngo-shelter --kind phone --region GB --purpose victim_support clients.csv")
-	var (
-		id identityFlags
-		in inputFlags
-	)
-	id.register(fs)
-	in.register(fs)
-	purpose := fs.String("purpose", "", "why you ask: investigation, missing_person_search, victim_support, research")
-	caseRef := fs.String("case", "", "case reference (required for law enforcement)")
-	format := fs.String("format", "text", "output format: text or json")
-	pos, err := parse(fs, args)
+	a := newAgencyFlags(e, "check", "agency check --as ID --kind KIND [--region CC] [--column NAME|N] --purpose TEXT --case REF [--format json] FILE",
+		"veilmatch agency check --as ngo-shelter --kind phone --region GB --purpose victim_support clients.csv", true)
+	var in inputFlags
+	in.register(a.fs)
+	purpose := a.fs.String("purpose", "", "why you ask: investigation, missing_person_search, victim_support, research")
+	caseRef := a.fs.String("case", "", "case reference (required for law enforcement)")
+	pos, err := a.parse(args)
 	if err != nil {
-		return err
-	}
-	if err := checkFormat(*format); err != nil {
 		return err
 	}
 	kind, opts, err := in.parse()
@@ -344,7 +357,7 @@ func cmdCheck(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer f.Close()
-	c, err := id.client(e, true)
+	c, err := a.id.client(e, true)
 	if err != nil {
 		return err
 	}
@@ -357,24 +370,18 @@ func cmdCheck(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := printResult(e.stdout, *format, res); err != nil {
+	if err := printResult(e.stdout, a.format, res); err != nil {
 		return err
 	}
 	return repErr
 }
 
 func cmdLists(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "agency lists", "agency lists --as ID [--format json]", "veilmatch agency lists --as police-gb")
-	var id identityFlags
-	id.register(fs)
-	format := fs.String("format", "text", "output format: text or json")
-	if _, err := parse(fs, args); err != nil {
+	a := newAgencyFlags(e, "lists", "agency lists --as ID [--format json]", "veilmatch agency lists --as police-gb", true)
+	if _, err := a.parse(args); err != nil {
 		return err
 	}
-	if err := checkFormat(*format); err != nil {
-		return err
-	}
-	c, err := id.client(e, false)
+	c, err := a.id.client(e, false)
 	if err != nil {
 		return err
 	}
@@ -383,7 +390,7 @@ func cmdLists(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *format == "json" {
+	if a.format == "json" {
 		type row struct {
 			Name         string `json:"name"`
 			Owner        string `json:"owner"`
@@ -410,17 +417,15 @@ func cmdLists(ctx context.Context, e env, args []string) error {
 }
 
 func cmdDelete(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "agency delete", "agency delete --as ID --list NAME", "veilmatch agency delete --as police-gb --list suspects")
-	var id identityFlags
-	id.register(fs)
-	list := fs.String("list", "", "your list `NAME`")
-	if _, err := parse(fs, args); err != nil {
+	a := newAgencyFlags(e, "delete", "agency delete --as ID --list NAME", "veilmatch agency delete --as police-gb --list suspects", false)
+	list := a.fs.String("list", "", "your list `NAME`")
+	if _, err := a.parse(args); err != nil {
 		return err
 	}
 	if *list == "" {
 		return usagef("", "--list is required")
 	}
-	c, err := id.client(e, false)
+	c, err := a.id.client(e, false)
 	if err != nil {
 		return err
 	}

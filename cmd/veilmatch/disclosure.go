@@ -10,21 +10,19 @@ import (
 )
 
 func cmdRequestDisclosure(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "agency request-disclosure", "agency request-disclosure --as ID --ref MATCH_REF --reason TEXT --purpose TEXT --case REF",
-		"veilmatch agency request-disclosure --as police-gb --ref mr1.… --reason 'same number in a live trafficking case' --purpose investigation --case GB-2026-0042")
-	var id identityFlags
-	id.register(fs)
-	ref := fs.String("ref", "", "the match_ref of a flag or count result (from overlaps --format json)")
-	reason := fs.String("reason", "", "why you need the full match; the owner reads it")
-	purpose := fs.String("purpose", "", "your purpose, as for overlaps")
-	caseRef := fs.String("case", "", "case reference (required for law enforcement)")
-	if _, err := parse(fs, args); err != nil {
+	a := newAgencyFlags(e, "request-disclosure", "agency request-disclosure --as ID --ref MATCH_REF --reason TEXT --purpose TEXT --case REF",
+		"veilmatch agency request-disclosure --as police-gb --ref mr1.… --reason 'same number in a live trafficking case' --purpose investigation --case GB-2026-0042", false)
+	ref := a.fs.String("ref", "", "the match_ref of a flag or count result (from overlaps --format json)")
+	reason := a.fs.String("reason", "", "why you need the full match; the owner reads it")
+	purpose := a.fs.String("purpose", "", "your purpose, as for overlaps")
+	caseRef := a.fs.String("case", "", "case reference (required for law enforcement)")
+	if _, err := a.parse(args); err != nil {
 		return err
 	}
 	if *ref == "" || *reason == "" {
 		return usagef("take the match_ref from 'veilmatch agency overlaps --format json'", "--ref and --reason are required")
 	}
-	c, err := id.client(e, false)
+	c, err := a.id.client(e, false)
 	if err != nil {
 		return err
 	}
@@ -38,19 +36,13 @@ func cmdRequestDisclosure(ctx context.Context, e env, args []string) error {
 }
 
 func cmdRequests(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "agency requests", "agency requests --as ID [--outgoing] [--all] [--format json]", "veilmatch agency requests --as ngo-shelter")
-	var id identityFlags
-	id.register(fs)
-	outgoing := fs.Bool("outgoing", false, "show your own requests instead of requests against your lists")
-	all := fs.Bool("all", false, "include answered requests")
-	format := fs.String("format", "text", "output format: text or json")
-	if _, err := parse(fs, args); err != nil {
+	a := newAgencyFlags(e, "requests", "agency requests --as ID [--outgoing] [--all] [--format json]", "veilmatch agency requests --as ngo-shelter", true)
+	outgoing := a.fs.Bool("outgoing", false, "show your own requests instead of requests against your lists")
+	all := a.fs.Bool("all", false, "include answered requests")
+	if _, err := a.parse(args); err != nil {
 		return err
 	}
-	if err := checkFormat(*format); err != nil {
-		return err
-	}
-	c, err := id.client(e, false)
+	c, err := a.id.client(e, false)
 	if err != nil {
 		return err
 	}
@@ -59,7 +51,7 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *format == "json" {
+	if a.format == "json" {
 		type row struct {
 			ID, Requester, RequesterList, Owner, List, Reason, Purpose, Case, Status, Created, Answered, Note string
 			Entries                                                                                           uint64
@@ -98,18 +90,16 @@ func cmdAnswer(approve bool) func(context.Context, env, []string) error {
 		verb = "approve"
 	}
 	return func(ctx context.Context, e env, args []string) error {
-		fs := newFlagSet(e, "agency "+verb, "agency "+verb+" --as ID --request ID [--note TEXT]", "veilmatch agency "+verb+" --as ngo-shelter --request dr-…")
-		var id identityFlags
-		id.register(fs)
-		req := fs.String("request", "", "the request `ID` (from 'veilmatch agency requests')")
-		note := fs.String("note", "", "a note for the requester and the auditors")
-		if _, err := parse(fs, args); err != nil {
+		a := newAgencyFlags(e, verb, "agency "+verb+" --as ID --request ID [--note TEXT]", "veilmatch agency "+verb+" --as ngo-shelter --request dr-…", false)
+		req := a.fs.String("request", "", "the request `ID` (from 'veilmatch agency requests')")
+		note := a.fs.String("note", "", "a note for the requester and the auditors")
+		if _, err := a.parse(args); err != nil {
 			return err
 		}
 		if *req == "" {
 			return usagef("list pending requests with 'veilmatch agency requests'", "--request is required")
 		}
-		c, err := id.client(e, false)
+		c, err := a.id.client(e, false)
 		if err != nil {
 			return err
 		}
@@ -124,17 +114,11 @@ func cmdAnswer(approve bool) func(context.Context, env, []string) error {
 }
 
 func cmdDisclosures(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "agency disclosures", "agency disclosures --as ID [--format json]", "veilmatch agency disclosures --as police-us")
-	var id identityFlags
-	id.register(fs)
-	format := fs.String("format", "text", "output format: text or json")
-	if _, err := parse(fs, args); err != nil {
+	a := newAgencyFlags(e, "disclosures", "agency disclosures --as ID [--format json]", "veilmatch agency disclosures --as police-us", true)
+	if _, err := a.parse(args); err != nil {
 		return err
 	}
-	if err := checkFormat(*format); err != nil {
-		return err
-	}
-	c, err := id.client(e, false)
+	c, err := a.id.client(e, false)
 	if err != nil {
 		return err
 	}
@@ -143,7 +127,7 @@ func cmdDisclosures(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *format == "json" {
+	if a.format == "json" {
 		type row struct {
 			Time, Requester, RequesterList, List, Purpose, Case, DecisionID string
 			Entries                                                         uint64
