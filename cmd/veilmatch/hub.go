@@ -11,6 +11,7 @@ import (
 
 	"github.com/veilmatch/veilmatch/policy"
 	"github.com/veilmatch/veilmatch/server/hub"
+	"github.com/veilmatch/veilmatch/server/keys"
 	"github.com/veilmatch/veilmatch/server/metrics"
 )
 
@@ -24,8 +25,12 @@ func cmdHub(ctx context.Context, e env, args []string) error {
 		policyDir  = fs.String("policy-dir", "", "policy bundle `DIR` overriding the built-in policy (reloaded on change or SIGHUP)")
 		reflection = fs.Bool("reflection", true, "enable gRPC server reflection")
 		metricsAdr = fs.String("metrics-addr", "", "Prometheus metrics listen `ADDR` (empty: off)")
+		transit    = fs.String("vault-transit", "", "sign audit checkpoints with this Vault Transit ed25519 key `PATH` (mount/key) instead of a key file in --data")
+		origin     = fs.String("log-origin", hub.DefaultLogOrigin, "the decision log's name in checkpoints")
 	)
+	var vf vaultFlags
 	tlsf.register(fs)
+	vf.register(fs)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -44,7 +49,23 @@ func cmdHub(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := hub.New(ctx, hub.Config{Listen: *listen, TLS: tlsCfg, DataDir: *data, Policy: pol, Reflection: *reflection, Metrics: m})
+	var signer hub.Signer
+	if *transit != "" {
+		mount, name, err := keys.SplitMountPath(*transit)
+		if err != nil {
+			return usagef("", "--vault-transit: %v", err)
+		}
+		v, err := vf.dial(ctx)
+		if err != nil {
+			return err
+		}
+		defer v.Close()
+		if signer, err = v.TransitSigner(ctx, mount, name, *origin); err != nil {
+			return err
+		}
+	}
+	srv, err := hub.New(ctx, hub.Config{Listen: *listen, TLS: tlsCfg, DataDir: *data, Policy: pol, Reflection: *reflection, Metrics: m,
+		Signer: signer, LogOrigin: *origin})
 	if err != nil {
 		return err
 	}

@@ -12,12 +12,12 @@ import (
 	"path/filepath"
 	"time"
 
-	"golang.org/x/mod/sumdb/note"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/veilmatch/veilmatch/policy"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/auditsvc"
+	"github.com/veilmatch/veilmatch/server/keys"
 	"github.com/veilmatch/veilmatch/server/metrics"
 	"github.com/veilmatch/veilmatch/server/rpc"
 	"github.com/veilmatch/veilmatch/server/store"
@@ -94,12 +94,9 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Signer signs audit checkpoints; VerifierKey is the note verifier key
-// auditors pin. keys.FileSigner and the Vault Transit signer implement it.
-type Signer interface {
-	note.Signer
-	VerifierKey() string
-}
+// Signer signs audit checkpoints: a key file (keys.FileSigner) or Vault
+// Transit (keys.Vault.TransitSigner).
+type Signer = keys.Signer
 
 // Server is a running hub.
 type Server struct {
@@ -152,15 +149,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	veilmatchv1.RegisterHubServiceServer(rs.GRPC, svc)
 	signer := cfg.Signer
 	if signer == nil {
-		if signer, err = loadFileSigner(filepath.Join(cfg.DataDir, CheckpointKeyFile), cfg.LogOrigin); err != nil {
+		if signer, err = keys.FileSigner(filepath.Join(cfg.DataDir, CheckpointKeyFile), cfg.LogOrigin); err != nil {
 			st.Close()
 			return nil, fmt.Errorf("hub: checkpoint signer: %w", err)
 		}
+	}
+	if cfg.DataDir != "" {
+		// Published for auditors to pin; they should confirm it out of band.
 		if err := os.WriteFile(filepath.Join(cfg.DataDir, CheckpointPubFile), []byte(signer.VerifierKey()+"\n"), 0o644); err != nil {
 			st.Close()
 			return nil, fmt.Errorf("hub: write checkpoint verifier key: %w", err)
 		}
 	}
+	log.Info("checkpoint verifier key", "key", signer.VerifierKey())
 	veilmatchv1.RegisterAuditServiceServer(rs.GRPC, auditsvc.New(st, signer, cfg.LogOrigin, signer.VerifierKey(), nil))
 	veilmatchv1.RegisterUsageServiceServer(rs.GRPC, NewUsageService(st))
 	if cfg.DataDir != "" {
