@@ -38,6 +38,7 @@ import (
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/auditsvc"
 	"github.com/veilmatch/veilmatch/server/hub"
+	"github.com/veilmatch/veilmatch/server/keys"
 	"github.com/veilmatch/veilmatch/server/keyserver"
 	"github.com/veilmatch/veilmatch/server/quota"
 )
@@ -60,7 +61,7 @@ func main() {
 		defer os.RemoveAll(tmp)
 		*dir = tmp
 	}
-	if _, err := Run(ctx, os.Stdout, *dir, nil); err != nil {
+	if _, err := Run(ctx, os.Stdout, *dir, Options{}); err != nil {
 		fmt.Fprintln(os.Stderr, "trafficking-ring:", err)
 		os.Exit(1)
 	}
@@ -98,15 +99,26 @@ var publications = []publication{
 	{"police-us", "emails", "police-us-emails.csv", "email", "suspect", ""},
 }
 
+// Options change where the scenario's servers keep their keys and logs.
+type Options struct {
+	// Logger receives the servers' and clients' logs (nil: nowhere).
+	Logger *slog.Logger
+	// KeySource supplies the OPRF key (nil: a key file in dir), and Signer
+	// signs checkpoints (nil: a key file in dir) — Vault in production.
+	KeySource keyserver.KeySource
+	Signer    hub.Signer
+}
+
 // Run plays the scenario against servers it starts in dir and writes the
-// narrative to w. The servers log to logger (nil: nowhere).
-func Run(ctx context.Context, w io.Writer, dir string, logger *slog.Logger) (*Outcome, error) {
+// narrative to w.
+func Run(ctx context.Context, w io.Writer, dir string, o Options) (*Outcome, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	ksAddr, hubAddr, dbPath, wait, err := startServers(ctx, dir, logger)
+	logger := o.Logger
+	ksAddr, hubAddr, dbPath, wait, err := startServers(ctx, dir, o)
 	if err != nil {
 		return nil, err
 	}
@@ -263,25 +275,25 @@ func describe(w io.Writer, who string, r client.Result) {
 }
 
 // startServers runs a key server and a hub on 127.0.0.1:0.
-func startServers(ctx context.Context, dir string, quiet *slog.Logger) (ksAddr, hubAddr, dbPath string, wait func() error, err error) {
+func startServers(ctx context.Context, dir string, o Options) (ksAddr, hubAddr, dbPath string, wait func() error, err error) {
+	quiet := o.Logger
 	for _, d := range []string{"keyserver", "hub"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
 			return "", "", "", nil, err
 		}
 	}
-	keyFile := filepath.Join(dir, "keyserver", "oprf.key")
-	if _, err := os.Stat(keyFile); err != nil {
-		k, err := oprf.GenerateKey(oprf.NewKeyID(time.Now()))
-		if err != nil {
-			return "", "", "", nil, err
+	if o.KeySource == nil {
+		keyFile := filepath.Join(dir, "keyserver", "oprf.key")
+		if _, err := os.Stat(keyFile); err != nil {
+			k, err := oprf.GenerateKey(oprf.NewKeyID(time.Now()))
+			if err != nil {
+				return "", "", "", nil, err
+			}
+			if err := oprf.WriteKeyFile(keyFile, k); err != nil {
+				return "", "", "", nil, err
+			}
 		}
-		if err := oprf.WriteKeyFile(keyFile, k); err != nil {
-			return "", "", "", nil, err
-		}
-	}
-	key, err := oprf.LoadKeyFile(keyFile)
-	if err != nil {
-		return "", "", "", nil, err
+		o.KeySource = keys.FileOPRF(keyFile)
 	}
 	ksTLS, err := mtls.ServerConfigFS(certs.DevFS, mtls.DevFiles(".", "keyserver"))
 	if err != nil {
@@ -295,12 +307,12 @@ func startServers(ctx context.Context, dir string, quiet *slog.Logger) (ksAddr, 
 	if err != nil {
 		return "", "", "", nil, err
 	}
-	ks, err := keyserver.New(ctx, keyserver.Config{Listen: "127.0.0.1:0", TLS: ksTLS, Keys: []*oprf.PrivateKey{key},
+	ks, err := keyserver.New(ctx, keyserver.Config{Listen: "127.0.0.1:0", TLS: ksTLS, KeySource: o.KeySource,
 		UsageLog: filepath.Join(dir, "keyserver", "quota.jsonl"), Quota: quota.Limits{Rate: 1e5, Burst: 65536, Daily: 1e7}, Logger: quiet})
 	if err != nil {
 		return "", "", "", nil, err
 	}
-	h, err := hub.New(ctx, hub.Config{Listen: "127.0.0.1:0", TLS: hubTLS, DataDir: filepath.Join(dir, "hub"), Policy: pol, Logger: quiet})
+	h, err := hub.New(ctx, hub.Config{Listen: "127.0.0.1:0", TLS: hubTLS, DataDir: filepath.Join(dir, "hub"), Policy: pol, Logger: quiet, Signer: o.Signer})
 	if err != nil {
 		return "", "", "", nil, err
 	}

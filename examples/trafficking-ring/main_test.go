@@ -39,10 +39,16 @@ func summary(r client.Result) []string {
 // TestScenario checks that every party learns exactly the true overlaps of
 // the synthetic data, each once, at the level the default policy grants.
 func TestScenario(t *testing.T) {
-	out, err := Run(context.Background(), io.Discard, t.TempDir(), nil)
+	out, err := Run(context.Background(), io.Discard, t.TempDir(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkOutcome(t, out)
+}
+
+// checkOutcome asserts every answer of the scenario.
+func checkOutcome(t *testing.T, out *Outcome) {
+	t.Helper()
 	want := map[string][]string{
 		"police-gb": {
 			"2 +447700900123 full police-us/suspects(suspect,US)", // GB–US agreement
@@ -108,7 +114,7 @@ func TestNoIdentifierLeaks(t *testing.T) {
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	dir := t.TempDir()
-	if _, err := Run(context.Background(), io.Discard, dir, logger); err != nil {
+	if _, err := Run(context.Background(), io.Discard, dir, Options{Logger: logger}); err != nil {
 		t.Fatal(err)
 	}
 	needles := identifiers(t)

@@ -137,6 +137,21 @@ func (s *Server) EnableTransit(mount string) {
 	s.transit[strings.Trim(mount, "/")] = map[string]*transitKey{}
 }
 
+// CreateSigningKey creates an ed25519 Transit key at mount/name, as
+// `vault write -f transit/keys/NAME type=ed25519` does; mount must be
+// enabled.
+func (s *Server) CreateSigningKey(mount, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keys := s.transit[strings.Trim(mount, "/")]
+	if keys == nil || keys[name] != nil {
+		panic(fmt.Sprintf("vaulttest: transit mount %q not enabled or key %q exists", mount, name))
+	}
+	k := &transitKey{name: name, typ: "ed25519", versions: map[int]*transitVersion{}}
+	k.rotate()
+	keys[name] = k
+}
+
 // SetPolicy defines (or replaces) the named policy.
 func (s *Server) SetPolicy(name string, p Policy) {
 	s.mu.Lock()
