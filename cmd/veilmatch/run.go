@@ -101,6 +101,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	commands := map[string]command{
 		"agency":    cmdAgency,
+		"bench":     cmdBench,
 		"audit":     cmdAudit,
 		"dev":       cmdDev,
 		"hub":       cmdHub,

@@ -179,7 +179,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (Report, error) {
 
 	p.printf("overlaps: query list of %d against a hub of %d tokens, %d repetitions", o.Query, e.hubTokens(), o.Repetitions)
 	sampler.setPhase(phaseOverlaps)
-	if r.Overlaps, err = measureOverlaps(ctx, e, plan, o); err != nil {
+	if r.Overlaps, err = measureOverlaps(ctx, e, plan, o, p); err != nil {
 		return r, fmt.Errorf("bench: overlaps: %w", err)
 	}
 	sampler.setPhase(phaseIdle)
@@ -187,6 +187,9 @@ func Run(ctx context.Context, o Options, progress io.Writer) (Report, error) {
 	// The peak is read before the in-memory reference join builds its map,
 	// which would otherwise dominate it.
 	r.Memory.PeakRSSMiB = mib(procStatus("VmHWM"))
+	if b := e.bgRSS; b[0] > 0 && b[1] > 0 {
+		r.Memory.Background = PhaseRSS{Samples: 2, StartMiB: mib(b[0]), MaxMiB: mib(max(b[0], b[1])), EndMiB: mib(b[1]), HubTokensEnd: int64(o.Background)}
+	}
 
 	p.printf("in-memory hash join: building a map of the counterparty tokens")
 	if err := memoryJoin(ctx, e, plan, o, &r.Overlaps); err != nil {

@@ -47,7 +47,7 @@ func measureKeyServer(ctx context.Context, e *servers, key *oprf.PrivateKey, o O
 		}
 	}
 	var elems atomic.Int64
-	cpu0 := cpuTime()
+	cpu0, machine0 := cpuTime(), machineCPU()
 	start := time.Now()
 	deadline := start.Add(o.KeyServerTime)
 	g, gctx := errgroup.WithContext(ctx)
@@ -75,6 +75,8 @@ func measureKeyServer(ctx context.Context, e *servers, key *oprf.PrivateKey, o O
 	ks.Seconds = elapsed.Seconds()
 	ks.Evaluations = elems.Load()
 	ks.PerSec = float64(ks.Evaluations) / ks.Seconds
-	ks.CPUMicrosPerEval = micros(cpuTime()-cpu0) / float64(ks.Evaluations)
+	cpu := cpuTime() - cpu0
+	ks.CPUMicrosPerEval = micros(cpu) / float64(ks.Evaluations)
+	ks.OtherLoad = otherLoad(machineCPU()-machine0, cpu, elapsed)
 	return ks, nil
 }

@@ -7,7 +7,12 @@ import (
 	"slices"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
 	"github.com/veilmatch/veilmatch/client"
+	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
+	"github.com/veilmatch/veilmatch/server/rpc"
 	"github.com/veilmatch/veilmatch/server/store"
 )
 
@@ -16,8 +21,9 @@ var benchQuery = client.Query{Purpose: "investigation", CaseRef: "BENCH-1"}
 
 // measureOverlaps times the query list's overlaps end to end through the
 // client (request, policy, join, decision log, answer, mapping back to
-// rows), and the store's join alone, each after one untimed warm-up.
-func measureOverlaps(ctx context.Context, e *servers, pl plan, o Options) (Overlaps, error) {
+// rows), the hub's RPC alone, and the store's join alone, each after one
+// untimed warm-up.
+func measureOverlaps(ctx context.Context, e *servers, pl plan, o Options, p *progressWriter) (Overlaps, error) {
 	ov := Overlaps{QueryEntries: pl.query.rows(), HubTokens: e.hubTokens(), Repetitions: o.Repetitions, ExpectedPairs: int64(pl.expectedPairs())}
 	c, err := e.newClient(pl.query, o)
 	if err != nil {
@@ -37,6 +43,30 @@ func measureOverlaps(ctx context.Context, e *servers, pl plan, o Options) (Overl
 		ov.Matches, ov.CountedClasses = len(res.Matches), len(res.Counts)
 	}
 	ov.P50Millis, ov.P95Millis = percentiles(lat)
+	p.printf("overlaps: through the client p50 %s ms; now the hub's RPC alone", ms(ov.P50Millis))
+
+	// The hub's RPC alone, without the client reading its state and
+	// mapping entries back to rows.
+	conn, err := grpc.NewClient(e.hubAddr, grpc.WithTransportCredentials(credentials.NewTLS(e.tls[queryOwner])),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(rpc.MaxMessageSize)))
+	if err != nil {
+		return ov, err
+	}
+	defer conn.Close()
+	hc := veilmatchv1.NewHubServiceClient(conn)
+	req := &veilmatchv1.OverlapsRequest{List: queryList, Purpose: benchQuery.Purpose, CaseRef: benchQuery.CaseRef}
+	lat = lat[:0]
+	for i := range o.Repetitions + 1 {
+		start := time.Now()
+		if _, err := hc.Overlaps(ctx, req); err != nil {
+			return ov, err
+		}
+		if i > 0 {
+			lat = append(lat, time.Since(start))
+		}
+	}
+	ov.RPCP50Millis, ov.RPCP95Millis = percentiles(lat)
+	p.printf("overlaps: hub RPC p50 %s ms; now the store's join alone", ms(ov.RPCP50Millis))
 
 	l, err := e.store.GetList(ctx, queryOwner, queryList)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -41,7 +42,7 @@ func runPublish(ctx context.Context, e *servers, pl plan, o Options, p *progress
 	}
 	res := Publish{Lists: len(lists), Rows: pl.rows()}
 
-	tokens0, write0 := e.store.tokens.Load(), e.store.writeNanos.Load()
+	tokens0, busy0 := e.store.tokens.Load(), e.store.busyTime()
 	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(2 * time.Second)
@@ -55,7 +56,7 @@ func runPublish(ctx context.Context, e *servers, pl plan, o Options, p *progress
 			}
 		}
 	}()
-	cpu0 := cpuTime()
+	cpu0, machine0 := cpuTime(), machineCPU()
 	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	warnings := make([]int, len(lists))
@@ -80,6 +81,7 @@ func runPublish(ctx context.Context, e *servers, pl plan, o Options, p *progress
 	err := g.Wait()
 	elapsed := time.Since(start)
 	cpu := cpuTime() - cpu0
+	res.OtherLoad = otherLoad(machineCPU()-machine0, cpu, elapsed)
 	close(done)
 	if err != nil {
 		return res, err
@@ -92,8 +94,17 @@ func runPublish(ctx context.Context, e *servers, pl plan, o Options, p *progress
 	res.RowsPerSec = float64(res.Rows) / res.Seconds
 	res.CPUMicrosPerRow = micros(cpu) / float64(res.Rows)
 	res.CPUUtilization = cpu.Seconds() / (res.Seconds * float64(cores()))
-	res.StoreWriteSeconds = time.Duration(e.store.writeNanos.Load() - write0).Seconds()
+	res.StoreBusySeconds = (e.store.busyTime() - busy0).Seconds()
 	return res, nil
+}
+
+// otherLoad is the share of the machine's cores that other processes used
+// during a measurement of the given wall time, or 0 where it is unknown.
+func otherLoad(machine, own, wall time.Duration) float64 {
+	if machine == 0 || own == 0 {
+		return 0
+	}
+	return max(0, ratio((machine-own).Seconds(), wall.Seconds()*float64(runtime.NumCPU())))
 }
 
 func micros(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }

@@ -43,6 +43,8 @@ type servers struct {
 	bg              background
 	policy          *policy.Engine
 	tls             map[string]*tls.Config // client configurations by party
+	// bgRSS is resident memory before and after the background insert.
+	bgRSS [2]int64
 
 	cancel   context.CancelFunc
 	g        *errgroup.Group
@@ -158,6 +160,8 @@ func (e *servers) insertBackground(ctx context.Context, st store.Store, keyID st
 		return nil
 	}
 	p.printf("background: inserting %s random tokens in %d lists directly into the store", count(total), len(e.bg.sizes))
+	e.bgRSS[0] = procStatus("VmRSS")
+	defer func() { e.bgRSS[1] = procStatus("VmRSS") }()
 	done, last := 0, time.Now()
 	for i, size := range e.bg.sizes {
 		owner, name := e.bg.owner(i), e.bg.name(i)
@@ -201,9 +205,14 @@ type captureStore struct {
 	store.Store
 	dir    string
 	tokens atomic.Int64
-	// writeNanos is the time spent inside the store's PutBatch and
-	// CommitUpload, summed over concurrent calls.
-	writeNanos atomic.Int64
+
+	// busy is the wall time during which at least one PutBatch or
+	// CommitUpload was in flight (the store serializes them on one
+	// connection); active counts the calls in flight since since.
+	busyMu sync.Mutex
+	busy   time.Duration
+	active int
+	since  time.Time
 
 	mu    sync.Mutex
 	files map[string]*captureFile
@@ -218,9 +227,9 @@ func captureName(owner, list string) string { return owner + "." + list + ".toke
 
 // PutBatch implements store.Store.
 func (c *captureStore) PutBatch(ctx context.Context, owner, list, uploadID string, seq uint64, entries []store.Entry) (bool, error) {
-	start := time.Now()
+	c.begin()
 	dup, err := c.Store.PutBatch(ctx, owner, list, uploadID, seq, entries)
-	c.writeNanos.Add(int64(time.Since(start)))
+	c.end()
 	if err != nil || dup {
 		return dup, err
 	}
@@ -233,10 +242,38 @@ func (c *captureStore) PutBatch(ctx context.Context, owner, list, uploadID strin
 
 // CommitUpload implements store.Store.
 func (c *captureStore) CommitUpload(ctx context.Context, owner, list, uploadID string, totalBatches, totalEntries uint64, at time.Time, rec *audit.Record) (store.List, error) {
-	start := time.Now()
+	c.begin()
 	l, err := c.Store.CommitUpload(ctx, owner, list, uploadID, totalBatches, totalEntries, at, rec)
-	c.writeNanos.Add(int64(time.Since(start)))
+	c.end()
 	return l, err
+}
+
+func (c *captureStore) begin() {
+	c.busyMu.Lock()
+	defer c.busyMu.Unlock()
+	if c.active == 0 {
+		c.since = time.Now()
+	}
+	c.active++
+}
+
+func (c *captureStore) end() {
+	c.busyMu.Lock()
+	defer c.busyMu.Unlock()
+	c.active--
+	if c.active == 0 {
+		c.busy += time.Since(c.since)
+	}
+}
+
+// busyTime returns the wall time the store has had writes in flight.
+func (c *captureStore) busyTime() time.Duration {
+	c.busyMu.Lock()
+	defer c.busyMu.Unlock()
+	if c.active > 0 {
+		return c.busy + time.Since(c.since)
+	}
+	return c.busy
 }
 
 func (c *captureStore) capture(owner, list string, entries []store.Entry) error {

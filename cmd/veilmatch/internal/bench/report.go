@@ -1,0 +1,411 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// Report is everything one run measured. It marshals to the JSON of
+// `veilmatch bench --format json`.
+type Report struct {
+	Profile   Profile   `json:"profile"`
+	Crypto    Crypto    `json:"crypto"`
+	Publish   Publish   `json:"publish"`
+	KeyServer KeyServer `json:"keyserver"`
+	Overlaps  Overlaps  `json:"overlaps"`
+	Storage   Storage   `json:"storage"`
+	Memory    Memory    `json:"memory"`
+	Targets   []Target  `json:"targets"`
+	Notes     []string  `json:"notes"`
+	Seconds   float64   `json:"seconds"`
+}
+
+// Profile is what was run, on what.
+type Profile struct {
+	Name       string  `json:"name"`
+	Agencies   int     `json:"agencies"`
+	Entries    int     `json:"entries"`
+	Query      int     `json:"query"`
+	Overlap    float64 `json:"overlap"`
+	Background int     `json:"background"`
+	Lists      int     `json:"lists"`
+	Rows       int     `json:"rows"`
+	Batch      int     `json:"batch"`
+	Cores      int     `json:"cores"`
+	CPUs       int     `json:"cpus"`
+	Go         string  `json:"go"`
+	Platform   string  `json:"platform"`
+}
+
+func newProfile(o Options) Profile {
+	pl := newPlan(o)
+	name := "default"
+	if o.Large {
+		name = "large"
+	}
+	return Profile{
+		Name: name, Agencies: o.Agencies, Entries: o.Entries, Query: o.Query, Overlap: o.Overlap, Background: o.Background,
+		Lists: pl.lists(), Rows: pl.rows(), Batch: o.Batch, Cores: cores(), CPUs: runtime.NumCPU(),
+		Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH,
+	}
+}
+
+// Crypto is circl's bare cost, through crypto/oprf, on this machine.
+type Crypto struct {
+	Batch    int      `json:"batch"`
+	Cores    int      `json:"cores"`
+	Blind    CryptoOp `json:"blind"`
+	Evaluate CryptoOp `json:"evaluate"`
+	Finalize CryptoOp `json:"finalize"`
+	// LimitPerSec is the physical limit of the pipeline on all cores:
+	// cores / (t_blind + t_evaluate + t_finalize), single-core times.
+	LimitPerSec float64 `json:"limit_per_sec"`
+	// MeasuredLimitPerSec is the same limit from the all-core rates:
+	// 1 / (1/r_blind + 1/r_evaluate + 1/r_finalize).
+	MeasuredLimitPerSec float64 `json:"measured_limit_per_sec"`
+	// NormalizeMicros is the single-core cost of reading and normalizing
+	// one CSV row, for comparison; it is not part of the limit.
+	NormalizeMicros float64 `json:"normalize_us_per_row"`
+}
+
+// CryptoOp is one operation's cost per element.
+type CryptoOp struct {
+	SingleCoreMicros float64 `json:"single_core_us_per_element"`
+	AllCoresPerSec   float64 `json:"all_cores_per_sec"`
+}
+
+// Publish is the end-to-end publish of every list, concurrently.
+type Publish struct {
+	Lists      int     `json:"lists"`
+	Rows       int     `json:"rows"`
+	Seconds    float64 `json:"seconds"`
+	RowsPerSec float64 `json:"rows_per_sec"`
+	// RatioToLimit is RowsPerSec / Crypto.LimitPerSec.
+	RatioToLimit         float64 `json:"ratio_to_limit"`
+	RatioToMeasuredLimit float64 `json:"ratio_to_measured_limit"`
+	// CPUMicrosPerRow is the process's CPU time (clients, key server and
+	// hub together) per row.
+	CPUMicrosPerRow float64 `json:"cpu_us_per_row"`
+	// CPUUtilization is CPU time / (wall time × cores).
+	CPUUtilization float64 `json:"cpu_utilization"`
+	// StoreBusySeconds is the wall time during which the store had a batch
+	// write or a commit in flight; it serializes them on one connection,
+	// so near Seconds it is the bottleneck.
+	StoreBusySeconds float64 `json:"store_busy_seconds"`
+	// OtherLoad is the share of the machine's cores other processes used
+	// meanwhile (0 where unknown).
+	OtherLoad float64 `json:"other_load"`
+	Warnings  int     `json:"warnings"`
+}
+
+// KeyServer is the key server's throughput over gRPC+mTLS.
+type KeyServer struct {
+	Callers          int     `json:"callers"`
+	Batch            int     `json:"batch"`
+	Seconds          float64 `json:"seconds"`
+	Evaluations      int64   `json:"evaluations"`
+	PerSec           float64 `json:"per_sec"`
+	CPUMicrosPerEval float64 `json:"cpu_us_per_evaluation"`
+	OtherLoad        float64 `json:"other_load"`
+	// RatioToBare is PerSec / Crypto.Evaluate.AllCoresPerSec.
+	RatioToBare float64 `json:"ratio_to_bare_evaluate"`
+}
+
+// Overlaps is the query list's overlaps latency and its reference.
+type Overlaps struct {
+	QueryEntries int   `json:"query_entries"`
+	HubTokens    int64 `json:"hub_tokens"`
+	Repetitions  int   `json:"repetitions"`
+	// P50Millis and P95Millis time client.Overlaps end to end.
+	P50Millis float64 `json:"p50_ms"`
+	P95Millis float64 `json:"p95_ms"`
+	// RPCP50Millis and RPCP95Millis time the hub's Overlaps RPC alone.
+	RPCP50Millis float64 `json:"rpc_p50_ms"`
+	RPCP95Millis float64 `json:"rpc_p95_ms"`
+	// StoreP50Millis and StoreP95Millis time the store's join alone.
+	StoreP50Millis float64 `json:"store_join_p50_ms"`
+	StoreP95Millis float64 `json:"store_join_p95_ms"`
+	// MemoryP50Millis and MemoryP95Millis time probing a Go map of the
+	// MemoryTokens counterparty tokens with the query list's tokens.
+	MemoryP50Millis    float64 `json:"memory_join_p50_ms"`
+	MemoryP95Millis    float64 `json:"memory_join_p95_ms"`
+	MemoryTokens       int64   `json:"memory_join_tokens"`
+	MemoryBuildSeconds float64 `json:"memory_join_build_seconds"`
+	// RatioToMemory is P50Millis / MemoryP50Millis.
+	RatioToMemory    float64 `json:"ratio_to_memory_join"`
+	RatioToMemoryP95 float64 `json:"ratio_to_memory_join_p95"`
+	// Pairs is the distinct (entry, counterparty list) pairs joined, equal
+	// to ExpectedPairs from the synthetic data.
+	Pairs         int64 `json:"pairs"`
+	ExpectedPairs int64 `json:"expected_pairs"`
+	// Matches and CountedClasses are the size of the policy-filtered answer.
+	Matches        int `json:"matches"`
+	CountedClasses int `json:"counted_classes"`
+}
+
+// Storage is the hub's data directory at rest.
+type Storage struct {
+	Bytes         int64   `json:"bytes"`
+	Files         int     `json:"files"`
+	Tokens        int64   `json:"tokens"`
+	Background    int64   `json:"background_tokens"`
+	BytesPerToken float64 `json:"bytes_per_token"`
+}
+
+// Memory is the process's resident memory: clients, key server and hub.
+type Memory struct {
+	// PeakRSSMiB is VmHWM before the in-memory reference join.
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	// Background is resident memory before and after the background
+	// tokens were written (no samples when there were none).
+	Background PhaseRSS `json:"background"`
+	Publish    PhaseRSS `json:"publish"`
+	Overlaps   PhaseRSS `json:"overlaps"`
+}
+
+// PhaseRSS is resident memory sampled through one phase, with the number of
+// tokens in the hub at its start and end.
+type PhaseRSS struct {
+	Samples        int     `json:"samples"`
+	StartMiB       float64 `json:"start_mib"`
+	MaxMiB         float64 `json:"max_mib"`
+	EndMiB         float64 `json:"end_mib"`
+	HubTokensStart int64   `json:"hub_tokens_start"`
+	HubTokensEnd   int64   `json:"hub_tokens_end"`
+}
+
+// Target is one goal and whether this run met it.
+type Target struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+	Goal  string  `json:"goal"`
+	Pass  bool    `json:"pass"`
+}
+
+// ratio is a/b, or 0 when it is not a finite number.
+func ratio(a, b float64) float64 {
+	r := a / b
+	if math.IsNaN(r) || math.IsInf(r, 0) {
+		return 0
+	}
+	return r
+}
+
+// The targets of issue 7.
+const (
+	targetPublish   = 0.80
+	targetKeyServer = 0.90
+	targetOverlaps  = 5.0
+	targetBytes     = 100.0
+)
+
+// evaluate derives the ratios, the targets and the notes.
+func (r *Report) evaluate() {
+	c := r.Crypto
+	r.Publish.RatioToLimit = ratio(r.Publish.RowsPerSec, c.LimitPerSec)
+	r.Publish.RatioToMeasuredLimit = ratio(r.Publish.RowsPerSec, c.MeasuredLimitPerSec)
+	r.KeyServer.RatioToBare = ratio(r.KeyServer.PerSec, c.Evaluate.AllCoresPerSec)
+	r.Overlaps.RatioToMemory = ratio(r.Overlaps.P50Millis, r.Overlaps.MemoryP50Millis)
+	r.Overlaps.RatioToMemoryP95 = ratio(r.Overlaps.P95Millis, r.Overlaps.MemoryP95Millis)
+
+	r.Targets = []Target{
+		{Name: "publish_vs_limit", Value: r.Publish.RatioToLimit, Goal: "≥ 80% of the limit", Pass: r.Publish.RatioToLimit >= targetPublish},
+		{Name: "keyserver_vs_bare_evaluate", Value: r.KeyServer.RatioToBare, Goal: "≥ 90% of bare evaluate", Pass: r.KeyServer.RatioToBare >= targetKeyServer},
+		{Name: "overlaps_vs_memory_join", Value: r.Overlaps.RatioToMemory, Goal: "≤ 5× the in-memory join", Pass: r.Overlaps.RatioToMemory > 0 && r.Overlaps.RatioToMemory <= targetOverlaps},
+		{Name: "bytes_per_token", Value: r.Storage.BytesPerToken, Goal: "≤ 100 B/token", Pass: r.Storage.BytesPerToken > 0 && r.Storage.BytesPerToken <= targetBytes},
+	}
+
+	r.Notes = []string{}
+	if n := r.Profile.Background; n > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("background: %s synthetic tokens inserted directly into the hub's store before it started (random 32-byte tokens, not through the OPRF)", count(n)))
+	}
+	cryptoCPU := c.Blind.SingleCoreMicros + c.Evaluate.SingleCoreMicros + c.Finalize.SingleCoreMicros
+	if p := r.Publish; p.CPUMicrosPerRow > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("publish: %.0f µs of CPU per row against %.0f µs of bare crypto per element (%.0f%% crypto); normalizing a row costs %.1f µs; the rest is gRPC and TLS, protobuf, the hub's validation and SQLite writes, and the client's state; cores were %.0f%% busy; the store, which writes on one connection, had writes in flight for %.1fs of %.1fs",
+			p.CPUMicrosPerRow, cryptoCPU, 100*ratio(cryptoCPU, p.CPUMicrosPerRow), c.NormalizeMicros, 100*p.CPUUtilization, p.StoreBusySeconds, p.Seconds))
+	}
+	if k := r.KeyServer; k.CPUMicrosPerEval > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("key server: %.1f µs of CPU per evaluation (callers included) against %.1f µs of bare evaluate", k.CPUMicrosPerEval, c.Evaluate.SingleCoreMicros))
+	}
+	for _, l := range []struct {
+		phase string
+		load  float64
+	}{{"the key-server test", r.KeyServer.OtherLoad}, {"publish", r.Publish.OtherLoad}} {
+		if l.load >= 0.05 {
+			r.Notes = append(r.Notes, fmt.Sprintf("other processes used %.0f%% of the machine's cores during %s: its figures are lower than on an idle machine", 100*l.load, l.phase))
+		}
+	}
+	if ov := r.Overlaps; ov.StoreP50Millis > 0 && ov.StoreP50Millis <= ov.RPCP50Millis && ov.RPCP50Millis <= ov.P50Millis {
+		r.Notes = append(r.Notes, fmt.Sprintf("overlaps: of the end-to-end p50, the store's join is %.0f%%, the rest of the hub's RPC (policy per counterparty list, the decision log, building and sending the answer) %.0f%%, and the client (reading its state of %s entries, mapping matches to rows) %.0f%%; the in-memory map held %s counterparty tokens and took %.1fs to build (not timed)",
+			100*ratio(ov.StoreP50Millis, ov.P50Millis), 100*ratio(ov.RPCP50Millis-ov.StoreP50Millis, ov.P50Millis),
+			count(ov.QueryEntries), 100*ratio(ov.P50Millis-ov.RPCP50Millis, ov.P50Millis), count(int(ov.MemoryTokens)), ov.MemoryBuildSeconds))
+	}
+}
+
+// WriteTable writes the report as a table with a target and PASS or MISS
+// beside each figure that has one.
+func (r Report) WriteTable(w io.Writer) error {
+	p := r.Profile
+	fmt.Fprintf(w, "veilmatch bench, %s profile: %d agencies × %s rows + query list of %s (%s lists, %s rows), overlap %.0f%%, background %s tokens\n",
+		p.Name, p.Agencies, count(p.Entries), count(p.Query), count(p.Lists), count(p.Rows), 100*p.Overlap, count(p.Background))
+	fmt.Fprintf(w, "machine: %d cores (GOMAXPROCS %d of %d CPUs), %s %s; OPRF batch %d; %.0fs\n\n", p.Cores, p.Cores, p.CPUs, p.Go, p.Platform, p.Batch, r.Seconds)
+
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(figure, value, goal, result string) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", figure, value, goal, result)
+	}
+	target := func(name string) (string, string) {
+		for _, t := range r.Targets {
+			if t.Name == name {
+				if t.Pass {
+					return t.Goal, "PASS"
+				}
+				return t.Goal, "MISS"
+			}
+		}
+		return "", ""
+	}
+	n := strconv.Itoa(p.Cores)
+	c := r.Crypto
+	row("FIGURE", "VALUE", "TARGET", "RESULT")
+	row("blind, 1 core", fmt.Sprintf("%.1f µs/element", c.Blind.SingleCoreMicros), "", "")
+	row("evaluate, 1 core (decode, evaluate, prove)", fmt.Sprintf("%.1f µs/element", c.Evaluate.SingleCoreMicros), "", "")
+	row("finalize, 1 core (verify, unblind, hash)", fmt.Sprintf("%.1f µs/element", c.Finalize.SingleCoreMicros), "", "")
+	row("blind, "+n+" cores", rate(c.Blind.AllCoresPerSec, "elements/s"), "", "")
+	row("evaluate, "+n+" cores", rate(c.Evaluate.AllCoresPerSec, "elements/s"), "", "")
+	row("finalize, "+n+" cores", rate(c.Finalize.AllCoresPerSec, "elements/s"), "", "")
+	row("physical limit = "+n+" / (t_blind + t_eval + t_final)", rate(c.LimitPerSec, "elements/s"), "", "")
+	row("physical limit, measured on "+n+" cores", rate(c.MeasuredLimitPerSec, "elements/s"), "", "")
+	row("normalize a CSV row, 1 core", fmt.Sprintf("%.1f µs/row", c.NormalizeMicros), "", "")
+
+	pub := r.Publish
+	row(fmt.Sprintf("publish end to end, %s lists at once", count(pub.Lists)), fmt.Sprintf("%s in %.1fs", rate(pub.RowsPerSec, "rows/s"), pub.Seconds), "", "")
+	g, res := target("publish_vs_limit")
+	row("publish / physical limit", fmt.Sprintf("%.0f%% (%.0f%% of measured)", 100*pub.RatioToLimit, 100*pub.RatioToMeasuredLimit), g, res)
+
+	ks := r.KeyServer
+	row(fmt.Sprintf("key server over gRPC+mTLS, %d callers", ks.Callers), rate(ks.PerSec, "evaluations/s"), "", "")
+	g, res = target("keyserver_vs_bare_evaluate")
+	row("key server / bare evaluate on "+n+" cores", fmt.Sprintf("%.0f%%", 100*ks.RatioToBare), g, res)
+
+	ov := r.Overlaps
+	row(fmt.Sprintf("overlaps p50 / p95, %s vs hub of %s tokens", count(ov.QueryEntries), count(int(ov.HubTokens))), fmt.Sprintf("%s / %s ms", ms(ov.P50Millis), ms(ov.P95Millis)), "", "")
+	row("  hub RPC alone p50 / p95", fmt.Sprintf("%s / %s ms", ms(ov.RPCP50Millis), ms(ov.RPCP95Millis)), "", "")
+	row("  store join alone p50 / p95", fmt.Sprintf("%s / %s ms", ms(ov.StoreP50Millis), ms(ov.StoreP95Millis)), "", "")
+	row("  in-memory hash join p50 / p95", fmt.Sprintf("%s / %s ms", ms(ov.MemoryP50Millis), ms(ov.MemoryP95Millis)), "", "")
+	g, res = target("overlaps_vs_memory_join")
+	row("overlaps / in-memory join, p50 (p95)", fmt.Sprintf("%.1f× (%.1f×)", ov.RatioToMemory, ov.RatioToMemoryP95), g, res)
+	classes := "classes"
+	if ov.CountedClasses == 1 {
+		classes = "class"
+	}
+	row("  joined", fmt.Sprintf("%s pairs; answer: %s matches, counts for %d %s", count(int(ov.Pairs)), count(ov.Matches), ov.CountedClasses, classes), "", "")
+
+	st := r.Storage
+	g, res = target("bytes_per_token")
+	row(fmt.Sprintf("hub on disk at rest, %s tokens", count(int(st.Tokens))), fmt.Sprintf("%.1f MiB, %.1f B/token", mib(st.Bytes), st.BytesPerToken), g, res)
+
+	m := r.Memory
+	row("peak resident memory (VmHWM)", mibOrNA(m.PeakRSSMiB), "", "")
+	if m.Background.Samples > 0 {
+		row("RSS while the background was written", phase(m.Background), "", "")
+	}
+	row("RSS during publish", phase(m.Publish), "", "")
+	row("RSS during overlaps", phase(m.Overlaps), "", "")
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(r.Notes) > 0 {
+		fmt.Fprintln(w)
+		for _, n := range r.Notes {
+			fmt.Fprintf(w, "note: %s\n", n)
+		}
+	}
+	_, err := fmt.Fprintf(w, "\nmisses are reported, not failed: %s\n", r.summary())
+	return err
+}
+
+// summary is one line: how many targets passed, and which missed by how
+// much.
+func (r Report) summary() string {
+	var miss []string
+	for _, t := range r.Targets {
+		if t.Pass {
+			continue
+		}
+		switch t.Name {
+		case "publish_vs_limit":
+			miss = append(miss, fmt.Sprintf("publish at %.0f%% of the limit (target 80%%)", 100*t.Value))
+		case "keyserver_vs_bare_evaluate":
+			miss = append(miss, fmt.Sprintf("key server at %.0f%% of bare evaluate (target 90%%)", 100*t.Value))
+		case "overlaps_vs_memory_join":
+			miss = append(miss, fmt.Sprintf("overlaps %.1f× the in-memory join (target 5×)", t.Value))
+		case "bytes_per_token":
+			miss = append(miss, fmt.Sprintf("%.1f bytes per token (target 100)", t.Value))
+		}
+	}
+	s := fmt.Sprintf("%d of %d targets met", len(r.Targets)-len(miss), len(r.Targets))
+	if len(miss) > 0 {
+		s += "; missed: " + strings.Join(miss, "; ")
+	}
+	return s
+}
+
+func phase(p PhaseRSS) string {
+	if p.Samples == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.0f → max %.0f → %.0f MiB, hub %s → %s tokens", p.StartMiB, p.MaxMiB, p.EndMiB, count(int(p.HubTokensStart)), count(int(p.HubTokensEnd)))
+}
+
+func mibOrNA(v float64) string {
+	if v == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.0f MiB", v)
+}
+
+func ms(v float64) string {
+	if v < 1 {
+		return strconv.FormatFloat(v, 'f', 3, 64)
+	}
+	if v < 10 {
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64)
+}
+
+func rate(v float64, unit string) string { return commas(int64(math.Round(v))) + " " + unit }
+
+// count writes n with thousands separators, or as 10M, 250k when round.
+func count(n int) string {
+	switch {
+	case n >= 1_000_000 && n%1_000_000 == 0:
+		return strconv.Itoa(n/1_000_000) + "M"
+	case n >= 10_000 && n%1_000 == 0:
+		return strconv.Itoa(n/1_000) + "k"
+	}
+	return commas(int64(n))
+}
+
+func commas(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
