@@ -33,6 +33,7 @@ type Service struct {
 	refs    *refSealer
 	now     func() time.Time
 	metrics *metrics.Metrics
+	epochs  *epochs
 }
 
 // NewService returns a hub service over st, deciding with pol. refKey (32
@@ -45,7 +46,7 @@ func NewService(st store.Store, pol *policy.Engine, refKey []byte, now func() ti
 	if err != nil {
 		return nil, err
 	}
-	return &Service{store: st, policy: pol, refs: refs, now: now}, nil
+	return &Service{store: st, policy: pol, refs: refs, now: now, epochs: &epochs{}}, nil
 }
 
 func storeError(ctx context.Context, op string, err error) error {
@@ -235,7 +236,7 @@ func (s *Service) decide(ctx context.Context, r policy.Request, az policy.Author
 		return d
 	}
 	for _, l := range visible {
-		if l.Owner == r.Requester.ID {
+		if l.Owner == r.Requester.ID || s.epochs.retired(l.KeyID) {
 			continue
 		}
 		owner, ok := s.policy.Agency(l.Owner)
@@ -393,6 +394,9 @@ func (s *Service) Overlaps(ctx context.Context, req *veilmatchv1.OverlapsRequest
 	if err != nil {
 		return nil, storeError(ctx, "get list", err)
 	}
+	if s.epochs.retired(own.KeyID) {
+		return nil, status.Errorf(codes.FailedPrecondition, "list %q was made under key %s, which the key server no longer evaluates; publish it again", name, own.KeyID)
+	}
 	pl := policyList(own)
 	r := policy.Request{Action: "overlaps", Time: s.now(), Purpose: req.GetPurpose(), CaseRef: req.GetCaseRef(), Requester: a, List: &pl}
 	az, err := s.authorizeRecorded(ctx, r)
@@ -425,6 +429,9 @@ func (s *Service) Check(ctx context.Context, req *veilmatchv1.CheckRequest) (*ve
 	}
 	if err := checkKeyID("key_id", req.GetKeyId()); err != nil {
 		return nil, err
+	}
+	if s.epochs.retired(req.GetKeyId()) {
+		return nil, status.Errorf(codes.FailedPrecondition, "key_id: %s is no longer evaluated by the key server; fetch its current key and tokenize again", req.GetKeyId())
 	}
 	toks := req.GetTokens()
 	switch {

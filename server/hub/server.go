@@ -163,7 +163,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	log.Info("checkpoint verifier key", "key", signer.VerifierKey())
 	veilmatchv1.RegisterAuditServiceServer(rs.GRPC, auditsvc.New(st, signer, cfg.LogOrigin, signer.VerifierKey(), nil))
-	veilmatchv1.RegisterUsageServiceServer(rs.GRPC, NewUsageService(st))
+	veilmatchv1.RegisterUsageServiceServer(rs.GRPC, NewUsageService(st, svc))
 	if cfg.DataDir != "" {
 		cfg.Metrics.GaugeFunc("veilmatch_hub_store_bytes", "Bytes on disk in the hub's data directory.", func() float64 { return float64(dirSize(cfg.DataDir)) })
 	}

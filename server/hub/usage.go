@@ -3,12 +3,14 @@ package hub
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/veilmatch/veilmatch/crypto/mtls"
+	"github.com/veilmatch/veilmatch/crypto/oprf"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/rpc"
@@ -23,11 +25,15 @@ const KeyServerID = "keyserver"
 // decision log.
 type UsageService struct {
 	veilmatchv1.UnimplementedUsageServiceServer
-	log store.DecisionLog
+	log    store.DecisionLog
+	epochs *epochs
 }
 
-// NewUsageService returns the usage service over the decision log.
-func NewUsageService(log store.DecisionLog) *UsageService { return &UsageService{log: log} }
+// NewUsageService returns the usage service over the decision log; the key
+// ids the key server reports retire older epochs in hub.
+func NewUsageService(log store.DecisionLog, hub *Service) *UsageService {
+	return &UsageService{log: log, epochs: hub.epochs}
+}
 
 // ReportKeyUsage implements veilmatchv1.UsageServiceServer.
 func (u *UsageService) ReportKeyUsage(ctx context.Context, req *veilmatchv1.ReportKeyUsageRequest) (*veilmatchv1.ReportKeyUsageResponse, error) {
@@ -39,6 +45,19 @@ func (u *UsageService) ReportKeyUsage(ctx context.Context, req *veilmatchv1.Repo
 		return nil, status.Errorf(codes.PermissionDenied, "only the key server reports usage, not %s", caller)
 	}
 	var recs []*audit.Record
+	for i, id := range req.GetKeyIds() {
+		if !oprf.ValidKeyID(id) {
+			return nil, invalid("key_ids[%d]: %q is not a key id", i, id)
+		}
+	}
+	if len(req.GetKeyIds()) > 0 && u.epochs.set(req.GetKeyIds()) {
+		recs = append(recs, &audit.Record{
+			Time: time.Now().UTC(), DecisionID: newDecisionID(), Caller: caller.String(), Agency: caller.ID,
+			Action: "key_epochs", Result: audit.ResultAllowed,
+			Reason:  "lists made under other key ids no longer match",
+			Details: map[string]string{"key_ids": strings.Join(req.GetKeyIds(), ","), "current": req.GetKeyIds()[0]},
+		})
+	}
 	for i, d := range req.GetUsage() {
 		if d.GetAgency() == "" || len(d.GetDay()) != len("2006-01-02") {
 			return nil, invalid("usage[%d]: agency and day (YYYY-MM-DD) are required", i)

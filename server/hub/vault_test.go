@@ -55,13 +55,6 @@ func startVault(t *testing.T, grace time.Duration) *vaultEnv {
 	if _, err := v.WriteOPRFKey(ctx, "secret", "veilmatch/oprf", k1); err != nil {
 		t.Fatal(err)
 	}
-	ks, err := keyserver.New(ctx, keyserver.Config{Listen: "127.0.0.1:0", TLS: servertest.ServerTLS(t, "keyserver"),
-		KeySource: v.OPRFSource("secret", "veilmatch/oprf", grace), KeyRefresh: 20 * time.Millisecond,
-		UsageLog: filepath.Join(t.TempDir(), "q.jsonl"), Quota: quota.Limits{Rate: 1e9, Burst: 1 << 20, Daily: 1 << 40}, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	servertest.Serve(t, ks.Serve)
 	signer, err := v.TransitSigner(ctx, "transit", "veilmatch-checkpoints", hub.DefaultLogOrigin)
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +65,15 @@ func startVault(t *testing.T, grace time.Duration) *vaultEnv {
 		t.Fatal(err)
 	}
 	servertest.Serve(t, h.Serve)
+	ks, err := keyserver.New(ctx, keyserver.Config{Listen: "127.0.0.1:0", TLS: servertest.ServerTLS(t, "keyserver"),
+		KeySource: v.OPRFSource("secret", "veilmatch/oprf", grace), KeyRefresh: 20 * time.Millisecond,
+		UsageLog: filepath.Join(t.TempDir(), "q.jsonl"), Quota: quota.Limits{Rate: 1e9, Burst: 1 << 20, Daily: 1 << 40}, Logger: quiet,
+		Report: &keyserver.ReportConfig{Hub: h.Addr().String(), TLS: servertest.ClientTLS(t, "keyserver"),
+			CursorFile: filepath.Join(t.TempDir(), "cursor"), Every: 20 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	servertest.Serve(t, ks.Serve)
 	return &vaultEnv{srv: srv, vault: v, ks: ks.Addr().String(), hub: h.Addr().String(), verify: signer.VerifierKey()}
 }
 
@@ -143,7 +145,8 @@ func TestVaultKeyRotation(t *testing.T) {
 		t.Fatalf("old-epoch overlaps = %s; want exactly police-us/old", mustJSON(t, res))
 	}
 
-	// Within the grace period the old key still evaluates; after it, no.
+	// Within the grace period the old key still evaluates; after it, no,
+	// and the hub retires the old epoch's lists.
 	kc := veilmatchv1.NewKeyServiceClient(servertest.Dial(t, e.ks, servertest.ClientTLS(t, "police-gb")))
 	pc, _ := oprf.NewClient(k2.Public())
 	in, _ := oprf.Input("phone", "+447700900999")
@@ -163,6 +166,25 @@ func TestVaultKeyRotation(t *testing.T) {
 			t.Fatalf("old key still evaluated long after the grace period: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	for {
+		_, err := gb.Overlaps(ctx, "old", investigation)
+		if status.Code(errorsCause(err)) == codes.FailedPrecondition {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("an old-epoch list still matches after the grace period: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	res, err = usNew.Overlaps(ctx, "new", investigation)
+	if err != nil || len(res.Matches)+len(res.Counts) != 0 {
+		t.Fatalf("the new epoch's list matched a retired one: %v, %v", mustJSON(t, res), err)
+	}
+	aud := veilmatchv1.NewAuditServiceClient(servertest.Dial(t, e.hub, servertest.ClientTLS(t, "auditor")))
+	epochs, err := aud.ListDecisions(ctx, &veilmatchv1.ListDecisionsRequest{Action: "key_epochs"})
+	if err != nil || len(epochs.GetDecisions()) == 0 || epochs.GetDecisions()[len(epochs.GetDecisions())-1].GetDetails()["key_ids"] != "k2" {
+		t.Fatalf("key epochs in the decision log: %v, %v", epochs.GetDecisions(), err)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -77,6 +78,19 @@ func NewService(keys []*oprf.PrivateKey, maxBatch int, limiter *quota.Limiter) (
 	s := &Service{maxBatch: maxBatch, limiter: limiter}
 	s.ring.Store(ring)
 	return s, nil
+}
+
+// KeyIDs returns the ids of the keys served, current first.
+func (s *Service) KeyIDs() []string {
+	ring := s.ring.Load()
+	ids := []string{ring.current.KeyID()}
+	for id := range ring.byID {
+		if id != ids[0] {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids[1:])
+	return ids
 }
 
 // SetKeys replaces the served keys atomically: keys[0] becomes current, the

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -36,9 +37,11 @@ type reporter struct {
 	hub     veilmatchv1.UsageServiceClient
 	conn    *grpc.ClientConn
 	log     *slog.Logger
+	keyIDs  func() []string
+	sent    []string // key ids of the last delivered report
 }
 
-func newReporter(cfg ReportConfig, j *quota.Journal, log *slog.Logger) (*reporter, error) {
+func newReporter(cfg ReportConfig, j *quota.Journal, keyIDs func() []string, log *slog.Logger) (*reporter, error) {
 	if cfg.Hub == "" || cfg.TLS == nil || cfg.CursorFile == "" {
 		return nil, errors.New("keyserver config: usage reporting needs the hub address, TLS and a cursor file")
 	}
@@ -53,7 +56,7 @@ func newReporter(cfg ReportConfig, j *quota.Journal, log *slog.Logger) (*reporte
 	if err != nil {
 		return nil, fmt.Errorf("keyserver: usage reports to %s: %w", cfg.Hub, err)
 	}
-	return &reporter{cfg: cfg, journal: j, hub: veilmatchv1.NewUsageServiceClient(conn), conn: conn, log: log}, nil
+	return &reporter{cfg: cfg, journal: j, hub: veilmatchv1.NewUsageServiceClient(conn), conn: conn, log: log, keyIDs: keyIDs}, nil
 }
 
 // run reports every interval until ctx is done, then makes a last attempt.
@@ -74,8 +77,9 @@ func (r *reporter) run(ctx context.Context) {
 	}
 }
 
-// report sends what the journal holds past the cursor; on failure the
-// cursor stays, so nothing is lost, only delayed.
+// report sends what the journal holds past the cursor, and the key ids
+// served when they changed; on failure the cursor stays, so nothing is
+// lost, only delayed.
 func (r *reporter) report(ctx context.Context) {
 	cursor, err := quota.LoadCursor(r.cfg.CursorFile)
 	if err != nil {
@@ -87,10 +91,11 @@ func (r *reporter) report(ctx context.Context) {
 		r.log.Error("usage report", "error", err)
 		return
 	}
-	if rep.Empty() {
+	ids := r.keyIDs()
+	if rep.Empty() && slices.Equal(ids, r.sent) {
 		return
 	}
-	req := &veilmatchv1.ReportKeyUsageRequest{}
+	req := &veilmatchv1.ReportKeyUsageRequest{KeyIds: ids}
 	for _, u := range rep.Usage {
 		req.Usage = append(req.Usage, &veilmatchv1.DailyKeyUsage{Day: u.Day, Agency: u.Agency,
 			Evaluations: uint64(u.Evaluations), Requests: uint64(u.Requests), Refusals: uint64(u.Refusals)})
@@ -103,6 +108,7 @@ func (r *reporter) report(ctx context.Context) {
 		r.log.Warn("usage report to the hub failed; will retry", "hub", r.cfg.Hub, "error", err)
 		return
 	}
+	r.sent = ids
 	if err := quota.SaveCursor(r.cfg.CursorFile, rep.End); err != nil {
 		r.log.Error("usage report", "error", err)
 	}

@@ -139,7 +139,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	veilmatchv1.RegisterKeyServiceServer(rs.GRPC, svc)
 	var rep *reporter
 	if cfg.Report != nil {
-		if rep, err = newReporter(*cfg.Report, j, log); err != nil {
+		if rep, err = newReporter(*cfg.Report, j, svc.KeyIDs, log); err != nil {
 			j.Close()
 			return nil, err
 		}

@@ -173,9 +173,13 @@ func (x *QuotaRefusal) GetReason() string {
 // ReportKeyUsageRequest carries what the key server journaled since its
 // last successful report.
 type ReportKeyUsageRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Usage         []*DailyKeyUsage       `protobuf:"bytes,1,rep,name=usage,proto3" json:"usage,omitempty"`
-	Refusals      []*QuotaRefusal        `protobuf:"bytes,2,rep,name=refusals,proto3" json:"refusals,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Usage    []*DailyKeyUsage       `protobuf:"bytes,1,rep,name=usage,proto3" json:"usage,omitempty"`
+	Refusals []*QuotaRefusal        `protobuf:"bytes,2,rep,name=refusals,proto3" json:"refusals,omitempty"`
+	// key_ids are the key ids (epochs) the key server evaluates now, current
+	// first. Lists made under any other key id are retired: they no longer
+	// match, and their owners must publish them again.
+	KeyIds        []string `protobuf:"bytes,3,rep,name=key_ids,json=keyIds,proto3" json:"key_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -220,6 +224,13 @@ func (x *ReportKeyUsageRequest) GetUsage() []*DailyKeyUsage {
 func (x *ReportKeyUsageRequest) GetRefusals() []*QuotaRefusal {
 	if x != nil {
 		return x.Refusals
+	}
+	return nil
+}
+
+func (x *ReportKeyUsageRequest) GetKeyIds() []string {
+	if x != nil {
+		return x.KeyIds
 	}
 	return nil
 }
@@ -284,10 +295,11 @@ const file_veilmatch_v1_usage_proto_rawDesc = "" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
 	"\x06agency\x18\x02 \x01(\tR\x06agency\x12\x1a\n" +
 	"\belements\x18\x03 \x01(\x04R\belements\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x82\x01\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x9b\x01\n" +
 	"\x15ReportKeyUsageRequest\x121\n" +
 	"\x05usage\x18\x01 \x03(\v2\x1b.veilmatch.v1.DailyKeyUsageR\x05usage\x126\n" +
-	"\brefusals\x18\x02 \x03(\v2\x1a.veilmatch.v1.QuotaRefusalR\brefusals\"2\n" +
+	"\brefusals\x18\x02 \x03(\v2\x1a.veilmatch.v1.QuotaRefusalR\brefusals\x12\x17\n" +
+	"\akey_ids\x18\x03 \x03(\tR\x06keyIds\"2\n" +
 	"\x16ReportKeyUsageResponse\x12\x18\n" +
 	"\arecords\x18\x01 \x01(\x04R\arecords2k\n" +
 	"\fUsageService\x12[\n" +
