@@ -194,6 +194,17 @@ func (a *agencyFlags) parse(args []string) ([]string, error) {
 	return pos, checkFormat(a.format)
 }
 
+// connect parses args and returns the agency's client and the positional
+// arguments.
+func (a *agencyFlags) connect(e env, args []string, needKeys bool) (*client.Client, []string, error) {
+	pos, err := a.parse(args)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := a.id.client(e, needKeys)
+	return c, pos, err
+}
+
 // inputFlags are the flags that describe an identifier file.
 type inputFlags struct {
 	kind, region, column string
@@ -378,10 +389,7 @@ func cmdCheck(ctx context.Context, e env, args []string) error {
 
 func cmdLists(ctx context.Context, e env, args []string) error {
 	a := newAgencyFlags(e, "lists", "agency lists --as ID [--format json]", "veilmatch agency lists --as police-gb", true)
-	if _, err := a.parse(args); err != nil {
-		return err
-	}
-	c, err := a.id.client(e, false)
+	c, _, err := a.connect(e, args, false)
 	if err != nil {
 		return err
 	}

@@ -39,10 +39,7 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 	a := newAgencyFlags(e, "requests", "agency requests --as ID [--outgoing] [--all] [--format json]", "veilmatch agency requests --as ngo-shelter", true)
 	outgoing := a.fs.Bool("outgoing", false, "show your own requests instead of requests against your lists")
 	all := a.fs.Bool("all", false, "include answered requests")
-	if _, err := a.parse(args); err != nil {
-		return err
-	}
-	c, err := a.id.client(e, false)
+	c, _, err := a.connect(e, args, false)
 	if err != nil {
 		return err
 	}
@@ -115,10 +112,7 @@ func cmdAnswer(approve bool) func(context.Context, env, []string) error {
 
 func cmdDisclosures(ctx context.Context, e env, args []string) error {
 	a := newAgencyFlags(e, "disclosures", "agency disclosures --as ID [--format json]", "veilmatch agency disclosures --as police-us", true)
-	if _, err := a.parse(args); err != nil {
-		return err
-	}
-	c, err := a.id.client(e, false)
+	c, _, err := a.connect(e, args, false)
 	if err != nil {
 		return err
 	}

@@ -114,11 +114,7 @@ func (s *Service) ListLists(ctx context.Context, _ *veilmatchv1.ListListsRequest
 // DeleteList erases one of the caller's lists and its tokens, recording
 // the erasure in the decision log in the same transaction.
 func (s *Service) DeleteList(ctx context.Context, req *veilmatchv1.DeleteListRequest) (*veilmatchv1.DeleteListResponse, error) {
-	id, a, err := s.requireAgency(ctx)
-	if err != nil {
-		return nil, err
-	}
-	name, err := resolveList(id, "list", req.GetList())
+	id, a, name, err := s.requireOwnList(ctx, req.GetList())
 	if err != nil {
 		return nil, err
 	}
@@ -142,11 +138,7 @@ func (s *Service) DeleteList(ctx context.Context, req *veilmatchv1.DeleteListReq
 
 // GetUploadStatus reports the batches held for one of the caller's uploads.
 func (s *Service) GetUploadStatus(ctx context.Context, req *veilmatchv1.GetUploadStatusRequest) (*veilmatchv1.GetUploadStatusResponse, error) {
-	id, _, err := s.requireAgency(ctx)
-	if err != nil {
-		return nil, err
-	}
-	name, err := resolveList(id, "list", req.GetList())
+	id, _, name, err := s.requireOwnList(ctx, req.GetList())
 	if err != nil {
 		return nil, err
 	}
@@ -379,11 +371,7 @@ func (s *Service) record(ctx context.Context, r policy.Request, az policy.Author
 // Overlaps joins one of the caller's lists against every other agency's
 // visible list of the same kind and key.
 func (s *Service) Overlaps(ctx context.Context, req *veilmatchv1.OverlapsRequest) (*veilmatchv1.OverlapsResponse, error) {
-	id, a, err := s.requireAgency(ctx)
-	if err != nil {
-		return nil, err
-	}
-	name, err := resolveList(id, "list", req.GetList())
+	id, a, name, err := s.requireOwnList(ctx, req.GetList())
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,7 @@ package hub
 
 import (
 	"context"
-	"errors"
+
 	"sort"
 
 	"google.golang.org/grpc/codes"
@@ -109,4 +109,13 @@ func (s *Service) requireAgency(ctx context.Context) (mtls.Identity, policy.Agen
 	return id, a, nil
 }
 
-var errStale = errors.New("stale match reference")
+// requireOwnList authenticates the caller as a registered agency and
+// resolves the list reference of its request to one of its own lists.
+func (s *Service) requireOwnList(ctx context.Context, ref string) (mtls.Identity, policy.Agency, string, error) {
+	id, a, err := s.requireAgency(ctx)
+	if err != nil {
+		return id, a, "", err
+	}
+	name, err := resolveList(id, "list", ref)
+	return id, a, name, err
+}
