@@ -101,6 +101,7 @@ type Signer = keys.Signer
 // Server is a running hub.
 type Server struct {
 	cfg   Config
+	svc   *Service
 	rpc   *rpc.Server
 	lis   net.Listener
 	store store.Store
@@ -180,7 +181,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("hub: listen on %s: %w", cfg.Listen, err)
 	}
 	log.Info("hub ready", "addr", lis.Addr().String(), "policy_revision", cfg.Policy.Revision())
-	return &Server{cfg: cfg, rpc: rs, lis: lis, store: st, log: log}, nil
+	return &Server{cfg: cfg, svc: svc, rpc: rs, lis: lis, store: st, log: log}, nil
 }
 
 // Addr returns the address the server listens on.
@@ -247,6 +248,11 @@ func (s *Server) purge(ctx context.Context) {
 			s.log.Warn("purge abandoned uploads", "error", err)
 		} else if n > 0 {
 			s.log.Info("purged abandoned uploads", "uploads", n)
+		}
+		if n, err := s.svc.EraseExpired(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("erase expired lists", "error", err)
+		} else if n > 0 {
+			s.log.Info("erased lists at the end of their retention", "lists", n)
 		}
 		select {
 		case <-ctx.Done():

@@ -139,6 +139,9 @@ type Store interface {
 	// VisibleLists returns the committed lists of every owner with this kind
 	// and key id, ordered by ID.
 	VisibleLists(ctx context.Context, kind, keyID string) ([]List, error)
+	// ExpiredLists returns the committed lists of every owner whose expiry
+	// is before now, for erasure at the end of their retention.
+	ExpiredLists(ctx context.Context, now time.Time) ([]List, error)
 	// DeleteList erases the list: its committed tokens, its open uploads and
 	// their staged tokens, and the record of its past uploads. It returns the
 	// number of token entries erased, or ErrNotFound if there was nothing to

@@ -195,6 +195,18 @@ func (s *Store) VisibleLists(ctx context.Context, kind, keyID string) ([]store.L
 	return ls, err
 }
 
+// ExpiredLists implements store.Store.
+func (s *Store) ExpiredLists(ctx context.Context, now time.Time) ([]store.List, error) {
+	var ls []store.List
+	err := s.view(ctx, "expired lists", func(tx *sql.Tx) error {
+		var err error
+		ls, err = queryLists(ctx, tx, `SELECT `+listColumns+` FROM lists
+			WHERE state = ? AND expires_at > 0 AND expires_at < ? ORDER BY id`, stateCommitted, micros(now))
+		return err
+	})
+	return ls, err
+}
+
 // DeleteList implements store.Store. After the deletion it checkpoints the
 // write-ahead log and truncates it, so that the erased tokens survive neither
 // in the database file (secure_delete zeroes them there) nor in the log. The

@@ -175,3 +175,19 @@ func testDisclosureRequests(t *testing.T, s store.Store) {
 		t.Fatalf("log size %d, want 4 (request, approve, refuse, overlaps)", size)
 	}
 }
+
+// testExpiredLists: only committed lists past their expiry are returned.
+func testExpiredLists(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	past, future, never := meta(phone, key1), meta(phone, key1), meta(phone, key1)
+	past.ExpiresAt, future.ExpiresAt = now.Add(-time.Hour), now.Add(time.Hour)
+	publish(t, s, "a", "past", "u1", past, []store.Entry{e("x", 0)})
+	publish(t, s, "a", "future", "u2", future, []store.Entry{e("y", 0)})
+	publish(t, s, "b", "never", "u3", never, []store.Entry{e("z", 0)})
+	begin(t, s, "b", "open", "u4", past, []store.Entry{e("w", 0)})
+	ls, err := s.ExpiredLists(ctx, now)
+	if err != nil || len(ls) != 1 || ls[0].Name != "past" || ls[0].Owner != "a" {
+		t.Fatalf("ExpiredLists = %+v, %v; want a/past only", ls, err)
+	}
+}

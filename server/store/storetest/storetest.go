@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Invalid", testInvalid},
 		{"ContextCanceled", testContextCanceled},
 		{"ConcurrentUploads", testConcurrentUploads},
+		{"ExpiredLists", testExpiredLists},
 		{"DecisionLog", testDecisionLog},
 		{"RecordWithAction", testRecordWithAction},
 		{"DisclosureRequests", testDisclosureRequests},
