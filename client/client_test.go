@@ -151,7 +151,7 @@ func Example() {
 	dir, _ := os.MkdirTemp("", "veilmatch-example-")
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel() // stops the servers before the directory goes
+	defer cancel()                           // stops the servers before the directory goes
 	ks, hubAddr, err := devServers(ctx, dir) // in production: two operators' services
 	if err != nil {
 		panic(err)
