@@ -483,8 +483,16 @@ func printResult(w io.Writer, format string, r client.Result) error {
 			return err
 		}
 	}
+	refs := false
 	for _, c := range r.Counts {
 		fmt.Fprintf(w, "count: %d of your entries match lists of %s\n", c.Matches, c.Class)
+		refs = refs || c.MatchRef != ""
+	}
+	for _, m := range r.Matches {
+		refs = refs || m.MatchRef != ""
+	}
+	if refs {
+		fmt.Fprintln(w, "to ask the holders for a flag or count in full: take its match_ref from --format json and run 'veilmatch agency request-disclosure --ref …'")
 	}
 	return nil
 }

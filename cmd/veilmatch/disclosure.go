@@ -50,13 +50,24 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 	}
 	if a.format == "json" {
 		type row struct {
-			ID, Requester, RequesterList, Owner, List, Reason, Purpose, Case, Status, Created, Answered, Note string
-			Entries                                                                                           uint64
+			ID            string `json:"id"`
+			Status        string `json:"status"`
+			Requester     string `json:"requester"`
+			RequesterList string `json:"requester_list"`
+			Owner         string `json:"owner,omitempty"`
+			List          string `json:"list,omitempty"`
+			Entries       uint64 `json:"entries"`
+			Reason        string `json:"reason"`
+			Purpose       string `json:"purpose"`
+			CaseRef       string `json:"case_ref"`
+			CreatedAt     string `json:"created_at"`
+			AnsweredAt    string `json:"answered_at,omitempty"`
+			Note          string `json:"note,omitempty"`
 		}
 		out := []row{}
 		for _, r := range rs {
-			out = append(out, row{r.GetId(), r.GetRequester(), r.GetRequesterList(), r.GetOwner(), r.GetList(), r.GetReason(), r.GetPurpose(),
-				r.GetCaseRef(), statusName(r.GetStatus().String()), ts(r.GetCreatedAt()), ts(r.GetAnsweredAt()), r.GetNote(), r.GetEntries()})
+			out = append(out, row{r.GetId(), statusName(r.GetStatus().String()), r.GetRequester(), r.GetRequesterList(), r.GetOwner(), r.GetList(),
+				r.GetEntries(), r.GetReason(), r.GetPurpose(), r.GetCaseRef(), ts(r.GetCreatedAt()), ts(r.GetAnsweredAt()), r.GetNote()})
 		}
 		return writeJSON(e.stdout, out)
 	}
@@ -65,14 +76,19 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	if *outgoing {
+		// The holder stays unknown until it approves.
+		fmt.Fprintln(tw, "ID\tSTATUS\tYOUR LIST\tENTRIES\tHOLDER\tTHEIR LIST\tPURPOSE\tCASE\tNOTE")
+		for _, r := range rs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.GetId(), statusName(r.GetStatus().String()), r.GetRequesterList(),
+				r.GetEntries(), orDash(r.GetOwner()), orDash(r.GetList()), r.GetPurpose(), orDash(r.GetCaseRef()), orDash(r.GetNote()))
+		}
+		return tw.Flush()
+	}
 	fmt.Fprintln(tw, "ID\tSTATUS\tREQUESTER\tTHEIR LIST\tYOUR LIST\tENTRIES\tPURPOSE\tCASE\tREASON")
 	for _, r := range rs {
-		list := r.GetList()
-		if *outgoing {
-			list = r.GetRequesterList()
-		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.GetId(), statusName(r.GetStatus().String()), r.GetRequester(),
-			orDash(r.GetRequesterList()), orDash(list), r.GetEntries(), r.GetPurpose(), orDash(r.GetCaseRef()), r.GetReason())
+			r.GetRequesterList(), r.GetList(), r.GetEntries(), r.GetPurpose(), orDash(r.GetCaseRef()), r.GetReason())
 	}
 	return tw.Flush()
 }
@@ -123,8 +139,14 @@ func cmdDisclosures(ctx context.Context, e env, args []string) error {
 	}
 	if a.format == "json" {
 		type row struct {
-			Time, Requester, RequesterList, List, Purpose, Case, DecisionID string
-			Entries                                                         uint64
+			Time          string `json:"time"`
+			Requester     string `json:"requester"`
+			RequesterList string `json:"requester_list"`
+			List          string `json:"list"`
+			Purpose       string `json:"purpose"`
+			CaseRef       string `json:"case_ref"`
+			DecisionID    string `json:"decision_id"`
+			Entries       uint64 `json:"entries"`
 		}
 		out := []row{}
 		for _, d := range ds {
