@@ -144,6 +144,9 @@ func (s *Service) listMeta(owner string, a policy.Agency, info *veilmatchv1.List
 	if err := checkKeyID("begin.list.key_id", info.GetKeyId()); err != nil {
 		return store.List{}, err
 	}
+	if s.epochs != nil && s.epochs.retired(info.GetKeyId()) {
+		return store.List{}, status.Errorf(codes.FailedPrecondition, "begin.list.key_id: %s is no longer evaluated by the key server; tokenize under its current key", info.GetKeyId())
+	}
 	if err := checkRoles("begin.list.sharing.victim_consent_roles", info.GetSharing().GetVictimConsentRoles()); err != nil {
 		return store.List{}, err
 	}
