@@ -26,28 +26,12 @@ var quiet = slog.New(slog.DiscardHandler)
 
 // startKeyServer runs a key server with key on loopback.
 func startKeyServer(tb testing.TB, key *oprf.PrivateKey) string {
-	ks, err := keyserver.New(context.Background(), keyserver.Config{Listen: "127.0.0.1:0", TLS: servertest.ServerTLS(tb, "keyserver"),
-		Keys: []*oprf.PrivateKey{key}, UsageLog: filepath.Join(tb.TempDir(), "q.jsonl"),
-		Quota: quota.Limits{Rate: 1e9, Burst: 1 << 20, Daily: 1 << 40}, Logger: quiet})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	servertest.Serve(tb, ks.Serve)
-	return ks.Addr().String()
+	return servertest.KeyServer(tb, keyserver.Config{Keys: []*oprf.PrivateKey{key}}).Addr().String()
 }
 
 // startHub runs a hub with the default policy on loopback.
 func startHub(tb testing.TB) string {
-	pol, err := policy.New(context.Background(), policy.Options{Logger: quiet})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	h, err := hub.New(context.Background(), hub.Config{Listen: "127.0.0.1:0", TLS: servertest.ServerTLS(tb, "hub"), DataDir: tb.TempDir(), Policy: pol, Logger: quiet})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	servertest.Serve(tb, h.Serve)
-	return h.Addr().String()
+	return servertest.Hub(tb, hub.Config{}).Addr().String()
 }
 
 // TestKeyChangeDetected: a key server that presents another key under a

@@ -12,7 +12,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
-	"log/slog"
 	"math/big"
 	"net/url"
 	"os"
@@ -31,12 +30,9 @@ import (
 
 	"github.com/veilmatch/veilmatch/certs"
 	"github.com/veilmatch/veilmatch/crypto/mtls"
-	"github.com/veilmatch/veilmatch/crypto/oprf"
-	"github.com/veilmatch/veilmatch/policy"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/hub"
 	"github.com/veilmatch/veilmatch/server/keyserver"
-	"github.com/veilmatch/veilmatch/server/quota"
 	"github.com/veilmatch/veilmatch/server/servertest"
 )
 
@@ -87,24 +83,8 @@ var allow = map[string][]string{
 }
 
 func TestAuthorizationMatrix(t *testing.T) {
-	ctx := context.Background()
-	quiet := slog.New(slog.DiscardHandler)
-	key, _ := oprf.GenerateKey("k1")
-	ks, err := keyserver.New(ctx, keyserver.Config{Listen: "127.0.0.1:0", TLS: servertest.ServerTLS(t, "keyserver"), Keys: []*oprf.PrivateKey{key},
-		UsageLog: filepath.Join(t.TempDir(), "q.jsonl"), Quota: quota.Limits{Rate: 1e6, Burst: 1 << 16, Daily: 1 << 30}, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	servertest.Serve(t, ks.Serve)
-	pol, err := policy.New(ctx, policy.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := hub.New(ctx, hub.Config{Listen: "127.0.0.1:0", TLS: servertest.ServerTLS(t, "hub"), DataDir: t.TempDir(), Policy: pol, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	servertest.Serve(t, h.Serve)
+	ks := servertest.KeyServer(t, keyserver.Config{})
+	h := servertest.Hub(t, hub.Config{})
 
 	services := map[string]string{ // service → address
 		veilmatchv1.KeyService_ServiceDesc.ServiceName:   ks.Addr().String(),

@@ -15,12 +15,10 @@ import (
 
 	"github.com/veilmatch/veilmatch/client"
 	"github.com/veilmatch/veilmatch/client/normalize"
-	"github.com/veilmatch/veilmatch/crypto/oprf"
 	"github.com/veilmatch/veilmatch/policy"
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/hub"
 	"github.com/veilmatch/veilmatch/server/keyserver"
-	"github.com/veilmatch/veilmatch/server/quota"
 	"github.com/veilmatch/veilmatch/server/servertest"
 	"github.com/veilmatch/veilmatch/server/store"
 	"github.com/veilmatch/veilmatch/server/store/sqlite"
@@ -90,13 +88,7 @@ func startChild(t *testing.T, dir string) (*exec.Cmd, string) {
 // upload resumes.
 func TestCrashKeepsActionsAndRecordsTogether(t *testing.T) {
 	quiet := slog.New(slog.DiscardHandler)
-	key, _ := oprf.GenerateKey("k1")
-	ks, err := keyserver.New(context.Background(), keyserver.Config{Listen: "127.0.0.1:0", TLS: servertest.ServerTLS(t, "keyserver"), Keys: []*oprf.PrivateKey{key},
-		UsageLog: filepath.Join(t.TempDir(), "q.jsonl"), Quota: quota.Limits{Rate: 1e9, Burst: 1 << 20, Daily: 1 << 40}, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	servertest.Serve(t, ks.Serve)
+	ks := servertest.KeyServer(t, keyserver.Config{})
 	dir := t.TempDir()
 	child, addr := startChild(t, dir)
 

@@ -5,9 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/veilmatch/veilmatch/policy"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // FuzzOpenMatchRef: a match reference from a client is untrusted; only

@@ -23,14 +23,11 @@ import (
 
 	"github.com/veilmatch/veilmatch/client"
 	"github.com/veilmatch/veilmatch/client/normalize"
-	"github.com/veilmatch/veilmatch/crypto/oprf"
-	"github.com/veilmatch/veilmatch/policy"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/hub"
 	"github.com/veilmatch/veilmatch/server/keyserver"
 	"github.com/veilmatch/veilmatch/server/metrics"
-	"github.com/veilmatch/veilmatch/server/quota"
 	"github.com/veilmatch/veilmatch/server/servertest"
 )
 
@@ -45,30 +42,9 @@ func start(t *testing.T) *env { return startWith(t, nil) }
 // startWith starts the key server and the hub, recording into m.
 func startWith(t *testing.T, m *metrics.Metrics) *env {
 	t.Helper()
-	quiet := slog.New(slog.DiscardHandler)
-	key, err := oprf.GenerateKey("k1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks, err := keyserver.New(context.Background(), keyserver.Config{
-		Listen: "127.0.0.1:0", TLS: servertest.ServerTLS(t, "keyserver"), Keys: []*oprf.PrivateKey{key},
-		UsageLog: filepath.Join(t.TempDir(), "quota.jsonl"), Quota: quota.Limits{Rate: 1e9, Burst: 1 << 20, Daily: 1 << 40}, Logger: quiet,
-		Metrics: m,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	servertest.Serve(t, ks.Serve)
-	pol, err := policy.New(context.Background(), policy.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ks := servertest.KeyServer(t, keyserver.Config{Metrics: m})
 	dir := t.TempDir()
-	h, err := hub.New(context.Background(), hub.Config{Listen: "127.0.0.1:0", TLS: servertest.ServerTLS(t, "hub"), DataDir: dir, Policy: pol, Logger: quiet, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	servertest.Serve(t, h.Serve)
+	h := servertest.Hub(t, hub.Config{DataDir: dir, Metrics: m})
 	return &env{ks: ks.Addr().String(), hub: h.Addr().String(), dataDir: dir}
 }
 

@@ -17,11 +17,9 @@ import (
 	"github.com/veilmatch/veilmatch/client"
 	"github.com/veilmatch/veilmatch/client/normalize"
 	"github.com/veilmatch/veilmatch/crypto/mtls"
-	"github.com/veilmatch/veilmatch/crypto/oprf"
 	"github.com/veilmatch/veilmatch/policy"
 	"github.com/veilmatch/veilmatch/server/hub"
 	"github.com/veilmatch/veilmatch/server/keyserver"
-	"github.com/veilmatch/veilmatch/server/quota"
 	"github.com/veilmatch/veilmatch/server/servertest"
 )
 
@@ -77,26 +75,14 @@ func newLoadEnv(t *testing.T) loadEnv {
 // start runs a key server and a hub with the load test's PKI and policy.
 func (e loadEnv) start(t *testing.T) (ks, hubAddr string) {
 	t.Helper()
-	ctx := context.Background()
-	quiet := slog.New(slog.DiscardHandler)
-	key, _ := oprf.GenerateKey("k1")
 	ksTLS, _ := mtls.ServerConfig(mtls.DevFiles(e.certs, "keyserver"))
-	k, err := keyserver.New(ctx, keyserver.Config{Listen: "127.0.0.1:0", TLS: ksTLS, Keys: []*oprf.PrivateKey{key},
-		UsageLog: filepath.Join(t.TempDir(), "q.jsonl"), Quota: quota.Limits{Rate: 1e9, Burst: 1 << 20, Daily: 1 << 40}, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	servertest.Serve(t, k.Serve)
-	pol, err := policy.New(ctx, policy.Options{Dir: e.policy, Logger: quiet})
+	k := servertest.KeyServer(t, keyserver.Config{TLS: ksTLS})
+	pol, err := policy.New(context.Background(), policy.Options{Dir: e.policy, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hubTLS, _ := mtls.ServerConfig(mtls.DevFiles(e.certs, "hub"))
-	h, err := hub.New(ctx, hub.Config{Listen: "127.0.0.1:0", TLS: hubTLS, DataDir: t.TempDir(), Policy: pol, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	servertest.Serve(t, h.Serve)
+	h := servertest.Hub(t, hub.Config{TLS: hubTLS, Policy: pol})
 	return k.Addr().String(), h.Addr().String()
 }
 

@@ -13,8 +13,6 @@ import (
 
 	"github.com/veilmatch/veilmatch/client"
 	"github.com/veilmatch/veilmatch/client/normalize"
-	"github.com/veilmatch/veilmatch/crypto/oprf"
-	"github.com/veilmatch/veilmatch/policy"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/hub"
 	"github.com/veilmatch/veilmatch/server/keyserver"
@@ -28,27 +26,12 @@ import (
 func TestKeyUsageReachesTheLog(t *testing.T) {
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
-	pol, err := policy.New(ctx, policy.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := hub.New(ctx, hub.Config{Listen: "127.0.0.1:0", TLS: servertest.ServerTLS(t, "hub"), DataDir: t.TempDir(), Policy: pol, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	servertest.Serve(t, h.Serve)
-	key, _ := oprf.GenerateKey("k1")
-	dir := t.TempDir()
-	ks, err := keyserver.New(ctx, keyserver.Config{
-		Listen: "127.0.0.1:0", TLS: servertest.ServerTLS(t, "keyserver"), Keys: []*oprf.PrivateKey{key},
-		UsageLog: filepath.Join(dir, "quota.jsonl"), Quota: quota.Limits{Rate: 1e6, Burst: 4096, Daily: 3}, Logger: quiet,
+	h := servertest.Hub(t, hub.Config{})
+	ks := servertest.KeyServer(t, keyserver.Config{
+		Quota: quota.Limits{Rate: 1e6, Burst: 4096, Daily: 3},
 		Report: &keyserver.ReportConfig{Hub: h.Addr().String(), TLS: servertest.ClientTLS(t, "keyserver"),
-			CursorFile: filepath.Join(dir, "quota.cursor"), Every: 20 * time.Millisecond},
+			CursorFile: filepath.Join(t.TempDir(), "quota.cursor"), Every: 20 * time.Millisecond},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	servertest.Serve(t, ks.Serve)
 
 	c, err := client.New(client.Config{Agency: "police-th", Hub: h.Addr().String(), KeyServer: ks.Addr().String(),
 		TLS: servertest.ClientTLS(t, "police-th"), StateDir: t.TempDir(), Logger: quiet})

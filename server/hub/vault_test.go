@@ -15,7 +15,6 @@ import (
 	"github.com/veilmatch/veilmatch/client"
 	"github.com/veilmatch/veilmatch/client/normalize"
 	"github.com/veilmatch/veilmatch/crypto/oprf"
-	"github.com/veilmatch/veilmatch/policy"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/auditsvc"
@@ -23,7 +22,6 @@ import (
 	"github.com/veilmatch/veilmatch/server/keys"
 	"github.com/veilmatch/veilmatch/server/keys/vaulttest"
 	"github.com/veilmatch/veilmatch/server/keyserver"
-	"github.com/veilmatch/veilmatch/server/quota"
 	"github.com/veilmatch/veilmatch/server/servertest"
 )
 
@@ -59,21 +57,11 @@ func startVault(t *testing.T, grace time.Duration) *vaultEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol, _ := policy.New(ctx, policy.Options{Logger: quiet})
-	h, err := hub.New(ctx, hub.Config{Listen: "127.0.0.1:0", TLS: servertest.ServerTLS(t, "hub"), DataDir: t.TempDir(), Policy: pol, Logger: quiet, Signer: signer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	servertest.Serve(t, h.Serve)
-	ks, err := keyserver.New(ctx, keyserver.Config{Listen: "127.0.0.1:0", TLS: servertest.ServerTLS(t, "keyserver"),
+	h := servertest.Hub(t, hub.Config{Signer: signer})
+	ks := servertest.KeyServer(t, keyserver.Config{
 		KeySource: v.OPRFSource("secret", "veilmatch/oprf", grace), KeyRefresh: 20 * time.Millisecond,
-		UsageLog: filepath.Join(t.TempDir(), "q.jsonl"), Quota: quota.Limits{Rate: 1e9, Burst: 1 << 20, Daily: 1 << 40}, Logger: quiet,
 		Report: &keyserver.ReportConfig{Hub: h.Addr().String(), TLS: servertest.ClientTLS(t, "keyserver"),
 			CursorFile: filepath.Join(t.TempDir(), "cursor"), Every: 20 * time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	servertest.Serve(t, ks.Serve)
 	return &vaultEnv{srv: srv, vault: v, ks: ks.Addr().String(), hub: h.Addr().String(), verify: signer.VerifierKey()}
 }
 

@@ -7,9 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -64,19 +62,7 @@ func unhex(t testing.TB, s string) []byte {
 // start runs a key server with key and limits on 127.0.0.1:0.
 func start(t testing.TB, key *oprf.PrivateKey, limits quota.Limits) string {
 	t.Helper()
-	srv, err := keyserver.New(context.Background(), keyserver.Config{
-		Listen:     "127.0.0.1:0",
-		TLS:        servertest.ServerTLS(t, "keyserver"),
-		Keys:       []*oprf.PrivateKey{key},
-		UsageLog:   filepath.Join(t.TempDir(), "usage.jsonl"),
-		Quota:      limits,
-		Reflection: true,
-		Logger:     slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	servertest.Serve(t, srv.Serve)
+	srv := servertest.KeyServer(t, keyserver.Config{Keys: []*oprf.PrivateKey{key}, Quota: limits, Reflection: true})
 	return srv.Addr().String()
 }
 

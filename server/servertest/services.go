@@ -1,0 +1,88 @@
+package servertest
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"testing"
+
+	"github.com/veilmatch/veilmatch/crypto/oprf"
+	"github.com/veilmatch/veilmatch/policy"
+	"github.com/veilmatch/veilmatch/server/hub"
+	"github.com/veilmatch/veilmatch/server/keyserver"
+	"github.com/veilmatch/veilmatch/server/quota"
+)
+
+// Generous are quotas no test reaches.
+var Generous = quota.Limits{Rate: 1e9, Burst: 1 << 20, Daily: 1 << 40}
+
+// quiet discards the servers' logs.
+var quiet = slog.New(slog.DiscardHandler)
+
+// KeyServer starts a key server that serves until the test ends. Zero
+// fields of cfg get test defaults: 127.0.0.1:0, the development keyserver
+// certificate, a fresh key "k1" (unless Keys or KeySource is set), a usage
+// log in a temporary directory, Generous quotas and no logging.
+func KeyServer(t testing.TB, cfg keyserver.Config) *keyserver.Server {
+	t.Helper()
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	if cfg.TLS == nil {
+		cfg.TLS = ServerTLS(t, "keyserver")
+	}
+	if cfg.Keys == nil && cfg.KeySource == nil {
+		k, err := oprf.GenerateKey("k1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Keys = []*oprf.PrivateKey{k}
+	}
+	if cfg.UsageLog == "" {
+		cfg.UsageLog = filepath.Join(t.TempDir(), "quota.jsonl")
+	}
+	if cfg.Quota == (quota.Limits{}) {
+		cfg.Quota = Generous
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = quiet
+	}
+	ks, err := keyserver.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Serve(t, ks.Serve)
+	return ks
+}
+
+// Hub starts a hub that serves until the test ends. Zero fields of cfg get
+// test defaults: 127.0.0.1:0, the development hub certificate, a temporary
+// data directory, the built-in policy and no logging.
+func Hub(t testing.TB, cfg hub.Config) *hub.Server {
+	t.Helper()
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	if cfg.TLS == nil {
+		cfg.TLS = ServerTLS(t, "hub")
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = quiet
+	}
+	if cfg.Policy == nil {
+		pol, err := policy.New(context.Background(), policy.Options{Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Policy = pol
+	}
+	h, err := hub.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Serve(t, h.Serve)
+	return h
+}
