@@ -2,10 +2,8 @@ package auditsvc_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -110,17 +108,13 @@ func newEnv(t *testing.T, recs []audit.Record) *testEnv {
 // serve serves svc on 127.0.0.1:0 with the hub's development certificate.
 func serve(t *testing.T, svc veilmatchv1.AuditServiceServer) string {
 	t.Helper()
-	srv, err := rpc.New(rpc.ServerOptions{TLS: servertest.ServerTLS(t, "hub"), Logger: slog.New(slog.DiscardHandler)})
+	srv, err := rpc.New(rpc.ServerOptions{Listen: "127.0.0.1:0", TLS: servertest.ServerTLS(t, "hub"), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	veilmatchv1.RegisterAuditServiceServer(srv.GRPC, svc)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	servertest.Serve(t, func(ctx context.Context) error { return srv.Serve(ctx, l) })
-	return l.Addr().String()
+	servertest.Serve(t, srv.Serve)
+	return srv.Addr().String()
 }
 
 func (e *testEnv) append(t *testing.T, recs ...audit.Record) {

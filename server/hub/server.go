@@ -103,13 +103,12 @@ type Server struct {
 	cfg   Config
 	svc   *Service
 	rpc   *rpc.Server
-	lis   net.Listener
 	store store.Store
 	log   *slog.Logger
 }
 
 // New validates cfg, opens the store and listens. Call Serve to serve.
-func New(ctx context.Context, cfg Config) (*Server, error) {
+func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -124,45 +123,44 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	st := cfg.Store
 	if st == nil {
-		var err error
 		if st, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, DBFile)); err != nil {
 			return nil, err
 		}
 	}
-	rs, err := rpc.New(rpc.ServerOptions{TLS: cfg.TLS, Reflection: cfg.Reflection, Logger: log, Metrics: cfg.Metrics})
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
+	defer func() {
+		if err != nil {
+			st.Close()
+		}
+	}()
 	refKey := cfg.MatchRefKey
 	if refKey == nil {
 		if refKey, err = loadOrCreateKey(filepath.Join(cfg.DataDir, MatchRefKeyFile)); err != nil {
-			st.Close()
 			return nil, fmt.Errorf("hub: match reference key: %w", err)
 		}
 	}
 	svc, err := NewService(st, cfg.Policy, refKey, nil)
 	if err != nil {
-		st.Close()
 		return nil, err
 	}
 	svc.metrics = cfg.Metrics
-	veilmatchv1.RegisterHubServiceServer(rs.GRPC, svc)
 	signer := cfg.Signer
 	if signer == nil {
 		if signer, err = keys.FileSigner(filepath.Join(cfg.DataDir, CheckpointKeyFile), cfg.LogOrigin); err != nil {
-			st.Close()
 			return nil, fmt.Errorf("hub: checkpoint signer: %w", err)
 		}
 	}
 	if cfg.DataDir != "" {
 		// Published for auditors to pin; they should confirm it out of band.
 		if err := os.WriteFile(filepath.Join(cfg.DataDir, CheckpointPubFile), []byte(signer.VerifierKey()+"\n"), 0o644); err != nil {
-			st.Close()
 			return nil, fmt.Errorf("hub: write checkpoint verifier key: %w", err)
 		}
 	}
 	log.Info("checkpoint verifier key", "key", signer.VerifierKey())
+	rs, err := rpc.New(rpc.ServerOptions{Listen: cfg.Listen, TLS: cfg.TLS, Reflection: cfg.Reflection, Logger: log, Metrics: cfg.Metrics})
+	if err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
+	veilmatchv1.RegisterHubServiceServer(rs.GRPC, svc)
 	veilmatchv1.RegisterAuditServiceServer(rs.GRPC, auditsvc.New(st, signer, cfg.LogOrigin, signer.VerifierKey(), nil))
 	veilmatchv1.RegisterUsageServiceServer(rs.GRPC, NewUsageService(st, svc))
 	if cfg.DataDir != "" {
@@ -175,17 +173,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		return float64(size)
 	})
-	lis, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("hub: listen on %s: %w", cfg.Listen, err)
-	}
-	log.Info("hub ready", "addr", lis.Addr().String(), "policy_revision", cfg.Policy.Revision())
-	return &Server{cfg: cfg, svc: svc, rpc: rs, lis: lis, store: st, log: log}, nil
+	log.Info("hub ready", "addr", rs.Addr().String(), "policy_revision", cfg.Policy.Revision())
+	return &Server{cfg: cfg, svc: svc, rpc: rs, store: st, log: log}, nil
 }
 
 // Addr returns the address the server listens on.
-func (s *Server) Addr() net.Addr { return s.lis.Addr() }
+func (s *Server) Addr() net.Addr { return s.rpc.Addr() }
 
 // Serve serves until ctx is done, purging abandoned uploads hourly, then
 // shuts down gracefully (in-flight uploads finish) and closes the store.
@@ -193,7 +186,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.rpc.Health.SetServingStatus(veilmatchv1.HubService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	go s.purge(ctx)
 	go s.monitor(ctx)
-	err := s.rpc.Serve(ctx, s.lis)
+	err := s.rpc.Serve(ctx)
 	return errors.Join(err, s.store.Close())
 }
 

@@ -92,14 +92,13 @@ type Server struct {
 	svc     *Service
 	report  *reporter
 	rpc     *rpc.Server
-	lis     net.Listener
 	journal *quota.Journal
 	log     *slog.Logger
 }
 
 // New validates cfg, loads the keys, opens the usage log and listens. Call
 // Serve to serve.
-func New(ctx context.Context, cfg Config) (*Server, error) {
+func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -118,40 +117,35 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			j.Close()
+		}
+	}()
 	lim, err := quota.NewLimiter(cfg.Quota, j, nil)
 	if err != nil {
-		j.Close()
 		return nil, err
 	}
 	svc, err := NewService(cfg.Keys, cfg.MaxBatch, lim)
-	if svc != nil {
-		svc.metrics = cfg.Metrics
-	}
 	if err != nil {
-		j.Close()
 		return nil, err
 	}
-	rs, err := rpc.New(rpc.ServerOptions{TLS: cfg.TLS, Reflection: cfg.Reflection, Logger: log, Metrics: cfg.Metrics})
+	svc.metrics = cfg.Metrics
+	rs, err := rpc.New(rpc.ServerOptions{Listen: cfg.Listen, TLS: cfg.TLS, Reflection: cfg.Reflection, Logger: log, Metrics: cfg.Metrics})
 	if err != nil {
-		j.Close()
-		return nil, err
+		return nil, fmt.Errorf("keyserver: %w", err)
 	}
 	veilmatchv1.RegisterKeyServiceServer(rs.GRPC, svc)
 	var rep *reporter
 	if cfg.Report != nil {
 		if rep, err = newReporter(*cfg.Report, j, svc.KeyIDs, log); err != nil {
-			j.Close()
+			rs.Close()
 			return nil, err
 		}
 	}
-	lis, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		j.Close()
-		return nil, fmt.Errorf("keyserver: listen on %s: %w", cfg.Listen, err)
-	}
-	log.Info("key server ready", "addr", lis.Addr().String(), "key_id", cfg.Keys[0].KeyID(),
+	log.Info("key server ready", "addr", rs.Addr().String(), "key_id", cfg.Keys[0].KeyID(),
 		"max_batch", cfg.MaxBatch, "quota_rate", cfg.Quota.Rate, "quota_burst", cfg.Quota.Burst, "quota_daily", cfg.Quota.Daily)
-	return &Server{cfg: cfg, svc: svc, report: rep, rpc: rs, lis: lis, journal: j, log: log}, nil
+	return &Server{cfg: cfg, svc: svc, report: rep, rpc: rs, journal: j, log: log}, nil
 }
 
 // KeySourceHealth is the health-service name that reports whether the key
@@ -190,7 +184,7 @@ func (s *Server) refreshKeys(ctx context.Context) {
 }
 
 // Addr returns the address the server listens on.
-func (s *Server) Addr() net.Addr { return s.lis.Addr() }
+func (s *Server) Addr() net.Addr { return s.rpc.Addr() }
 
 // Serve serves until ctx is done, then shuts down gracefully and closes the
 // usage log.
@@ -205,7 +199,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	} else {
 		close(reported)
 	}
-	err := s.rpc.Serve(ctx, s.lis)
+	err := s.rpc.Serve(ctx)
 	<-reported
 	return errors.Join(err, s.journal.Close())
 }

@@ -34,6 +34,8 @@ const MaxMessageSize = 16 << 20
 
 // ServerOptions configures New.
 type ServerOptions struct {
+	// Listen is the address to listen on, such as 127.0.0.1:7443.
+	Listen string
 	// TLS is the server's mTLS configuration (see mtls.ServerConfig).
 	TLS *tls.Config
 	// Reflection enables gRPC server reflection.
@@ -44,16 +46,17 @@ type ServerOptions struct {
 	Metrics *metrics.Metrics
 }
 
-// Server is a gRPC server with health checking.
+// Server is a listening gRPC server with health checking.
 type Server struct {
 	GRPC   *grpc.Server
 	Health *health.Server
+	lis    net.Listener
 	log    *slog.Logger
 }
 
-// New returns a gRPC server that requires client certificates and runs the
-// logging and identity interceptors. Register services on s.GRPC, then call
-// Serve.
+// New listens on o.Listen and returns a gRPC server that requires client
+// certificates and runs the logging and identity interceptors. Register
+// services on s.GRPC, then call Serve.
 func New(o ServerOptions) (*Server, error) {
 	if o.TLS == nil {
 		return nil, errors.New("rpc: a TLS configuration is required")
@@ -74,17 +77,27 @@ func New(o ServerOptions) (*Server, error) {
 	if o.Reflection {
 		reflection.Register(g)
 	}
-	return &Server{GRPC: g, Health: h, log: log}, nil
+	lis, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", o.Listen, err)
+	}
+	return &Server{GRPC: g, Health: h, lis: lis, log: log}, nil
 }
 
-// Serve serves on l until ctx is done, then stops gracefully: in-flight RPCs
+// Addr returns the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.lis.Addr() }
+
+// Close releases the listener of a server that will not be served.
+func (s *Server) Close() error { return s.lis.Close() }
+
+// Serve serves until ctx is done, then stops gracefully: in-flight RPCs
 // finish, new ones are refused. It returns nil after a clean shutdown.
-func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
-	go func() { errc <- s.GRPC.Serve(l) }()
+	go func() { errc <- s.GRPC.Serve(s.lis) }()
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serve %s: %w", l.Addr(), err)
+		return fmt.Errorf("serve %s: %w", s.lis.Addr(), err)
 	case <-ctx.Done():
 		s.Health.Shutdown()
 		done := make(chan struct{})
