@@ -52,17 +52,7 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 			return fmt.Errorf("dev directory: %w", err)
 		}
 	}
-	keyFile := filepath.Join(ksDir, "oprf.key")
-	if !fileExists(keyFile) {
-		k, err := oprf.GenerateKey(oprf.NewKeyID(time.Now()))
-		if err != nil {
-			return err
-		}
-		if err := oprf.WriteKeyFile(keyFile, k); err != nil {
-			return err
-		}
-	}
-	key, err := oprf.LoadKeyFile(keyFile)
+	key, err := oprf.LoadOrCreateKeyFile(filepath.Join(ksDir, "oprf.key"))
 	if err != nil {
 		return err
 	}

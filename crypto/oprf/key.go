@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -148,6 +149,22 @@ func LoadKeyFile(path string) (*PrivateKey, error) {
 		return nil, fmt.Errorf("load key file %s: %w", path, err)
 	}
 	return k, nil
+}
+
+// LoadOrCreateKeyFile loads the key file at path, first creating it with a
+// new key (and a fresh key id) if it does not exist: the development setup's
+// key survives restarts.
+func LoadOrCreateKeyFile(path string) (*PrivateKey, error) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		k, err := GenerateKey(NewKeyID(time.Now()))
+		if err != nil {
+			return nil, err
+		}
+		if err := WriteKeyFile(path, k); err != nil {
+			return nil, err
+		}
+	}
+	return LoadKeyFile(path)
 }
 
 // WriteKeyFile writes k to a new file with mode 0600. It never overwrites an

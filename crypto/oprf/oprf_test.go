@@ -408,3 +408,15 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 	})
 }
+
+func TestLoadOrCreateKeyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "oprf.key")
+	k1, err := LoadOrCreateKeyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := LoadOrCreateKeyFile(path)
+	if err != nil || !k1.Equal(k2) {
+		t.Fatalf("second load gave another key (%v)", err)
+	}
+}

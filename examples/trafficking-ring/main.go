@@ -22,7 +22,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -284,14 +283,8 @@ func startServers(ctx context.Context, dir string, o Options) (ksAddr, hubAddr, 
 	}
 	if o.KeySource == nil {
 		keyFile := filepath.Join(dir, "keyserver", "oprf.key")
-		if _, err := os.Stat(keyFile); err != nil {
-			k, err := oprf.GenerateKey(oprf.NewKeyID(time.Now()))
-			if err != nil {
-				return "", "", "", nil, err
-			}
-			if err := oprf.WriteKeyFile(keyFile, k); err != nil {
-				return "", "", "", nil, err
-			}
+		if _, err := oprf.LoadOrCreateKeyFile(keyFile); err != nil {
+			return "", "", "", nil, err
 		}
 		o.KeySource = keys.FileOPRF(keyFile)
 	}
