@@ -35,20 +35,7 @@ func scanRequest(row interface{ Scan(...any) error }) (store.DisclosureRequest, 
 }
 
 func queryRequests(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]store.DisclosureRequest, error) {
-	rows, err := tx.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.DisclosureRequest
-	for rows.Next() {
-		r, err := scanRequest(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, tx, scanRequest, query, args...)
 }
 
 // CreateDisclosureRequests implements store.Disclosures.
@@ -141,22 +128,20 @@ func (s *Store) Grants(ctx context.Context, requesterListID int64) ([]store.Disc
 func (s *Store) Notices(ctx context.Context, owner string) ([]store.Notice, error) {
 	var out []store.Notice
 	err := s.view(ctx, "notices", func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT owner, list, requester, requester_list, entries, purpose, case_ref, time, decision_id
+		var err error
+		out, err = queryAll(ctx, tx, scanNotice, `SELECT owner, list, requester, requester_list, entries, purpose, case_ref, time, decision_id
 			FROM notices WHERE owner = ? ORDER BY id`, owner)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var n store.Notice
-			var entries, t int64
-			if err := rows.Scan(&n.Owner, &n.List, &n.Requester, &n.RequesterList, &entries, &n.Purpose, &n.CaseRef, &t, &n.DecisionID); err != nil {
-				return err
-			}
-			n.Entries, n.Time = uint64(entries), fromMicros(t)
-			out = append(out, n)
-		}
-		return rows.Err()
+		return err
 	})
 	return out, err
+}
+
+func scanNotice(row interface{ Scan(...any) error }) (store.Notice, error) {
+	var n store.Notice
+	var entries, t int64
+	if err := row.Scan(&n.Owner, &n.List, &n.Requester, &n.RequesterList, &entries, &n.Purpose, &n.CaseRef, &t, &n.DecisionID); err != nil {
+		return n, err
+	}
+	n.Entries, n.Time = uint64(entries), fromMicros(t)
+	return n, nil
 }

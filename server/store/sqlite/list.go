@@ -138,22 +138,27 @@ func getList(ctx context.Context, tx *sql.Tx, id int64) (store.List, error) {
 	return scanList(tx.QueryRowContext(ctx, `SELECT `+listColumns+` FROM lists WHERE id = ?`, id))
 }
 
-// queryLists returns the lists the query selects; it must select listColumns.
-func queryLists(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]store.List, error) {
+// queryAll returns every row the query selects, each read by scan.
+func queryAll[T any](ctx context.Context, tx *sql.Tx, scan func(interface{ Scan(...any) error }) (T, error), query string, args ...any) ([]T, error) {
 	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var ls []store.List
+	var out []T
 	for rows.Next() {
-		l, err := scanList(rows)
+		v, err := scan(rows)
 		if err != nil {
 			return nil, err
 		}
-		ls = append(ls, l)
+		out = append(out, v)
 	}
-	return ls, rows.Err()
+	return out, rows.Err()
+}
+
+// queryLists returns the lists the query selects; it must select listColumns.
+func queryLists(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]store.List, error) {
+	return queryAll(ctx, tx, scanList, query, args...)
 }
 
 // GetList implements store.Store.
