@@ -248,48 +248,69 @@ func listRecords(ctx context.Context, c veilmatchv1.AuditServiceClient, req *vei
 	}
 }
 
-func cmdAuditDecisions(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "audit decisions", "audit decisions --as auditor [--agency ID] [--action A] [--purpose P] [--level L] [--since TIME] [--until TIME] [--format json]",
-		"veilmatch audit decisions --as auditor --agency police-gb --level full --since 2026-11-01")
-	var (
-		id      auditorFlags
-		tf      timeFlags
-		agency  = fs.String("agency", "", "only decisions of agency `ID`")
-		action  = fs.String("action", "", "only decisions of `ACTION` (overlaps, check, publish, delete, request_disclosure, quota_refusal, …)")
-		purpose = fs.String("purpose", "", "only decisions stating `PURPOSE`")
-		level   = fs.String("level", "", "only decisions disclosing at `LEVEL` (full, flag, count, none), or refused ones (refused)")
-		format  = fs.String("format", "text", "output format: text or json")
-	)
-	id.register(fs)
-	tf.register(fs)
-	pos, err := parse(fs, args)
+// auditQuery holds the flags the audit listing commands share: who the
+// auditor is, the time range and the output format.
+type auditQuery struct {
+	fs     *flag.FlagSet
+	id     auditorFlags
+	tf     timeFlags
+	format string
+}
+
+func newAuditQuery(e env, name, synopsis, example string) *auditQuery {
+	q := &auditQuery{fs: newFlagSet(e, "audit "+name, synopsis, example)}
+	q.id.register(q.fs)
+	q.tf.register(q.fs)
+	q.fs.StringVar(&q.format, "format", "text", "output format: text or json")
+	return q
+}
+
+// fetch parses args, lets fill complete req from the parsed flags, and
+// downloads every decision req selects.
+func (q *auditQuery) fetch(ctx context.Context, args []string, req *veilmatchv1.ListDecisionsRequest, fill func()) ([]audit.Record, error) {
+	pos, err := parse(q.fs, args)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(pos) > 0 {
-		return usagef("", "unexpected argument %q", pos[0])
+		return nil, usagef("", "unexpected argument %q", pos[0])
 	}
-	if err := checkFormat(*format); err != nil {
-		return err
+	if err := checkFormat(q.format); err != nil {
+		return nil, err
 	}
-	req := &veilmatchv1.ListDecisionsRequest{Agency: *agency, Action: *action, Purpose: *purpose, Level: *level}
-	if err := tf.apply(req); err != nil {
-		return err
+	fill()
+	if err := q.tf.apply(req); err != nil {
+		return nil, err
 	}
-	target, err := id.load()
+	target, err := q.id.load()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	c, done, err := target.dial()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer done()
-	recs, err := listRecords(ctx, c, req)
+	return listRecords(ctx, c, req)
+}
+
+func cmdAuditDecisions(ctx context.Context, e env, args []string) error {
+	q := newAuditQuery(e, "decisions", "audit decisions --as auditor [--agency ID] [--action A] [--purpose P] [--level L] [--since TIME] [--until TIME] [--format json]",
+		"veilmatch audit decisions --as auditor --agency police-gb --level full --since 2026-11-01")
+	var (
+		agency  = q.fs.String("agency", "", "only decisions of agency `ID`")
+		action  = q.fs.String("action", "", "only decisions of `ACTION` (overlaps, check, publish, delete, request_disclosure, quota_refusal, …)")
+		purpose = q.fs.String("purpose", "", "only decisions stating `PURPOSE`")
+		level   = q.fs.String("level", "", "only decisions disclosing at `LEVEL` (full, flag, count, none), or refused ones (refused)")
+	)
+	req := &veilmatchv1.ListDecisionsRequest{}
+	recs, err := q.fetch(ctx, args, req, func() {
+		req.Agency, req.Action, req.Purpose, req.Level = *agency, *action, *purpose, *level
+	})
 	if err != nil {
 		return err
 	}
-	if *format == "json" {
+	if q.format == "json" {
 		if recs == nil {
 			recs = []audit.Record{}
 		}
@@ -630,39 +651,10 @@ func summarize(recs []audit.Record) auditReport {
 }
 
 func cmdAuditReport(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "audit report", "audit report --as auditor [--since TIME] [--until TIME] [--format json]",
+	q := newAuditQuery(e, "report", "audit report --as auditor [--since TIME] [--until TIME] [--format json]",
 		"veilmatch audit report --as auditor --since 2026-11-01 --until 2026-12-01")
-	var (
-		id auditorFlags
-		tf timeFlags
-	)
-	id.register(fs)
-	tf.register(fs)
-	format := fs.String("format", "text", "output format: text or json")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return usagef("", "unexpected argument %q", pos[0])
-	}
-	if err := checkFormat(*format); err != nil {
-		return err
-	}
 	req := &veilmatchv1.ListDecisionsRequest{}
-	if err := tf.apply(req); err != nil {
-		return err
-	}
-	target, err := id.load()
-	if err != nil {
-		return err
-	}
-	c, done, err := target.dial()
-	if err != nil {
-		return err
-	}
-	defer done()
-	recs, err := listRecords(ctx, c, req)
+	recs, err := q.fetch(ctx, args, req, func() {})
 	if err != nil {
 		return err
 	}
@@ -673,7 +665,7 @@ func cmdAuditReport(ctx context.Context, e env, args []string) error {
 	if req.Until != nil {
 		rep.Until = req.Until.AsTime().UTC().Format(time.RFC3339)
 	}
-	if *format == "json" {
+	if q.format == "json" {
 		return writeJSON(e.stdout, rep)
 	}
 	var total uint64
