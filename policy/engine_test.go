@@ -547,8 +547,8 @@ func TestLevels(t *testing.T) {
 			t.Errorf("ParseLevel(%s) = %s, %v", l, got, err)
 		}
 	}
-	if Max(LevelFlag, LevelCount) != LevelFlag || Min(LevelFlag, LevelCount) != LevelCount {
-		t.Error("Max/Min order levels wrongly")
+	if Min(LevelFlag, LevelCount) != LevelCount {
+		t.Error("Min orders levels wrongly")
 	}
 	if Level("all").Rank() != -1 || Min(LevelNone, "all") != "all" {
 		t.Error("unknown levels must rank below none")

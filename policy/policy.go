@@ -47,14 +47,6 @@ func (l Level) Rank() int {
 	return -1
 }
 
-// Max returns the higher of two levels.
-func Max(a, b Level) Level {
-	if a.Rank() >= b.Rank() {
-		return a
-	}
-	return b
-}
-
 // Min returns the lower of two levels.
 func Min(a, b Level) Level {
 	if a.Rank() <= b.Rank() {

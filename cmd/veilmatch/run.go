@@ -50,7 +50,7 @@ func usagef(hint, format string, args ...any) error {
 
 func isUsage(err error) bool {
 	var u *usageError
-	return errors.As(err, &u) || errors.Is(err, flag.ErrHelp)
+	return errors.As(err, &u)
 }
 
 // hinted is an error with advice for the user.

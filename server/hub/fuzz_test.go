@@ -40,7 +40,10 @@ func FuzzListMeta(f *testing.F) {
 	f.Add("suspects", "phone", "suspect", "k1", "law_enforcement", int64(0))
 	f.Add("", "fax", "Bad Category", "bad key", "", int64(-5))
 	f.Add("a/b", "email", "victim", "k20261128-ab", "ngo", int64(1<<40))
-	s := &Service{now: func() time.Time { return time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC) }}
+	s, err := NewService(nil, nil, bytes.Repeat([]byte{7}, 32), func() time.Time { return time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC) })
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, name, kind, category, keyID, role string, expires int64) {
 		info := &veilmatchv1.ListInfo{Name: name, Kind: kind, Category: category, KeyId: keyID,
 			Sharing: &veilmatchv1.Sharing{VictimConsentRoles: []string{role}}}

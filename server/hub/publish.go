@@ -2,11 +2,13 @@ package hub
 
 import (
 	"errors"
+	"fmt"
 	"io"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/veilmatch/veilmatch/crypto/token"
 	"github.com/veilmatch/veilmatch/policy"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/rpc"
@@ -111,8 +113,8 @@ func (s *Service) putBatch(stream veilmatchv1.HubService_PublishServer, up store
 	}
 	entries := make([]store.Entry, len(es))
 	for i, e := range es {
-		if err := checkToken(fieldf("batch %d entries[%d]", b.GetSequence(), i), e.GetToken()); err != nil {
-			return false, err
+		if n := len(e.GetToken()); n != token.Size {
+			return false, invalid("batch %d entries[%d]: token has %d bytes, want %d", b.GetSequence(), i, n, token.Size)
 		}
 		entries[i] = store.Entry{Token: e.GetToken(), Ref: e.GetEntryRef()}
 	}
@@ -121,7 +123,7 @@ func (s *Service) putBatch(stream veilmatchv1.HubService_PublishServer, up store
 		return false, status.Errorf(codes.FailedPrecondition, "batch %d (message %d) differs from the batch %d already received for this upload; start a new upload", b.GetSequence(), n+2, b.GetSequence())
 	}
 	if err != nil {
-		return false, storeError(ctx, fieldf("store batch %d", b.GetSequence()), err)
+		return false, storeError(ctx, fmt.Sprintf("store batch %d", b.GetSequence()), err)
 	}
 	return dup, nil
 }
@@ -144,7 +146,7 @@ func (s *Service) listMeta(owner string, a policy.Agency, info *veilmatchv1.List
 	if err := checkKeyID("begin.list.key_id", info.GetKeyId()); err != nil {
 		return store.List{}, err
 	}
-	if s.epochs != nil && s.epochs.retired(info.GetKeyId()) {
+	if s.epochs.retired(info.GetKeyId()) {
 		return store.List{}, status.Errorf(codes.FailedPrecondition, "begin.list.key_id: %s is no longer evaluated by the key server; tokenize under its current key", info.GetKeyId())
 	}
 	if err := checkRoles("begin.list.sharing.victim_consent_roles", info.GetSharing().GetVictimConsentRoles()); err != nil {

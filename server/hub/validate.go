@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"fmt"
 	"regexp"
 	"strings"
 
@@ -10,7 +9,6 @@ import (
 
 	"github.com/veilmatch/veilmatch/crypto/mtls"
 	"github.com/veilmatch/veilmatch/crypto/oprf"
-	"github.com/veilmatch/veilmatch/crypto/token"
 )
 
 var (
@@ -61,13 +59,6 @@ func checkKeyID(field, id string) error {
 	return nil
 }
 
-func checkToken(field string, b []byte) error {
-	if len(b) != token.Size {
-		return invalid("%s: token has %d bytes, want %d", field, len(b), token.Size)
-	}
-	return nil
-}
-
 func checkRoles(field string, roles []string) error {
 	for i, r := range roles {
 		if !roleRE.MatchString(r) {
@@ -90,5 +81,3 @@ func checkCategory(field, c string) error {
 	}
 	return nil
 }
-
-func fieldf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
