@@ -68,14 +68,37 @@ func cmdAgency(ctx context.Context, e env, args []string) error {
 	return c(ctx, e, args[1:])
 }
 
-// agencyConfig is the --config file of a real deployment.
+// partyConfig is what every --config file of a real deployment holds: the
+// hub's address and the party's mTLS files.
+type partyConfig struct {
+	Hub  string `json:"hub"`
+	Cert string `json:"cert"`
+	Key  string `json:"key"`
+	CA   string `json:"ca"`
+}
+
+// clientTLS checks that the configuration file path (of a what: agency,
+// auditor) names the hub, the mTLS files and every extra field, and loads
+// the party's TLS client configuration.
+func (p partyConfig) clientTLS(path, what string, extra ...[2]string) (*tls.Config, error) {
+	fields := append([][2]string{{"hub", p.Hub}, {"cert", p.Cert}, {"key", p.Key}, {"ca", p.CA}}, extra...)
+	for _, kv := range fields {
+		if kv[1] == "" {
+			return nil, fmt.Errorf("%s config %s: %q is required", what, path, kv[0])
+		}
+	}
+	cfg, err := mtls.ClientConfig(mtls.Files{Cert: p.Cert, Key: p.Key, CA: p.CA}, "")
+	if err != nil {
+		return nil, fmt.Errorf("%s config %s: %w", what, path, err)
+	}
+	return cfg, nil
+}
+
+// agencyConfig is the --config file of an agency in a real deployment.
 type agencyConfig struct {
+	partyConfig
 	Agency    string `json:"agency"`
-	Hub       string `json:"hub"`
 	KeyServer string `json:"keyserver"`
-	Cert      string `json:"cert"`
-	Key       string `json:"key"`
-	CA        string `json:"ca"`
 	StateDir  string `json:"state_dir"`
 	// PinnedKey pins the key server: {"key_id": …, "public_key": hex}.
 	PinnedKey *struct {
@@ -120,14 +143,9 @@ func (f *identityFlags) client(e env, needKeys bool) (*client.Client, error) {
 		if err := json.Unmarshal(data, &ac); err != nil {
 			return nil, fmt.Errorf("agency config %s: %w", f.config, err)
 		}
-		for k, v := range map[string]string{"agency": ac.Agency, "hub": ac.Hub, "cert": ac.Cert, "key": ac.Key, "ca": ac.CA, "state_dir": ac.StateDir} {
-			if v == "" {
-				return nil, fmt.Errorf("agency config %s: %q is required", f.config, k)
-			}
-		}
-		tlsCfg, err := mtls.ClientConfig(mtls.Files{Cert: ac.Cert, Key: ac.Key, CA: ac.CA}, "")
+		tlsCfg, err := ac.clientTLS(f.config, "agency", [2]string{"agency", ac.Agency}, [2]string{"state_dir", ac.StateDir})
 		if err != nil {
-			return nil, fmt.Errorf("agency config %s: %w", f.config, err)
+			return nil, err
 		}
 		cfg.Agency, cfg.TLS, cfg.Hub, cfg.KeyServer, cfg.StateDir = ac.Agency, tlsCfg, ac.Hub, ac.KeyServer, ac.StateDir
 		if p := ac.PinnedKey; p != nil {

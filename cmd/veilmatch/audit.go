@@ -75,12 +75,7 @@ func cmdAudit(ctx context.Context, e env, args []string) error {
 
 // auditConfig is the --config file of an auditor in a real deployment.
 type auditConfig struct {
-	// Hub is the hub's address.
-	Hub string `json:"hub"`
-	// Cert, Key and CA are the auditor's mTLS files.
-	Cert string `json:"cert"`
-	Key  string `json:"key"`
-	CA   string `json:"ca"`
+	partyConfig
 	// VerifierKey or VerifierKeyFile pins the hub's checkpoint key.
 	VerifierKey     string `json:"verifier_key"`
 	VerifierKeyFile string `json:"verifier_key_file"`
@@ -138,14 +133,9 @@ func (f *auditorFlags) load() (auditTarget, error) {
 		if err := dec.Decode(&ac); err != nil {
 			return auditTarget{}, fmt.Errorf("auditor config %s: %w", f.config, err)
 		}
-		for _, kv := range [][2]string{{"hub", ac.Hub}, {"cert", ac.Cert}, {"key", ac.Key}, {"ca", ac.CA}} {
-			if kv[1] == "" {
-				return auditTarget{}, fmt.Errorf("auditor config %s: %q is required", f.config, kv[0])
-			}
-		}
-		tlsCfg, err := mtls.ClientConfig(mtls.Files{Cert: ac.Cert, Key: ac.Key, CA: ac.CA}, "")
+		tlsCfg, err := ac.clientTLS(f.config, "auditor")
 		if err != nil {
-			return auditTarget{}, fmt.Errorf("auditor config %s: %w", f.config, err)
+			return auditTarget{}, err
 		}
 		return auditTarget{hub: ac.Hub, tls: tlsCfg, cfg: ac}, nil
 	default:
