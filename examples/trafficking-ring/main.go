@@ -81,7 +81,6 @@ type Outcome struct {
 	Notices int
 	// Audit is the auditor's verification of the decision log.
 	Audit auditsvc.VerifyReport
-	HubDB string
 }
 
 // publication is one party's list.
@@ -117,14 +116,14 @@ func Run(ctx context.Context, w io.Writer, dir string, o Options) (*Outcome, err
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	logger := o.Logger
-	ksAddr, hubAddr, dbPath, wait, err := startServers(ctx, dir, o)
+	ksAddr, hubAddr, wait, err := startServers(ctx, dir, o)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { cancel(); _ = wait() }()
 
 	fmt.Fprintf(w, "key server %s, hub %s (one process: development only)\n\n", ksAddr, hubAddr)
-	out := &Outcome{Published: map[string]client.PublishResult{}, Overlaps: map[string]client.Result{}, HubDB: dbPath}
+	out := &Outcome{Published: map[string]client.PublishResult{}, Overlaps: map[string]client.Result{}}
 	clients := map[string]*client.Client{}
 	for _, id := range []string{"police-gb", "police-us", "police-th", "ngo-shelter"} {
 		tlsCfg, err := mtls.ClientConfigFS(certs.DevFS, mtls.DevFiles(".", id), "localhost")
@@ -274,43 +273,43 @@ func describe(w io.Writer, who string, r client.Result) {
 }
 
 // startServers runs a key server and a hub on 127.0.0.1:0.
-func startServers(ctx context.Context, dir string, o Options) (ksAddr, hubAddr, dbPath string, wait func() error, err error) {
+func startServers(ctx context.Context, dir string, o Options) (ksAddr, hubAddr string, wait func() error, err error) {
 	quiet := o.Logger
 	for _, d := range []string{"keyserver", "hub"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
-			return "", "", "", nil, err
+			return "", "", nil, err
 		}
 	}
 	if o.KeySource == nil {
 		keyFile := filepath.Join(dir, "keyserver", "oprf.key")
 		if _, err := oprf.LoadOrCreateKeyFile(keyFile); err != nil {
-			return "", "", "", nil, err
+			return "", "", nil, err
 		}
 		o.KeySource = keys.FileOPRF(keyFile)
 	}
 	ksTLS, err := mtls.ServerConfigFS(certs.DevFS, mtls.DevFiles(".", "keyserver"))
 	if err != nil {
-		return "", "", "", nil, err
+		return "", "", nil, err
 	}
 	hubTLS, err := mtls.ServerConfigFS(certs.DevFS, mtls.DevFiles(".", "hub"))
 	if err != nil {
-		return "", "", "", nil, err
+		return "", "", nil, err
 	}
 	pol, err := policy.New(ctx, policy.Options{Logger: quiet})
 	if err != nil {
-		return "", "", "", nil, err
+		return "", "", nil, err
 	}
 	ks, err := keyserver.New(ctx, keyserver.Config{Listen: "127.0.0.1:0", TLS: ksTLS, KeySource: o.KeySource,
 		UsageLog: filepath.Join(dir, "keyserver", "quota.jsonl"), Quota: quota.Limits{Rate: 1e5, Burst: 65536, Daily: 1e7}, Logger: quiet})
 	if err != nil {
-		return "", "", "", nil, err
+		return "", "", nil, err
 	}
 	h, err := hub.New(ctx, hub.Config{Listen: "127.0.0.1:0", TLS: hubTLS, DataDir: filepath.Join(dir, "hub"), Policy: pol, Logger: quiet, Signer: o.Signer})
 	if err != nil {
-		return "", "", "", nil, err
+		return "", "", nil, err
 	}
 	g := new(errgroup.Group)
 	g.Go(func() error { return ks.Serve(ctx) })
 	g.Go(func() error { return h.Serve(ctx) })
-	return ks.Addr().String(), h.Addr().String(), filepath.Join(dir, "hub", hub.DBFile), g.Wait, nil
+	return ks.Addr().String(), h.Addr().String(), g.Wait, nil
 }
