@@ -50,10 +50,16 @@ func normalizePhone(raw, region string) (Value, error) {
 	if num.GetExtension() != "" {
 		warnings = append(warnings, "extension dropped")
 	}
-	return Value{
-		Canonical: phonenumbers.Format(num, phonenumbers.E164),
-		Warning:   strings.Join(warnings, "; "),
-	}, nil
+	canonical := phonenumbers.Format(num, phonenumbers.E164)
+	// The canonical form must normalize to itself, or an agency holding it
+	// would never match one holding the raw form. With a national prefix
+	// inside an odd number (leading zeros after the country code) the
+	// phone library can strip digits on every pass; such a number has no
+	// stable E.164 form and is rejected.
+	if again, err := phonenumbers.Parse(canonical, ""); err != nil || phonenumbers.Format(again, phonenumbers.E164) != canonical {
+		return Value{}, errors.New("no stable international form (leading zeros after the country code)")
+	}
+	return Value{Canonical: canonical, Warning: strings.Join(warnings, "; ")}, nil
 }
 
 // phoneParseError turns an error from phonenumbers.Parse into a reason that
