@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/veilmatch/veilmatch/crypto/oprf"
@@ -230,14 +231,19 @@ func workDir(dir string) (string, func(), error) {
 	return dir, func() {}, nil
 }
 
-// progressWriter prefixes progress lines with the time since the start.
+// progressWriter prefixes progress lines with the time since the start. It
+// is safe for concurrent use: phases report from background tickers.
 type progressWriter struct {
+	mu    sync.Mutex
 	w     io.Writer
 	start time.Time
 }
 
 func (p *progressWriter) printf(format string, args ...any) {
-	fmt.Fprintf(p.w, "bench %5.1fs: %s\n", time.Since(p.start).Seconds(), fmt.Sprintf(format, args...))
+	line := fmt.Sprintf("bench %5.1fs: %s\n", time.Since(p.start).Seconds(), fmt.Sprintf(format, args...))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	io.WriteString(p.w, line)
 }
 
 // cores is the parallelism the run measures with.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -44,7 +45,8 @@ func runPublish(ctx context.Context, e *servers, pl plan, o Options, p *progress
 
 	tokens0, busy0 := e.store.tokens.Load(), e.store.busyTime()
 	done := make(chan struct{})
-	go func() {
+	var ticker sync.WaitGroup
+	ticker.Go(func() {
 		t := time.NewTicker(2 * time.Second)
 		defer t.Stop()
 		for {
@@ -55,7 +57,7 @@ func runPublish(ctx context.Context, e *servers, pl plan, o Options, p *progress
 				p.printf("publish: %d/%d rows stored", e.store.tokens.Load()-tokens0, res.Rows)
 			}
 		}
-	}()
+	})
 	cpu0, machine0 := cpuTime(), machineCPU()
 	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
@@ -83,6 +85,7 @@ func runPublish(ctx context.Context, e *servers, pl plan, o Options, p *progress
 	cpu := cpuTime() - cpu0
 	res.OtherLoad = otherLoad(machineCPU()-machine0, cpu, elapsed)
 	close(done)
+	ticker.Wait() // no progress line after the phase's own
 	if err != nil {
 		return res, err
 	}
