@@ -1,6 +1,7 @@
 package oprf
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
@@ -32,9 +33,21 @@ func NewKeyID(now time.Time) string {
 // PrivateKey is an OPRF private key with its key id. It is deliberately not
 // comparable with ==; use Equal.
 type PrivateKey struct {
-	_  [0]func()
-	id string
-	k  *voprf.PrivateKey
+	_   [0]func()
+	id  string
+	k   *voprf.PrivateKey
+	pub []byte // serialized public key, computed once
+}
+
+// newPrivateKey wraps k. circl derives and caches the public key lazily,
+// without synchronization, on the first Public call — also inside every
+// Evaluate — so it is derived here, once, before k is shared.
+func newPrivateKey(id string, k *voprf.PrivateKey) (*PrivateKey, error) {
+	pub, err := k.Public().MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("serialize public key: %w", err)
+	}
+	return &PrivateKey{id: id, k: k, pub: pub}, nil
 }
 
 // PublicKey is a key server's public key as clients pin it.
@@ -54,7 +67,7 @@ func GenerateKey(keyID string) (*PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generate key: %w", err)
 	}
-	return &PrivateKey{id: keyID, k: k}, nil
+	return newPrivateKey(keyID, k)
 }
 
 // NewPrivateKey builds a key from its RFC 9497 scalar serialization.
@@ -69,7 +82,7 @@ func NewPrivateKey(keyID string, scalar []byte) (*PrivateKey, error) {
 	if err := k.UnmarshalBinary(suite, scalar); err != nil {
 		return nil, fmt.Errorf("%w: private key is not a canonical non-zero scalar", ErrInvalidKey)
 	}
-	return &PrivateKey{id: keyID, k: k}, nil
+	return newPrivateKey(keyID, k)
 }
 
 // KeyID returns the key's id.
@@ -77,12 +90,7 @@ func (k *PrivateKey) KeyID() string { return k.id }
 
 // Public returns the matching public key.
 func (k *PrivateKey) Public() PublicKey {
-	b, err := k.k.Public().MarshalBinary()
-	if err != nil {
-		// A key that unmarshalled or was generated always serializes.
-		panic(fmt.Sprintf("oprf: serialize public key: %v", err))
-	}
-	return PublicKey{KeyID: k.id, Bytes: b}
+	return PublicKey{KeyID: k.id, Bytes: bytes.Clone(k.pub)}
 }
 
 // Equal reports whether two keys are the same, in constant time.

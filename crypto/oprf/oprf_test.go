@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -419,4 +420,31 @@ func TestLoadOrCreateKeyFile(t *testing.T) {
 	if err != nil || !k1.Equal(k2) {
 		t.Fatalf("second load gave another key (%v)", err)
 	}
+}
+
+// TestConcurrentUse: a key server evaluates and serves its public key from
+// many goroutines at once; under -race this catches shared lazy state.
+func TestConcurrentUse(t *testing.T) {
+	scalar := bytes.Repeat([]byte{1}, 32)
+	pinned, _ := NewPrivateKey("k1", scalar)
+	client, _ := NewClient(pinned.Public())
+	in, _ := Input("phone", "+15555550100")
+	batch, _ := client.Blind([][]byte{in})
+	key, err := NewPrivateKey("k1", scalar) // fresh: nothing derived from it yet
+	if err != nil {
+		t.Fatal(err)
+	}
+	eval := NewEvaluator(key)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if _, _, err := evaluate(t, eval, batch.Blinded); err != nil {
+				t.Error(err)
+			}
+			if len(eval.PublicKey().Bytes) != ElementSize {
+				t.Error("bad public key")
+			}
+		})
+	}
+	wg.Wait()
 }
