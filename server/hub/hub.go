@@ -47,7 +47,7 @@ func NewService(st store.Store, pol *policy.Engine, refKey []byte, now func() ti
 	if err != nil {
 		return nil, err
 	}
-	return &Service{store: st, policy: pol, refs: refs, now: now, epochs: &epochs{}}, nil
+	return &Service{store: st, policy: pol, refs: refs, now: now, epochs: &epochs{store: st}}, nil
 }
 
 func storeError(ctx context.Context, op string, err error) error {

@@ -143,6 +143,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	svc.metrics = cfg.Metrics
+	if err := svc.epochs.load(ctx); err != nil {
+		return nil, fmt.Errorf("hub: key epochs: %w", err)
+	}
 	signer := cfg.Signer
 	if signer == nil {
 		if signer, err = keys.FileSigner(filepath.Join(cfg.DataDir, CheckpointKeyFile), cfg.LogOrigin); err != nil {

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,20 +45,15 @@ func (u *UsageService) ReportKeyUsage(ctx context.Context, req *veilmatchv1.Repo
 	if caller.ID != KeyServerID {
 		return nil, status.Errorf(codes.PermissionDenied, "only the key server reports usage, not %s", caller)
 	}
-	var recs []*audit.Record
 	for i, id := range req.GetKeyIds() {
 		if !oprf.ValidKeyID(id) {
 			return nil, invalid("key_ids[%d]: %q is not a key id", i, id)
 		}
+		if slices.Contains(req.GetKeyIds()[:i], id) {
+			return nil, invalid("key_ids[%d]: %q is listed twice", i, id)
+		}
 	}
-	if len(req.GetKeyIds()) > 0 && u.epochs.set(req.GetKeyIds()) {
-		recs = append(recs, &audit.Record{
-			Time: time.Now().UTC(), DecisionID: newDecisionID(), Caller: caller.String(), Agency: caller.ID,
-			Action: "key_epochs", Result: audit.ResultAllowed,
-			Reason:  "lists made under other key ids no longer match",
-			Details: map[string]string{"key_ids": strings.Join(req.GetKeyIds(), ","), "current": req.GetKeyIds()[0]},
-		})
-	}
+	var recs []*audit.Record
 	for i, d := range req.GetUsage() {
 		if d.GetAgency() == "" || len(d.GetDay()) != len("2006-01-02") {
 			return nil, invalid("usage[%d]: agency and day (YYYY-MM-DD) are required", i)
@@ -81,10 +77,29 @@ func (u *UsageService) ReportKeyUsage(ctx context.Context, req *veilmatchv1.Repo
 			Details: map[string]string{"elements": strconv.FormatUint(f.GetElements(), 10)},
 		})
 	}
+	// Everything is valid: store the served key ids (with their record if
+	// they changed), then the usage records.
+	n := uint64(0)
+	if len(req.GetKeyIds()) > 0 {
+		rec := &audit.Record{
+			Time: time.Now().UTC(), DecisionID: newDecisionID(), Caller: caller.String(), Agency: caller.ID,
+			Action: "key_epochs", Result: audit.ResultAllowed,
+			Reason:  "lists made under other key ids no longer match",
+			Details: map[string]string{"key_ids": strings.Join(req.GetKeyIds(), ","), "current": req.GetKeyIds()[0]},
+		}
+		changed, err := u.epochs.set(ctx, req.GetKeyIds(), rec)
+		if err != nil {
+			return nil, rpc.Unavailable(ctx, "key epochs", err)
+		}
+		if changed {
+			n++
+		}
+	}
 	for _, rec := range recs {
 		if _, err := u.log.AppendDecision(ctx, rec, nil); err != nil {
 			return nil, rpc.Unavailable(ctx, "decision log", err)
 		}
+		n++
 	}
-	return &veilmatchv1.ReportKeyUsageResponse{Records: uint64(len(recs))}, nil
+	return &veilmatchv1.ReportKeyUsageResponse{Records: n}, nil
 }

@@ -78,3 +78,37 @@ func TestKeyUsageReachesTheLog(t *testing.T) {
 		}
 	}
 }
+
+// TestBadUsageReportChangesNothing: a report with a bad field is refused
+// with INVALID_ARGUMENT naming the field, and neither its key ids nor any of
+// its records are stored.
+func TestBadUsageReportChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	h := servertest.Hub(t, hub.Config{})
+	u := veilmatchv1.NewUsageServiceClient(servertest.Dial(t, h.Addr().String(), servertest.ClientTLS(t, "keyserver")))
+	aud := veilmatchv1.NewAuditServiceClient(servertest.Dial(t, h.Addr().String(), servertest.ClientTLS(t, "auditor")))
+	day := time.Now().UTC().Format(time.DateOnly)
+	good := &veilmatchv1.DailyKeyUsage{Agency: "police-th", Day: day, Evaluations: 1, Requests: 1}
+	for _, tt := range []struct {
+		name, field string
+		req         *veilmatchv1.ReportKeyUsageRequest
+	}{
+		{"bad key id", "key_ids[1]", &veilmatchv1.ReportKeyUsageRequest{KeyIds: []string{"k1", "no spaces"}}},
+		{"repeated key id", "key_ids[2]", &veilmatchv1.ReportKeyUsageRequest{KeyIds: []string{"k1", "k2", "k1"}}},
+		{"bad usage after good key ids", "usage[1]", &veilmatchv1.ReportKeyUsageRequest{KeyIds: []string{"k1"}, Usage: []*veilmatchv1.DailyKeyUsage{good, {Agency: "police-th", Day: "yesterday"}}}},
+		{"bad refusal", "refusals[0]", &veilmatchv1.ReportKeyUsageRequest{KeyIds: []string{"k1"}, Refusals: []*veilmatchv1.QuotaRefusal{{Reason: "cap"}}}},
+	} {
+		_, err := u.ReportKeyUsage(ctx, tt.req)
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), tt.field) {
+			t.Errorf("%s: %v, want InvalidArgument naming %s", tt.name, err, tt.field)
+		}
+	}
+	if got, err := aud.ListDecisions(ctx, &veilmatchv1.ListDecisionsRequest{}); err != nil || len(got.GetDecisions()) != 0 {
+		t.Fatalf("refused reports left records: %v, %v", got.GetDecisions(), err)
+	}
+	// A good report is stored.
+	res, err := u.ReportKeyUsage(ctx, &veilmatchv1.ReportKeyUsageRequest{KeyIds: []string{"k1"}, Usage: []*veilmatchv1.DailyKeyUsage{good}})
+	if err != nil || res.GetRecords() != 2 {
+		t.Fatalf("good report: %v records, %v; want 2", res.GetRecords(), err)
+	}
+}

@@ -172,6 +172,20 @@ type Store interface {
 
 	DecisionLog
 	Disclosures
+	KeyEpochs
+}
+
+// KeyEpochs stores the OPRF key ids (epochs) the key server reports serving,
+// so that a retired epoch stays retired across hub restarts.
+type KeyEpochs interface {
+	// KeyEpochs returns the key ids of the latest report, newest first, and
+	// every key id ever reported, in ascending order.
+	KeyEpochs(ctx context.Context) (current, seen []string, err error)
+	// SetKeyEpochs records current (newest first) as the served key ids and
+	// appends rec to the decision log in the same transaction. If current
+	// equals the stored report it changes and appends nothing and returns
+	// false.
+	SetKeyEpochs(ctx context.Context, current []string, rec *audit.Record) (changed bool, err error)
 }
 
 // DecisionLog is the storage of the hub's tamper-evident decision log: an

@@ -136,6 +136,14 @@ CREATE TABLE notices (
 );
 CREATE INDEX notices_owner ON notices (owner, id);
 `,
+	`
+-- OPRF key ids the key server has reported: rank is the position in its
+-- latest report (0 = newest), NULL once it no longer serves the key id.
+CREATE TABLE key_epochs (
+	key_id TEXT PRIMARY KEY,
+	rank   INTEGER
+) WITHOUT ROWID;
+`,
 }
 
 // migrate creates the schema version table if needed and applies the

@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -189,5 +190,40 @@ func testExpiredLists(t *testing.T, s store.Store) {
 	ls, err := s.ExpiredLists(ctx, now)
 	if err != nil || len(ls) != 1 || ls[0].Name != "past" || ls[0].Owner != "a" {
 		t.Fatalf("ExpiredLists = %+v, %v; want a/past only", ls, err)
+	}
+}
+
+// testKeyEpochs: reports are stored with their record, an unchanged report
+// stores and appends nothing, and a key id once reported is remembered.
+func testKeyEpochs(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if cur, seen, err := s.KeyEpochs(ctx); err != nil || len(cur) != 0 || len(seen) != 0 {
+		t.Fatalf("KeyEpochs of a new store = %q, %q, %v", cur, seen, err)
+	}
+	steps := []struct {
+		report      []string
+		changed     bool
+		seen        []string
+		logSizeWant uint64
+	}{
+		{[]string{"k1"}, true, []string{"k1"}, 1},
+		{[]string{"k1"}, false, []string{"k1"}, 1},
+		{[]string{"k2", "k1"}, true, []string{"k1", "k2"}, 2},
+		{[]string{"k1", "k2"}, true, []string{"k1", "k2"}, 3}, // order is part of the report
+		{[]string{"k2"}, true, []string{"k1", "k2"}, 4},
+		{[]string{"k3"}, true, []string{"k1", "k2", "k3"}, 5},
+	}
+	for i, st := range steps {
+		changed, err := s.SetKeyEpochs(ctx, st.report, record("key_epochs"))
+		if err != nil || changed != st.changed {
+			t.Fatalf("step %d: SetKeyEpochs(%q) = %v, %v; want %v", i, st.report, changed, err, st.changed)
+		}
+		cur, seen, err := s.KeyEpochs(ctx)
+		if err != nil || !slices.Equal(cur, st.report) || !slices.Equal(seen, st.seen) {
+			t.Fatalf("step %d: KeyEpochs = %q, %q, %v; want %q, %q", i, cur, seen, err, st.report, st.seen)
+		}
+		if size, _, err := s.LogHead(ctx); err != nil || size != st.logSizeWant {
+			t.Fatalf("step %d: log size %d, %v; want %d", i, size, err, st.logSizeWant)
+		}
 	}
 }

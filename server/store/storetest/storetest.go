@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DecisionLog", testDecisionLog},
 		{"RecordWithAction", testRecordWithAction},
 		{"DisclosureRequests", testDisclosureRequests},
+		{"KeyEpochs", testKeyEpochs},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
