@@ -6,6 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
 	"strconv"
 
 	"golang.org/x/mod/sumdb/note"
@@ -101,8 +104,11 @@ const proofWorkers = 8
 // pinned verifier v for the log named origin ("" means v's name). If prev
 // is not nil, it proves that the log only grew since prev. It then
 // downloads every record the checkpoint covers and checks that each is a
-// canonical record at its index, that each one's inclusion proof verifies
-// against the checkpoint root, and that all of them hash to that root.
+// canonical record at its index and that all of them hash to the
+// checkpoint root, which proves every record's inclusion at once. It also
+// spot-checks the inclusion proofs the hub serves to others (all of them
+// for small logs). If the records do not hash to the root it locates the
+// first changed record with consistency proofs, a binary search.
 //
 // On success it returns a report and the new state to keep. A problem with
 // the log is returned as a [*Failure] naming the first record at fault.
@@ -135,33 +141,34 @@ func Verify(ctx context.Context, c veilmatchv1.AuditServiceClient, v note.Verifi
 		return VerifyReport{}, nil, err
 	}
 	parsed, first := checkRecords(recs)
-	inclFail, err := checkInclusion(ctx, c, recs, cp)
-	if err != nil {
-		return VerifyReport{}, nil, err
+	leaves := make([][]byte, len(recs))
+	for i, data := range recs {
+		leaves[i] = audit.LeafHash(data)
 	}
-	tree, err := audit.NewTree(0, nil)
-	if err != nil {
-		return VerifyReport{}, nil, err
-	}
-	for _, data := range recs {
-		if _, err := tree.Append(audit.LeafHash(data)); err != nil {
-			return VerifyReport{}, nil, err
-		}
-	}
-	root, err := tree.Root()
+	root, err := rootOf(leaves)
 	if err != nil {
 		return VerifyReport{}, nil, err
 	}
 	complete := uint64(len(recs)) == cp.Size
-	rootMatches := complete && bytes.Equal(root, cp.Root)
-
-	// Report the first record at fault: a problem found in the record
-	// itself names it best, then a failed inclusion proof.
-	if inclFail >= 0 && (first == nil || uint64(inclFail) < first.Index) {
-		if rootMatches {
-			first = failf(ProblemProof, uint64(inclFail), "record %d: its inclusion proof fails, yet the records hash to the checkpoint root: the hub's stored tree nodes are damaged", inclFail)
-		} else {
-			first = failf(ProblemChanged, uint64(inclFail), "record %d: changed (its inclusion proof fails)", inclFail)
+	if complete && bytes.Equal(root, cp.Root) {
+		// Every record is included; the hub's proofs for others must agree.
+		bad, err := checkInclusion(ctx, c, leaves, proofSample(len(leaves)), cp)
+		if err != nil {
+			return VerifyReport{}, nil, err
+		}
+		if bad >= 0 && first == nil {
+			first = failf(ProblemProof, uint64(bad), "record %d: its inclusion proof fails, yet the records hash to the checkpoint root: the hub's stored tree nodes are damaged", bad)
+		}
+	} else {
+		// Report the first record at fault: a changed record located by
+		// the hashes, unless a problem found in an earlier record itself
+		// names it better.
+		intact, err := intactPrefix(ctx, c, leaves, cp)
+		if err != nil {
+			return VerifyReport{}, nil, err
+		}
+		if intact < len(recs) && (first == nil || uint64(intact) < first.Index) {
+			first = failf(ProblemChanged, uint64(intact), "record %d: changed (it does not hash into the checkpoint root)", intact)
 		}
 	}
 	if first != nil {
@@ -172,8 +179,8 @@ func Verify(ctx context.Context, c veilmatchv1.AuditServiceClient, v note.Verifi
 		return VerifyReport{}, nil, failf(ProblemMissing, uint64(missing), "record %d missing", missing)
 	case !complete:
 		return VerifyReport{}, nil, failf(ProblemSize, uint64(len(recs)), "log has %d records but the checkpoint says %d", len(recs), cp.Size)
-	case !rootMatches:
-		// Unreachable when every inclusion proof verifies; kept as the
+	case !bytes.Equal(root, cp.Root):
+		// Unreachable when the search located the change; kept as the
 		// check of last resort.
 		return VerifyReport{}, nil, failf(ProblemChanged, 0, "the %d records do not hash to the checkpoint root", len(recs))
 	}
@@ -188,6 +195,20 @@ func Verify(ctx context.Context, c veilmatchv1.AuditServiceClient, v note.Verifi
 	}
 	rep.Records = uint64(len(recs))
 	return rep, &VerifyState{Size: cp.Size, Root: cp.Root, Checkpoint: string(resp.GetCheckpoint())}, nil
+}
+
+// rootOf returns the RFC 6962 root of a tree of the given leaf hashes.
+func rootOf(leaves [][]byte) ([]byte, error) {
+	tree, err := audit.NewTree(0, nil)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range leaves {
+		if _, err := tree.Append(h); err != nil {
+			return nil, err
+		}
+	}
+	return tree.Root()
 }
 
 // openCheckpoint opens the checkpoint with the pinned key and turns its
@@ -301,30 +322,72 @@ func checkRecords(recs [][]byte) ([]audit.Record, *Failure) {
 	return parsed, nil
 }
 
-// checkInclusion checks each record's inclusion proof against the
-// checkpoint, a few at a time, and returns the first index whose proof
-// fails, or -1.
-func checkInclusion(ctx context.Context, c veilmatchv1.AuditServiceClient, recs [][]byte, cp audit.Checkpoint) (int64, error) {
-	failed := make([]bool, len(recs))
+// sampleProofs is how many inclusion proofs Verify spot-checks in a log
+// whose records hash to the checkpoint root.
+const sampleProofs = 256
+
+// proofSample returns the indices whose inclusion proofs Verify checks:
+// all of them in a small log, else the first, the last and random others.
+func proofSample(n int) []int {
+	if n <= sampleProofs {
+		return rand.Perm(n)
+	}
+	idx := []int{0, n - 1}
+	for len(idx) < sampleProofs {
+		idx = append(idx, 1+rand.IntN(n-2))
+	}
+	return idx
+}
+
+// checkInclusion checks the inclusion proofs of the records at indices
+// against the checkpoint, a few at a time, and returns the lowest index
+// whose proof fails, or -1.
+func checkInclusion(ctx context.Context, c veilmatchv1.AuditServiceClient, leaves [][]byte, indices []int, cp audit.Checkpoint) (int64, error) {
+	failed := make([]bool, len(leaves))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(proofWorkers)
-	for i, data := range recs {
+	for _, i := range indices {
 		g.Go(func() error {
 			resp, err := c.GetInclusionProof(gctx, &veilmatchv1.GetInclusionProofRequest{Index: uint64(i), TreeSize: cp.Size})
 			if err != nil {
 				return fmt.Errorf("get inclusion proof of record %d: %w", i, err)
 			}
-			failed[i] = audit.VerifyInclusion(audit.LeafHash(data), uint64(i), cp.Size, resp.GetHashes(), cp.Root) != nil
+			failed[i] = audit.VerifyInclusion(leaves[i], uint64(i), cp.Size, resp.GetHashes(), cp.Root) != nil
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return -1, err
 	}
-	for i, f := range failed {
-		if f {
-			return int64(i), nil
-		}
+	if i := slices.Index(failed, true); i >= 0 {
+		return int64(i), nil
 	}
 	return -1, nil
+}
+
+// intactPrefix returns the largest k ≤ len(leaves) such that the first k
+// records hash to a tree that the checkpoint provably extends: records
+// 0..k-1 are as logged and record k (if k < len(leaves)) is not. Whether a
+// prefix is intact is monotone in k, so a binary search with consistency
+// proofs finds k.
+func intactPrefix(ctx context.Context, c veilmatchv1.AuditServiceClient, leaves [][]byte, cp audit.Checkpoint) (int, error) {
+	var searchErr error
+	k := sort.Search(len(leaves), func(i int) bool {
+		if searchErr != nil {
+			return true
+		}
+		size := uint64(i + 1) // is the prefix of i+1 records intact?
+		root, err := rootOf(leaves[:size])
+		if err != nil {
+			searchErr = err
+			return true
+		}
+		resp, err := c.GetConsistencyProof(ctx, &veilmatchv1.GetConsistencyProofRequest{OldSize: size, NewSize: cp.Size})
+		if err != nil {
+			searchErr = fmt.Errorf("get consistency proof from size %d to %d: %w", size, cp.Size, err)
+			return true
+		}
+		return audit.VerifyConsistency(size, cp.Size, root, cp.Root, resp.GetHashes()) != nil
+	})
+	return k, searchErr
 }

@@ -2,14 +2,19 @@ package auditsvc_test
 
 import (
 	"bytes"
+	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"slices"
+	"sync/atomic"
 	"testing"
 
+	"google.golang.org/grpc"
+
+	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/auditsvc"
 )
@@ -29,6 +34,17 @@ func tamper(t *testing.T, e *testEnv, stmts ...string) {
 			t.Fatalf("%s: %v", s, err)
 		}
 	}
+}
+
+// edit returns a statement that replaces old by new in the stored bytes of
+// record idx.
+func edit(idx int, old, new string) string {
+	return fmt.Sprintf("UPDATE log_records SET record = CAST(replace(CAST(record AS TEXT), '%s', '%s') AS BLOB) WHERE idx = %d", old, new, idx)
+}
+
+// changed is Verify's message for a changed record.
+func changed(idx int) string {
+	return fmt.Sprintf("record %d: changed (it does not hash into the checkpoint root)", idx)
 }
 
 // verify runs Verify as the auditor with the environment's key.
@@ -113,14 +129,12 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		problem auditsvc.Problem
 		msg     string
 	}{
-		{"record changed", []string{
-			`UPDATE log_records SET record = CAST(replace(CAST(record AS TEXT), '"research"', '"investigation"') AS BLOB) WHERE idx = 5`,
-		}, auditsvc.ProblemChanged, "record 5: changed (its inclusion proof fails)"},
-		{"result flipped", []string{
-			`UPDATE log_records SET record = CAST(replace(CAST(record AS TEXT), '"refused"', '"allowed"') AS BLOB) WHERE idx = 3`,
-		}, auditsvc.ProblemChanged, "record 3: changed (its inclusion proof fails)"},
+		{"record changed", []string{edit(5, `"research"`, `"investigation"`)}, auditsvc.ProblemChanged, changed(5)},
+		{"result flipped", []string{edit(3, `"refused"`, `"allowed"`)}, auditsvc.ProblemChanged, changed(3)},
+		{"first record changed", []string{edit(0, `"police-gb"`, `"police-xx"`)}, auditsvc.ProblemChanged, changed(0)},
+		{"last record changed", []string{edit(7, `"police-gb"`, `"police-xx"`)}, auditsvc.ProblemChanged, changed(7)},
 		{"record not canonical", []string{
-			`UPDATE log_records SET record = CAST(replace(CAST(record AS TEXT), '","', '", "') AS BLOB) WHERE idx = 2`,
+			edit(2, `","`, `", "`),
 		}, auditsvc.ProblemChanged, "record 2: changed (it is not a canonical record)"},
 		{"record deleted", []string{
 			`DELETE FROM log_records WHERE idx = 3`,
@@ -237,4 +251,54 @@ func TestVerifyBadState(t *testing.T) {
 	// A state whose root is not the log's at that size is a rewrite.
 	_, _, err = e.verify(t, &auditsvc.VerifyState{Size: 3, Root: e.roots[4]})
 	wantFailure(t, err, auditsvc.ProblemRewrite, "log rewritten: consistency proof from 3 to 8 fails")
+}
+
+// countingClient counts the proofs an auditor asks for.
+type countingClient struct {
+	veilmatchv1.AuditServiceClient
+	inclusion, consistency atomic.Int64
+}
+
+func (c *countingClient) GetInclusionProof(ctx context.Context, in *veilmatchv1.GetInclusionProofRequest, opts ...grpc.CallOption) (*veilmatchv1.GetInclusionProofResponse, error) {
+	c.inclusion.Add(1)
+	return c.AuditServiceClient.GetInclusionProof(ctx, in, opts...)
+}
+
+func (c *countingClient) GetConsistencyProof(ctx context.Context, in *veilmatchv1.GetConsistencyProofRequest, opts ...grpc.CallOption) (*veilmatchv1.GetConsistencyProofResponse, error) {
+	c.consistency.Add(1)
+	return c.AuditServiceClient.GetConsistencyProof(ctx, in, opts...)
+}
+
+// TestVerifyLargeLog: a large log is verified by its root with a sample of
+// inclusion proofs, not one proof per record, and a changed record deep in
+// it is located with a logarithmic number of consistency proofs.
+func TestVerifyLargeLog(t *testing.T) {
+	const n = 1000
+	var recs []audit.Record
+	for len(recs) < n {
+		recs = append(recs, testRecords()...)
+	}
+	e := newEnv(t, recs[:n])
+	c := &countingClient{AuditServiceClient: e.client(t, "auditor")}
+	rep, _, err := auditsvc.Verify(t.Context(), c, e.key.verifier, testOrigin, nil)
+	if err != nil || rep.Records != n {
+		t.Fatalf("Verify = %+v, %v", rep, err)
+	}
+	if got := c.inclusion.Load(); got == 0 || got > 256 {
+		t.Errorf("fetched %d inclusion proofs for %d records, want a sample of at most 256", got, n)
+	}
+	if got := c.consistency.Load(); got != 0 {
+		t.Errorf("fetched %d consistency proofs of an intact log", got)
+	}
+
+	tamper(t, e, edit(617, `"rev-1"`, `"rev-2"`))
+	c = &countingClient{AuditServiceClient: e.client(t, "auditor")}
+	_, _, err = auditsvc.Verify(t.Context(), c, e.key.verifier, testOrigin, nil)
+	wantFailure(t, err, auditsvc.ProblemChanged, changed(617))
+	if got := c.consistency.Load(); got > 11 {
+		t.Errorf("located the change with %d consistency proofs, want at most ⌈log2 %d⌉+1", got, n)
+	}
+	if got := c.inclusion.Load(); got != 0 {
+		t.Errorf("fetched %d inclusion proofs of a log whose root does not match", got)
+	}
 }
