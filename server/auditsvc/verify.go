@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -326,17 +327,18 @@ func checkRecords(recs [][]byte) ([]audit.Record, *Failure) {
 // whose records hash to the checkpoint root.
 const sampleProofs = 256
 
-// proofSample returns the indices whose inclusion proofs Verify checks:
-// all of them in a small log, else the first, the last and random others.
+// proofSample returns the distinct indices whose inclusion proofs Verify
+// checks: all of them in a small log, else the first, the last and random
+// others.
 func proofSample(n int) []int {
 	if n <= sampleProofs {
 		return rand.Perm(n)
 	}
-	idx := []int{0, n - 1}
-	for len(idx) < sampleProofs {
-		idx = append(idx, 1+rand.IntN(n-2))
+	chosen := map[int]bool{0: true, n - 1: true}
+	for len(chosen) < sampleProofs {
+		chosen[1+rand.IntN(n-2)] = true
 	}
-	return idx
+	return slices.Collect(maps.Keys(chosen))
 }
 
 // checkInclusion checks the inclusion proofs of the records at indices
