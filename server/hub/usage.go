@@ -78,7 +78,8 @@ func (u *UsageService) ReportKeyUsage(ctx context.Context, req *veilmatchv1.Repo
 		})
 	}
 	// Everything is valid: store the served key ids (with their record if
-	// they changed), then the usage records.
+	// they changed; storing them again changes nothing), then the usage
+	// records.
 	n := uint64(0)
 	if len(req.GetKeyIds()) > 0 {
 		rec := &audit.Record{
@@ -95,11 +96,10 @@ func (u *UsageService) ReportKeyUsage(ctx context.Context, req *veilmatchv1.Repo
 			n++
 		}
 	}
-	for _, rec := range recs {
-		if _, err := u.log.AppendDecision(ctx, rec, nil); err != nil {
-			return nil, rpc.Unavailable(ctx, "decision log", err)
-		}
-		n++
+	// One transaction: a report retried after a failure is never half
+	// logged twice.
+	if err := u.log.AppendDecisions(ctx, recs); err != nil {
+		return nil, rpc.Unavailable(ctx, "decision log", err)
 	}
-	return &veilmatchv1.ReportKeyUsageResponse{Records: n}, nil
+	return &veilmatchv1.ReportKeyUsageResponse{Records: n + uint64(len(recs))}, nil
 }

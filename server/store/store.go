@@ -197,6 +197,9 @@ type DecisionLog interface {
 	// and the Merkle nodes it completes, and stores the owner notices, all
 	// in one transaction. It returns the record's index.
 	AppendDecision(ctx context.Context, rec *audit.Record, notices []Notice) (uint64, error)
+	// AppendDecisions appends recs in order in one transaction: all of
+	// them or, on error, none.
+	AppendDecisions(ctx context.Context, recs []*audit.Record) error
 	// LogHead returns the log's size and root hash.
 	LogHead(ctx context.Context) (size uint64, root []byte, err error)
 	// LogRecords returns up to limit records from index start, in order.

@@ -92,6 +92,18 @@ func (s *Store) AppendDecision(ctx context.Context, rec *audit.Record, notices [
 	return idx, err
 }
 
+// AppendDecisions implements store.DecisionLog.
+func (s *Store) AppendDecisions(ctx context.Context, recs []*audit.Record) error {
+	return s.update(ctx, "append decisions", func(tx *sql.Tx) error {
+		for i, rec := range recs {
+			if _, err := appendRecord(ctx, tx, rec); err != nil {
+				return fmt.Errorf("record %d of %d: %w", i, len(recs), err)
+			}
+		}
+		return nil
+	})
+}
+
 // LogHead implements store.DecisionLog.
 func (s *Store) LogHead(ctx context.Context) (uint64, []byte, error) {
 	var size int64

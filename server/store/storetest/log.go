@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -224,6 +225,32 @@ func testKeyEpochs(t *testing.T, s store.Store) {
 		}
 		if size, _, err := s.LogHead(ctx); err != nil || size != st.logSizeWant {
 			t.Fatalf("step %d: log size %d, %v; want %d", i, size, err, st.logSizeWant)
+		}
+	}
+}
+
+// testAppendDecisions: a batch of records lands whole, in order, or not at
+// all.
+func testAppendDecisions(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	bad := record("bad")
+	bad.Time = time.Time{} // not a valid record
+	if err := s.AppendDecisions(ctx, []*audit.Record{record("a"), bad, record("c")}); err == nil || !strings.Contains(err.Error(), "record 1 of 3") {
+		t.Fatalf("a batch with a bad record: %v, want an error naming record 1 of 3", err)
+	}
+	if size, _, err := s.LogHead(ctx); err != nil || size != 0 {
+		t.Fatalf("a failed batch left %d records (%v)", size, err)
+	}
+	if err := s.AppendDecisions(ctx, []*audit.Record{record("a"), record("b"), record("c")}); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := s.LogRecords(ctx, 0, 10)
+	if err != nil || len(recs) != 3 {
+		t.Fatalf("LogRecords = %d records, %v; want 3", len(recs), err)
+	}
+	for i, want := range []string{"a", "b", "c"} {
+		if r, err := audit.ParseRecord(recs[i]); err != nil || r.Action != want || r.Index != uint64(i) {
+			t.Errorf("record %d = %+v, %v; want action %q", i, r, err, want)
 		}
 	}
 }

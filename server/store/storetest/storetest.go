@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RecordWithAction", testRecordWithAction},
 		{"DisclosureRequests", testDisclosureRequests},
 		{"KeyEpochs", testKeyEpochs},
+		{"AppendDecisions", testAppendDecisions},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
