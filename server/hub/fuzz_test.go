@@ -2,11 +2,17 @@ package hub
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/veilmatch/veilmatch/crypto/token"
 	"github.com/veilmatch/veilmatch/policy"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 )
@@ -62,4 +68,45 @@ func FuzzListMeta(f *testing.F) {
 
 func timestampFromUnix(sec int64) *timestamppb.Timestamp {
 	return &timestamppb.Timestamp{Seconds: sec}
+}
+
+// FuzzPublishBatch: a publish message from a client is untrusted wire
+// bytes; a batch is accepted only whole and well formed, and anything else
+// is INVALID_ARGUMENT naming the batch, without a panic.
+func FuzzPublishBatch(f *testing.F) {
+	tok := bytes.Repeat([]byte{0xab}, token.Size)
+	for _, b := range []*veilmatchv1.PublishBatch{
+		{Sequence: 0, Entries: []*veilmatchv1.Entry{{Token: tok, EntryRef: 1}}},
+		{Sequence: 7, Entries: []*veilmatchv1.Entry{{Token: tok}, {Token: tok[:31], EntryRef: 2}}},
+		{Sequence: 3},
+	} {
+		data, err := proto.Marshal(&veilmatchv1.PublishRequest{Msg: &veilmatchv1.PublishRequest_Batch{Batch: b}})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte{0x12, 0x05, 0x08, 0x01, 0x12, 0x01, 0x0a})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var req veilmatchv1.PublishRequest
+		if proto.Unmarshal(data, &req) != nil || req.GetBatch() == nil {
+			return
+		}
+		b := req.GetBatch()
+		entries, err := batchEntries(b)
+		if err != nil {
+			if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), fmt.Sprintf("batch %d", b.GetSequence())) {
+				t.Fatalf("error %v is not INVALID_ARGUMENT naming batch %d", err, b.GetSequence())
+			}
+			return
+		}
+		if len(entries) != len(b.GetEntries()) || len(entries) == 0 || len(entries) > MaxBatchEntries {
+			t.Fatalf("accepted %d entries of %d", len(entries), len(b.GetEntries()))
+		}
+		for i, e := range entries {
+			if len(e.Token) != token.Size || e.Ref != b.GetEntries()[i].GetEntryRef() {
+				t.Fatalf("entry %d accepted as %d-byte token, ref %d", i, len(e.Token), e.Ref)
+			}
+		}
+	})
 }

@@ -101,22 +101,31 @@ func (s *Service) Publish(stream veilmatchv1.HubService_PublishServer) error {
 	}
 }
 
-// putBatch validates and stores one batch. n is its position in the stream.
-func (s *Service) putBatch(stream veilmatchv1.HubService_PublishServer, up store.Upload, b *veilmatchv1.PublishBatch, n uint64) (bool, error) {
-	ctx := stream.Context()
+// batchEntries validates a batch from the wire and returns its entries.
+func batchEntries(b *veilmatchv1.PublishBatch) ([]store.Entry, error) {
 	es := b.GetEntries()
 	switch {
 	case len(es) == 0:
-		return false, invalid("batch %d: no entries", b.GetSequence())
+		return nil, invalid("batch %d: no entries", b.GetSequence())
 	case len(es) > MaxBatchEntries:
-		return false, invalid("batch %d: %d entries, more than the maximum of %d", b.GetSequence(), len(es), MaxBatchEntries)
+		return nil, invalid("batch %d: %d entries, more than the maximum of %d", b.GetSequence(), len(es), MaxBatchEntries)
 	}
 	entries := make([]store.Entry, len(es))
 	for i, e := range es {
 		if n := len(e.GetToken()); n != token.Size {
-			return false, invalid("batch %d entries[%d]: token has %d bytes, want %d", b.GetSequence(), i, n, token.Size)
+			return nil, invalid("batch %d entries[%d]: token has %d bytes, want %d", b.GetSequence(), i, n, token.Size)
 		}
 		entries[i] = store.Entry{Token: e.GetToken(), Ref: e.GetEntryRef()}
+	}
+	return entries, nil
+}
+
+// putBatch validates and stores one batch. n is its position in the stream.
+func (s *Service) putBatch(stream veilmatchv1.HubService_PublishServer, up store.Upload, b *veilmatchv1.PublishBatch, n uint64) (bool, error) {
+	ctx := stream.Context()
+	entries, err := batchEntries(b)
+	if err != nil {
+		return false, err
 	}
 	dup, err := s.store.PutBatch(ctx, up.Owner, up.List, up.ID, b.GetSequence(), entries)
 	if errors.Is(err, store.ErrConflict) {
