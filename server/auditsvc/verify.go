@@ -103,10 +103,10 @@ const proofWorkers = 8
 
 // Verify fetches the hub's latest checkpoint and verifies it with the
 // pinned verifier v for the log named origin ("" means v's name). If prev
-// is not nil, it proves that the log only grew since prev. It then
-// downloads every record the checkpoint covers and checks that each is a
-// canonical record at its index and that all of them hash to the
-// checkpoint root, which proves every record's inclusion at once. It also
+// is not nil, it proves that the log only grew since prev. It then streams
+// every record the checkpoint covers, keeping only its leaf hash, and
+// checks that each is a canonical record at its index and that all of them
+// hash to the checkpoint root, which proves every record's inclusion at once. It also
 // spot-checks the inclusion proofs the hub serves to others (all of them
 // for small logs). If the records do not hash to the root it locates the
 // first changed record with consistency proofs, a binary search.
@@ -128,7 +128,7 @@ func Verify(ctx context.Context, c veilmatchv1.AuditServiceClient, v note.Verifi
 	if err != nil {
 		return VerifyReport{}, nil, err
 	}
-	rep := VerifyReport{Size: cp.Size, Root: cp.Root, Actions: map[string]map[string]uint64{}}
+	rep := VerifyReport{Size: cp.Size, Root: cp.Root}
 
 	if prev != nil {
 		if err := checkConsistency(ctx, c, prev, cp); err != nil {
@@ -137,20 +137,21 @@ func Verify(ctx context.Context, c veilmatchv1.AuditServiceClient, v note.Verifi
 		rep.PreviousSize, rep.Consistent = prev.Size, true
 	}
 
-	recs, missing, err := download(ctx, c, cp.Size)
+	sc, err := newScan()
 	if err != nil {
 		return VerifyReport{}, nil, err
 	}
-	parsed, first := checkRecords(recs)
-	leaves := make([][]byte, len(recs))
-	for i, data := range recs {
-		leaves[i] = audit.LeafHash(data)
-	}
-	root, err := rootOf(leaves)
+	n, missing, err := download(ctx, c, cp.Size, sc.add)
 	if err != nil {
 		return VerifyReport{}, nil, err
 	}
-	complete := uint64(len(recs)) == cp.Size
+	first := sc.problem()
+	leaves := sc.leaves
+	root, err := sc.tree.Root()
+	if err != nil {
+		return VerifyReport{}, nil, err
+	}
+	complete := n == cp.Size
 	if complete && bytes.Equal(root, cp.Root) {
 		// Every record is included; the hub's proofs for others must agree.
 		bad, err := checkInclusion(ctx, c, leaves, proofSample(len(leaves)), cp)
@@ -168,7 +169,7 @@ func Verify(ctx context.Context, c veilmatchv1.AuditServiceClient, v note.Verifi
 		if err != nil {
 			return VerifyReport{}, nil, err
 		}
-		if intact < len(recs) && (first == nil || uint64(intact) < first.Index) {
+		if intact < len(leaves) && (first == nil || uint64(intact) < first.Index) {
 			first = failf(ProblemChanged, uint64(intact), "record %d: changed (it does not hash into the checkpoint root)", intact)
 		}
 	}
@@ -179,22 +180,13 @@ func Verify(ctx context.Context, c veilmatchv1.AuditServiceClient, v note.Verifi
 	case missing >= 0:
 		return VerifyReport{}, nil, failf(ProblemMissing, uint64(missing), "record %d missing", missing)
 	case !complete:
-		return VerifyReport{}, nil, failf(ProblemSize, uint64(len(recs)), "log has %d records but the checkpoint says %d", len(recs), cp.Size)
+		return VerifyReport{}, nil, failf(ProblemSize, n, "log has %d records but the checkpoint says %d", n, cp.Size)
 	case !bytes.Equal(root, cp.Root):
 		// Unreachable when the search located the change; kept as the
 		// check of last resort.
-		return VerifyReport{}, nil, failf(ProblemChanged, 0, "the %d records do not hash to the checkpoint root", len(recs))
+		return VerifyReport{}, nil, failf(ProblemChanged, 0, "the %d records do not hash to the checkpoint root", n)
 	}
-
-	for _, r := range parsed {
-		byResult := rep.Actions[r.Action]
-		if byResult == nil {
-			byResult = map[string]uint64{}
-			rep.Actions[r.Action] = byResult
-		}
-		byResult[r.Result]++
-	}
-	rep.Records = uint64(len(recs))
+	rep.Actions, rep.Records = sc.actions, n
 	return rep, &VerifyState{Size: cp.Size, Root: cp.Root, Checkpoint: string(resp.GetCheckpoint())}, nil
 }
 
@@ -248,34 +240,36 @@ func checkConsistency(ctx context.Context, c veilmatchv1.AuditServiceClient, pre
 	return nil
 }
 
-// download fetches the records [0, size) as stored. It stops early at the
-// end of the log, or at a record the hub reports missing, whose index it
-// returns as missing (-1 if none).
-func download(ctx context.Context, c veilmatchv1.AuditServiceClient, size uint64) (recs [][]byte, missing int64, err error) {
-	missing = -1
-	for next := uint64(0); next < size; {
+// download streams the records [0, size) as stored to fn, in order, and
+// returns how many it fetched. It stops early at the end of the log, or at
+// a record the hub reports missing, whose index it returns as missing (-1
+// if none).
+func download(ctx context.Context, c veilmatchv1.AuditServiceClient, size uint64, fn func(data []byte) error) (next uint64, missing int64, err error) {
+	for next < size {
 		resp, err := c.ListDecisions(ctx, &veilmatchv1.ListDecisionsRequest{Raw: true, StartIndex: next, PageSize: MaxPageSize})
 		if err != nil {
 			if idx, ok := missingIndex(err); ok && idx < size {
-				return recs, int64(idx), nil
+				return next, int64(idx), nil
 			}
-			return nil, -1, fmt.Errorf("list records from %d: %w", next, err)
+			return 0, -1, fmt.Errorf("list records from %d: %w", next, err)
 		}
 		for _, d := range resp.GetDecisions() {
 			if next == size {
 				break
 			}
 			if d.GetIndex() != next {
-				return nil, -1, fmt.Errorf("list records: the hub sent record %d where %d was due", d.GetIndex(), next)
+				return 0, -1, fmt.Errorf("list records: the hub sent record %d where %d was due", d.GetIndex(), next)
 			}
-			recs = append(recs, d.GetRecord())
+			if err := fn(d.GetRecord()); err != nil {
+				return 0, -1, err
+			}
 			next++
 		}
 		if resp.GetEndOfLog() || len(resp.GetDecisions()) == 0 {
 			break
 		}
 	}
-	return recs, missing, nil
+	return next, -1, nil
 }
 
 // missingIndex returns the index of a DATA_LOSS RECORD_MISSING status.
@@ -293,34 +287,72 @@ func missingIndex(err error) (uint64, bool) {
 	return 0, false
 }
 
-// checkRecords parses every record and checks that it sits at its own
-// index. It returns the parsed records and the first problem, if any.
-func checkRecords(recs [][]byte) ([]audit.Record, *Failure) {
-	parsed := make([]audit.Record, len(recs))
-	ok := make([]bool, len(recs))
-	at := map[uint64]bool{} // indices the records name
-	for i, data := range recs {
-		r, err := audit.ParseRecord(data)
-		if err == nil {
-			parsed[i], ok[i] = r, true
-			at[r.Index] = true
+// scan takes in the records as they stream in, keeping only what Verify
+// needs of them: their leaf hashes, the tree they build, the counts for the
+// report, and enough to name the first record at fault.
+type scan struct {
+	leaves  [][]byte
+	tree    *audit.Tree
+	actions map[string]map[string]uint64
+	// bad is the position of the first record that is not canonical
+	// (badCanonical) or names another index, or -1.
+	bad          int64
+	badCanonical bool
+	// elsewhere holds the indices named by records at other positions.
+	elsewhere map[uint64]bool
+}
+
+func newScan() (*scan, error) {
+	tree, err := audit.NewTree(0, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &scan{tree: tree, actions: map[string]map[string]uint64{}, bad: -1, elsewhere: map[uint64]bool{}}, nil
+}
+
+// add takes in the record at the next position.
+func (s *scan) add(data []byte) error {
+	pos := uint64(len(s.leaves))
+	leaf := audit.LeafHash(data)
+	s.leaves = append(s.leaves, leaf)
+	if _, err := s.tree.Append(leaf); err != nil {
+		return err
+	}
+	r, err := audit.ParseRecord(data)
+	switch {
+	case err != nil:
+		if s.bad < 0 {
+			s.bad, s.badCanonical = int64(pos), true
+		}
+		return nil
+	case r.Index != pos:
+		s.elsewhere[r.Index] = true
+		if s.bad < 0 {
+			s.bad = int64(pos)
 		}
 	}
-	for i := range recs {
-		idx := uint64(i)
-		switch {
-		case !ok[i]:
-			return parsed, failf(ProblemChanged, idx, "record %d: changed (it is not a canonical record)", i)
-		case parsed[i].Index == idx:
-			continue
-		case at[idx]:
-			// The record due here sits elsewhere.
-			return parsed, failf(ProblemOrder, idx, "records out of order at %d", i)
-		default:
-			return parsed, failf(ProblemMissing, idx, "record %d missing", i)
-		}
+	byResult := s.actions[r.Action]
+	if byResult == nil {
+		byResult = map[string]uint64{}
+		s.actions[r.Action] = byResult
 	}
-	return parsed, nil
+	byResult[r.Result]++
+	return nil
+}
+
+// problem returns the first record at fault, or nil.
+func (s *scan) problem() *Failure {
+	switch {
+	case s.bad < 0:
+		return nil
+	case s.badCanonical:
+		return failf(ProblemChanged, uint64(s.bad), "record %d: changed (it is not a canonical record)", s.bad)
+	case s.elsewhere[uint64(s.bad)]:
+		// The record due here sits elsewhere.
+		return failf(ProblemOrder, uint64(s.bad), "records out of order at %d", s.bad)
+	default:
+		return failf(ProblemMissing, uint64(s.bad), "record %d missing", s.bad)
+	}
 }
 
 // sampleProofs is how many inclusion proofs Verify spot-checks in a log
