@@ -218,7 +218,7 @@ func Run(ctx context.Context, w io.Writer, dir string, o Options) (*Outcome, err
 	}
 	out.Notices = len(notices)
 	for _, n := range notices {
-		fmt.Fprintf(w, "   ngo-shelter is told: %s learned %d entry of its %s list in full (%s, case %s)\n", n.GetRequester(), n.GetEntries(), n.GetList(), n.GetPurpose(), n.GetCaseRef())
+		fmt.Fprintf(w, "   ngo-shelter is told: %s learned %s of its %s list in full (%s, case %s)\n", n.GetRequester(), entries(n.GetEntries()), n.GetList(), n.GetPurpose(), n.GetCaseRef())
 	}
 
 	fmt.Fprintln(w, "\n5. The auditor verifies the decision log against the hub's pinned checkpoint key.")
@@ -268,8 +268,16 @@ func describe(w io.Writer, who string, r client.Result) {
 		}
 	}
 	for _, c := range r.Counts {
-		fmt.Fprintf(w, "      %d entries also on lists of %s (no details without a disclosure request)\n", c.Matches, c.Class)
+		fmt.Fprintf(w, "      %s also on lists of %s (no details without a disclosure request)\n", entries(c.Matches), c.Class)
 	}
+}
+
+// entries returns "1 entry" or "n entries".
+func entries[N int | uint64](n N) string {
+	if n == 1 {
+		return "1 entry"
+	}
+	return fmt.Sprintf("%d entries", n)
 }
 
 // startServers runs a key server and a hub on 127.0.0.1:0.
