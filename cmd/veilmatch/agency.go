@@ -271,7 +271,7 @@ func printReport(w io.Writer, name string, rep normalize.Report) error {
 	for _, r := range rep.Warnings {
 		fmt.Fprintf(w, "%s:%d: warning: %s\n", name, r.Line, r.Reason)
 	}
-	fmt.Fprintf(w, "%s: %d rows, %d accepted, %d rejected, %d warnings\n", name, rep.Rows, rep.Accepted, len(rep.Rejected), len(rep.Warnings))
+	fmt.Fprintf(w, "%s: %s, %d accepted, %d rejected, %s\n", name, plural(rep.Rows, "row", "rows"), rep.Accepted, len(rep.Rejected), plural(len(rep.Warnings), "warning", "warnings"))
 	if len(rep.Rejected) > 0 {
 		return fmt.Errorf("%s: %w: %d of %d rows (listed above with their lines); the valid rows were processed", name, errPartial, len(rep.Rejected), rep.Rows)
 	}
@@ -327,14 +327,14 @@ func cmdPublish(ctx context.Context, e env, args []string) error {
 	l := res.List
 	switch {
 	case res.Unchanged:
-		fmt.Fprintf(e.stdout, "list %s/%s is already published with exactly this content (%d entries); nothing sent\n", l.GetOwner(), l.GetName(), l.GetEntries())
+		fmt.Fprintf(e.stdout, "list %s/%s is already published with exactly this content (%s); nothing sent\n", l.GetOwner(), l.GetName(), plural(l.GetEntries(), "entry", "entries"))
 	default:
 		resumed := ""
 		if res.Resumed {
 			resumed = fmt.Sprintf(" (resumed: %d batches were already at the hub)", res.BatchesSkipped)
 		}
-		fmt.Fprintf(e.stdout, "published list %s/%s: %d entries, kind %s, category %s, jurisdiction %s, key %s%s\n",
-			l.GetOwner(), l.GetName(), l.GetEntries(), l.GetKind(), l.GetCategory(), l.GetJurisdiction(), l.GetKeyId(), resumed)
+		fmt.Fprintf(e.stdout, "published list %s/%s: %s, kind %s, category %s, jurisdiction %s, key %s%s\n",
+			l.GetOwner(), l.GetName(), plural(l.GetEntries(), "entry", "entries"), l.GetKind(), l.GetCategory(), l.GetJurisdiction(), l.GetKeyId(), resumed)
 	}
 	return repErr
 }
@@ -460,7 +460,7 @@ func cmdDelete(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "deleted list %s: %d entries erased\n", *list, n)
+	fmt.Fprintf(e.stdout, "deleted list %s: %s erased\n", *list, plural(n, "entry", "entries"))
 	return nil
 }
 
@@ -481,7 +481,7 @@ func printResult(w io.Writer, format string, r client.Result) error {
 	if format == "json" {
 		return writeJSON(w, r)
 	}
-	fmt.Fprintf(w, "decision %s: %d matching entries disclosed, %d classes counted\n", r.DecisionID, len(r.Matches), len(r.Counts))
+	fmt.Fprintf(w, "decision %s: %s disclosed, %s counted\n", r.DecisionID, plural(len(r.Matches), "matching entry", "matching entries"), plural(len(r.Counts), "class", "classes"))
 	if len(r.Matches) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "LINE\tVALUE\tLEVEL\tCOUNTERPARTY / CONTACT")
@@ -503,7 +503,11 @@ func printResult(w io.Writer, format string, r client.Result) error {
 	}
 	refs := false
 	for _, c := range r.Counts {
-		fmt.Fprintf(w, "count: %d of your entries match lists of %s\n", c.Matches, c.Class)
+		verb := "match"
+		if c.Matches == 1 {
+			verb = "matches"
+		}
+		fmt.Fprintf(w, "count: %d of your entries %s lists of %s\n", c.Matches, verb, c.Class)
 		refs = refs || c.MatchRef != ""
 	}
 	for _, m := range r.Matches {

@@ -121,7 +121,7 @@ func cmdAnswer(approve bool) func(context.Context, env, []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "request %s %s: %s's list %s, %d entries\n", r.GetId(), statusName(r.GetStatus().String()), r.GetRequester(), r.GetRequesterList(), r.GetEntries())
+		fmt.Fprintf(e.stdout, "request %s %s: %s's list %s, %s\n", r.GetId(), statusName(r.GetStatus().String()), r.GetRequester(), r.GetRequesterList(), plural(r.GetEntries(), "entry", "entries"))
 		return nil
 	}
 }
