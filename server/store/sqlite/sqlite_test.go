@@ -414,3 +414,31 @@ func TestQueryPlans(t *testing.T) {
 		})
 	}
 }
+
+// TestUpgrade: a database of the previous schema version, with data in it,
+// is migrated on open and keeps its data.
+func TestUpgrade(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	l := publish(t, s, "a", "l", "phone", entries("x", 3), 2)
+	// Take the database back to the version before key epochs were stored.
+	for _, stmt := range []string{`DROP TABLE key_epochs`, fmt.Sprintf(`UPDATE schema_version SET version = %d`, len(migrations)-1)} {
+		if _, err := s.w.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, err := s.GetList(ctx, "a", "l"); err != nil || got.ID != l.ID || got.Entries != 3 {
+		t.Fatalf("after the upgrade GetList = %+v, %v; want list %d with 3 entries", got, err, l.ID)
+	}
+	if _, err := s.SetKeyEpochs(ctx, []string{"k1"}, nil); err != nil {
+		t.Fatalf("key epochs after the upgrade: %v", err)
+	}
+}
