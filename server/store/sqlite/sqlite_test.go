@@ -89,6 +89,20 @@ func publish(t testing.TB, s *Store, owner, name, kind string, es []store.Entry,
 	return l
 }
 
+// reopen closes s and opens the database at path again.
+func reopen(t *testing.T, s *Store, path string) *Store {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeOnCleanup(t, s)
+	return s
+}
+
 func TestRestart(t *testing.T) {
 	ctx := context.Background()
 	s, path := openTemp(t)
@@ -100,15 +114,7 @@ func TestRestart(t *testing.T) {
 	if _, err := s.PutBatch(ctx, "a", "open", "u", 1, entries("y", 2)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	closeOnCleanup(t, s)
+	s = reopen(t, s, path)
 	got, err := s.GetList(ctx, "a", "l")
 	if err != nil || got.ID != l.ID || got.Entries != 10 || !got.CommittedAt.Equal(l.CommittedAt) {
 		t.Errorf("GetList after restart = %+v, %v; want %+v", got, err, l)
@@ -427,14 +433,7 @@ func TestUpgrade(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, s, path)
 	if got, err := s.GetList(ctx, "a", "l"); err != nil || got.ID != l.ID || got.Entries != 3 {
 		t.Fatalf("after the upgrade GetList = %+v, %v; want list %d with 3 entries", got, err, l.ID)
 	}
