@@ -34,10 +34,6 @@ func scanRequest(row interface{ Scan(...any) error }) (store.DisclosureRequest, 
 	return r, nil
 }
 
-func queryRequests(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]store.DisclosureRequest, error) {
-	return queryAll(ctx, tx, scanRequest, query, args...)
-}
-
 // CreateDisclosureRequests implements store.Disclosures.
 func (s *Store) CreateDisclosureRequests(ctx context.Context, reqs []store.DisclosureRequest, rec *audit.Record) error {
 	return s.update(ctx, "create disclosure requests", func(tx *sql.Tx) error {
@@ -75,13 +71,7 @@ func (s *Store) DisclosureRequests(ctx context.Context, owner, requester string,
 		q += ` AND status = '` + store.RequestPending + `'`
 	}
 	q += ` ORDER BY created_at, id`
-	var out []store.DisclosureRequest
-	err := s.view(ctx, "disclosure requests", func(tx *sql.Tx) error {
-		var err error
-		out, err = queryRequests(ctx, tx, q, who)
-		return err
-	})
-	return out, err
+	return viewAll(ctx, s, "disclosure requests", scanRequest, q, who)
 }
 
 // AnswerDisclosureRequest implements store.Disclosures.
@@ -114,26 +104,14 @@ func (s *Store) AnswerDisclosureRequest(ctx context.Context, id, owner string, a
 
 // Grants implements store.Disclosures.
 func (s *Store) Grants(ctx context.Context, requesterListID int64) ([]store.DisclosureRequest, error) {
-	var out []store.DisclosureRequest
-	err := s.view(ctx, "grants", func(tx *sql.Tx) error {
-		var err error
-		out, err = queryRequests(ctx, tx, `SELECT `+requestColumns+` FROM disclosure_requests
-			WHERE requester_list_id = ? AND status = '`+store.RequestApproved+`' ORDER BY created_at, id`, requesterListID)
-		return err
-	})
-	return out, err
+	return viewAll(ctx, s, "grants", scanRequest, `SELECT `+requestColumns+` FROM disclosure_requests
+		WHERE requester_list_id = ? AND status = '`+store.RequestApproved+`' ORDER BY created_at, id`, requesterListID)
 }
 
 // Notices implements store.Disclosures.
 func (s *Store) Notices(ctx context.Context, owner string) ([]store.Notice, error) {
-	var out []store.Notice
-	err := s.view(ctx, "notices", func(tx *sql.Tx) error {
-		var err error
-		out, err = queryAll(ctx, tx, scanNotice, `SELECT owner, list, requester, requester_list, entries, purpose, case_ref, time, decision_id
-			FROM notices WHERE owner = ? ORDER BY id`, owner)
-		return err
-	})
-	return out, err
+	return viewAll(ctx, s, "notices", scanNotice, `SELECT owner, list, requester, requester_list, entries, purpose, case_ref, time, decision_id
+		FROM notices WHERE owner = ? ORDER BY id`, owner)
 }
 
 func scanNotice(row interface{ Scan(...any) error }) (store.Notice, error) {

@@ -156,9 +156,16 @@ func queryAll[T any](ctx context.Context, tx *sql.Tx, scan func(interface{ Scan(
 	return out, rows.Err()
 }
 
-// queryLists returns the lists the query selects; it must select listColumns.
-func queryLists(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]store.List, error) {
-	return queryAll(ctx, tx, scanList, query, args...)
+// viewAll runs one query in its own read-only transaction and returns
+// every row it selects, each read by scan.
+func viewAll[T any](ctx context.Context, s *Store, op string, scan func(interface{ Scan(...any) error }) (T, error), query string, args ...any) ([]T, error) {
+	var out []T
+	err := s.view(ctx, op, func(tx *sql.Tx) error {
+		var err error
+		out, err = queryAll(ctx, tx, scan, query, args...)
+		return err
+	})
+	return out, err
 }
 
 // GetList implements store.Store.
@@ -167,7 +174,7 @@ func (s *Store) GetList(ctx context.Context, owner, name string) (store.List, er
 	err := s.view(ctx, "get list", func(tx *sql.Tx) error {
 		var err error
 		l, err = scanList(tx.QueryRowContext(ctx, `SELECT `+listColumns+` FROM lists
-			WHERE owner = ? AND name = ? AND state = ?`, owner, name, stateCommitted))
+		WHERE owner = ? AND name = ? AND state = ?`, owner, name, stateCommitted))
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: list %q of %q", store.ErrNotFound, name, owner)
 		}
@@ -178,38 +185,20 @@ func (s *Store) GetList(ctx context.Context, owner, name string) (store.List, er
 
 // Lists implements store.Store.
 func (s *Store) Lists(ctx context.Context, owner string) ([]store.List, error) {
-	var ls []store.List
-	err := s.view(ctx, "list lists", func(tx *sql.Tx) error {
-		var err error
-		ls, err = queryLists(ctx, tx, `SELECT `+listColumns+` FROM lists
-			WHERE owner = ? AND state = ? ORDER BY name`, owner, stateCommitted)
-		return err
-	})
-	return ls, err
+	return viewAll(ctx, s, "list lists", scanList, `SELECT `+listColumns+` FROM lists
+		WHERE owner = ? AND state = ? ORDER BY name`, owner, stateCommitted)
 }
 
 // VisibleLists implements store.Store.
 func (s *Store) VisibleLists(ctx context.Context, kind, keyID string) ([]store.List, error) {
-	var ls []store.List
-	err := s.view(ctx, "visible lists", func(tx *sql.Tx) error {
-		var err error
-		ls, err = queryLists(ctx, tx, `SELECT `+listColumns+` FROM lists
-			WHERE kind = ? AND key_id = ? AND state = ? ORDER BY id`, kind, keyID, stateCommitted)
-		return err
-	})
-	return ls, err
+	return viewAll(ctx, s, "visible lists", scanList, `SELECT `+listColumns+` FROM lists
+		WHERE kind = ? AND key_id = ? AND state = ? ORDER BY id`, kind, keyID, stateCommitted)
 }
 
 // ExpiredLists implements store.Store.
 func (s *Store) ExpiredLists(ctx context.Context, now time.Time) ([]store.List, error) {
-	var ls []store.List
-	err := s.view(ctx, "expired lists", func(tx *sql.Tx) error {
-		var err error
-		ls, err = queryLists(ctx, tx, `SELECT `+listColumns+` FROM lists
-			WHERE state = ? AND expires_at > 0 AND expires_at < ? ORDER BY id`, stateCommitted, micros(now))
-		return err
-	})
-	return ls, err
+	return viewAll(ctx, s, "expired lists", scanList, `SELECT `+listColumns+` FROM lists
+		WHERE state = ? AND expires_at > 0 AND expires_at < ? ORDER BY id`, stateCommitted, micros(now))
 }
 
 // DeleteList implements store.Store. After the deletion it checkpoints the
