@@ -236,30 +236,34 @@ func (f *inputFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.emailRules, "email-provider-rules", false, "apply provider rules to e-mails (Gmail dots and +tags, …)")
 }
 
-func (f *inputFlags) parse() (normalize.Kind, normalize.Options, error) {
+// input is an agency's input file as its flags describe it.
+type input struct {
+	kind normalize.Kind
+	opts normalize.Options
+	r    io.ReadCloser
+	name string // the file name, or "stdin"
+}
+
+// open checks the flags and opens the one positional FILE ("-" is stdin).
+func (f *inputFlags) open(pos []string) (input, error) {
 	if f.kind == "" {
-		return "", normalize.Options{}, usagef("", "--kind is required (phone, email, pdq, md5, sha1 or sha256)")
+		return input{}, usagef("", "--kind is required (phone, email, pdq, md5, sha1 or sha256)")
 	}
 	k, err := normalize.ParseKind(f.kind)
 	if err != nil {
-		return "", normalize.Options{}, usagef("", "--kind: %v", err)
+		return input{}, usagef("", "--kind: %v", err)
 	}
-	return k, normalize.Options{Region: f.region, EmailProviderRules: f.emailRules}, nil
-}
-
-// openInput opens the single positional FILE argument ("-" is stdin).
-func openInput(pos []string) (io.ReadCloser, string, error) {
 	if len(pos) != 1 {
-		return nil, "", usagef("", "exactly one input FILE is required, got %d arguments", len(pos))
+		return input{}, usagef("", "exactly one input FILE is required, got %d arguments", len(pos))
 	}
-	if pos[0] == "-" {
-		return io.NopCloser(os.Stdin), "stdin", nil
+	in := input{kind: k, opts: normalize.Options{Region: f.region, EmailProviderRules: f.emailRules}, r: io.NopCloser(os.Stdin), name: "stdin"}
+	if pos[0] != "-" {
+		if in.r, err = os.Open(pos[0]); err != nil {
+			return input{}, err
+		}
+		in.name = pos[0]
 	}
-	f, err := os.Open(pos[0])
-	if err != nil {
-		return nil, "", err
-	}
-	return f, pos[0], nil
+	return in, nil
 }
 
 // printReport writes every rejected row and warning to w, and returns
@@ -297,21 +301,17 @@ func cmdPublish(ctx context.Context, e env, args []string) error {
 	if *list == "" || *category == "" {
 		return usagef("", "--list and --category are required")
 	}
-	kind, opts, err := in.parse()
+	src, err := in.open(pos)
 	if err != nil {
 		return err
 	}
-	f, name, err := openInput(pos)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
+	defer src.r.Close()
 	c, err := a.id.client(e, true)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	po := client.PublishOptions{List: *list, Kind: kind, Category: *category, Normalize: opts, Column: in.column,
+	po := client.PublishOptions{List: *list, Kind: src.kind, Category: *category, Normalize: src.opts, Column: in.column,
 		Sharing: client.Sharing{NGOVisible: *ngoVisible}}
 	if *consent != "" {
 		po.Sharing.VictimConsentRoles = strings.Split(*consent, ",")
@@ -319,8 +319,8 @@ func cmdPublish(ctx context.Context, e env, args []string) error {
 	if *expires > 0 {
 		po.ExpiresAt = time.Now().Add(*expires)
 	}
-	res, err := c.Publish(ctx, f, po)
-	repErr := printReport(e.stderr, name, res.Report)
+	res, err := c.Publish(ctx, src.r, po)
+	repErr := printReport(e.stderr, src.name, res.Report)
 	if err != nil {
 		return err
 	}
@@ -377,24 +377,20 @@ func cmdCheck(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	kind, opts, err := in.parse()
+	src, err := in.open(pos)
 	if err != nil {
 		return err
 	}
-	f, name, err := openInput(pos)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
+	defer src.r.Close()
 	c, err := a.id.client(e, true)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	res, err := c.Check(ctx, f, client.CheckOptions{Kind: kind, Normalize: opts, Column: in.column, Name: name}, client.Query{Purpose: *purpose, CaseRef: *caseRef})
+	res, err := c.Check(ctx, src.r, client.CheckOptions{Kind: src.kind, Normalize: src.opts, Column: in.column, Name: src.name}, client.Query{Purpose: *purpose, CaseRef: *caseRef})
 	var repErr error
 	if res.Report != nil {
-		repErr = printReport(e.stderr, name, *res.Report)
+		repErr = printReport(e.stderr, src.name, *res.Report)
 	}
 	if err != nil {
 		return err
