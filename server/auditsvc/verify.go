@@ -377,26 +377,29 @@ func proofSample(n int) []int {
 // against the checkpoint, a few at a time, and returns the lowest index
 // whose proof fails, or -1.
 func checkInclusion(ctx context.Context, c veilmatchv1.AuditServiceClient, leaves [][]byte, indices []int, cp audit.Checkpoint) (int64, error) {
-	failed := make([]bool, len(leaves))
+	failed := make([]bool, len(indices)) // by position in indices
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(proofWorkers)
-	for _, i := range indices {
+	for k, i := range indices {
 		g.Go(func() error {
 			resp, err := c.GetInclusionProof(gctx, &veilmatchv1.GetInclusionProofRequest{Index: uint64(i), TreeSize: cp.Size})
 			if err != nil {
 				return fmt.Errorf("get inclusion proof of record %d: %w", i, err)
 			}
-			failed[i] = audit.VerifyInclusion(leaves[i], uint64(i), cp.Size, resp.GetHashes(), cp.Root) != nil
+			failed[k] = audit.VerifyInclusion(leaves[i], uint64(i), cp.Size, resp.GetHashes(), cp.Root) != nil
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return -1, err
 	}
-	if i := slices.Index(failed, true); i >= 0 {
-		return int64(i), nil
+	lowest := int64(-1)
+	for k, f := range failed {
+		if f && (lowest < 0 || int64(indices[k]) < lowest) {
+			lowest = int64(indices[k])
+		}
 	}
-	return -1, nil
+	return lowest, nil
 }
 
 // intactPrefix returns the largest k ≤ len(leaves) such that the first k
