@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -43,10 +44,12 @@ type Config struct {
 	// rows behind each entry reference. It contains raw identifiers: keep it
 	// on the agency's own systems.
 	StateDir string
-	// PinnedKey, if set, is the key server public key to require; otherwise
-	// the first key seen for a key id is pinned in StateDir and any later
-	// change is refused.
-	PinnedKey *oprf.PublicKey
+	// PinnedKeys, if set, are the key server public keys the agency's
+	// operator trusts. Otherwise the first key seen is trusted on first use.
+	// Either way, a new key id is trusted only when a key already trusted
+	// endorses it (and is then pinned in StateDir), and a known key id with
+	// another key is refused.
+	PinnedKeys []oprf.PublicKey
 	// BatchSize is the OPRF and upload batch size (default 1024).
 	BatchSize int
 	// Workers is the number of batches in flight (default 2×GOMAXPROCS).
@@ -173,8 +176,40 @@ func (c *Client) oprfClient(ctx context.Context) (*oprf.Client, error) {
 		return nil, fmt.Errorf("key server speaks suite %q, want %q", resp.GetSuite(), oprf.SuiteID)
 	}
 	pub := oprf.PublicKey{KeyID: resp.GetKeyId(), Bytes: resp.GetPublicKey()}
-	if err := c.pin(pub); err != nil {
+	if err := c.pin(pub, oprf.EndorsementsFromProto(resp.GetEndorsements())); err != nil {
 		return nil, err
 	}
 	return oprf.NewClient(pub)
+}
+
+// Vocabulary is the hub policy's closed vocabulary, as the agency may use
+// it.
+type Vocabulary struct {
+	Kinds, Categories, Roles []string
+	// Purposes are those the agency's role may state.
+	Purposes []string
+}
+
+// Vocabulary fetches the hub policy's vocabulary.
+func (c *Client) Vocabulary(ctx context.Context) (Vocabulary, error) {
+	if err := c.needHub(); err != nil {
+		return Vocabulary{}, err
+	}
+	resp, err := c.hub.GetVocabulary(ctx, &veilmatchv1.GetVocabularyRequest{})
+	if err != nil {
+		return Vocabulary{}, fmt.Errorf("get the hub's vocabulary: %w", err)
+	}
+	return Vocabulary{Kinds: resp.GetKinds(), Categories: resp.GetCategories(), Roles: resp.GetRoles(), Purposes: resp.GetPurposes()}, nil
+}
+
+// ErrVocabulary reports a kind, category, role or purpose that the hub's
+// policy does not know; nothing was sent.
+var ErrVocabulary = errors.New("client: not in the hub's vocabulary")
+
+// check returns an ErrVocabulary error unless w is one of words.
+func (v Vocabulary) check(what, w string, words []string) error {
+	if !slices.Contains(words, w) {
+		return fmt.Errorf("%w: %s %q is not known to the hub's policy; use one of: %s", ErrVocabulary, what, w, strings.Join(words, ", "))
+	}
+	return nil
 }

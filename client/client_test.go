@@ -60,9 +60,8 @@ func TestKeyChangeDetected(t *testing.T) {
 		t.Fatalf("err = %v, want ErrKeyChanged", err)
 	}
 	// A configured pin is enforced the same way.
-	pinned := k1.Public()
 	c, err := client.New(client.Config{Agency: "police-gb", Hub: hubAddr, KeyServer: startKeyServer(t, forged), TLS: servertest.ClientTLS(t, "police-gb"),
-		StateDir: t.TempDir(), PinnedKey: &pinned, Logger: quiet})
+		StateDir: t.TempDir(), PinnedKeys: []oprf.PublicKey{k1.Public()}, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,12 +110,12 @@ func devServers(ctx context.Context, dir string) (ks, hubAddr string, err error)
 	if err != nil {
 		return "", "", err
 	}
-	k, err := keyserver.New(ctx, keyserver.Config{Listen: "127.0.0.1:0", TLS: ksTLS, Keys: []*oprf.PrivateKey{key},
-		UsageLog: filepath.Join(dir, "quota.jsonl"), Quota: quota.Limits{Rate: 1e6, Burst: 1 << 16, Daily: 1 << 30}, Logger: quiet})
+	pol, err := policy.New(ctx, policy.Options{Logger: quiet})
 	if err != nil {
 		return "", "", err
 	}
-	pol, err := policy.New(ctx, policy.Options{Logger: quiet})
+	k, err := keyserver.New(ctx, keyserver.Config{Listen: "127.0.0.1:0", TLS: ksTLS, Keys: []*oprf.PrivateKey{key},
+		UsageLog: filepath.Join(dir, "quota.jsonl"), Quota: quota.Limits{Rate: 1e6, Burst: 1 << 16, Daily: 1 << 30}, Registry: pol, Logger: quiet})
 	if err != nil {
 		return "", "", err
 	}

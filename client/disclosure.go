@@ -9,16 +9,17 @@ import (
 
 // RequestDisclosure asks the owners behind the match reference of a flag or
 // count result to disclose those matches in full, giving a reason. It
-// returns the ids of the requests created; their owners are not named.
-func (c *Client) RequestDisclosure(ctx context.Context, matchRef, reason string, q Query) ([]string, error) {
+// returns the id of the request created; its owners are not named. An empty
+// purpose or case reference takes the one the reference was issued under.
+func (c *Client) RequestDisclosure(ctx context.Context, matchRef, reason string, q Query) (string, error) {
 	if err := c.needHub(); err != nil {
-		return nil, err
+		return "", err
 	}
 	resp, err := c.hub.RequestDisclosure(ctx, &veilmatchv1.RequestDisclosureRequest{MatchRef: matchRef, Reason: reason, Purpose: q.Purpose, CaseRef: q.CaseRef})
 	if err != nil {
-		return nil, fmt.Errorf("request disclosure: %w", err)
+		return "", fmt.Errorf("request disclosure: %w", err)
 	}
-	return resp.GetRequestIds(), nil
+	return resp.GetRequestId(), nil
 }
 
 // DisclosureRequests lists pending requests against the agency's lists, or

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/veilmatch/veilmatch/client/normalize"
+	"github.com/veilmatch/veilmatch/crypto/oprf"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 )
 
@@ -22,6 +24,22 @@ type Sharing struct {
 	// NGOVisible lets NGOs see matches against this list at full level.
 	NGOVisible bool
 }
+
+// Guard bounds how much a republish may change a list unless forced: a
+// file read with the wrong settings (a forgotten default region, say) must
+// not silently replace a good list.
+type Guard struct {
+	// MaxShrink is the largest fraction of the list's current entries a
+	// republish may drop.
+	MaxShrink float64
+	// MaxRejected is the largest fraction of the file's rows a republish
+	// may reject.
+	MaxRejected float64
+}
+
+// DefaultGuard refuses a republish that halves the list or rejects more
+// than a tenth of its rows.
+var DefaultGuard = Guard{MaxShrink: 0.5, MaxRejected: 0.1}
 
 // PublishOptions describe a list to publish.
 type PublishOptions struct {
@@ -35,14 +53,24 @@ type PublishOptions struct {
 	// ExpiresAt is the list's retention; zero means no expiry.
 	ExpiresAt time.Time
 	Sharing   Sharing
+	// DryRun normalizes the file, checks it against the hub's vocabulary
+	// and the guard, and reports; it sends nothing and contacts no key
+	// server.
+	DryRun bool
+	// Guard bounds a republish (nil: DefaultGuard); Force lifts it.
+	Guard *Guard
+	Force bool
 }
 
 // PublishResult reports what a publish did.
 type PublishResult struct {
 	// Report lists every accepted, warned and rejected row.
 	Report normalize.Report
-	// List is the committed list as the hub describes it.
+	// List is the committed list as the hub describes it (for a dry run,
+	// the list as it would be, with its entries).
 	List *veilmatchv1.ListInfo
+	// Previous is the version the hub held before, if any.
+	Previous *veilmatchv1.ListInfo
 	// Resumed is true when an interrupted upload was continued;
 	// BatchesSkipped counts batches the hub already held.
 	Resumed        bool
@@ -54,11 +82,50 @@ type PublishResult struct {
 // ErrNoRows reports a file without a single acceptable row.
 var ErrNoRows = errors.New("client: no valid rows to publish")
 
+// GuardError reports a republish refused because it would shrink the list
+// or reject rows beyond the guard; nothing was sent.
+type GuardError struct {
+	List              string
+	Current, Accepted uint64
+	Rows, Rejected    int
+	Reasons           []string
+}
+
+// Error implements error.
+func (e *GuardError) Error() string {
+	return fmt.Sprintf("republish of list %s refused: %s; the list at the hub is unchanged", e.List, strings.Join(e.Reasons, "; "))
+}
+
+// check returns a *GuardError if replacing a list of current entries with
+// the file of rep breaks g.
+func (g Guard) check(list string, current uint64, rep normalize.Report) error {
+	e := &GuardError{List: list, Current: current, Accepted: uint64(rep.Accepted), Rows: rep.Rows, Rejected: len(rep.Rejected)}
+	if current > 0 && e.Accepted < current {
+		if shrink := float64(current-e.Accepted) / float64(current); shrink > g.MaxShrink {
+			e.Reasons = append(e.Reasons, fmt.Sprintf("it would shrink the list from %d to %d entries (%.0f%%, more than %.0f%%)",
+				current, e.Accepted, 100*shrink, 100*g.MaxShrink))
+		}
+	}
+	if rep.Rows > 0 {
+		if rej := float64(e.Rejected) / float64(rep.Rows); rej > g.MaxRejected {
+			e.Reasons = append(e.Reasons, fmt.Sprintf("%d of %d rows were rejected (%.0f%%, more than %.0f%%)",
+				e.Rejected, rep.Rows, 100*rej, 100*g.MaxRejected))
+		}
+	}
+	if len(e.Reasons) > 0 {
+		return e
+	}
+	return nil
+}
+
 // Publish normalizes the CSV in r, turns every accepted row into a token and
 // replaces the list's contents at the hub. Rejected rows are in the result's
-// report; they never stop the valid rows. A publish that was interrupted
+// report; they never stop the valid rows, but a republish that rejects or
+// drops too much is refused (see Guard). A publish that was interrupted
 // resumes when run again with the same file and options: batches the hub
-// already holds are neither evaluated again nor re-sent.
+// already holds are neither evaluated again nor re-sent. The rows behind
+// the new version replace those of the old one on this machine only once
+// the hub confirms the commit.
 func (c *Client) Publish(ctx context.Context, r io.Reader, o PublishOptions) (PublishResult, error) {
 	var res PublishResult
 	if err := c.needHub(); err != nil {
@@ -70,21 +137,25 @@ func (c *Client) Publish(ctx context.Context, r io.Reader, o PublishOptions) (Pu
 	if o.Category == "" {
 		return res, errors.New("a list category is required (for example suspect, victim, missing_person, ad_contact)")
 	}
-	var rows []normalize.Row
-	rep, err := normalize.ReadCSV(r, o.Column, o.Kind, o.Normalize, func(row normalize.Row) error {
-		rows = append(rows, row)
-		return nil
-	})
+	if err := c.checkList(ctx, o); err != nil {
+		return res, err
+	}
+	rows, rep, err := readRows(r, o)
 	res.Report = rep
 	if err != nil {
 		return res, err
 	}
-	if len(rows) == 0 {
-		return res, ErrNoRows
-	}
-	oc, err := c.oprfClient(ctx)
-	if err != nil {
+	if res.Previous, err = c.list(ctx, o.List); err != nil {
 		return res, err
+	}
+	if res.Previous != nil && !o.Force {
+		g := DefaultGuard
+		if o.Guard != nil {
+			g = *o.Guard
+		}
+		if err := g.check(o.List, res.Previous.GetEntries(), rep); err != nil {
+			return res, err
+		}
 	}
 	values := make([]string, len(rows))
 	entries := make([]localEntry, len(rows))
@@ -96,56 +167,126 @@ func (c *Client) Publish(ctx context.Context, r io.Reader, o PublishOptions) (Pu
 		Name:          o.List,
 		Kind:          string(o.Kind),
 		Category:      o.Category,
-		KeyId:         oc.KeyID(),
 		Sharing:       &veilmatchv1.Sharing{VictimConsentRoles: o.Sharing.VictimConsentRoles, NgoVisible: o.Sharing.NGOVisible},
 		Normalization: o.Normalize.Metadata(o.Kind),
+		Entries:       uint64(len(values)),
 	}
 	if !o.ExpiresAt.IsZero() {
 		meta.ExpiresAt = timestamppb.New(o.ExpiresAt)
 	}
-	dig := digest(o.List, o.Kind, o.Category, oc.KeyID(), o.ExpiresAt.Unix(), o.Sharing, meta.Normalization, values)
-
-	local := &localList{Name: o.List, Kind: string(o.Kind), KeyID: oc.KeyID(), Digest: dig, Entries: entries}
-	nBatches := (len(values) + c.cfg.BatchSize - 1) / c.cfg.BatchSize
-	held := map[uint64]bool{}
-	if prev, err := c.state.loadList(o.List); err == nil && prev.Digest == dig {
-		local.UploadID = prev.UploadID
-		st, err := c.hub.GetUploadStatus(ctx, &veilmatchv1.GetUploadStatusRequest{List: o.List, UploadId: prev.UploadID})
-		switch {
-		case err != nil:
-			return res, fmt.Errorf("upload status of list %s: %w", o.List, err)
-		case st.GetCommitted():
-			res.Unchanged = true
-		default:
-			for _, s := range st.GetSequences() {
-				held[s] = true
-			}
-			res.Resumed = len(held) > 0
-		}
-	} else {
-		local.UploadID = newUploadID()
-	}
-	if res.Unchanged {
-		local.Committed = true
-		if err := c.state.saveList(local); err != nil {
-			return res, err
-		}
-		lists, err := c.Lists(ctx)
-		if err != nil {
-			return res, err
-		}
-		for _, l := range lists {
-			if l.GetName() == o.List {
-				res.List = l
-			}
-		}
+	if o.DryRun {
+		res.List = meta
 		return res, nil
 	}
-	// The local state is written before anything is sent, so an
-	// interruption at any point can resume.
-	if err := c.state.saveList(local); err != nil {
+	oc, err := c.oprfClient(ctx)
+	if err != nil {
 		return res, err
 	}
+	meta.KeyId = oc.KeyID()
+	dig := digest(o.List, o.Kind, o.Category, oc.KeyID(), o.ExpiresAt.Unix(), o.Sharing, meta.Normalization, values)
+	next := &localVersion{Kind: string(o.Kind), KeyID: oc.KeyID(), Digest: dig, Entries: entries}
+	held, err := c.resumePlan(ctx, o.List, next, &res)
+	if err != nil || res.Unchanged {
+		return res, err
+	}
+	if err := c.upload(ctx, oc, meta, next, values, held, &res); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// checkList checks the list's kind, category and consent roles against the
+// hub's vocabulary, before anything is read or blinded.
+func (c *Client) checkList(ctx context.Context, o PublishOptions) error {
+	v, err := c.Vocabulary(ctx)
+	if err != nil {
+		return err
+	}
+	if err := v.check("identifier kind", string(o.Kind), v.Kinds); err != nil {
+		return err
+	}
+	if err := v.check("list category", o.Category, v.Categories); err != nil {
+		return err
+	}
+	for _, role := range o.Sharing.VictimConsentRoles {
+		if err := v.check("role", role, v.Roles); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readRows normalizes the CSV in r; a file without one acceptable row is
+// ErrNoRows.
+func readRows(r io.Reader, o PublishOptions) ([]normalize.Row, normalize.Report, error) {
+	var rows []normalize.Row
+	rep, err := normalize.ReadCSV(r, o.Column, o.Kind, o.Normalize, func(row normalize.Row) error {
+		rows = append(rows, row)
+		return nil
+	})
+	if err == nil && len(rows) == 0 {
+		err = ErrNoRows
+	}
+	return rows, rep, err
+}
+
+// list returns the agency's list name as the hub holds it, or nil.
+func (c *Client) list(ctx context.Context, name string) (*veilmatchv1.ListInfo, error) {
+	lists, err := c.Lists(ctx)
+	if err != nil {
+		return nil, err
+	}
+	i := slices.IndexFunc(lists, func(l *veilmatchv1.ListInfo) bool { return l.GetName() == name })
+	if i < 0 {
+		return nil, nil
+	}
+	return lists[i], nil
+}
+
+// resumePlan gives next its upload id: that of the same content already
+// uploaded, whole (the hub holds exactly this list: res.Unchanged) or in
+// part (the batches the hub holds are returned), or a new one. It records
+// next as the pending version before anything is sent, so an interruption
+// at any point can resume.
+func (c *Client) resumePlan(ctx context.Context, list string, next *localVersion, res *PublishResult) (map[uint64]bool, error) {
+	local, err := c.state.loadList(list)
+	if err != nil {
+		local = &localList{Name: list}
+	}
+	held := map[uint64]bool{}
+	var same *localVersion
+	for _, v := range []*localVersion{local.Pending, local.Current} {
+		if v != nil && v.Digest == next.Digest {
+			same = v
+			break
+		}
+	}
+	next.UploadID = newUploadID()
+	if same != nil {
+		next.UploadID = same.UploadID
+		st, err := c.hub.GetUploadStatus(ctx, &veilmatchv1.GetUploadStatusRequest{List: list, UploadId: same.UploadID})
+		if err != nil {
+			return nil, fmt.Errorf("upload status of list %s: %w", list, err)
+		}
+		if st.GetCommitted() {
+			local.Current, local.Pending = next, nil
+			res.Unchanged, res.List = true, res.Previous
+			return nil, c.state.saveList(local)
+		}
+		for _, s := range st.GetSequences() {
+			held[s] = true
+		}
+		res.Resumed = len(held) > 0
+	}
+	local.Pending = next
+	return held, c.state.saveList(local)
+}
+
+// upload streams next's batches that the hub does not hold, then commits;
+// once the hub confirms, next becomes the list's current version here.
+func (c *Client) upload(ctx context.Context, oc *oprf.Client, meta *veilmatchv1.ListInfo, next *localVersion, values []string, held map[uint64]bool, res *PublishResult) error {
+	list := meta.GetName()
+	nBatches := (len(values) + c.cfg.BatchSize - 1) / c.cfg.BatchSize
 	var todo []int
 	for s := range nBatches {
 		if !held[uint64(s)] {
@@ -156,47 +297,43 @@ func (c *Client) Publish(ctx context.Context, r io.Reader, o PublishOptions) (Pu
 
 	stream, err := c.hub.Publish(ctx)
 	if err != nil {
-		return res, fmt.Errorf("publish list %s: %w", o.List, err)
+		return fmt.Errorf("publish list %s: %w", list, err)
 	}
-	if err := stream.Send(&veilmatchv1.PublishRequest{Msg: &veilmatchv1.PublishRequest_Begin{Begin: &veilmatchv1.PublishBegin{List: meta, UploadId: local.UploadID}}}); err != nil {
-		return res, c.streamError(stream, o.List, err)
+	if err := stream.Send(&veilmatchv1.PublishRequest{Msg: &veilmatchv1.PublishRequest_Begin{Begin: &veilmatchv1.PublishBegin{List: meta, UploadId: next.UploadID}}}); err != nil {
+		return c.streamError(stream, list, err)
 	}
-	p := &progress{c: c, what: "publish " + o.List, total: len(values)}
+	p := &progress{c: c, what: "publish " + list, total: len(values)}
 	if res.BatchesSkipped > 0 {
 		p.add(min(res.BatchesSkipped*c.cfg.BatchSize, len(values)))
 	}
-	err = c.tokenize(ctx, oc, string(o.Kind), values, todo, func(b batchResult) error {
+	err = c.tokenize(ctx, oc, next.Kind, next.Entries, todo, func(b batchResult) error {
 		es := make([]*veilmatchv1.Entry, len(b.toks))
 		for i, t := range b.toks {
 			es[i] = &veilmatchv1.Entry{Token: t.Bytes(), EntryRef: uint64(b.seq*c.cfg.BatchSize + i)}
 		}
 		if err := stream.Send(&veilmatchv1.PublishRequest{Msg: &veilmatchv1.PublishRequest_Batch{Batch: &veilmatchv1.PublishBatch{Sequence: uint64(b.seq), Entries: es}}}); err != nil {
-			return c.streamError(stream, o.List, err)
+			return c.streamError(stream, list, err)
 		}
 		p.add(len(b.toks))
 		return nil
 	})
 	if err != nil {
 		stream.CloseSend()
-		return res, err
+		return err
 	}
 	commit := &veilmatchv1.PublishCommit{TotalBatches: uint64(nBatches), TotalEntries: uint64(len(values))}
 	if err := stream.Send(&veilmatchv1.PublishRequest{Msg: &veilmatchv1.PublishRequest_Commit{Commit: commit}}); err != nil {
-		return res, c.streamError(stream, o.List, err)
+		return c.streamError(stream, list, err)
 	}
 	resp, err := stream.CloseAndRecv()
 	if err != nil {
-		return res, fmt.Errorf("publish list %s: %w", o.List, err)
+		return fmt.Errorf("publish list %s: %w", list, err)
 	}
 	if !resp.GetCommitted() {
-		return res, fmt.Errorf("publish list %s: the hub did not commit the upload", o.List)
-	}
-	local.Committed = true
-	if err := c.state.saveList(local); err != nil {
-		return res, err
+		return fmt.Errorf("publish list %s: the hub did not commit the upload", list)
 	}
 	res.List = resp.GetList()
-	return res, nil
+	return c.state.saveList(&localList{Name: list, Current: next})
 }
 
 // streamError turns a failed Send into the server's reason: gRPC reports
@@ -218,15 +355,7 @@ func (c *Client) Lists(ctx context.Context) ([]*veilmatchv1.ListInfo, error) {
 		return nil, fmt.Errorf("list lists: %w", err)
 	}
 	lists := resp.GetLists()
-	slices.SortFunc(lists, func(a, b *veilmatchv1.ListInfo) int {
-		switch {
-		case a.GetName() < b.GetName():
-			return -1
-		case a.GetName() > b.GetName():
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(lists, func(a, b *veilmatchv1.ListInfo) int { return strings.Compare(a.GetName(), b.GetName()) })
 	return lists, nil
 }
 

@@ -25,8 +25,7 @@ type Counterparty struct {
 
 // Match is one of the agency's own entries that matched.
 type Match struct {
-	// Line is the 1-based line in the agency's own file (header = 1), or 0
-	// when this machine has no local state for the list.
+	// Line is the 1-based line in the agency's own file (header = 1).
 	Line int `json:"line"`
 	// Value is the agency's own canonical value.
 	Value          string        `json:"value,omitempty"`
@@ -87,8 +86,15 @@ func result(list, decision string, ms []*veilmatchv1.Match, cs []*veilmatchv1.Cl
 	return r
 }
 
+// ErrNoMapping reports an answer about a version of a list whose rows this
+// machine does not hold: its entry references cannot be shown as lines and
+// values, and nothing is guessed.
+var ErrNoMapping = errors.New("client: no local rows for the list version the hub answered about")
+
 // Overlaps asks which entries of one of the agency's lists appear in other
-// agencies' lists, at the level policy grants.
+// agencies' lists, at the level policy grants. It maps each match to the
+// agency's own row through the rows kept for the very version the hub
+// answered about, and refuses (ErrNoMapping) if it has none.
 func (c *Client) Overlaps(ctx context.Context, list string, q Query) (Result, error) {
 	if err := c.needHub(); err != nil {
 		return Result{}, err
@@ -97,15 +103,26 @@ func (c *Client) Overlaps(ctx context.Context, list string, q Query) (Result, er
 	if err != nil {
 		return Result{}, fmt.Errorf("overlaps of list %s: %w", list, err)
 	}
-	var entries []localEntry
-	if l, err := c.state.loadList(c.localName(list)); err == nil {
-		entries = l.Entries
-	} else if errors.Is(err, os.ErrNotExist) {
-		c.log.Warn("no local state for this list on this machine; matches show entry references only", "list", list)
-	} else {
-		return Result{}, fmt.Errorf("local state of list %s: %w", list, err)
+	name := c.localName(list)
+	local, err := c.state.loadList(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return Result{}, fmt.Errorf("%w: list %s has no local state on this machine (%s); run overlaps where it was published, or publish it again from here",
+			ErrNoMapping, list, c.state.listPath(name))
 	}
-	return result(list, resp.GetDecisionId(), resp.GetMatches(), resp.GetCounts(), entries), nil
+	if err != nil {
+		return Result{}, err
+	}
+	v, promoted := local.version(resp.GetUploadId())
+	if v == nil {
+		return Result{}, fmt.Errorf("%w: the hub answered about upload %s of list %s, but this machine holds the rows of %s; publish the list again from here",
+			ErrNoMapping, resp.GetUploadId(), list, local.uploads())
+	}
+	if promoted {
+		if err := c.state.saveList(local); err != nil {
+			return Result{}, err
+		}
+	}
+	return result(list, resp.GetDecisionId(), resp.GetMatches(), resp.GetCounts(), v.Entries), nil
 }
 
 // CheckOptions describe the identifiers to check.
@@ -115,6 +132,9 @@ type CheckOptions struct {
 	Column    string
 	// Name labels the result (for example the file name).
 	Name string
+	// DryRun normalizes the file, checks it against the hub's vocabulary
+	// and reports; it sends nothing.
+	DryRun bool
 }
 
 // Check tests the identifiers in the CSV in r against other agencies'
@@ -123,6 +143,18 @@ type CheckOptions struct {
 func (c *Client) Check(ctx context.Context, r io.Reader, o CheckOptions, q Query) (Result, error) {
 	if err := c.needHub(); err != nil {
 		return Result{}, err
+	}
+	v, err := c.Vocabulary(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := v.check("identifier kind", string(o.Kind), v.Kinds); err != nil {
+		return Result{}, err
+	}
+	if q.Purpose != "" {
+		if err := v.check("purpose", q.Purpose, v.Purposes); err != nil {
+			return Result{}, err
+		}
 	}
 	var entries []localEntry
 	rep, err := normalize.ReadCSV(r, o.Column, o.Kind, o.Normalize, func(row normalize.Row) error {
@@ -138,21 +170,20 @@ func (c *Client) Check(ctx context.Context, r io.Reader, o CheckOptions, q Query
 	if len(entries) == 0 {
 		return Result{Report: &rep}, ErrNoRows
 	}
+	if o.DryRun {
+		return Result{List: o.Name, Report: &rep}, nil
+	}
 	oc, err := c.oprfClient(ctx)
 	if err != nil {
 		return Result{Report: &rep}, err
 	}
-	values := make([]string, len(entries))
-	for i, e := range entries {
-		values[i] = e.Value
-	}
-	toks := make([][]byte, len(values))
-	seqs := make([]int, (len(values)+c.cfg.BatchSize-1)/c.cfg.BatchSize)
+	toks := make([][]byte, len(entries))
+	seqs := make([]int, (len(entries)+c.cfg.BatchSize-1)/c.cfg.BatchSize)
 	for i := range seqs {
 		seqs[i] = i
 	}
-	p := &progress{c: c, what: "check", total: len(values)}
-	err = c.tokenize(ctx, oc, string(o.Kind), values, seqs, func(b batchResult) error {
+	p := &progress{c: c, what: "check", total: len(entries)}
+	err = c.tokenize(ctx, oc, string(o.Kind), entries, seqs, func(b batchResult) error {
 		for i, t := range b.toks {
 			toks[b.seq*c.cfg.BatchSize+i] = t.Bytes()
 		}

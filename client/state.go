@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/veilmatch/veilmatch/crypto/oprf"
@@ -19,6 +21,12 @@ import (
 // ErrKeyChanged reports a key server that presented a different public key
 // for a key id already pinned: a sign that it may be tagging this agency.
 var ErrKeyChanged = errors.New("client: key server public key changed")
+
+// ErrKeyNotVouched reports a key server that presented a new key id that no
+// key the agency trusts endorses: a rogue or misconfigured key server, or a
+// rotation its operator did not endorse. Lists published under such a key
+// would match nothing.
+var ErrKeyNotVouched = errors.New("client: key server key not vouched for")
 
 // stateDir is the agency-side state: pinned keys and list entries.
 type stateDir struct {
@@ -67,6 +75,7 @@ func writeJSON(path string, v any) error {
 	return os.Rename(tmp.Name(), path)
 }
 
+// readJSON reads the JSON file at path into v.
 func readJSON(path string, v any) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -75,35 +84,65 @@ func readJSON(path string, v any) error {
 	return json.Unmarshal(data, v)
 }
 
-// pin checks pub against the configured or stored pin for its key id, and
-// stores it on first use.
-func (c *Client) pin(pub oprf.PublicKey) error {
-	if p := c.cfg.PinnedKey; p != nil {
-		if p.KeyID != pub.KeyID || subtle.ConstantTimeCompare(p.Bytes, pub.Bytes) != 1 {
-			return fmt.Errorf("%w: key server presents key %q, configuration pins %q", ErrKeyChanged, pub.KeyID, p.KeyID)
+// pins is the agency's trust in key server keys: the keys it trusts, by
+// key id, as pinned-keys.json keeps them (hex public keys).
+type pins map[string]string
+
+func (s *stateDir) pinsPath() string { return filepath.Join(s.dir, "pinned-keys.json") }
+
+// trusted returns the configured keys and the pinned ones.
+func (c *Client) trusted(p pins) []oprf.PublicKey {
+	out := slices.Clone(c.cfg.PinnedKeys)
+	for id, h := range p {
+		if b, err := hex.DecodeString(h); err == nil {
+			out = append(out, oprf.PublicKey{KeyID: id, Bytes: b})
 		}
-		return nil
 	}
+	return out
+}
+
+// pin decides whether to trust the key server's current key pub. A key
+// already trusted (configured or pinned) is; the same key id with another
+// key is refused (ErrKeyChanged); a new key id is trusted only if a chain
+// of endorsements leads to it from a key already trusted, or, with nothing
+// trusted yet and no configured keys, on first use. Keys newly trusted are
+// pinned in the state directory.
+func (c *Client) pin(pub oprf.PublicKey, chain []oprf.Endorsement) error {
 	s := c.state
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	path := filepath.Join(s.dir, "pinned-keys.json")
-	pins := map[string]string{}
-	if err := readJSON(path, &pins); err != nil && !errors.Is(err, os.ErrNotExist) {
+	path := s.pinsPath()
+	p := pins{}
+	if err := readJSON(path, &p); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("read pinned keys %s: %w", path, err)
 	}
-	got := hex.EncodeToString(pub.Bytes)
-	if old, ok := pins[pub.KeyID]; ok {
-		if subtle.ConstantTimeCompare([]byte(old), []byte(got)) != 1 {
-			return fmt.Errorf("%w for key id %q (pinned in %s)", ErrKeyChanged, pub.KeyID, path)
+	trusted := c.trusted(p)
+	for _, k := range trusted {
+		if k.KeyID != pub.KeyID {
+			continue
+		}
+		if subtle.ConstantTimeCompare(k.Bytes, pub.Bytes) != 1 {
+			return fmt.Errorf("%w for key id %q (pinned in %s or configured)", ErrKeyChanged, pub.KeyID, path)
 		}
 		return nil
 	}
-	pins[pub.KeyID] = got
-	if err := writeJSON(path, pins); err != nil {
+	newly := []oprf.PublicKey{pub}
+	how := "first use"
+	if len(trusted) > 0 {
+		var err error
+		if newly, err = oprf.VerifyChain(trusted, chain, pub); err != nil {
+			return fmt.Errorf("%w: the key server presents a new key %q that no key you trust endorses (%w); nothing was sent",
+				ErrKeyNotVouched, pub.KeyID, err)
+		}
+		how = "endorsed by a key you trust"
+	}
+	for _, k := range newly {
+		p[k.KeyID] = hex.EncodeToString(k.Bytes)
+	}
+	if err := writeJSON(path, p); err != nil {
 		return fmt.Errorf("pin key %s: %w", pub.KeyID, err)
 	}
-	fmt.Fprintf(c.cfg.Progress, "pinned key server key %s (first use)\n", pub.KeyID)
+	fmt.Fprintf(c.cfg.Progress, "pinned key server key %s (%s)\n", pub.KeyID, how)
 	return nil
 }
 
@@ -113,15 +152,31 @@ type localEntry struct {
 	Value string `json:"value"`
 }
 
-// localList is what the agency keeps about one published list.
+// localVersion is one upload of a list: its settings and, by entry
+// reference, the rows behind it.
+type localVersion struct {
+	Kind     string       `json:"kind"`
+	KeyID    string       `json:"key_id"`
+	UploadID string       `json:"upload_id"`
+	Digest   string       `json:"digest"`
+	Entries  []localEntry `json:"entries"` // index = entry_ref
+}
+
+// localList is what the agency keeps about one published list: the version
+// the hub confirmed it committed, and an upload not confirmed yet (begun,
+// interrupted, or failed). Matches map to rows only through the version the
+// hub says it answered about.
 type localList struct {
-	Name      string       `json:"name"`
-	Kind      string       `json:"kind"`
-	KeyID     string       `json:"key_id"`
-	UploadID  string       `json:"upload_id"`
-	Digest    string       `json:"digest"`
-	Committed bool         `json:"committed"`
-	Entries   []localEntry `json:"entries"` // index = entry_ref
+	Name    string        `json:"name"`
+	Current *localVersion `json:"current,omitempty"`
+	Pending *localVersion `json:"pending,omitempty"`
+}
+
+// legacyList is the first format of a list's state: one version and
+// whether the hub had confirmed it.
+type legacyList struct {
+	localVersion
+	Committed bool `json:"committed"`
 }
 
 func (s *stateDir) listPath(name string) string {
@@ -129,11 +184,27 @@ func (s *stateDir) listPath(name string) string {
 }
 
 func (s *stateDir) loadList(name string) (*localList, error) {
-	var l localList
-	if err := readJSON(s.listPath(name), &l); err != nil {
+	data, err := os.ReadFile(s.listPath(name))
+	if err != nil {
 		return nil, err
 	}
-	return &l, nil
+	l := &localList{}
+	if err := json.Unmarshal(data, l); err != nil {
+		return nil, fmt.Errorf("local state of list %s: %w", name, err)
+	}
+	if l.Current == nil && l.Pending == nil {
+		var old legacyList
+		if err := json.Unmarshal(data, &old); err == nil && old.UploadID != "" {
+			v := old.localVersion
+			if old.Committed {
+				l.Current = &v
+			} else {
+				l.Pending = &v
+			}
+		}
+	}
+	l.Name = name
+	return l, nil
 }
 
 func (s *stateDir) saveList(l *localList) error {
@@ -141,6 +212,34 @@ func (s *stateDir) saveList(l *localList) error {
 		return fmt.Errorf("save local state of list %s: %w", l.Name, err)
 	}
 	return nil
+}
+
+// version returns the version of upload id, promoting the pending upload
+// to current when the hub says it holds it (its commit was confirmed to
+// the hub but not recorded here).
+func (l *localList) version(id string) (*localVersion, bool) {
+	switch {
+	case l.Current != nil && l.Current.UploadID == id:
+		return l.Current, false
+	case l.Pending != nil && l.Pending.UploadID == id:
+		l.Current, l.Pending = l.Pending, nil
+		return l.Current, true
+	}
+	return nil, false
+}
+
+// uploads names the uploads whose rows l holds, for messages.
+func (l *localList) uploads() string {
+	var ids []string
+	for _, v := range []*localVersion{l.Current, l.Pending} {
+		if v != nil {
+			ids = append(ids, "upload "+v.UploadID)
+		}
+	}
+	if len(ids) == 0 {
+		return "no upload"
+	}
+	return strings.Join(ids, " and ")
 }
 
 func (s *stateDir) removeList(name string) error {

@@ -25,12 +25,13 @@ type batchResult struct {
 	toks []token.Token
 }
 
-// tokenize turns values into tokens under oc's key, batch by batch: blind,
-// evaluate at the key server, verify the proof, finalize. Only the batches
-// listed in seqs are computed; emit receives each, in completion order, from
-// a single goroutine. Several batches are in flight at once so the key
-// server's and this machine's cores stay busy.
-func (c *Client) tokenize(ctx context.Context, oc *oprf.Client, kind string, values []string, seqs []int, emit func(batchResult) error) error {
+// tokenize turns the values of rows into tokens under oc's key, batch by
+// batch: blind, evaluate at the key server, verify the proof, finalize.
+// Only the batches listed in seqs are computed; emit receives each, in
+// completion order, from a single goroutine. Several batches are in flight
+// at once so the key server's and this machine's cores stay busy. Errors
+// name the rows' lines in the agency's file.
+func (c *Client) tokenize(ctx context.Context, oc *oprf.Client, kind string, rows []localEntry, seqs []int, emit func(batchResult) error) error {
 	g, ctx := errgroup.WithContext(ctx)
 	work := make(chan int)
 	out := make(chan batchResult, c.cfg.Workers)
@@ -50,8 +51,8 @@ func (c *Client) tokenize(ctx context.Context, oc *oprf.Client, kind string, val
 		workers.Go(func() error {
 			for seq := range work {
 				lo := seq * c.cfg.BatchSize
-				hi := min(lo+c.cfg.BatchSize, len(values))
-				toks, err := c.tokenizeBatch(ctx, oc, kind, values[lo:hi], lo)
+				hi := min(lo+c.cfg.BatchSize, len(rows))
+				toks, err := c.tokenizeBatch(ctx, oc, kind, rows[lo:hi])
 				if err != nil {
 					return err
 				}
@@ -80,17 +81,17 @@ func (c *Client) tokenize(ctx context.Context, oc *oprf.Client, kind string, val
 	return g.Wait()
 }
 
-// tokenizeBatch computes the tokens of one batch. first is the index of
-// values[0] in the whole input, for error messages.
-func (c *Client) tokenizeBatch(ctx context.Context, oc *oprf.Client, kind string, values []string, first int) ([]token.Token, error) {
-	inputs := make([][]byte, len(values))
-	for i, v := range values {
-		in, err := oprf.Input(kind, v)
+// tokenizeBatch computes the tokens of one batch of rows.
+func (c *Client) tokenizeBatch(ctx context.Context, oc *oprf.Client, kind string, rows []localEntry) ([]token.Token, error) {
+	inputs := make([][]byte, len(rows))
+	for i, r := range rows {
+		in, err := oprf.Input(kind, r.Value)
 		if err != nil {
-			return nil, fmt.Errorf("encode entry %d: %w", first+i, err)
+			return nil, fmt.Errorf("line %d: %w", r.Line, err)
 		}
 		inputs[i] = in
 	}
+	lines := fmt.Sprintf("lines %d-%d", rows[0].Line, rows[len(rows)-1].Line)
 	batch, err := oc.Blind(inputs)
 	if err != nil {
 		return nil, err
@@ -104,13 +105,13 @@ func (c *Client) tokenizeBatch(ctx context.Context, oc *oprf.Client, kind string
 			}
 			toks, err := oc.Finalize(batch, resp.GetEvaluatedElements(), resp.GetProof())
 			if err != nil {
-				return nil, fmt.Errorf("key server answer for entries %d-%d: %w", first, first+len(values)-1, err)
+				return nil, fmt.Errorf("key server answer for %s: %w", lines, err)
 			}
 			return toks, nil
 		}
 		wait, ok := retryDelay(err)
 		if !ok || wait > maxQuotaWait {
-			return nil, fmt.Errorf("evaluate entries %d-%d: %w", first, first+len(values)-1, err)
+			return nil, fmt.Errorf("evaluate %s: %w", lines, err)
 		}
 		select {
 		case <-time.After(wait):

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -130,7 +131,7 @@ func revision(files []file) string {
 type parsedBundle struct {
 	modules  map[string]*ast.Module
 	data     map[string]any
-	agencies map[string]Agency
+	registry registry
 }
 
 // registryDocument is the part of the data document the Go side reads.
@@ -142,6 +143,15 @@ type registryDocument struct {
 				Jurisdiction string `json:"jurisdiction"`
 				Contact      string `json:"contact"`
 			} `json:"agencies"`
+			Vocabulary struct {
+				Kinds      []string `json:"kinds"`
+				Categories []string `json:"categories"`
+				Roles      []string `json:"roles"`
+			} `json:"vocabulary"`
+			Purposes struct {
+				ByRole  map[string][]string `json:"by_role"`
+				AnyRole []string            `json:"any_role"`
+			} `json:"purposes"`
 		} `json:"registry"`
 	} `json:"veilmatch"`
 }
@@ -172,11 +182,11 @@ func parseBundle(files []file, withTests bool) (*parsedBundle, error) {
 			if err := util.Unmarshal(f.data, &b.data); err != nil {
 				return nil, fmt.Errorf("parse %s: %w", f.name, err)
 			}
-			agencies, err := parseAgencies(f.data)
+			reg, err := parseRegistry(f.data)
 			if err != nil {
 				return nil, fmt.Errorf("parse %s: %w", f.name, err)
 			}
-			b.agencies = agencies
+			b.registry = reg
 		}
 	}
 	if dataName == "" {
@@ -188,23 +198,68 @@ func parseBundle(files []file, withTests bool) (*parsedBundle, error) {
 	return b, nil
 }
 
-// parseAgencies reads veilmatch.registry.agencies from a data document.
-func parseAgencies(data []byte) (map[string]Agency, error) {
+// registry is what the Go side reads of a data document: the agencies and
+// the closed vocabulary.
+type registry struct {
+	agencies   map[string]Agency
+	vocabulary Vocabulary
+}
+
+// wordRE is the shape of every vocabulary word.
+var wordRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+
+// parseRegistry reads veilmatch.registry from a data document and checks
+// that the agencies, the vocabulary and the purposes agree with each other.
+func parseRegistry(data []byte) (registry, error) {
 	var doc registryDocument
 	if err := util.Unmarshal(data, &doc); err != nil {
-		return nil, err
+		return registry{}, err
 	}
-	agencies := make(map[string]Agency, len(doc.Veilmatch.Registry.Agencies))
-	for id, a := range doc.Veilmatch.Registry.Agencies {
-		if a.Role == "" {
-			return nil, fmt.Errorf("agency %q has no role", id)
+	r := doc.Veilmatch.Registry
+	v := Vocabulary{
+		Kinds: slices.Sorted(slices.Values(r.Vocabulary.Kinds)), Categories: slices.Sorted(slices.Values(r.Vocabulary.Categories)),
+		Roles: slices.Sorted(slices.Values(r.Vocabulary.Roles)), purposes: map[string][]string{},
+	}
+	for _, w := range []struct {
+		field string
+		words []string
+	}{{"kinds", v.Kinds}, {"categories", v.Categories}, {"roles", v.Roles}, {"purposes.any_role", r.Purposes.AnyRole}} {
+		if len(w.words) == 0 && w.field != "purposes.any_role" {
+			return registry{}, fmt.Errorf("veilmatch.registry.vocabulary.%s is empty", w.field)
+		}
+		for i, word := range w.words {
+			if !wordRE.MatchString(word) {
+				return registry{}, fmt.Errorf("veilmatch.registry.%s[%d]: %q is not a word (%s)", w.field, i, word, wordRE)
+			}
+			if slices.Contains(w.words[:i], word) {
+				return registry{}, fmt.Errorf("veilmatch.registry.%s: %q is listed twice", w.field, word)
+			}
+		}
+	}
+	for role, ps := range r.Purposes.ByRole {
+		if !slices.Contains(v.Roles, role) {
+			return registry{}, fmt.Errorf("veilmatch.registry.purposes.by_role: role %q is not in the vocabulary's roles %v", role, v.Roles)
+		}
+		for i, p := range ps {
+			if !wordRE.MatchString(p) {
+				return registry{}, fmt.Errorf("veilmatch.registry.purposes.by_role.%s[%d]: %q is not a word (%s)", role, i, p, wordRE)
+			}
+		}
+	}
+	for _, role := range v.Roles {
+		v.purposes[role] = slices.Compact(slices.Sorted(slices.Values(slices.Concat(r.Purposes.ByRole[role], r.Purposes.AnyRole))))
+	}
+	agencies := make(map[string]Agency, len(r.Agencies))
+	for id, a := range r.Agencies {
+		if !slices.Contains(v.Roles, a.Role) {
+			return registry{}, fmt.Errorf("agency %q: role %q is not in the vocabulary's roles %v", id, a.Role, v.Roles)
 		}
 		agencies[id] = Agency{ID: id, Role: a.Role, Jurisdiction: a.Jurisdiction, Contact: a.Contact}
 	}
 	if len(agencies) == 0 {
-		return nil, errors.New("veilmatch.registry.agencies is empty")
+		return registry{}, errors.New("veilmatch.registry.agencies is empty")
 	}
-	return agencies, nil
+	return registry{agencies: agencies, vocabulary: v}, nil
 }
 
 // newCompiler returns a compiler limited to the sandbox's capabilities, so a

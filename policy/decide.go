@@ -183,6 +183,10 @@ func (q queries) disclose(ctx context.Context, r Request, cp Agency, l List, gra
 	return d, nil
 }
 
+// MaxClassLen bounds a counterparty class: it travels in match references
+// and the decision log.
+const MaxClassLen = 129
+
 // checkDisclosure enforces, whatever the policy says, that a decision names
 // its rules and discloses no more than its level allows.
 func checkDisclosure(d Disclosure) error {
@@ -195,6 +199,8 @@ func checkDisclosure(d Disclosure) error {
 		return fmt.Errorf("%w: liaison contact at level %s", errMalformed, d.Level)
 	case d.Level == LevelNone && d.Class != "":
 		return fmt.Errorf("%w: class at level none", errMalformed)
+	case len(d.Class) > MaxClassLen:
+		return fmt.Errorf("%w: class of %d bytes, more than %d", errMalformed, len(d.Class), MaxClassLen)
 	}
 	return nil
 }

@@ -45,7 +45,7 @@ type state struct {
 	compiler *ast.Compiler
 	store    storage.Store
 	queries  queries
-	agencies map[string]Agency
+	registry registry
 }
 
 // New loads, compiles and validates the bundle in opts.Dir, or the embedded
@@ -92,7 +92,7 @@ func load(ctx context.Context, files []file) (*state, error) {
 	if err := validate(ctx, c, q); err != nil {
 		return nil, err
 	}
-	return &state{revision: revision(files), compiler: c, store: store, queries: q, agencies: b.agencies}, nil
+	return &state{revision: revision(files), compiler: c, store: store, queries: q, registry: b.registry}, nil
 }
 
 // Authorize decides whether r may proceed. Any error, undefined or malformed
@@ -129,8 +129,13 @@ func (e *Engine) Disclose(ctx context.Context, r Request, cp Agency, l List, gra
 
 // Agency returns the registry entry of agency id.
 func (e *Engine) Agency(id string) (Agency, bool) {
-	a, ok := e.state.Load().agencies[id]
+	a, ok := e.state.Load().registry.agencies[id]
 	return a, ok
+}
+
+// Vocabulary returns the current bundle's closed vocabulary.
+func (e *Engine) Vocabulary() Vocabulary {
+	return e.state.Load().registry.vocabulary
 }
 
 // Revision identifies the current bundle: the hex SHA-256 over its files'

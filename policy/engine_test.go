@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -288,6 +289,47 @@ var badBundles = []struct {
 	{"time.now_ns", map[string]string{"extra.rego": "package veilmatch.extra\n\nx := time.now_ns()\n"}, "time.now_ns"},
 	{"allow everything", map[string]string{"authz.rego": "package veilmatch.authz\n\nallow := true\n\nmax_level := \"full\"\n\ndecision := {\"allow\": true, \"reasons\": [], \"rules\": [\"open\"], \"max_level\": \"full\"}\n"}, `sample "auditor overlaps"`},
 	{"second data document", map[string]string{"more.json": "{}"}, "a bundle has exactly one"},
+	{"role outside the vocabulary", map[string]string{"data.json": dataReplace(`"role": "ngo"`, `"role": "charity"`)}, `role "charity" is not in the vocabulary`},
+	{"no categories", map[string]string{"data.json": dataReplace(`"categories": [`, `"categories": [], "unused": [`)}, "vocabulary.categories is empty"},
+	{"category not a word", map[string]string{"data.json": dataReplace(`"victim",`, `"Victims ",`)}, `"Victims " is not a word`},
+	{"purposes of an unknown role", map[string]string{"data.json": dataReplace(`"ngo": [`, `"charity": [`)}, `role "charity" is not in the vocabulary`},
+}
+
+// dataReplace returns the embedded data document with old replaced by new.
+func dataReplace(old, new string) string {
+	data, err := fs.ReadFile(embedded, "data.json")
+	if err != nil || !strings.Contains(string(data), old) {
+		panic(fmt.Sprintf("data.json: %v, or %q not found", err, old))
+	}
+	return strings.Replace(string(data), old, new, 1)
+}
+
+func TestVocabulary(t *testing.T) {
+	v := newEngine(t, Options{}).Vocabulary()
+	tests := []struct {
+		name      string
+		got, want []string
+	}{
+		{"kinds", v.Kinds, []string{"email", "md5", "pdq", "phone", "sha1", "sha256"}},
+		{"categories", v.Categories, []string{"ad_contact", "missing_person", "suspect", "victim"}},
+		{"roles", v.Roles, []string{"auditor", "law_enforcement", "ngo"}},
+		{"law enforcement purposes", v.Purposes("law_enforcement"), []string{"investigation", "missing_person_search", "research"}},
+		{"ngo purposes", v.Purposes("ngo"), []string{"research", "victim_support"}},
+		{"auditor purposes", v.Purposes("auditor"), []string{"research"}},
+		{"unknown role", v.Purposes("charity"), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !slices.Equal(tt.got, tt.want) {
+				t.Errorf("got %q, want %q", tt.got, tt.want)
+			}
+		})
+	}
+	for p, want := range map[string]bool{"investigation": true, "victim_support": true, "research": true, "investigations": false, "": false} {
+		if got := v.KnownPurpose(p); got != want {
+			t.Errorf("KnownPurpose(%q) = %t, want %t", p, got, want)
+		}
+	}
 }
 
 func TestNewRefusesBadBundles(t *testing.T) {

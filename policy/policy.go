@@ -17,6 +17,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -126,3 +127,28 @@ type Disclosure struct {
 // RuleEngineError is the rule id of a decision the engine forced to deny or
 // none because evaluation failed or the policy's result was malformed.
 const RuleEngineError = "engine.error"
+
+// Vocabulary is the policy's closed vocabulary, from the data document's
+// veilmatch.registry.vocabulary and purposes: the only identifier kinds,
+// list categories, roles and purposes requests may use. The hub refuses
+// any other word before asking the policy, so a typo can never fall
+// through to a rule meant for another category.
+type Vocabulary struct {
+	// Kinds, Categories and Roles are sorted.
+	Kinds, Categories, Roles []string
+	// purposes maps each role to the purposes it may state, sorted.
+	purposes map[string][]string
+}
+
+// Purposes returns the purposes role may state, sorted.
+func (v Vocabulary) Purposes(role string) []string { return v.purposes[role] }
+
+// KnownPurpose reports whether any role may state p.
+func (v Vocabulary) KnownPurpose(p string) bool {
+	for _, ps := range v.purposes {
+		if slices.Contains(ps, p) {
+			return true
+		}
+	}
+	return false
+}

@@ -251,3 +251,62 @@ func TestReadCSVMessagesDoNotContainValue(t *testing.T) {
 		}
 	}
 }
+
+func TestReadCSVLongValues(t *testing.T) {
+	// Before the length checks these rows were accepted, and the OPRF
+	// encoding of the 70,000-byte one failed the whole list later, naming
+	// an entry index instead of a line.
+	long := strings.Repeat("a", 70000)
+	in := "id,email,notes\n" +
+		"1,ana@example.com,ok\n" + // 2 accepted
+		"2," + long + "@example.com,huge local part\n" + // 3 rejected
+		"3," + strings.Repeat("b", 65) + "@example.com,local part one too long\n" + // 4 rejected
+		"4," + strings.Repeat("c", 64) + "@example.com,local part at the limit\n" + // 5 accepted
+		"5,\"" + long[:35000] + "\n" + long[:35000] + "@example.com\",quoted over two lines\n" + // 6-7 rejected
+		"6,bob@example.com," + long + "\n" + // 8 accepted: only the selected column is bounded
+		"7," + strings.Repeat("d", 64) + "@" + domainOf(190) + ",address one too long\n" + // 9 rejected
+		"8,carl@example.com,last\n" // 10 accepted
+	wantRows := []Row{
+		{Line: 2, Value: "ana@example.com"},
+		{Line: 5, Value: strings.Repeat("c", 64) + "@example.com"},
+		{Line: 8, Value: "bob@example.com"},
+		{Line: 10, Value: "carl@example.com"},
+	}
+	wantReport := Report{
+		Rows:     8,
+		Accepted: 4,
+		Rejected: []Rejection{
+			{3, "value is 70012 bytes, more than 4096"},
+			{4, "local part is 65 bytes, more than 64 (RFC 5321)"},
+			{6, "value is 70013 bytes, more than 4096"},
+			{9, "address is 255 bytes, more than 254 (RFC 5321)"},
+		},
+	}
+	var rows []Row
+	rep, err := ReadCSV(strings.NewReader(in), "email", Email, Options{}, func(r Row) error {
+		rows = append(rows, r)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("ReadCSV error = %v", err)
+	}
+	if !reflect.DeepEqual(rows, wantRows) {
+		t.Errorf("rows = %+v\nwant %+v", rows, wantRows)
+	}
+	if !reflect.DeepEqual(rep, wantReport) {
+		t.Errorf("report = %+v\nwant %+v", rep, wantReport)
+	}
+
+	// Every kind rejects a huge cell on its own line and reads on.
+	for _, kind := range kinds {
+		in := "value\n" + strings.Repeat("9", 70000) + "\n" + strings.Repeat("8", 5000) + "\n"
+		rep, err := ReadCSV(strings.NewReader(in), "", kind, Options{}, nil)
+		want := Report{Rows: 2, Rejected: []Rejection{
+			{2, "value is 70000 bytes, more than 4096"},
+			{3, "value is 5000 bytes, more than 4096"},
+		}}
+		if err != nil || !reflect.DeepEqual(rep, want) {
+			t.Errorf("ReadCSV(%s) = %+v, %v; want %+v", kind, rep, err, want)
+		}
+	}
+}

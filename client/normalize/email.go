@@ -40,12 +40,28 @@ var providers = map[string]provider{
 	"fastmail.fm":    {domain: "fastmail.fm"},
 }
 
+// RFC 5321 section 4.5.3.1 limits, in octets of the address as sent: the
+// local part (4.5.3.1.1) and the path, which holds the address between angle
+// brackets in 256 octets (4.5.3.1.3). The domain limit of 255 octets
+// (4.5.3.1.2) is subsumed by the DNS limit of 253 that asciiDomain applies.
+const (
+	maxLocalLen   = 64
+	maxAddressLen = 254
+)
+
 // localSpecials are the characters RFC 5322 does not allow in an unquoted
 // local part. Quoted local parts are not supported.
 const localSpecials = `"(),:;<>[\]`
 
 // normalizeEmail returns raw trimmed, in Unicode NFC, lower-cased, with its
 // domain in ASCII (IDNA) form, and with provider rules applied if rules is set.
+//
+// The RFC 5321 length limits are checked on the address in that form before
+// provider rules: lower-casing and IDNA can make an address longer than it was
+// written, so the raw lengths say nothing, and an address too long to be sent
+// is not a mailbox's address even if provider rules would shorten it. Provider
+// rules only remove characters, so the canonical value is within the limits
+// too, and at most MaxValueLen bytes.
 func normalizeEmail(raw string, rules bool) (Value, error) {
 	s := strings.TrimSpace(raw)
 	if len(s) >= 7 && strings.EqualFold(s[:7], "mailto:") {
@@ -63,6 +79,9 @@ func normalizeEmail(raw string, rules bool) (Value, error) {
 	if local == "" {
 		return Value{}, errors.New("nothing before the '@'")
 	}
+	if len(local) > maxLocalLen {
+		return Value{}, fmt.Errorf("local part is %d bytes, more than %d (RFC 5321)", len(local), maxLocalLen)
+	}
 	for i, r := range []rune(local) {
 		if unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune(localSpecials, r) {
 			return Value{}, fmt.Errorf("character not allowed in an address at position %d", i+1)
@@ -71,6 +90,9 @@ func normalizeEmail(raw string, rules bool) (Value, error) {
 	domain, err := asciiDomain(domain)
 	if err != nil {
 		return Value{}, err
+	}
+	if n := len(local) + 1 + len(domain); n > maxAddressLen {
+		return Value{}, fmt.Errorf("address is %d bytes, more than %d (RFC 5321)", n, maxAddressLen)
 	}
 	if p, ok := providers[domain]; ok && rules {
 		if i := strings.IndexByte(local, '+'); i >= 0 {

@@ -9,9 +9,9 @@ import (
 )
 
 // FuzzNormalize checks that Normalize never panics, that every error is a
-// rejection or a bad-region error, that canonical values are fixed points
-// (normalizing them again gives the same value), and that no message repeats
-// the value.
+// rejection or a bad-region error, that canonical values are at most
+// MaxValueLen bytes and fixed points (normalizing them again gives the same
+// value), and that no message repeats the value.
 func FuzzNormalize(f *testing.F) {
 	for _, s := range sensitiveInputs {
 		f.Add(kindIndex(s.kind), s.raw, s.opts.Region, s.opts.EmailProviderRules)
@@ -19,6 +19,10 @@ func FuzzNormalize(f *testing.F) {
 	f.Add(kindIndex(Email), "A.N.A+tag@Googlemail.com", "", true)
 	f.Add(kindIndex(Phone), "081 234 5678", "th", false)
 	f.Add(kindIndex(PDQ), " 0x"+strings.Repeat("F0", 32), "", false)
+	f.Add(kindIndex(Email), strings.Repeat("Ab.", 20)+"c+tg@GMAIL.com", "", true)
+	f.Add(kindIndex(Email), strings.Repeat("\u023a", 22)+"@B\u00fccher.example", "", false)
+	f.Add(kindIndex(Email), strings.Repeat("a", 64)+"@"+strings.Repeat("b\u00fccher.", 14)+"example", "", false)
+	f.Add(kindIndex(SHA1), strings.Repeat(" ", 4096), "", false)
 	f.Fuzz(func(t *testing.T, k uint8, raw, region string, rules bool) {
 		kind := kinds[int(k)%len(kinds)]
 		opts := Options{Region: region, EmailProviderRules: rules}
@@ -38,6 +42,9 @@ func FuzzNormalize(f *testing.F) {
 		if v.Canonical == "" || !utf8.ValidString(v.Canonical) {
 			t.Fatalf("Normalize(%s, %q) = %q; want a non-empty UTF-8 value", kind, raw, v.Canonical)
 		}
+		if len(v.Canonical) > MaxValueLen {
+			t.Fatalf("Normalize(%s, %q) = %d bytes; want at most MaxValueLen = %d", kind, raw, len(v.Canonical), MaxValueLen)
+		}
 		if fuzzLeaks(v.Warning, raw) || len(v.Canonical) >= 8 && strings.Contains(v.Warning, v.Canonical) {
 			t.Fatalf("Normalize(%s, %q) warning %q contains the value", kind, raw, v.Warning)
 		}
@@ -50,11 +57,13 @@ func FuzzNormalize(f *testing.F) {
 
 // FuzzReadCSV checks that ReadCSV never panics, that every row is either
 // handed to the callback or rejected, that lines increase, that accepted values
-// are canonical, and that no reason repeats an accepted value.
+// are canonical and at most MaxValueLen bytes, and that no reason repeats an
+// accepted value.
 func FuzzReadCSV(f *testing.F) {
 	f.Add([]byte(messyCSV), "phone", kindIndex(Phone), "GB")
 	f.Add([]byte("email\nAna@Bücher.example\n\"b@x.example\nc@example.com\n"), "", kindIndex(Email), "")
 	f.Add([]byte("md5,sha1\n"+strings.Repeat("a", 32)+",x\n\"q\"q\n"), "2", kindIndex(SHA1), "")
+	f.Add([]byte("email\nana@example.com\n"+strings.Repeat("b", 65)+"@example.com\n\""+strings.Repeat("c", 5000)+"\n@example.com\"\nd@example.com\n"), "email", kindIndex(Email), "")
 	f.Fuzz(func(t *testing.T, data []byte, column string, k uint8, region string) {
 		kind := kinds[int(k)%len(kinds)]
 		opts := Options{Region: region}
@@ -78,6 +87,9 @@ func FuzzReadCSV(f *testing.F) {
 				t.Fatalf("row line %d after line %d", r.Line, last)
 			}
 			last = r.Line
+			if len(r.Value) > MaxValueLen {
+				t.Fatalf("line %d: value is %d bytes; want at most MaxValueLen = %d", r.Line, len(r.Value), MaxValueLen)
+			}
 			if v, err := Normalize(kind, r.Value, opts); err != nil || v.Canonical != r.Value {
 				t.Fatalf("line %d: value %q is not canonical: %q, %v", r.Line, r.Value, v.Canonical, err)
 			}

@@ -7,6 +7,11 @@
 // hex of a fixed length. Values that cannot be made canonical are rejected with
 // a reason; values that are kept but look doubtful carry a warning.
 //
+// Values have bounded lengths. A raw value longer than 4096 bytes is rejected
+// before any other work, whatever its kind, and no canonical value is longer
+// than MaxValueLen bytes: e-mail addresses are held to the limits of RFC 5321,
+// phone numbers and hashes are shorter by construction.
+//
 // Identifiers are watchlist data. No error, warning or reason produced by this
 // package contains the raw or canonical value: they carry line numbers,
 // lengths, positions and fixed descriptions only.
@@ -36,6 +41,25 @@ const (
 
 // kinds lists every Kind in the order they are documented to users.
 var kinds = []Kind{Phone, Email, PDQ, MD5, SHA1, SHA256}
+
+// MaxValueLen is the length in bytes of the longest canonical value any kind
+// can produce: an e-mail address at the RFC 5321 limit of 254 octets (local
+// part at most 64, domain at most 253 in ASCII form). Phone numbers in E.164
+// are at most 21 bytes ("+", a country code of at most 3 digits and a national
+// number of at most 17) and hashes at most 64 hex digits.
+//
+// The OPRF input encoding (crypto/oprf.Input) relies on this bound: it writes
+// the value after a 16-bit length, so a value longer than 65,535 bytes could
+// not be encoded and would fail a whole list after every row had been
+// accepted. Normalize and ReadCSV never return a longer value; they reject the
+// row instead.
+const MaxValueLen = 254
+
+// maxRawLen is the longest raw value, in bytes, that is normalized at all.
+// Every real identifier is far shorter even with generous padding, and
+// rejecting longer cells first means a huge cell costs no parsing, Unicode
+// normalization or IDNA work.
+const maxRawLen = 4096
 
 // rulesVersion identifies the normalization rules of this package. It is
 // recorded in list metadata so that lists normalized under different rules
@@ -140,9 +164,10 @@ type Value struct {
 }
 
 // Normalize returns the canonical form of one raw identifier of the given kind.
-// A value that cannot be normalized gives an error wrapping ErrRejected whose
-// message says why and never contains the value; invalid options give an error
-// wrapping ErrUnknownKind or ErrUnknownRegion.
+// A value that cannot be normalized, including a raw value over 4096 bytes,
+// gives an error wrapping ErrRejected whose message says why and never
+// contains the value; invalid options give an error wrapping ErrUnknownKind or
+// ErrUnknownRegion. An accepted value is never longer than MaxValueLen bytes.
 func Normalize(kind Kind, raw string, opts Options) (Value, error) {
 	n, err := newNormalizer(kind, opts)
 	if err != nil {
@@ -180,24 +205,38 @@ func newNormalizer(kind Kind, opts Options) (*normalizer, error) {
 // normalize returns the canonical form of raw, or an error whose message is
 // the reason for rejecting it.
 func (n *normalizer) normalize(raw string) (Value, error) {
+	if len(raw) > maxRawLen {
+		return Value{}, fmt.Errorf("value is %d bytes, more than %d", len(raw), maxRawLen)
+	}
 	if !utf8.ValidString(raw) {
 		return Value{}, errors.New("not valid UTF-8 (is the file saved in another encoding?)")
 	}
 	if strings.TrimSpace(raw) == "" {
 		return Value{}, errors.New("empty value")
 	}
+	var v Value
+	var err error
 	switch n.kind {
 	case Phone:
-		return normalizePhone(raw, n.region)
+		v, err = normalizePhone(raw, n.region)
 	case Email:
-		return normalizeEmail(raw, n.rules)
+		v, err = normalizeEmail(raw, n.rules)
 	case PDQ:
-		return normalizeHex(raw, 64, "")
+		v, err = normalizeHex(raw, 64, "")
 	case MD5:
-		return normalizeHex(raw, 32, md5Empty)
+		v, err = normalizeHex(raw, 32, md5Empty)
 	case SHA1:
-		return normalizeHex(raw, 40, sha1Empty)
+		v, err = normalizeHex(raw, 40, sha1Empty)
 	default: // SHA256; newNormalizer admits no other kind
-		return normalizeHex(raw, 64, sha256Empty)
+		v, err = normalizeHex(raw, 64, sha256Empty)
 	}
+	if err != nil {
+		return Value{}, err
+	}
+	// Every kind bounds its values more tightly (see MaxValueLen); this
+	// keeps the promise to the OPRF encoding if a kind ever does not.
+	if len(v.Canonical) > MaxValueLen {
+		return Value{}, fmt.Errorf("normalized value is %d bytes, more than %d", len(v.Canonical), MaxValueLen)
+	}
+	return v, nil
 }

@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/nyaruka/phonenumbers"
+
+	"github.com/veilmatch/veilmatch/crypto/oprf"
 )
 
 func TestParseKind(t *testing.T) {
@@ -129,6 +133,7 @@ func TestNormalizePhone(t *testing.T) {
 
 func TestNormalizeEmail(t *testing.T) {
 	on := Options{EmailProviderRules: true}
+	local64 := strings.Repeat("a", 64)
 	runNormalizeCases(t, Email, []normalizeCase{
 		{name: "trim and lower-case", raw: "  Ana.Silva@Example.COM\t", want: "ana.silva@example.com"},
 		{name: "IDN domain", raw: "Ana@Bücher.example", want: "ana@xn--bcher-kva.example"},
@@ -165,9 +170,34 @@ func TestNormalizeEmail(t *testing.T) {
 		{name: "label too long", raw: "ana@" + strings.Repeat("a", 64) + ".com", err: "at most 63"},
 		{name: "domain too long", raw: "ana@" + strings.Repeat(strings.Repeat("a", 60)+".", 5) + "com", err: "at most 253"},
 		{name: "gmail tag only", raw: "+tag@gmail.com", opts: on, err: "after provider rules"},
+
+		// RFC 5321 limits, in bytes of the lower-cased NFC address with its
+		// domain in ASCII form.
+		{name: "local part 64 bytes", raw: strings.ToUpper(local64) + "@example.com", want: local64 + "@example.com"},
+		{name: "local part 65 bytes", raw: "b" + local64 + "@example.com", err: "local part is 65 bytes, more than 64 (RFC 5321)"},
+		{name: "local part 70 bytes", raw: strings.Repeat("c", 70) + "@example.com", err: "local part is 70 bytes, more than 64 (RFC 5321)"},
+		{name: "local part counted in bytes", raw: strings.Repeat("é", 33) + "@example.com", err: "local part is 66 bytes, more than 64"},
+		{name: "local part longer lower-cased", raw: strings.Repeat("\u023a", 22) + "@example.com", err: "local part is 66 bytes, more than 64"},
+		{name: "local part too long before provider rules", raw: strings.Repeat("a.", 32) + "b@gmail.com", opts: on, err: "local part is 65 bytes"},
+		{name: "local part 64 bytes with provider rules", raw: strings.Repeat("a.", 31) + "b+@gmail.com", opts: on, want: strings.Repeat("a", 31) + "b@gmail.com"},
+		{name: "address 254 bytes", raw: local64 + "@" + domainOf(189), want: local64 + "@" + domainOf(189)},
+		{name: "address 255 bytes", raw: local64 + "@" + domainOf(190), err: "address is 255 bytes, more than 254 (RFC 5321)"},
+		{name: "address too long in ASCII form", raw: local64 + "@" + strings.Repeat("bücher.", 14) + "example", err: "address is 268 bytes, more than 254 (RFC 5321)"},
+		{name: "local part of 70000 bytes", raw: strings.Repeat("a", 70000) + "@example.com", err: "value is 70012 bytes, more than 4096"},
 		{name: "blank", raw: "   ", err: "empty value"},
 		{name: "Latin-1 bytes", raw: "ana@b\xfccher.example", err: "UTF-8"},
 	})
+}
+
+// domainOf returns an ASCII domain name of exactly n bytes, n > 63, with
+// labels of at most 63 bytes.
+func domainOf(n int) string {
+	var b strings.Builder
+	for n-b.Len() > 63 {
+		b.WriteString(strings.Repeat("d", 62) + ".")
+	}
+	b.WriteString(strings.Repeat("e", n-b.Len()))
+	return b.String()
 }
 
 func TestNormalizeHash(t *testing.T) {
@@ -215,6 +245,114 @@ func TestNormalizeHash(t *testing.T) {
 			}, tc.cases...))
 		})
 	}
+}
+
+func TestMaxValueLen(t *testing.T) {
+	// crypto/oprf.Input encodes "veilmatch/v1" || len16(kind) || kind ||
+	// len16(value) || value and fails for a value over 65535 bytes; the
+	// headroom dwarfs the length fields and any kind name.
+	const prefix, headroom = "veilmatch/v1", 1024
+	if !(MaxValueLen < 65535-len(prefix)-headroom) {
+		t.Fatalf("MaxValueLen = %d; want far less than 65535", MaxValueLen)
+	}
+	for _, k := range kinds {
+		if _, err := oprf.Input(string(k), strings.Repeat("x", MaxValueLen)); err != nil {
+			t.Errorf("oprf.Input(%s, value of MaxValueLen bytes) error = %v", k, err)
+		}
+	}
+	// MaxValueLen is reached: an address at the RFC 5321 limit is accepted.
+	addr := strings.Repeat("a", 64) + "@" + domainOf(189)
+	if v, err := Normalize(Email, addr, Options{}); err != nil || len(v.Canonical) != MaxValueLen {
+		t.Errorf("Normalize(address of %d bytes) = %d bytes, %v; want %d bytes", len(addr), len(v.Canonical), err, MaxValueLen)
+	}
+}
+
+// TestNormalizeLongValues checks that long inputs of every kind are either
+// rejected or normalized to at most MaxValueLen bytes, and that a raw value
+// over 4096 bytes is rejected for its size whatever it holds.
+func TestNormalizeLongValues(t *testing.T) {
+	sha256 := "d7a8fbb307d7809469ca9abcb0082e4f8d5651e46d3cdb762d02d0bf37c9e592"
+	valid := map[Kind]string{
+		Phone:  "+44 20 7946 0000",
+		Email:  "ana@example.com",
+		PDQ:    sha256,
+		MD5:    sha256[:32],
+		SHA1:   sha256[:40],
+		SHA256: sha256,
+	}
+	pad := func(s string, n int) string { return s + strings.Repeat(" ", n-len(s)) }
+	for _, tc := range []struct {
+		name  string
+		kinds []Kind // nil means every kind
+		raw   string
+		want  int    // length of the canonical value, if accepted
+		err   string // substring of the error, if rejected
+	}{
+		{name: "70000 bytes", raw: strings.Repeat("a", 70000), err: "value is 70000 bytes, more than 4096"},
+		{name: "70000 digits", raw: strings.Repeat("7", 70000), err: "value is 70000 bytes, more than 4096"},
+		{name: "4097 bytes of hex", raw: strings.Repeat("f", 4097), err: "value is 4097 bytes, more than 4096"},
+		{name: "4097 bytes of spaces", raw: strings.Repeat(" ", 4097), err: "value is 4097 bytes, more than 4096"},
+		{name: "4096 bytes of hex", kinds: []Kind{PDQ, MD5, SHA1, SHA256}, raw: strings.Repeat("f", 4096), err: "found 4096 characters"},
+		{name: "4096 bytes of digits", kinds: []Kind{Phone}, raw: "+" + strings.Repeat("1", 4095), err: "too long"},
+		{name: "4096 bytes of address", kinds: []Kind{Email}, raw: strings.Repeat("a", 4000) + "@" + domainOf(95), err: "local part is 4000 bytes"},
+		{name: "4096 bytes of 4-byte runes", kinds: []Kind{Email}, raw: strings.Repeat("\U0001F600", 1020) + "@a.example", err: "local part is 4080 bytes"},
+		{name: "longest phone", kinds: []Kind{Phone}, raw: "+62 001 80312345678901", want: 20},
+		{name: "longest valid German phone", kinds: []Kind{Phone}, raw: "+49 30 1234567890123", want: 18},
+	} {
+		ks := tc.kinds
+		if ks == nil {
+			ks = kinds
+		}
+		for _, k := range ks {
+			t.Run(tc.name+"/"+string(k), func(t *testing.T) {
+				v, err := Normalize(k, tc.raw, Options{})
+				if err == nil && len(v.Canonical) > MaxValueLen {
+					t.Fatalf("Normalize = %d bytes; want at most MaxValueLen = %d", len(v.Canonical), MaxValueLen)
+				}
+				if tc.err != "" {
+					if !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), tc.err) {
+						t.Errorf("Normalize error = %v; want ErrRejected containing %q", err, tc.err)
+					}
+				} else if err != nil || len(v.Canonical) != tc.want {
+					t.Errorf("Normalize = %d bytes, %v; want %d bytes", len(v.Canonical), err, tc.want)
+				}
+			})
+		}
+	}
+	// A valid value padded to the size limit is still accepted.
+	for _, k := range kinds {
+		v, err := Normalize(k, pad(valid[k], maxRawLen), Options{})
+		if err != nil || len(v.Canonical) > MaxValueLen {
+			t.Errorf("Normalize(%s, valid value padded to %d bytes) = %d bytes, %v; want it accepted", k, maxRawLen, len(v.Canonical), err)
+		}
+		if _, err := Normalize(k, pad(valid[k], maxRawLen+1), Options{}); err == nil || !strings.Contains(err.Error(), "value is 4097 bytes, more than 4096") {
+			t.Errorf("Normalize(%s, valid value padded to %d bytes) error = %v; want it rejected for its size", k, maxRawLen+1, err)
+		}
+	}
+}
+
+// TestPhoneLength confirms the bound documented on normalizePhone: whatever
+// the calling code and however many digits follow it, an accepted number is at
+// most 21 bytes, so no phone number comes near MaxValueLen.
+func TestPhoneLength(t *testing.T) {
+	const maxPhoneLen = 1 + 3 + 17 // "+", calling code, national number
+	longest := 0
+	for cc := range phonenumbers.GetSupportedCallingCodes() {
+		for n := 1; n <= 25; n++ {
+			for _, digits := range []string{"1234567890", "9876543210", "8001234567"} {
+				nsn := strings.Repeat(digits, 3)[:n]
+				v, err := Normalize(Phone, fmt.Sprintf("+%d %s", cc, nsn), Options{})
+				if err != nil {
+					continue
+				}
+				if len(v.Canonical) > maxPhoneLen {
+					t.Errorf("+%d with %d digits: canonical value is %d bytes; want at most %d", cc, n, len(v.Canonical), maxPhoneLen)
+				}
+				longest = max(longest, len(v.Canonical))
+			}
+		}
+	}
+	t.Logf("longest accepted phone number: %d bytes", longest)
 }
 
 func TestNormalizeOptions(t *testing.T) {

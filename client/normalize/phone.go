@@ -10,6 +10,14 @@ import (
 
 // normalizePhone returns raw in E.164 form. region is the default region for
 // numbers in national format, or empty.
+//
+// The result is at most 21 bytes, well within MaxValueLen: the phone library
+// parses at most 250 characters, takes a country calling code of at most 3
+// digits and a national number of at most 17, and only lengths its metadata
+// lists as possible for the country pass the check below. That can be more
+// than the 15 digits E.164 allows: the metadata lists longer numbers that are
+// in use (German extension dialling, Indonesian and Japanese freephone), so
+// they are kept.
 func normalizePhone(raw, region string) (Value, error) {
 	s := strings.TrimSpace(raw)
 	if len(s) >= 4 && strings.EqualFold(s[:4], "tel:") {

@@ -11,9 +11,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/veilmatch/veilmatch/certs"
 	"github.com/veilmatch/veilmatch/client"
@@ -32,40 +36,26 @@ const (
 // rows; it exits with status 3.
 var errPartial = errors.New("some rows were rejected")
 
-const agencyUsage = `Usage: veilmatch agency COMMAND [flags]
-
-Commands:
-  publish   normalize, blind and publish a CSV file as a list
-  overlaps  show which entries of one of your lists other agencies also hold
-  check     check a CSV file against other agencies' lists without storing it
-  lists     show your lists at the hub
-  delete    erase one of your lists
-  request-disclosure  ask the owners behind a flag or count result for the full match
-  requests            disclosure requests against your lists (--outgoing: yours)
-  approve, refuse     answer a disclosure request against one of your lists
-  disclosures         who learned matches of your lists in full
-
+// agencyCommands are the agency client's commands.
+var agencyCommands = &group{
+	name: "agency",
+	cmds: []subcommand{
+		{"publish", cmdPublish, "\tnormalize, blind and publish a CSV file as a list"},
+		{"overlaps", cmdOverlaps, "\tshow which entries of one of your lists other agencies also hold"},
+		{"check", cmdCheck, "\tcheck a CSV file against other agencies' lists without storing it"},
+		{"lists", cmdLists, "\tshow your lists at the hub"},
+		{"delete", cmdDelete, "\terase one of your lists"},
+		{"request-disclosure", cmdRequestDisclosure, "\task the owners behind a flag or count result for the full match"},
+		{"requests", cmdRequests, "\tdisclosure requests against your lists (--outgoing: yours)"},
+		{"approve", cmdAnswer(true), "\tapprove a disclosure request against one of your lists"},
+		{"refuse", cmdAnswer(false), "\trefuse a disclosure request against one of your lists"},
+		{"disclosures", cmdDisclosures, "\twho learned matches of your lists in full"},
+	},
+	footer: `
 Identity: --as ID uses the development credentials of certs/dev/ID and the
 'veilmatch dev' endpoints (override with VEILMATCH_HUB, VEILMATCH_KEYSERVER);
 --config FILE serves real deployments.
-`
-
-func cmdAgency(ctx context.Context, e env, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(e.stderr, agencyUsage)
-		return usagef("", "agency: no command given")
-	}
-	cmds := map[string]func(context.Context, env, []string) error{
-		"publish": cmdPublish, "overlaps": cmdOverlaps, "check": cmdCheck, "lists": cmdLists, "delete": cmdDelete,
-		"request-disclosure": cmdRequestDisclosure, "requests": cmdRequests, "approve": cmdAnswer(true), "refuse": cmdAnswer(false),
-		"disclosures": cmdDisclosures,
-	}
-	c, ok := cmds[args[0]]
-	if !ok {
-		fmt.Fprint(e.stderr, agencyUsage)
-		return usagef("", "agency: unknown command %q", args[0])
-	}
-	return c(ctx, e, args[1:])
+`,
 }
 
 // partyConfig is what every --config file of a real deployment holds: the
@@ -100,16 +90,23 @@ type agencyConfig struct {
 	Agency    string `json:"agency"`
 	KeyServer string `json:"keyserver"`
 	StateDir  string `json:"state_dir"`
-	// PinnedKey pins the key server: {"key_id": …, "public_key": hex}.
-	PinnedKey *struct {
-		KeyID     string `json:"key_id"`
-		PublicKey string `json:"public_key"`
-	} `json:"pinned_key"`
+	// PinnedKeys are the key server keys the agency's operator trusts:
+	// [{"key_id": …, "public_key": hex}]; pinned_key holds one.
+	PinnedKeys []pinnedKey `json:"pinned_keys"`
+	PinnedKey  *pinnedKey  `json:"pinned_key"`
+}
+
+// pinnedKey is a key server key in an agency configuration.
+type pinnedKey struct {
+	KeyID     string `json:"key_id"`
+	PublicKey string `json:"public_key"`
 }
 
 // identityFlags are the flags every agency command shares.
 type identityFlags struct {
 	as, config, state, certsDir string
+	// hub and keyServer are the addresses client resolved, for rpcError.
+	hub, keyServer string
 }
 
 func (f *identityFlags) register(fs *flag.FlagSet) {
@@ -148,12 +145,15 @@ func (f *identityFlags) client(e env, needKeys bool) (*client.Client, error) {
 			return nil, err
 		}
 		cfg.Agency, cfg.TLS, cfg.Hub, cfg.KeyServer, cfg.StateDir = ac.Agency, tlsCfg, ac.Hub, ac.KeyServer, ac.StateDir
-		if p := ac.PinnedKey; p != nil {
+		if ac.PinnedKey != nil {
+			ac.PinnedKeys = append(ac.PinnedKeys, *ac.PinnedKey)
+		}
+		for i, p := range ac.PinnedKeys {
 			b, err := hex.DecodeString(p.PublicKey)
-			if err != nil {
-				return nil, fmt.Errorf("agency config %s: pinned_key.public_key is not hex", f.config)
+			if err != nil || len(b) != oprf.ElementSize || !oprf.ValidKeyID(p.KeyID) {
+				return nil, fmt.Errorf("agency config %s: pinned key %d: want a key id and a %d-byte hex public key", f.config, i, oprf.ElementSize)
 			}
-			cfg.PinnedKey = &oprf.PublicKey{KeyID: p.KeyID, Bytes: b}
+			cfg.PinnedKeys = append(cfg.PinnedKeys, oprf.PublicKey{KeyID: p.KeyID, Bytes: b})
 		}
 	default:
 		return nil, usagef("for the development setup use --as police-gb", "say who you are: --as ID or --config FILE")
@@ -164,7 +164,36 @@ func (f *identityFlags) client(e env, needKeys bool) (*client.Client, error) {
 	if f.state != "" {
 		cfg.StateDir = f.state
 	}
+	f.hub, f.keyServer = cfg.Hub, cfg.KeyServer
 	return client.New(cfg)
+}
+
+// keyServerOps start the client library's errors from calls to the key
+// server; its other errors come from the hub.
+var keyServerOps = []string{"get key server public key:", "evaluate entries "}
+
+// rpcError wraps the error of an agency command's call to the hub or the
+// key server with advice by its gRPC code, naming the service that failed.
+func (f *identityFlags) rpcError(err error) error {
+	service, addr := "hub", f.hub
+	if slices.ContainsFunc(keyServerOps, func(op string) bool { return strings.HasPrefix(err.Error(), op) }) {
+		service, addr = "key server", f.keyServer
+	}
+	switch code := status.Code(err); {
+	case code == codes.Unavailable:
+		start := "For development start it with 'veilmatch dev'"
+		if f.config != "" {
+			start = "Check its address in " + f.config
+		}
+		return withHint(err, fmt.Sprintf("is the %s at %s running? %s", service, addr, start))
+	case code == codes.DeadlineExceeded:
+		return withHint(err, fmt.Sprintf("the %s at %s did not answer in time: try again, and if it persists ask its operator", service, addr))
+	case code == codes.PermissionDenied && service == "hub":
+		return withHint(err, "the hub's policy refused the request: its reason is in the message")
+	case code == codes.ResourceExhausted && service == "key server":
+		return withHint(err, "your agency's key-server quota is used up: try again later, or ask the key server's operator for more")
+	}
+	return err
 }
 
 func envOr(name, def string) string {
@@ -322,7 +351,7 @@ func cmdPublish(ctx context.Context, e env, args []string) error {
 	res, err := c.Publish(ctx, src.r, po)
 	repErr := printReport(e.stderr, src.name, res.Report)
 	if err != nil {
-		return err
+		return a.id.rpcError(err)
 	}
 	l := res.List
 	switch {
@@ -361,7 +390,7 @@ func cmdOverlaps(ctx context.Context, e env, args []string) error {
 	defer c.Close()
 	res, err := c.Overlaps(ctx, *list, client.Query{Purpose: *purpose, CaseRef: *caseRef})
 	if err != nil {
-		return err
+		return a.id.rpcError(err)
 	}
 	return printResult(e.stdout, a.format, res)
 }
@@ -393,7 +422,7 @@ func cmdCheck(ctx context.Context, e env, args []string) error {
 		repErr = printReport(e.stderr, src.name, *res.Report)
 	}
 	if err != nil {
-		return err
+		return a.id.rpcError(err)
 	}
 	if err := printResult(e.stdout, a.format, res); err != nil {
 		return err
@@ -410,7 +439,7 @@ func cmdLists(ctx context.Context, e env, args []string) error {
 	defer c.Close()
 	lists, err := c.Lists(ctx)
 	if err != nil {
-		return err
+		return a.id.rpcError(err)
 	}
 	if a.format == "json" {
 		type row struct {
@@ -454,17 +483,14 @@ func cmdDelete(ctx context.Context, e env, args []string) error {
 	defer c.Close()
 	n, err := c.Delete(ctx, *list)
 	if err != nil {
-		return err
+		return a.id.rpcError(err)
 	}
 	fmt.Fprintf(e.stdout, "deleted list %s: %s erased\n", *list, plural(n, "entry", "entries"))
 	return nil
 }
 
 func checkFormat(f string) error {
-	if f != "text" && f != "json" {
-		return usagef("", "--format must be text or json, got %q", f)
-	}
-	return nil
+	return checkOneOf("--format", f, "text", "json")
 }
 
 func writeJSON(w io.Writer, v any) error {

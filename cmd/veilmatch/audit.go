@@ -32,15 +32,15 @@ import (
 	"github.com/veilmatch/veilmatch/server/rpc"
 )
 
-const auditUsage = `Usage: veilmatch audit COMMAND [flags]
-
-Commands:
-  decisions  list the hub's policy decisions, filtered
-  verify     check the signed checkpoint against a pinned key, that the log
-             only grew since the last run, and every record against it
-  report     decisions, levels disclosed, refusals and key-server use per
-             agency and purpose: the monthly view of an oversight body
-
+// auditCommands are the auditor's commands.
+var auditCommands = &group{
+	name: "audit",
+	cmds: []subcommand{
+		{"decisions", cmdAuditDecisions, "\tlist the hub's policy decisions, filtered"},
+		{"verify", cmdAuditVerify, "\tcheck the signed checkpoint against a pinned key, that the log\nonly grew since the last run, and every record against it"},
+		{"report", cmdAuditReport, "\tdecisions, levels disclosed, refusals and key-server use per\nagency and purpose: the monthly view of an oversight body"},
+	},
+	footer: `
 Identity: --as auditor uses the development credentials of certs/dev/auditor
 and the hub of 'veilmatch dev' (override with VEILMATCH_HUB); --config FILE
 serves real deployments.
@@ -48,30 +48,11 @@ serves real deployments.
 Example:
   veilmatch audit verify --as auditor
   veilmatch audit decisions --as auditor --agency police-gb --since 2026-11-01
-`
-
-// devCheckpointKeyFile is where 'veilmatch dev' writes the hub's checkpoint
-// verifier key.
-var devCheckpointKeyFile = filepath.Join(".veilmatch-dev", "hub", "checkpoint.pub")
+`,
+}
 
 // maxVerifierKeyFile bounds a verifier key file; a key is about 100 bytes.
 const maxVerifierKeyFile = 4096
-
-func cmdAudit(ctx context.Context, e env, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(e.stderr, auditUsage)
-		return usagef("", "audit: no command given")
-	}
-	cmds := map[string]func(context.Context, env, []string) error{
-		"decisions": cmdAuditDecisions, "verify": cmdAuditVerify, "report": cmdAuditReport,
-	}
-	c, ok := cmds[args[0]]
-	if !ok {
-		fmt.Fprint(e.stderr, auditUsage)
-		return usagef("", "audit: unknown command %q", args[0])
-	}
-	return c(ctx, e, args[1:])
-}
 
 // auditConfig is the --config file of an auditor in a real deployment.
 type auditConfig struct {
@@ -255,9 +236,9 @@ func newAuditQuery(e env, name, synopsis, example string) *auditQuery {
 	return q
 }
 
-// fetch parses args, lets fill complete req from the parsed flags, and
-// downloads every decision req selects.
-func (q *auditQuery) fetch(ctx context.Context, args []string, req *veilmatchv1.ListDecisionsRequest, fill func()) ([]audit.Record, error) {
+// fetch parses args, lets fill check the parsed flags and complete req,
+// and downloads every decision req selects.
+func (q *auditQuery) fetch(ctx context.Context, args []string, req *veilmatchv1.ListDecisionsRequest, fill func() error) ([]audit.Record, error) {
 	pos, err := parse(q.fs, args)
 	if err != nil {
 		return nil, err
@@ -268,7 +249,9 @@ func (q *auditQuery) fetch(ctx context.Context, args []string, req *veilmatchv1.
 	if err := checkFormat(q.format); err != nil {
 		return nil, err
 	}
-	fill()
+	if err := fill(); err != nil {
+		return nil, err
+	}
 	if err := q.tf.apply(req); err != nil {
 		return nil, err
 	}
@@ -289,13 +272,20 @@ func cmdAuditDecisions(ctx context.Context, e env, args []string) error {
 		"veilmatch audit decisions --as auditor --agency police-gb --level full --since 2026-11-01")
 	var (
 		agency  = q.fs.String("agency", "", "only decisions of agency `ID`")
-		action  = q.fs.String("action", "", "only decisions of `ACTION` (overlaps, check, publish, delete, request_disclosure, quota_refusal, …)")
+		action  = q.fs.String("action", "", "only decisions of `ACTION`: "+orList(auditActions))
 		purpose = q.fs.String("purpose", "", "only decisions stating `PURPOSE`")
-		level   = q.fs.String("level", "", "only decisions disclosing at `LEVEL` (full, flag, count, none), or refused ones (refused)")
+		level   = q.fs.String("level", "", "only decisions disclosing at `LEVEL` ("+strings.Join(disclosureLevels, ", ")+"), or refused ones (refused)")
 	)
 	req := &veilmatchv1.ListDecisionsRequest{}
-	recs, err := q.fetch(ctx, args, req, func() {
+	recs, err := q.fetch(ctx, args, req, func() error {
+		if err := checkOneOf("--action", *action, auditActions...); err != nil {
+			return err
+		}
+		if err := checkOneOf("--level", *level, slices.Concat(disclosureLevels, []string{audit.ResultRefused})...); err != nil {
+			return err
+		}
 		req.Agency, req.Action, req.Purpose, req.Level = *agency, *action, *purpose, *level
+		return nil
 	})
 	if err != nil {
 		return err
@@ -338,9 +328,13 @@ func levelSummary(outs []audit.Outcome) string {
 	return strings.Join(parts, ",")
 }
 
+// disclosureLevels are the levels a decision discloses at, from least to
+// most revealing.
+var disclosureLevels = []string{"none", "count", "flag", "full"}
+
 // levelRank orders disclosure levels from least to most revealing.
 func levelRank(l string) int {
-	return slices.Index([]string{"none", "count", "flag", "full"}, l)
+	return slices.Index(disclosureLevels, l)
 }
 
 func cmdAuditVerify(ctx context.Context, e env, args []string) error {
@@ -532,6 +526,10 @@ const (
 	actionQuotaRefusal = "quota_refusal"
 )
 
+// auditActions are the actions decision records carry.
+var auditActions = []string{"overlaps", "check", "publish", "delete", "request_disclosure", "approve_disclosure", "refuse_disclosure",
+	"expire", "key_epochs", actionQuotaUsage, actionQuotaRefusal}
+
 // levelCount is what one level disclosed.
 type levelCount struct {
 	// Decisions is how many decisions disclosed at this level.
@@ -644,7 +642,7 @@ func cmdAuditReport(ctx context.Context, e env, args []string) error {
 	q := newAuditQuery(e, "report", "audit report --as auditor [--since TIME] [--until TIME] [--format json]",
 		"veilmatch audit report --as auditor --since 2026-11-01 --until 2026-12-01")
 	req := &veilmatchv1.ListDecisionsRequest{}
-	recs, err := q.fetch(ctx, args, req, func() {})
+	recs, err := q.fetch(ctx, args, req, func() error { return nil })
 	if err != nil {
 		return err
 	}

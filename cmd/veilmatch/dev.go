@@ -27,6 +27,13 @@ const devBanner = `
   ********************************************************************
 `
 
+// defaultDevDir is where 'veilmatch dev' keeps its data by default.
+const defaultDevDir = ".veilmatch-dev"
+
+// devCheckpointKeyFile is where 'veilmatch dev' writes the hub's checkpoint
+// verifier key by default, and where 'audit verify --as' looks for it.
+var devCheckpointKeyFile = filepath.Join(defaultDevDir, "hub", hub.CheckpointPubFile)
+
 // devQuota is explicit and generous: development and examples publish
 // synthetic data quickly.
 var devQuota = quota.Limits{Rate: 100_000, Burst: 65_536, Daily: 10_000_000}
@@ -36,7 +43,7 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 		return cmdDevCerts(e, args[1:])
 	}
 	fs := newFlagSet(e, "dev", "dev [--dir DIR] [--hub-addr ADDR] [--keyserver-addr ADDR]", "veilmatch dev --dir ./.veilmatch-dev")
-	dir := fs.String("dir", ".veilmatch-dev", "`DIR` for the key, the quota journal and the hub's database (kept across restarts)")
+	dir := fs.String("dir", defaultDevDir, "`DIR` for the key, the quota journal and the hub's database (kept across restarts)")
 	hubAddr := fs.String("hub-addr", defaultHubAddr, "hub listen `ADDR`")
 	ksAddr := fs.String("keyserver-addr", defaultKeyserverAddr, "key server listen `ADDR`")
 	certDir := fs.String("certs", "", "certificate `DIR` laid out like certs/dev (default: built in)")
@@ -78,7 +85,7 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	}
 	ks, err := keyserver.New(ctx, keyserver.Config{
 		Listen: *ksAddr, TLS: ksTLS, Keys: []*oprf.PrivateKey{key}, UsageLog: filepath.Join(ksDir, "quota.jsonl"),
-		Quota: devQuota, MaxBatch: keyserver.DefaultMaxBatch, Reflection: true,
+		Quota: devQuota, MaxBatch: keyserver.DefaultMaxBatch, Reflection: true, Registry: pol,
 		Report:  &keyserver.ReportConfig{Hub: *hubAddr, TLS: ksClientTLS, CursorFile: filepath.Join(ksDir, "quota.cursor"), Every: 10 * time.Second},
 		Metrics: m,
 	})
@@ -87,10 +94,11 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	}
 	h, err := hub.New(ctx, hub.Config{Listen: *hubAddr, TLS: hubTLS, DataDir: hubDir, Policy: pol, Reflection: true, Metrics: m})
 	if err != nil {
-		return errors.Join(err, ks.Serve(canceled()))
+		return errors.Join(err, ks.Close())
 	}
 	fmt.Fprintf(e.stdout, "key server  %s  (key %s)\nhub         %s  (database %s)\n", ks.Addr(), key.KeyID(), h.Addr(), filepath.Join(hubDir, hub.DBFile))
-	fmt.Fprintf(e.stdout, "audit key   %s  (pin it: veilmatch audit verify --as auditor)\n", filepath.Join(hubDir, hub.CheckpointPubFile))
+	keyFile := filepath.Join(hubDir, hub.CheckpointPubFile)
+	fmt.Fprintf(e.stdout, "audit key   %s  (pin it: %s)\n", keyFile, auditVerifyCommand(keyFile))
 	if *metricsAddr != "" {
 		fmt.Fprintf(e.stdout, "metrics     http://%s/metrics\n", *metricsAddr)
 	}
@@ -105,12 +113,13 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	return err
 }
 
-// canceled returns a context that is already done, to shut down a server
-// that was created but never served.
-func canceled() context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	return ctx
+// auditVerifyCommand returns the command that verifies the decision log of
+// a dev hub whose checkpoint key is in keyFile.
+func auditVerifyCommand(keyFile string) string {
+	if keyFile == devCheckpointKeyFile {
+		return "veilmatch audit verify --as auditor"
+	}
+	return "veilmatch audit verify --as auditor --key-file " + keyFile
 }
 
 func cmdDevCerts(e env, args []string) error {

@@ -27,11 +27,11 @@ func cmdRequestDisclosure(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	ids, err := c.RequestDisclosure(ctx, *ref, *reason, client.Query{Purpose: *purpose, CaseRef: *caseRef})
+	id, err := c.RequestDisclosure(ctx, *ref, *reason, client.Query{Purpose: *purpose, CaseRef: *caseRef})
 	if err != nil {
-		return err
+		return a.id.rpcError(err)
 	}
-	fmt.Fprintf(e.stdout, "sent %d disclosure request(s): %s\nthe owners decide; see 'veilmatch agency requests --outgoing'\n", len(ids), strings.Join(ids, ", "))
+	fmt.Fprintf(e.stdout, "sent disclosure request %s\nthe holders decide; see 'veilmatch agency requests --outgoing'\n", id)
 	return nil
 }
 
@@ -46,7 +46,7 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 	defer c.Close()
 	rs, err := c.DisclosureRequests(ctx, *outgoing, *all)
 	if err != nil {
-		return err
+		return a.id.rpcError(err)
 	}
 	if a.format == "json" {
 		type row struct {
@@ -119,7 +119,7 @@ func cmdAnswer(approve bool) func(context.Context, env, []string) error {
 		defer c.Close()
 		r, err := c.AnswerDisclosureRequest(ctx, *req, approve, *note)
 		if err != nil {
-			return err
+			return a.id.rpcError(err)
 		}
 		fmt.Fprintf(e.stdout, "request %s %s: %s's list %s, %s\n", r.GetId(), statusName(r.GetStatus().String()), r.GetRequester(), r.GetRequesterList(), plural(r.GetEntries(), "entry", "entries"))
 		return nil
@@ -135,7 +135,7 @@ func cmdDisclosures(ctx context.Context, e env, args []string) error {
 	defer c.Close()
 	ds, err := c.Disclosures(ctx)
 	if err != nil {
-		return err
+		return a.id.rpcError(err)
 	}
 	if a.format == "json" {
 		type row struct {

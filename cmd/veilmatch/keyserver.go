@@ -34,6 +34,7 @@ func cmdKeyserver(ctx context.Context, e env, args []string) error {
 		vaultKV    = fs.String("vault-kv", "", "read the OPRF key from this Vault KV v2 `PATH` (mount/path) instead of --key-file; each version is an epoch")
 		vaultGrace = fs.Duration("vault-grace", 7*24*time.Hour, "how long the previous KV version's key stays available after a rotation")
 		reportHub  = fs.String("report-hub", "", "hub `ADDR` to deliver quota use and refusals to (its decision log); uses --cert/--key as client identity")
+		policyDir  = fs.String("policy-dir", "", "policy bundle `DIR` whose agency registry says who may evaluate: the hub's bundle (default: the built-in policy; reloaded on change or SIGHUP)")
 	)
 	var vf vaultFlags
 	tlsf.register(fs)
@@ -67,8 +68,12 @@ func cmdKeyserver(ctx context.Context, e env, args []string) error {
 		}
 		*usageLog = filepath.Join(filepath.Dir(*keyFile), "quota.jsonl")
 	}
+	pol, err := loadPolicy(ctx, *policyDir)
+	if err != nil {
+		return err
+	}
 	cfg := keyserver.Config{
-		Listen: *listen, TLS: tlsCfg, KeySource: source, UsageLog: *usageLog,
+		Listen: *listen, TLS: tlsCfg, KeySource: source, UsageLog: *usageLog, Registry: pol,
 		MaxBatch: *maxBatch, Quota: quota.Limits{Rate: *rate, Burst: *burst, Daily: *daily}, Reflection: *reflection,
 	}
 	if *reportHub != "" {

@@ -11,26 +11,13 @@ import (
 	"github.com/veilmatch/veilmatch/policy"
 )
 
-const policyUsage = `Usage: veilmatch policy COMMAND [flags]
-
-Commands:
-  test  run the policy bundle's Rego tests (built-in bundle, or --dir DIR)
-  eval  dry-run one decision: print the level or verdict and the rules that fired
-`
-
-func cmdPolicy(ctx context.Context, e env, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(e.stderr, policyUsage)
-		return usagef("", "policy: no command given")
-	}
-	switch args[0] {
-	case "test":
-		return cmdPolicyTest(ctx, e, args[1:])
-	case "eval":
-		return cmdPolicyEval(ctx, e, args[1:])
-	}
-	fmt.Fprint(e.stderr, policyUsage)
-	return usagef("", "policy: unknown command %q", args[0])
+// policyCommands are the commands that test and try the disclosure policy.
+var policyCommands = &group{
+	name: "policy",
+	cmds: []subcommand{
+		{"test", cmdPolicyTest, "\trun the policy bundle's Rego tests (built-in bundle, or --dir DIR)"},
+		{"eval", cmdPolicyEval, "\tdry-run one decision: print the level or verdict and the rules that fired"},
+	},
 }
 
 func cmdPolicyTest(ctx context.Context, e env, args []string) error {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -9,24 +10,32 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc/status"
 )
 
-const usageText = `veilmatch: find where agencies' watchlists overlap without sharing them.
+// commands is veilmatch's command table; its usage lists every command.
+var commands = &group{
+	header: `veilmatch: find where agencies' watchlists overlap without sharing them.
 
 Usage:
-  veilmatch dev [--dir DIR]                 run a key server and a hub on loopback (development)
-  veilmatch dev certs --out DIR             regenerate the development certificates
-  veilmatch keyserver --key-file FILE ...   run the OPRF key server
-  veilmatch keyserver init-key --out FILE   create a new OPRF key
-  veilmatch hub --data DIR ...              run the hub
-  veilmatch agency publish|overlaps|check|lists|delete|request-disclosure|requests|approve|refuse|disclosures ...
-  veilmatch policy test|eval ...
-  veilmatch audit decisions|verify|report ...
-  veilmatch bench [--large]                 measure the pipeline against the crypto's limit
-  veilmatch version
+`,
+	cmds: []subcommand{
+		{"dev", cmdDev, "[--dir DIR]\trun a key server and a hub on loopback (development)\ncerts --out DIR\tregenerate the development certificates"},
+		{"keyserver", cmdKeyserver, "--key-file FILE ...\trun the OPRF key server\ninit-key --out FILE\tcreate a new OPRF key"},
+		{"hub", cmdHub, "--data DIR ...\trun the hub"},
+		{"agency", agencyCommands.run, agencyCommands.names() + " ..."},
+		{"policy", policyCommands.run, policyCommands.names() + " ..."},
+		{"audit", auditCommands.run, auditCommands.names() + " ..."},
+		{"bench", cmdBench, "[--large]\tmeasure the pipeline against the crypto's limit"},
+		{"version", cmdVersion, ""},
+	},
+	footer: `
+Global flags, before the command:
+  --log-format text|json   log format on stderr (default $VEILMATCH_LOG_FORMAT, else text)
+The log level is VEILMATCH_LOG_LEVEL: debug, info (default), warn or error.
 
 Example (two terminals):
   veilmatch dev
@@ -34,7 +43,106 @@ Example (two terminals):
       --category suspect --region GB examples/trafficking-ring/police-gb.csv
 
 Run 'veilmatch COMMAND -h' for a command's flags.
-`
+`,
+}
+
+// group is a command with subcommands, dispatched by name. Its usage lists
+// them from the table, so help cannot drift from the commands.
+type group struct {
+	// name is the group's command ("agency"); empty for veilmatch itself,
+	// whose usage lists full command lines.
+	name string
+	// header and footer frame the list of commands; header defaults to
+	// "Usage: veilmatch NAME COMMAND [flags]".
+	header, footer string
+	cmds           []subcommand
+}
+
+// subcommand is one command of a group.
+type subcommand struct {
+	name string
+	run  command
+	// usage is how the group's usage lists the command: one line per
+	// form, "ARGS\tWHAT IT DOES", ARGS following the name. A later line
+	// without a tab continues the description above it.
+	usage string
+}
+
+// run runs the command args name. "help", -h and --help print the usage on
+// stdout ("help COMMAND" runs COMMAND -h); no command or an unknown one is
+// a usage error, with the usage on stderr.
+func (g *group) run(ctx context.Context, e env, args []string) error {
+	prefix, path := "", "veilmatch"
+	if g.name != "" {
+		prefix, path = g.name+": ", path+" "+g.name
+	}
+	if len(args) == 0 {
+		g.usage(e.stderr)
+		return usagef("", "%sno command given", prefix)
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 {
+			return g.run(ctx, e, []string{args[1], "-h"})
+		}
+		g.usage(e.stdout)
+		return nil
+	}
+	for _, c := range g.cmds {
+		if c.name == args[0] {
+			return c.run(ctx, e, args[1:])
+		}
+	}
+	g.usage(e.stderr)
+	return usagef("run '"+path+" help' for the list of commands", "%sunknown command %q", prefix, args[0])
+}
+
+// names returns the commands as "a|b|c".
+func (g *group) names() string {
+	names := make([]string, len(g.cmds))
+	for i, c := range g.cmds {
+		names[i] = c.name
+	}
+	return strings.Join(names, "|")
+}
+
+// usage writes the header, every command with what it does, aligned, and
+// the footer.
+func (g *group) usage(w io.Writer) {
+	header := g.header
+	if header == "" {
+		header = fmt.Sprintf("Usage: veilmatch %s COMMAND [flags]\n\nCommands:\n", g.name)
+	}
+	type row struct{ left, does string }
+	var rows []row
+	width := 0
+	for _, c := range g.cmds {
+		name := c.name
+		if g.name == "" {
+			name = "veilmatch " + name
+		}
+		for i, line := range strings.Split(c.usage, "\n") {
+			args, does, ok := strings.Cut(line, "\t")
+			r := row{left: strings.TrimSpace(name + " " + args), does: does}
+			if !ok && i > 0 {
+				r = row{does: line}
+			}
+			if r.does != "" {
+				width = max(width, len(r.left))
+			}
+			rows = append(rows, r)
+		}
+	}
+	fmt.Fprint(w, header)
+	for _, r := range rows {
+		if r.does == "" {
+			fmt.Fprintf(w, "  %s\n", r.left)
+		} else {
+			fmt.Fprintf(w, "  %-*s  %s\n", width, r.left, r.does)
+		}
+	}
+	fmt.Fprint(w, g.footer)
+}
 
 // usageError is a mistake in the command line: exit status 2, with a hint.
 type usageError struct {
@@ -94,64 +202,87 @@ type env struct {
 
 type command func(ctx context.Context, e env, args []string) error
 
+// run parses the global flags, sets up logging and runs the command.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	e := env{stdout: stdout, stderr: stderr}
-	setupLogging(stderr)
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usageText)
-		return usagef("", "no command given")
+	fs := flag.NewFlagSet("veilmatch", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // the usage and errors are printed below
+	logFormat := fs.String("log-format", cmp.Or(os.Getenv("VEILMATCH_LOG_FORMAT"), "text"), "")
+	showVersion := fs.Bool("version", false, "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			commands.usage(stdout)
+			return nil
+		}
+		commands.usage(stderr)
+		return usagef("only --log-format goes before the command; run 'veilmatch help' for the usage", "%v", err)
 	}
-	commands := map[string]command{
-		"agency":    cmdAgency,
-		"bench":     cmdBench,
-		"audit":     cmdAudit,
-		"dev":       cmdDev,
-		"hub":       cmdHub,
-		"policy":    cmdPolicy,
-		"keyserver": cmdKeyserver,
-		"version":   cmdVersion,
-		"--version": cmdVersion,
+	if err := setupLogging(stderr, *logFormat); err != nil {
+		return err
 	}
-	switch args[0] {
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, usageText)
-		return nil
+	if *showVersion {
+		return cmdVersion(ctx, e, nil)
 	}
-	c, ok := commands[args[0]]
-	if !ok {
-		fmt.Fprint(stderr, usageText)
-		return usagef("run 'veilmatch help' for the list of commands", "unknown command %q", args[0])
-	}
-	return c(ctx, e, args[1:])
+	return commands.run(ctx, e, fs.Args())
 }
+
+// buildVersion is the release version, stamped at build time with
+// -ldflags "-X main.buildVersion=v1.2.3".
+var buildVersion string
 
 func cmdVersion(_ context.Context, e env, _ []string) error {
 	fmt.Fprintln(e.stdout, "veilmatch", version())
 	return nil
 }
 
+// version returns the stamped version, else the module version or, when
+// the build has none, the VCS revision; then the Go version.
 func version() string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
-		return "(unknown)"
+		return cmp.Or(buildVersion, "(unknown)")
 	}
-	v := bi.Main.Version
+	v := buildVersion
+	if v == "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	var rev string
 	for _, s := range bi.Settings {
 		if s.Key == "vcs.revision" {
-			v += " " + s.Value
+			rev = s.Value
 		}
+	}
+	switch {
+	case v == "":
+		v = cmp.Or(rev, "(devel)")
+	case rev != "":
+		v += " " + rev
 	}
 	return v + " " + bi.GoVersion
 }
 
-// setupLogging installs the process's default logger: text on stderr at the
-// level named by VEILMATCH_LOG_LEVEL (debug, info, warn, error; default info).
-func setupLogging(w io.Writer) {
+// logLevels are the values VEILMATCH_LOG_LEVEL may take.
+var logLevels = []string{"debug", "info", "warn", "error"}
+
+// setupLogging installs the process's default logger on w: text or json,
+// at the level VEILMATCH_LOG_LEVEL names (default info).
+func setupLogging(w io.Writer, format string) error {
 	level := slog.LevelInfo
 	if s := os.Getenv("VEILMATCH_LOG_LEVEL"); s != "" {
-		_ = level.UnmarshalText([]byte(s))
+		if err := level.UnmarshalText([]byte(s)); err != nil {
+			return usagef("", "VEILMATCH_LOG_LEVEL must be %s, got %q", orList(logLevels), s)
+		}
 	}
-	slog.SetDefault(slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})))
+	if err := checkOneOf("the log format (--log-format, VEILMATCH_LOG_FORMAT)", format, "text", "json"); err != nil {
+		return err
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	h := slog.Handler(slog.NewTextHandler(w, opts))
+	if format == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	slog.SetDefault(slog.New(h))
+	return nil
 }
 
 // newFlagSet returns a flag set that reports errors instead of exiting and
@@ -190,6 +321,23 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+}
+
+// checkOneOf returns a usage error naming the valid values unless v is one
+// of them or empty (not given).
+func checkOneOf(what, v string, valid ...string) error {
+	if v == "" || slices.Contains(valid, v) {
+		return nil
+	}
+	return usagef("", "%s must be %s, got %q", what, orList(valid), v)
+}
+
+// orList returns "a, b or c".
+func orList(vs []string) string {
+	if len(vs) < 2 {
+		return strings.Join(vs, "")
+	}
+	return strings.Join(vs[:len(vs)-1], ", ") + " or " + vs[len(vs)-1]
 }
 
 // plural returns "1 entry" or "n entries".

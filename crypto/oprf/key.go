@@ -30,13 +30,15 @@ func NewKeyID(now time.Time) string {
 	return fmt.Sprintf("k%s-%x", now.UTC().Format("20060102"), r)
 }
 
-// PrivateKey is an OPRF private key with its key id. It is deliberately not
-// comparable with ==; use Equal.
+// PrivateKey is an OPRF private key with its key id and the chain of
+// endorsements that vouches for it. It is deliberately not comparable with
+// ==; use Equal.
 type PrivateKey struct {
-	_   [0]func()
-	id  string
-	k   *voprf.PrivateKey
-	pub []byte // serialized public key, computed once
+	_     [0]func()
+	id    string
+	k     *voprf.PrivateKey
+	pub   []byte        // serialized public key, computed once
+	chain []Endorsement // links ending at this key, oldest first; never modified
 }
 
 // newPrivateKey wraps k. circl derives and caches the public key lazily,
@@ -93,7 +95,12 @@ func (k *PrivateKey) Public() PublicKey {
 	return PublicKey{KeyID: k.id, Bytes: bytes.Clone(k.pub)}
 }
 
-// Equal reports whether two keys are the same, in constant time.
+// Endorsements returns a copy of the key's endorsement chain: the links
+// ending at this key, oldest first (see EndorseKey and VerifyChain).
+func (k *PrivateKey) Endorsements() []Endorsement { return cloneChain(k.chain) }
+
+// Equal reports whether two keys are the same, in constant time. It ignores
+// their endorsements.
 func (k *PrivateKey) Equal(o *PrivateKey) bool {
 	a, errA := k.k.MarshalBinary()
 	b, errB := o.k.MarshalBinary()
@@ -109,21 +116,63 @@ func (k *PrivateKey) GoString() string { return k.String() }
 // keyFile is the JSON form of a key: the key file, and the value stored in
 // Vault.
 type keyFile struct {
-	Suite      string `json:"suite"`
-	KeyID      string `json:"key_id"`
-	PrivateKey string `json:"private_key"`
+	Suite        string            `json:"suite"`
+	KeyID        string            `json:"key_id"`
+	PrivateKey   string            `json:"private_key"`
+	Endorsements []endorsementJSON `json:"endorsements,omitempty"`
 }
 
-// MarshalKey returns the key file JSON for k.
+// endorsementJSON is the JSON form of an Endorsement, byte strings in hex.
+type endorsementJSON struct {
+	KeyID       string `json:"key_id"`
+	PublicKey   string `json:"public_key"`
+	ByKeyID     string `json:"by_key_id"`
+	ByPublicKey string `json:"by_public_key"`
+	Proof       string `json:"proof"`
+}
+
+// endorsement decodes j; it does not verify the result.
+func (j endorsementJSON) endorsement() (Endorsement, error) {
+	e := Endorsement{KeyID: j.KeyID, ByKeyID: j.ByKeyID}
+	for _, f := range []struct {
+		name, hex string
+		dst       *[]byte
+	}{
+		{"public_key", j.PublicKey, &e.PublicKey},
+		{"by_public_key", j.ByPublicKey, &e.ByPublicKey},
+		{"proof", j.Proof, &e.Proof},
+	} {
+		b, err := hex.DecodeString(f.hex)
+		if err != nil {
+			return Endorsement{}, fmt.Errorf("%w: %s is not hex", ErrBadEndorsement, f.name)
+		}
+		*f.dst = b
+	}
+	return e, nil
+}
+
+// MarshalKey returns the key file JSON for k, with its endorsements.
 func MarshalKey(k *PrivateKey) ([]byte, error) {
 	s, err := k.k.MarshalBinary()
 	if err != nil {
 		return nil, fmt.Errorf("serialize private key: %w", err)
 	}
-	return json.MarshalIndent(keyFile{Suite: SuiteID, KeyID: k.id, PrivateKey: hex.EncodeToString(s)}, "", "  ")
+	f := keyFile{Suite: SuiteID, KeyID: k.id, PrivateKey: hex.EncodeToString(s)}
+	for _, e := range k.chain {
+		f.Endorsements = append(f.Endorsements, endorsementJSON{
+			KeyID:       e.KeyID,
+			PublicKey:   hex.EncodeToString(e.PublicKey),
+			ByKeyID:     e.ByKeyID,
+			ByPublicKey: hex.EncodeToString(e.ByPublicKey),
+			Proof:       hex.EncodeToString(e.Proof),
+		})
+	}
+	return json.MarshalIndent(f, "", "  ")
 }
 
-// ParseKey parses key file JSON. Errors never include key material.
+// ParseKey parses key file JSON. Its endorsements, if any, must be at most
+// MaxChain valid links, each endorsing the next link's endorser, the last
+// endorsing this key. Errors never include key material.
 func ParseKey(data []byte) (*PrivateKey, error) {
 	var f keyFile
 	if err := json.Unmarshal(data, &f); err != nil {
@@ -136,7 +185,21 @@ func ParseKey(data []byte) (*PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: private_key is not hex", ErrInvalidKey)
 	}
-	return NewPrivateKey(f.KeyID, s)
+	k, err := NewPrivateKey(f.KeyID, s)
+	if err != nil {
+		return nil, err
+	}
+	chain := make([]Endorsement, len(f.Endorsements))
+	for i, j := range f.Endorsements {
+		if chain[i], err = j.endorsement(); err != nil {
+			return nil, fmt.Errorf("%w: endorsement %d: %w", ErrInvalidKey, i, err)
+		}
+	}
+	if err := checkChain(chain, k.Public()); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidKey, err)
+	}
+	k.chain = chain
+	return k, nil
 }
 
 // LoadKeyFile reads a key file. It refuses files that other users may read.

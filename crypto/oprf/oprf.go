@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cloudflare/circl/group"
 	voprf "github.com/cloudflare/circl/oprf"
 )
 
@@ -82,22 +83,31 @@ func (e *ElementError) Error() string { return fmt.Sprintf("element %d: %v", e.I
 // Unwrap returns the reason.
 func (e *ElementError) Unwrap() error { return e.Err }
 
-// decodeElements decodes serialized elements, rejecting wrong lengths,
+// decodeElement decodes a serialized element, rejecting wrong lengths,
 // non-canonical encodings and the identity element, as RFC 9497 section
-// 3.3 requires of the party that receives them.
+// 3.3 requires of the party that receives it.
+func decodeElement(b []byte) (group.Element, error) {
+	if len(b) != ElementSize {
+		return nil, fmt.Errorf("%w: %d bytes, want %d", ErrInvalidElement, len(b), ElementSize)
+	}
+	e := suite.Group().NewElement()
+	if err := e.UnmarshalBinary(b); err != nil {
+		return nil, fmt.Errorf("%w: not a canonical ristretto255 encoding", ErrInvalidElement)
+	}
+	if e.IsIdentity() {
+		return nil, fmt.Errorf("%w: identity element", ErrInvalidElement)
+	}
+	return e, nil
+}
+
+// decodeElements decodes serialized elements with decodeElement; a bad one
+// yields an *ElementError naming its index.
 func decodeElements(items [][]byte) ([]voprf.Blinded, error) {
-	g := suite.Group()
 	out := make([]voprf.Blinded, len(items))
 	for i, b := range items {
-		if len(b) != ElementSize {
-			return nil, &ElementError{i, fmt.Errorf("%w: %d bytes, want %d", ErrInvalidElement, len(b), ElementSize)}
-		}
-		e := g.NewElement()
-		if err := e.UnmarshalBinary(b); err != nil {
-			return nil, &ElementError{i, fmt.Errorf("%w: not a canonical ristretto255 encoding", ErrInvalidElement)}
-		}
-		if e.IsIdentity() {
-			return nil, &ElementError{i, fmt.Errorf("%w: identity element", ErrInvalidElement)}
+		e, err := decodeElement(b)
+		if err != nil {
+			return nil, &ElementError{i, err}
 		}
 		out[i] = e
 	}

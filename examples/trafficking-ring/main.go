@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"embed"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -196,8 +197,7 @@ func Run(ctx context.Context, w io.Writer, dir string, o Options) (*Outcome, err
 			flagRef = m.MatchRef
 		}
 	}
-	ids, err := clients["police-gb"].RequestDisclosure(ctx, flagRef, "the number is on a trafficking suspect's seized phone", q("police-gb-2026-0042"))
-	if err != nil {
+	if _, err := clients["police-gb"].RequestDisclosure(ctx, flagRef, "the number is on a trafficking suspect's seized phone", q("police-gb-2026-0042")); err != nil {
 		return nil, fmt.Errorf("police-gb requests disclosure: %w", err)
 	}
 	pending, err := clients["ngo-shelter"].DisclosureRequests(ctx, false, false)
@@ -205,7 +205,7 @@ func Run(ctx context.Context, w io.Writer, dir string, o Options) (*Outcome, err
 		return nil, fmt.Errorf("ngo-shelter's pending requests: %d, %v", len(pending), err)
 	}
 	fmt.Fprintf(w, "   ngo-shelter sees request %s from %s (%s, case %s): %q\n", pending[0].GetId(), pending[0].GetRequester(), pending[0].GetPurpose(), pending[0].GetCaseRef(), pending[0].GetReason())
-	if _, err := clients["ngo-shelter"].AnswerDisclosureRequest(ctx, ids[0], true, "the victim agreed; call our caseworker first"); err != nil {
+	if _, err := clients["ngo-shelter"].AnswerDisclosureRequest(ctx, pending[0].GetId(), true, "the victim agreed; call our caseworker first"); err != nil {
 		return nil, err
 	}
 	if out.AfterDisclosure, err = clients["police-gb"].Overlaps(ctx, "suspects", q("police-gb-2026-0042")); err != nil {
@@ -308,13 +308,13 @@ func startServers(ctx context.Context, dir string, o Options) (ksAddr, hubAddr s
 		return "", "", nil, err
 	}
 	ks, err := keyserver.New(ctx, keyserver.Config{Listen: "127.0.0.1:0", TLS: ksTLS, KeySource: o.KeySource,
-		UsageLog: filepath.Join(dir, "keyserver", "quota.jsonl"), Quota: quota.Limits{Rate: 1e5, Burst: 65536, Daily: 1e7}, Logger: quiet})
+		UsageLog: filepath.Join(dir, "keyserver", "quota.jsonl"), Quota: quota.Limits{Rate: 1e5, Burst: 65536, Daily: 1e7}, Registry: pol, Logger: quiet})
 	if err != nil {
 		return "", "", nil, err
 	}
 	h, err := hub.New(ctx, hub.Config{Listen: "127.0.0.1:0", TLS: hubTLS, DataDir: filepath.Join(dir, "hub"), Policy: pol, Logger: quiet, Signer: o.Signer})
 	if err != nil {
-		return "", "", nil, err
+		return "", "", nil, errors.Join(err, ks.Close())
 	}
 	g := new(errgroup.Group)
 	g.Go(func() error { return ks.Serve(ctx) })

@@ -20,6 +20,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/veilmatch/veilmatch/crypto/mtls"
@@ -37,15 +39,47 @@ const (
 	MaxPageSize = 1000
 )
 
-// maxScan bounds how many records one filtered ListDecisions call reads, so
-// that a filter matching nothing still answers promptly; the caller resumes
-// from next_index.
-const maxScan = 10 * MaxPageSize
+// MaxPageBytes bounds the encoded size of a ListDecisions page: a page
+// ends before the decision that would take it past MaxPageBytes, so that
+// pages of large records stay well within the message limit
+// (rpc.MaxMessageSize). A page always holds at least one decision, however
+// large, so that paging makes progress.
+const MaxPageBytes = 4 << 20
+
+// responseOverhead bounds the bytes a ListDecisionsResponse or
+// GetDecisionResponse adds to its decisions' entries: next_index (tag and
+// a 10-byte varint) and end_of_log.
+const responseOverhead = 16
+
+// maxScan and maxScanBytes bound how many records, and how many bytes of
+// them, one filtered ListDecisions call reads, so that a filter matching
+// nothing still answers promptly; the caller resumes from next_index.
+const (
+	maxScan      = 10 * MaxPageSize
+	maxScanBytes = 16 * MaxPageBytes
+)
+
+// readRecords asks the store for groups of records that start at one and
+// grow to readGroup, but no more than readBytes bytes of the largest
+// record seen, and stops after readBytes bytes, so that it seldom holds
+// more than one large record: only a run of them that follows smaller
+// ones in a group. (The store does not tell sizes before it returns the
+// records.)
+const (
+	readGroup = 32
+	readBytes = MaxPageBytes
+)
 
 // ReasonRecordMissing is the google.rpc.ErrorInfo reason of the DATA_LOSS
 // status returned for a record that the log's size says exists but the
 // store cannot return. Its metadata key "index" names the record.
 const ReasonRecordMissing = "RECORD_MISSING"
+
+// ReasonRecordTooLarge is the google.rpc.ErrorInfo reason of the
+// RESOURCE_EXHAUSTED status returned for a record too large to be sent in
+// any response (rpc.MaxMessageSize). Its metadata key "index" names the
+// record.
+const ReasonRecordTooLarge = "RECORD_TOO_LARGE"
 
 // errorDomain is the google.rpc.ErrorInfo domain of the service's errors.
 var errorDomain = veilmatchv1.AuditService_ServiceDesc.ServiceName
@@ -82,7 +116,14 @@ func requireAuditor(ctx context.Context) error {
 	return err
 }
 
-// ListDecisions implements veilmatchv1.AuditServiceServer.
+// ListDecisions implements veilmatchv1.AuditServiceServer. A page ends at
+// page_size decisions or at MaxPageBytes, whichever comes first, but holds
+// at least one decision; next_index is the first index not scanned. A
+// decoded decision too large for a response with its decoded fields (it
+// carries its record's fields twice) is sent with only index and record
+// set, as in a raw listing; a record too large for any response is
+// reported as RESOURCE_EXHAUSTED with reason ReasonRecordTooLarge, once the
+// records before it have been served.
 func (s *Service) ListDecisions(ctx context.Context, req *veilmatchv1.ListDecisionsRequest) (*veilmatchv1.ListDecisionsResponse, error) {
 	if err := requireAuditor(ctx); err != nil {
 		return nil, err
@@ -103,20 +144,31 @@ func (s *Service) ListDecisions(ctx context.Context, req *veilmatchv1.ListDecisi
 		if f.active() {
 			return nil, status.Error(codes.InvalidArgument, "raw cannot be combined with filters")
 		}
-		recs, end, _, err := s.readRecords(ctx, start, pageSize)
+		recs, end, size, err := s.readRecords(ctx, start, pageSize)
 		if err != nil {
 			return nil, err
 		}
-		resp := &veilmatchv1.ListDecisionsResponse{NextIndex: start + uint64(len(recs)), EndOfLog: end}
+		resp := &veilmatchv1.ListDecisionsResponse{NextIndex: start, EndOfLog: end}
+		p := page{resp: resp}
 		for i, data := range recs {
-			resp.Decisions = append(resp.Decisions, &veilmatchv1.Decision{Index: start + uint64(i), Record: data})
+			idx := start + uint64(i)
+			if !p.add(&veilmatchv1.Decision{Index: idx, Record: data}) {
+				if len(resp.Decisions) == 0 {
+					return nil, recordTooLarge(ctx, idx, len(data), size)
+				}
+				// The page is full: the next one starts at idx.
+				resp.EndOfLog = false
+				break
+			}
+			resp.NextIndex = idx + 1
 		}
 		return resp, nil
 	}
 
 	resp := &veilmatchv1.ListDecisionsResponse{NextIndex: start}
-	for scanned := 0; scanned < maxScan; {
-		recs, end, _, err := s.readRecords(ctx, resp.NextIndex, MaxPageSize)
+	p := page{resp: resp}
+	for scanned, scannedBytes := 0, 0; scanned < maxScan && scannedBytes < maxScanBytes; {
+		recs, end, size, err := s.readRecords(ctx, resp.NextIndex, MaxPageSize)
 		if err != nil {
 			if resp.NextIndex > start {
 				// Serve what precedes the failure; the next call reports it.
@@ -126,6 +178,12 @@ func (s *Service) ListDecisions(ctx context.Context, req *veilmatchv1.ListDecisi
 		}
 		for i, data := range recs {
 			idx := resp.NextIndex + uint64(i)
+			if p.full(len(data)) {
+				// Decoded, the record would not fit, whether it matches
+				// or not: spare decoding it twice.
+				resp.NextIndex, resp.EndOfLog = idx, false
+				return resp, nil
+			}
 			rec, err := decode(ctx, idx, data)
 			if err != nil {
 				return nil, err
@@ -133,7 +191,15 @@ func (s *Service) ListDecisions(ctx context.Context, req *veilmatchv1.ListDecisi
 			if !f.match(rec) {
 				continue
 			}
-			resp.Decisions = append(resp.Decisions, toDecision(idx, data, rec))
+			if !p.add(toDecision(idx, data, rec)) {
+				if idx == start {
+					return nil, recordTooLarge(ctx, idx, len(data), size)
+				}
+				// The page is full, or idx is a record too large to send
+				// that the next call reports: the next page starts at idx.
+				resp.NextIndex, resp.EndOfLog = idx, false
+				return resp, nil
+			}
 			if len(resp.Decisions) == pageSize {
 				resp.NextIndex = idx + 1
 				resp.EndOfLog = end && i == len(recs)-1
@@ -142,12 +208,61 @@ func (s *Service) ListDecisions(ctx context.Context, req *veilmatchv1.ListDecisi
 		}
 		resp.NextIndex += uint64(len(recs))
 		scanned += len(recs)
+		for _, data := range recs {
+			scannedBytes += len(data)
+		}
 		if end || len(recs) == 0 {
 			resp.EndOfLog = end
 			break
 		}
 	}
 	return resp, nil
+}
+
+// page fills a ListDecisionsResponse up to MaxPageBytes.
+type page struct {
+	resp *veilmatchv1.ListDecisionsResponse
+	// bytes is the size of the entries of resp.Decisions.
+	bytes int
+}
+
+// add appends d to the page if it fits, and reports whether it did. The
+// first decision of a page fits if it fits a response at all (see
+// sendable), however large; the others only within MaxPageBytes.
+func (p *page) add(d *veilmatchv1.Decision) bool {
+	d, n, ok := sendable(d)
+	if !ok || p.full(n) {
+		return false
+	}
+	p.resp.Decisions = append(p.resp.Decisions, d)
+	p.bytes += n
+	return true
+}
+
+// full reports whether the page holds decisions and has no room for one
+// of at least n bytes.
+func (p *page) full(n int) bool {
+	return len(p.resp.Decisions) > 0 && responseOverhead+p.bytes+n > MaxPageBytes
+}
+
+// sendable returns d and the size of its entry in a response, if that fits
+// a response of rpc.MaxMessageSize. A decoded decision carries its record's
+// fields twice, decoded and in the record: one too large to send is cut
+// down to its index and record, as in a raw listing, since the record is
+// what the decoded fields come from. ok is false if even that is too large.
+func sendable(d *veilmatchv1.Decision) (_ *veilmatchv1.Decision, n int, ok bool) {
+	if n = entrySize(d); responseOverhead+n <= rpc.MaxMessageSize {
+		return d, n, true
+	}
+	d = &veilmatchv1.Decision{Index: d.GetIndex(), Record: d.GetRecord()}
+	n = entrySize(d)
+	return d, n, responseOverhead+n <= rpc.MaxMessageSize
+}
+
+// entrySize returns the bytes d takes in a response: its encoding, tag and
+// length.
+func entrySize(d *veilmatchv1.Decision) int {
+	return protowire.SizeTag(1) + protowire.SizeBytes(proto.Size(d))
 }
 
 // GetDecision implements veilmatchv1.AuditServiceServer.
@@ -167,7 +282,11 @@ func (s *Service) GetDecision(ctx context.Context, req *veilmatchv1.GetDecisionR
 	if err != nil {
 		return nil, err
 	}
-	return &veilmatchv1.GetDecisionResponse{Decision: toDecision(idx, recs[0], rec)}, nil
+	d, _, ok := sendable(toDecision(idx, recs[0], rec))
+	if !ok {
+		return nil, recordTooLarge(ctx, idx, len(recs[0]), size)
+	}
+	return &veilmatchv1.GetDecisionResponse{Decision: d}, nil
 }
 
 // GetCheckpoint implements veilmatchv1.AuditServiceServer. It returns the
@@ -279,11 +398,14 @@ func (s *Service) checkSize(ctx context.Context, field string, size uint64) erro
 	return nil
 }
 
-// readRecords returns up to n records from start, as stored. end reports
-// that the records reach the end of the log, whose size (read before the
-// records) is size. A record below size that the store cannot return is
-// reported as DATA_LOSS naming its index, unless records before it could be
-// read: those are returned, and the next call reports it.
+// readRecords returns up to n records from start, as stored, fewer once
+// it has read readBytes bytes of records: it asks the store for a few
+// records at a time, growing to readGroup, and for fewer once it has seen
+// large ones (see readGroup). end reports that the records reach the
+// end of the log, whose size (read before the records) is size. A record
+// below size that the store cannot return is reported as DATA_LOSS naming
+// its index, unless records before it could be read: those are returned,
+// and the next call reports it.
 func (s *Service) readRecords(ctx context.Context, start uint64, n int) (recs [][]byte, end bool, size uint64, err error) {
 	// The size is read first: records are never removed, so every index
 	// below it must be readable afterwards.
@@ -294,27 +416,54 @@ func (s *Service) readRecords(ctx context.Context, start uint64, n int) (recs []
 	if start >= size {
 		return nil, true, size, nil
 	}
-	want := min(uint64(n), size-start)
-	recs, err = s.log.LogRecords(ctx, start, int(want))
-	if err == nil && uint64(len(recs)) == want {
-		return recs, start+want == size, size, nil
+	want := int(min(uint64(n), size-start))
+	group, read, largest := 1, 0, 1
+	for len(recs) < want && read < readBytes {
+		from, k := start+uint64(len(recs)), min(group, want-len(recs))
+		got, err := s.log.LogRecords(ctx, from, k)
+		if err != nil || len(got) != k {
+			if err != nil {
+				got = nil
+			}
+			// Something below the size is missing or unreadable: find the
+			// first record the store cannot return.
+			got, err = s.readEach(ctx, from, k, got, size)
+			if err != nil {
+				if len(recs) > 0 {
+					return recs, false, size, nil
+				}
+				return nil, false, size, err
+			}
+		}
+		for _, r := range got {
+			read += len(r)
+			largest = max(largest, len(r))
+		}
+		recs = append(recs, got...)
+		if len(got) < k {
+			break
+		}
+		group = max(1, min(2*group, readGroup, readBytes/largest))
 	}
-	if err != nil {
-		recs = nil
-	}
-	// Something below the size is missing or unreadable: find the first
-	// record the store cannot return.
-	for i := start + uint64(len(recs)); i < start+want; i++ {
+	return recs, start+uint64(len(recs)) == size, size, nil
+}
+
+// readEach completes recs, the records read from start, to k records by
+// reading them one at a time. It returns the records before the first one
+// the store cannot return, or the error reporting that record if there
+// are none.
+func (s *Service) readEach(ctx context.Context, start uint64, k int, recs [][]byte, size uint64) ([][]byte, error) {
+	for i := start + uint64(len(recs)); i < start+uint64(k); i++ {
 		one, err := s.log.LogRecords(ctx, i, 1)
 		if err == nil && len(one) == 1 {
 			recs = append(recs, one[0])
 			continue
 		}
 		if len(recs) > 0 {
-			return recs, false, size, nil
+			return recs, nil
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, false, size, status.FromContextError(ctxErr).Err()
+			return nil, status.FromContextError(ctxErr).Err()
 		}
 		if err == nil {
 			err = errors.New("the store returned no record")
@@ -322,11 +471,11 @@ func (s *Service) readRecords(ctx context.Context, start uint64, n int) (recs []
 		// A store that answers for the head but not for the record has
 		// lost the record; one that answers for neither is down.
 		if _, _, herr := s.log.LogHead(ctx); herr != nil {
-			return nil, false, size, rpc.Unavailable(ctx, "decision log", errors.Join(err, herr))
+			return nil, rpc.Unavailable(ctx, "decision log", errors.Join(err, herr))
 		}
-		return nil, false, size, recordMissing(ctx, i, size, err)
+		return nil, recordMissing(ctx, i, size, err)
 	}
-	return recs, start+want == size, size, nil
+	return recs, nil
 }
 
 // recordMissing logs the cause and returns the DATA_LOSS status of a
@@ -334,8 +483,23 @@ func (s *Service) readRecords(ctx context.Context, start uint64, n int) (recs []
 func recordMissing(ctx context.Context, idx, size uint64, cause error) error {
 	rpc.Logger(ctx).ErrorContext(ctx, "decision record missing", "index", idx, "log_size", size, "error", cause)
 	st := status.Newf(codes.DataLoss, "record %d is missing from the decision log of %d records (request id %s)", idx, size, rpc.RequestID(ctx))
+	return withIndex(st, ReasonRecordMissing, idx)
+}
+
+// recordTooLarge logs and returns the RESOURCE_EXHAUSTED status of a record
+// of n bytes too large to be sent.
+func recordTooLarge(ctx context.Context, idx uint64, n int, size uint64) error {
+	rpc.Logger(ctx).ErrorContext(ctx, "decision record too large to send", "index", idx, "log_size", size, "bytes", n)
+	st := status.Newf(codes.ResourceExhausted, "record %d of the decision log is %d bytes, too large to be sent in a response of at most %d bytes (request id %s)",
+		idx, n, rpc.MaxMessageSize, rpc.RequestID(ctx))
+	return withIndex(st, ReasonRecordTooLarge, idx)
+}
+
+// withIndex returns st with a google.rpc.ErrorInfo of the reason whose
+// metadata "index" is idx.
+func withIndex(st *status.Status, reason string, idx uint64) error {
 	detailed, err := st.WithDetails(&errdetails.ErrorInfo{
-		Reason:   ReasonRecordMissing,
+		Reason:   reason,
 		Domain:   errorDomain,
 		Metadata: map[string]string{"index": strconv.FormatUint(idx, 10)},
 	})

@@ -15,11 +15,13 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/audit"
+	"github.com/veilmatch/veilmatch/server/rpc"
 )
 
 // VerifyState is what an auditor keeps between runs of [Verify]: the last
@@ -244,12 +246,25 @@ func checkConsistency(ctx context.Context, c veilmatchv1.AuditServiceClient, pre
 // returns how many it fetched. It stops early at the end of the log, or at
 // a record the hub reports missing, whose index it returns as missing (-1
 // if none).
+//
+// The hub ends a page at MaxPageBytes, or after a single larger record, so
+// a page may hold fewer records than asked for: download asks for the next
+// page from the first record not received until it has size records or
+// the hub reports the end of the log. It accepts pages of up to
+// rpc.MaxMessageSize, whatever the receive limit c was dialed with, so
+// that a single large record can be received. A record too large for the
+// hub to send at all cannot be verified: that is an error, not a
+// [*Failure], since nothing shows that the log is wrong.
 func download(ctx context.Context, c veilmatchv1.AuditServiceClient, size uint64, fn func(data []byte) error) (next uint64, missing int64, err error) {
 	for next < size {
-		resp, err := c.ListDecisions(ctx, &veilmatchv1.ListDecisionsRequest{Raw: true, StartIndex: next, PageSize: MaxPageSize})
+		resp, err := c.ListDecisions(ctx, &veilmatchv1.ListDecisionsRequest{Raw: true, StartIndex: next, PageSize: MaxPageSize},
+			grpc.MaxCallRecvMsgSize(rpc.MaxMessageSize))
 		if err != nil {
-			if idx, ok := missingIndex(err); ok && idx < size {
+			if idx, ok := errorIndex(err, codes.DataLoss, ReasonRecordMissing); ok && idx < size {
 				return next, int64(idx), nil
+			}
+			if idx, ok := errorIndex(err, codes.ResourceExhausted, ReasonRecordTooLarge); ok {
+				return 0, -1, fmt.Errorf("record %d is too large for the hub to send, so the log cannot be verified: %w", idx, err)
 			}
 			return 0, -1, fmt.Errorf("list records from %d: %w", next, err)
 		}
@@ -272,14 +287,15 @@ func download(ctx context.Context, c veilmatchv1.AuditServiceClient, size uint64
 	return next, -1, nil
 }
 
-// missingIndex returns the index of a DATA_LOSS RECORD_MISSING status.
-func missingIndex(err error) (uint64, bool) {
+// errorIndex returns the index named by a status of the code whose
+// google.rpc.ErrorInfo has the reason.
+func errorIndex(err error, code codes.Code, reason string) (uint64, bool) {
 	st, ok := status.FromError(err)
-	if !ok || st.Code() != codes.DataLoss {
+	if !ok || st.Code() != code {
 		return 0, false
 	}
 	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == ReasonRecordMissing {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == reason {
 			idx, err := strconv.ParseUint(info.GetMetadata()["index"], 10, 64)
 			return idx, err == nil
 		}

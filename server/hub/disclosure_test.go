@@ -81,39 +81,49 @@ func TestTwoStepDisclosure(t *testing.T) {
 	if _, err := gb.RequestDisclosure(ctx, flagRef, "", investigation); status.Code(errorsCause(err)) != codes.InvalidArgument {
 		t.Fatalf("request without a reason: %v", err)
 	}
-	if _, err := gb.RequestDisclosure(ctx, "mr1.forged", "x", investigation); status.Code(errorsCause(err)) != codes.InvalidArgument {
+	if _, err := gb.RequestDisclosure(ctx, "mr2.forged", "x", investigation); status.Code(errorsCause(err)) != codes.InvalidArgument {
 		t.Fatalf("forged reference: %v", err)
 	}
-	ids, err := gb.RequestDisclosure(ctx, flagRef, "same number in a live case", investigation)
-	if err != nil || len(ids) != 1 {
-		t.Fatalf("request = %v, %v", ids, err)
+	id, err := gb.RequestDisclosure(ctx, flagRef, "same number in a live case", investigation)
+	if err != nil || id == "" {
+		t.Fatalf("request = %q, %v", id, err)
 	}
-	thIDs, err := gb.RequestDisclosure(ctx, countRef, "need the Thai contact", investigation)
-	if err != nil || len(thIDs) != 1 {
-		t.Fatalf("count request = %v, %v", thIDs, err)
+	thID, err := gb.RequestDisclosure(ctx, countRef, "need the Thai contact", investigation)
+	if err != nil || thID == "" {
+		t.Fatalf("count request = %q, %v", thID, err)
 	}
 
 	// The requester's view hides the owner until approval.
 	out, err := gb.DisclosureRequests(ctx, true, false)
-	if err != nil || len(out) != 2 || out[0].GetOwner() != "" || out[0].GetList() != "" {
+	if err != nil || len(out) != 2 || out[0].GetId() != id || out[0].GetOwner() != "" || out[0].GetList() != "" || len(out[0].GetApprovals()) != 0 {
 		t.Fatalf("outgoing = %v, %v", out, err)
 	}
 	in, err := ngo.DisclosureRequests(ctx, false, false)
 	if err != nil || len(in) != 1 || in[0].GetRequester() != "police-gb" || in[0].GetReason() != "same number in a live case" || in[0].GetEntries() != 1 {
 		t.Fatalf("ngo incoming = %v, %v", in, err)
 	}
+	thIn, err := th.DisclosureRequests(ctx, false, false)
+	if err != nil || len(thIn) != 1 || thIn[0].GetReason() != "need the Thai contact" {
+		t.Fatalf("police-th incoming = %v, %v", thIn, err)
+	}
 	// Nobody else may answer it.
-	if _, err := th.AnswerDisclosureRequest(ctx, ids[0], true, ""); status.Code(errorsCause(err)) != codes.NotFound {
+	if _, err := th.AnswerDisclosureRequest(ctx, in[0].GetId(), true, ""); status.Code(errorsCause(err)) != codes.NotFound {
 		t.Fatalf("police-th answered the NGO's request: %v", err)
 	}
-	if _, err := th.AnswerDisclosureRequest(ctx, thIDs[0], false, "no agreement"); err != nil {
+	if _, err := th.AnswerDisclosureRequest(ctx, thIn[0].GetId(), false, "no agreement"); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := ngo.AnswerDisclosureRequest(ctx, ids[0], true, "contact our liaison first"); err != nil || r.GetStatus() != veilmatchv1.DisclosureRequestStatus_DISCLOSURE_REQUEST_STATUS_APPROVED {
+	if r, err := ngo.AnswerDisclosureRequest(ctx, in[0].GetId(), true, "contact our liaison first"); err != nil || r.GetStatus() != veilmatchv1.DisclosureRequestStatus_DISCLOSURE_REQUEST_STATUS_APPROVED {
 		t.Fatalf("approve = %v, %v", r, err)
 	}
-	if _, err := ngo.AnswerDisclosureRequest(ctx, ids[0], false, ""); status.Code(errorsCause(err)) != codes.FailedPrecondition {
+	if _, err := ngo.AnswerDisclosureRequest(ctx, in[0].GetId(), false, ""); status.Code(errorsCause(err)) != codes.FailedPrecondition {
 		t.Fatalf("second answer: %v", err)
+	}
+	// Once answered, the requester sees who approved, with what.
+	out, err = gb.DisclosureRequests(ctx, true, true)
+	if err != nil || len(out) != 2 || len(out[0].GetApprovals()) != 1 || out[0].GetApprovals()[0].GetOwner() != "ngo-shelter" ||
+		out[1].GetStatus() != veilmatchv1.DisclosureRequestStatus_DISCLOSURE_REQUEST_STATUS_REFUSED || len(out[1].GetApprovals()) != 0 {
+		t.Fatalf("outgoing after the answers = %v, %v", out, err)
 	}
 
 	after, err := gb.Overlaps(ctx, "suspects", investigation)
@@ -183,15 +193,17 @@ func TestPurposeAndCaseRefusals(t *testing.T) {
 	publish(t, gb, "suspects", "GB", "phone\n07700 900123\n")
 	for _, tc := range []struct {
 		q    client.Query
+		code codes.Code
 		want string
 	}{
-		{client.Query{Purpose: "curiosity", CaseRef: "C"}, `purpose "curiosity" is not allowed`},
-		{client.Query{Purpose: "investigation"}, "case reference"},
+		{client.Query{Purpose: "curiosity", CaseRef: "C"}, codes.InvalidArgument, `"curiosity" is not a known purpose; role law_enforcement may state: investigation, missing_person_search, research`},
+		{client.Query{Purpose: "victim_support", CaseRef: "C"}, codes.PermissionDenied, `purpose "victim_support" is not allowed`},
+		{client.Query{Purpose: "investigation"}, codes.PermissionDenied, "case reference"},
 	} {
 		_, err := gb.Overlaps(ctx, "suspects", tc.q)
 		st := status.Convert(errorsCause(err))
-		if st.Code() != codes.PermissionDenied || !strings.Contains(st.Message(), tc.want) {
-			t.Errorf("%+v: err = %v, want PermissionDenied containing %q", tc.q, err, tc.want)
+		if st.Code() != tc.code || !strings.Contains(st.Message(), tc.want) {
+			t.Errorf("%+v: err = %v, want %s containing %q", tc.q, err, tc.code, tc.want)
 		}
 	}
 	aud := e.hubClient(t, "auditor")

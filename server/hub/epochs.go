@@ -1,62 +1,131 @@
 package hub
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
+	"github.com/veilmatch/veilmatch/crypto/oprf"
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/store"
 )
 
-// epochs are the OPRF key ids the key server evaluates now, as it last
-// reported them. A key id it served before and no longer serves is retired:
-// its lists no longer match, so a rotation's grace period ends at the hub
-// too. A key id it has not reported yet (a rotation the report has not
-// caught up with) is not retired. Reports are stored, so a retired key id
-// stays retired across restarts; memory mirrors the store for the hot path.
+// epochs are the OPRF keys the key server evaluates now, as it last
+// reported them. A key id it served before and no longer serves is
+// retired: its lists no longer match, so a rotation's grace period ends at
+// the hub too. A key id it has not reported yet (a rotation the report has
+// not caught up with) is not retired. Reports are stored, so a retired key
+// id stays retired across restarts; memory mirrors the store for the hot
+// path.
+//
+// A report can retire lists only if the hub trusts every key in it: a key
+// it knows (with the same public key), one its operator configured, one
+// that a trusted key endorsed, or, when it knows no key at all, any (the
+// first report is trusted on first use). A stray or rogue key server with
+// a key of its own therefore retires nothing.
 type epochs struct {
-	store store.KeyEpochs
-	write sync.Mutex // serializes set, so memory follows the store's order
+	store      store.KeyEpochs
+	configured []oprf.PublicKey
+	write      sync.Mutex // serializes set, so memory follows the store's order
 
 	mu      sync.RWMutex
 	current []string
-	seen    map[string]bool
+	known   map[string][]byte // key id → public key (nil: stored without one)
 }
+
+// servedKey is one key of a key server's report.
+type servedKey struct {
+	pub   oprf.PublicKey
+	chain []oprf.Endorsement
+}
+
+// errUntrustedKey reports a key server report with a key the hub does not
+// trust.
+var errUntrustedKey = errors.New("untrusted key")
 
 // load reads the stored reports into memory.
 func (e *epochs) load(ctx context.Context) error {
-	current, seen, err := e.store.KeyEpochs(ctx)
+	current, known, err := e.store.KeyEpochs(ctx)
 	if err != nil {
 		return err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.current, e.seen = current, map[string]bool{}
-	for _, id := range seen {
-		e.seen[id] = true
+	e.current, e.known = current, map[string][]byte{}
+	for _, k := range known {
+		e.known[k.KeyID] = k.PublicKey
 	}
 	return nil
 }
 
-// set stores the served key ids, with rec in the decision log, and reports
+// admit checks that the hub may trust every key of a report, and returns
+// an error wrapping errUntrustedKey naming the first it may not.
+func (e *epochs) admit(served []servedKey) error {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	trusted := slices.Clone(e.configured)
+	for id, pub := range e.known {
+		if pub != nil {
+			trusted = append(trusted, oprf.PublicKey{KeyID: id, Bytes: pub})
+		}
+	}
+	var pending []servedKey
+	for _, k := range served {
+		held, known := e.known[k.pub.KeyID]
+		switch {
+		case known && held != nil && !bytes.Equal(held, k.pub.Bytes):
+			return fmt.Errorf("%w: key id %s is reported with another public key than before", errUntrustedKey, k.pub.KeyID)
+		case known:
+			// A key stored before public keys were kept takes the
+			// reported one, as its id is already trusted.
+			trusted = append(trusted, k.pub)
+		default:
+			pending = append(pending, k)
+		}
+	}
+	if len(e.known) == 0 {
+		return nil // the first report: trusted on first use, and logged
+	}
+	for _, k := range pending {
+		if _, err := oprf.VerifyChain(trusted, k.chain, k.pub); err != nil {
+			return fmt.Errorf("%w: key id %s is new and no key the hub trusts endorses it (%v)", errUntrustedKey, k.pub.KeyID, err)
+		}
+	}
+	return nil
+}
+
+// set stores the served keys, with rec in the decision log, and reports
 // whether they changed. Memory changes only once the store has.
-func (e *epochs) set(ctx context.Context, ids []string, rec *audit.Record) (bool, error) {
+func (e *epochs) set(ctx context.Context, served []servedKey, rec *audit.Record) (bool, error) {
 	e.write.Lock()
 	defer e.write.Unlock()
-	changed, err := e.store.SetKeyEpochs(ctx, ids, rec)
+	if err := e.admit(served); err != nil {
+		return false, err
+	}
+	report := make([]store.KeyEpoch, len(served))
+	ids := make([]string, len(served))
+	for i, k := range served {
+		report[i] = store.KeyEpoch{KeyID: k.pub.KeyID, PublicKey: k.pub.Bytes}
+		ids[i] = k.pub.KeyID
+	}
+	rec.Details = map[string]string{"key_ids": strings.Join(ids, ","), "current": ids[0]}
+	changed, err := e.store.SetKeyEpochs(ctx, report, rec)
 	if err != nil || !changed {
 		return false, err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.seen == nil {
-		e.seen = map[string]bool{}
+	if e.known == nil {
+		e.known = map[string][]byte{}
 	}
-	for _, id := range ids {
-		e.seen[id] = true
+	for _, k := range report {
+		e.known[k.KeyID] = k.PublicKey
 	}
-	e.current = slices.Clone(ids)
+	e.current = ids
 	return true, nil
 }
 
@@ -64,5 +133,6 @@ func (e *epochs) set(ctx context.Context, ids []string, rec *audit.Record) (bool
 func (e *epochs) retired(keyID string) bool {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	return e.seen[keyID] && !slices.Contains(e.current, keyID)
+	_, known := e.known[keyID]
+	return known && !slices.Contains(e.current, keyID)
 }

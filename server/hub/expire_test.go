@@ -41,7 +41,7 @@ func TestEraseExpired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := hub.NewService(st, pol, bytes.Repeat([]byte{9}, 32), func() time.Time { return now })
+	svc, err := hub.NewService(st, pol, bytes.Repeat([]byte{9}, 32), hub.ServiceOptions{Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package hub
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,16 +26,20 @@ func FuzzOpenMatchRef(f *testing.F) {
 		f.Fatal(err)
 	}
 	e := uint64(3)
-	sealed := matchRef{Owner: "police-gb", ListID: 9, Entry: &e, Counterparts: []int64{1, 2}, Level: "flag"}
-	f.Add(s.seal(sealed))
-	f.Add("mr1.")
-	f.Add("mr1.AAAA")
+	sealed := matchRef{Owner: "police-gb", ListID: 9, Entry: &e, Level: "flag", Purpose: "investigation", CaseRef: "C-1", Issued: 1}
+	ref, err := s.seal(sealed)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(ref)
+	f.Add("mr2.")
+	f.Add("mr2.AAAA")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, ref string) {
 		// Seals are randomized, so only the seeded reference (sealed with
 		// the same key, maybe in another process) may open, to its content.
 		r, err := s.open(ref)
-		if err == nil && (r.Owner != sealed.Owner || r.ListID != sealed.ListID || r.Entry == nil || *r.Entry != e) {
+		if err == nil && (r.Owner != sealed.Owner || r.ListID != sealed.ListID || r.Entry == nil || *r.Entry != e || r.CaseRef != sealed.CaseRef) {
 			t.Fatalf("opened a reference this hub did not seal: %+v", r)
 		}
 	})
@@ -46,7 +51,12 @@ func FuzzListMeta(f *testing.F) {
 	f.Add("suspects", "phone", "suspect", "k1", "law_enforcement", int64(0))
 	f.Add("", "fax", "Bad Category", "bad key", "", int64(-5))
 	f.Add("a/b", "email", "victim", "k20261128-ab", "ngo", int64(1<<40))
-	s, err := NewService(nil, nil, bytes.Repeat([]byte{7}, 32), func() time.Time { return time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC) })
+	pol, err := policy.New(f.Context(), policy.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	v := pol.Vocabulary()
+	s, err := NewService(nil, pol, bytes.Repeat([]byte{7}, 32), ServiceOptions{Now: func() time.Time { return time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC) }})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -60,7 +70,7 @@ func FuzzListMeta(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !listNameRE.MatchString(l.Name) || !kinds[l.Kind] || !categoryRE.MatchString(l.Category) || l.Owner != "police-gb" {
+		if !listNameRE.MatchString(l.Name) || !slices.Contains(v.Kinds, l.Kind) || !slices.Contains(v.Categories, l.Category) || l.Owner != "police-gb" {
 			t.Fatalf("accepted malformed metadata: %+v", l)
 		}
 	})

@@ -9,21 +9,49 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"slices"
-	"sort"
+	"fmt"
+	"strconv"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/veilmatch/veilmatch/crypto/oprf"
 	"github.com/veilmatch/veilmatch/crypto/token"
 	"github.com/veilmatch/veilmatch/policy"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
+	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/metrics"
 	"github.com/veilmatch/veilmatch/server/rpc"
 	"github.com/veilmatch/veilmatch/server/store"
 )
+
+// Defaults of ServiceOptions.
+const (
+	// DefaultCheckBudget is the entries an agency may check per UTC day: the
+	// key server's default daily quota, so that re-checking tokens an agency
+	// already holds costs what making them did.
+	DefaultCheckBudget = 100_000
+	// DefaultMatchRefTTL is how long a match reference may be turned into a
+	// disclosure request.
+	DefaultMatchRefTTL = 7 * 24 * time.Hour
+)
+
+// ServiceOptions tune a Service; zero fields take the defaults.
+type ServiceOptions struct {
+	// Now gives the time (default time.Now).
+	Now func() time.Time
+	// CheckBudget is the entries each agency may check per UTC day.
+	CheckBudget uint64
+	// MatchRefTTL is how long a match reference stays valid.
+	MatchRefTTL time.Duration
+	// TrustedKeys are OPRF public keys the operator trusts: the hub accepts
+	// a key server report of any of them without an endorsement.
+	TrustedKeys []oprf.PublicKey
+	// Metrics, if set, counts decisions and matches.
+	Metrics *metrics.Metrics
+}
 
 // Service implements veilmatchv1.HubServiceServer.
 type Service struct {
@@ -35,19 +63,30 @@ type Service struct {
 	now     func() time.Time
 	metrics *metrics.Metrics
 	epochs  *epochs
+	budget  uint64
+	refTTL  time.Duration
 }
 
 // NewService returns a hub service over st, deciding with pol. refKey (32
 // bytes) seals match references.
-func NewService(st store.Store, pol *policy.Engine, refKey []byte, now func() time.Time) (*Service, error) {
-	if now == nil {
-		now = time.Now
+func NewService(st store.Store, pol *policy.Engine, refKey []byte, o ServiceOptions) (*Service, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.CheckBudget == 0 {
+		o.CheckBudget = DefaultCheckBudget
+	}
+	if o.MatchRefTTL == 0 {
+		o.MatchRefTTL = DefaultMatchRefTTL
 	}
 	refs, err := newRefSealer(refKey)
 	if err != nil {
 		return nil, err
 	}
-	return &Service{store: st, policy: pol, refs: refs, now: now, epochs: &epochs{store: st}}, nil
+	return &Service{
+		store: st, policy: pol, refs: refs, now: o.Now, metrics: o.Metrics,
+		epochs: &epochs{store: st, configured: o.TrustedKeys}, budget: o.CheckBudget, refTTL: o.MatchRefTTL,
+	}, nil
 }
 
 func storeError(ctx context.Context, op string, err error) error {
@@ -79,6 +118,7 @@ func listInfo(l store.List) *veilmatchv1.ListInfo {
 		Sharing:       &veilmatchv1.Sharing{VictimConsentRoles: l.Sharing.VictimConsentRoles, NgoVisible: l.Sharing.NGOVisible},
 		Entries:       l.Entries,
 		Normalization: l.Normalization,
+		UploadId:      l.UploadID,
 	}
 	if !l.ExpiresAt.IsZero() {
 		info.ExpiresAt = timestamppb.New(l.ExpiresAt)
@@ -93,6 +133,19 @@ func newDecisionID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// GetVocabulary returns the policy's closed vocabulary, with the purposes
+// of the caller's role.
+func (s *Service) GetVocabulary(ctx context.Context, _ *veilmatchv1.GetVocabularyRequest) (*veilmatchv1.GetVocabularyResponse, error) {
+	_, a, err := s.requireAgency(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v := s.policy.Vocabulary()
+	return &veilmatchv1.GetVocabularyResponse{
+		Kinds: v.Kinds, Categories: v.Categories, Roles: v.Roles, Purposes: v.Purposes(a.Role), PolicyRevision: s.policy.Revision(),
+	}, nil
 }
 
 // ListLists returns the caller's committed lists.
@@ -156,217 +209,20 @@ func (s *Service) GetUploadStatus(ctx context.Context, req *veilmatchv1.GetUploa
 	return &veilmatchv1.GetUploadStatusResponse{Sequences: seqs, Committed: committed}, nil
 }
 
-// classLevel keys the per-class tallies of an answer.
-type classLevel struct {
-	class string
-	level policy.Level
-}
-
-// answer is the policy-filtered result of a query.
-type answer struct {
-	matches  []*veilmatchv1.Match
-	counts   []*veilmatchv1.ClassCount
-	perClass map[classLevel]map[uint64]bool
-	rules    []string
-	lists    []string
-	notices  []store.Notice
-}
-
-// counterpart is one counterparty list with the levels policy grants.
-type counterpart struct {
-	list store.List
-	base policy.Disclosure
-	// granted applies to the entries an approved disclosure request names
-	// (all entries when grantAll).
-	granted  *policy.Disclosure
-	grantAll bool
-	grantSet map[uint64]bool
-}
-
-func (c *counterpart) disclosure(ref uint64) policy.Disclosure {
-	if c.granted != nil && (c.grantAll || c.grantSet[ref]) {
-		return *c.granted
+// ownList returns the committed version of the caller's list name, refusing
+// one made under a retired key epoch.
+func (s *Service) ownList(ctx context.Context, owner, name string) (store.List, error) {
+	own, err := s.store.GetList(ctx, owner, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return own, status.Errorf(codes.NotFound, "list %q not found among %s's lists", name, owner)
 	}
-	return c.base
-}
-
-// decide evaluates the disclosure policy for every counterparty list, runs
-// the join and builds the answer. Counterparties at level none contribute
-// nothing at all, exactly as if they did not match. own is the requester's
-// list version (nil for a check); approved disclosure requests for it
-// upgrade the matches they name.
-func (s *Service) decide(ctx context.Context, r policy.Request, az policy.Authorization, kind, keyID string, own *store.List,
-	join func(fn func(ref uint64, cp int64) error) error) (*answer, error) {
-	visible, err := s.store.VisibleLists(ctx, kind, keyID)
 	if err != nil {
-		return nil, storeError(ctx, "visible lists", err)
+		return own, storeError(ctx, "get list", err)
 	}
-	grants := map[int64][]store.DisclosureRequest{}
-	if own != nil {
-		gs, err := s.store.Grants(ctx, own.ID)
-		if err != nil {
-			return nil, storeError(ctx, "grants", err)
-		}
-		for _, g := range gs {
-			grants[g.ListID] = append(grants[g.ListID], g)
-		}
+	if s.epochs.retired(own.KeyID) {
+		return own, status.Errorf(codes.FailedPrecondition, "list %q was made under key %s, which the key server no longer evaluates; publish it again", name, own.KeyID)
 	}
-	cps := map[int64]*counterpart{}
-	ruleSet := map[string]bool{}
-	for _, id := range az.Rules {
-		ruleSet[id] = true
-	}
-	disclose := func(owner policy.Agency, l store.List, granted bool) policy.Disclosure {
-		d, err := s.policy.Disclose(ctx, r, owner, policyList(l), granted)
-		if err != nil {
-			rpc.Logger(ctx).ErrorContext(ctx, "disclosure policy failed; level none", "error", err)
-			d = policy.Disclosure{Level: policy.LevelNone, Rules: []string{policy.RuleEngineError}}
-		}
-		d.Level = policy.Min(d.Level, az.MaxLevel)
-		for _, id := range d.Rules {
-			ruleSet[id] = true
-		}
-		return d
-	}
-	for _, l := range visible {
-		if l.Owner == r.Requester.ID || s.epochs.retired(l.KeyID) {
-			continue
-		}
-		owner, ok := s.policy.Agency(l.Owner)
-		if !ok {
-			continue // an unregistered owner's list is disclosed to nobody
-		}
-		cp := &counterpart{list: l, base: disclose(owner, l, false)}
-		if gs := grants[l.ID]; len(gs) > 0 {
-			g := disclose(owner, l, true)
-			cp.granted, cp.grantSet = &g, map[uint64]bool{}
-			for _, req := range gs {
-				cp.grantAll = cp.grantAll || len(req.EntryRefs) == 0
-				for _, e := range req.EntryRefs {
-					cp.grantSet[e] = true
-				}
-			}
-		}
-		if cp.base.Level != policy.LevelNone || cp.granted != nil {
-			cps[l.ID] = cp
-		}
-	}
-
-	type flagKey struct {
-		ref     uint64
-		liaison string
-	}
-	flags := map[flagKey][]int64{}
-	classes := map[string][]int64{}
-	fullPerList := map[int64]map[uint64]bool{}
-	a := &answer{perClass: map[classLevel]map[uint64]bool{}}
-	tally := func(class string, level policy.Level, ref uint64) {
-		k := classLevel{class, level}
-		if a.perClass[k] == nil {
-			a.perClass[k] = map[uint64]bool{}
-		}
-		a.perClass[k][ref] = true
-	}
-	err = join(func(ref uint64, cpID int64) error {
-		cp, ok := cps[cpID]
-		if !ok {
-			return nil
-		}
-		d := cp.disclosure(ref)
-		switch d.Level {
-		case policy.LevelFull:
-			a.matches = append(a.matches, &veilmatchv1.Match{
-				EntryRef: ref, Level: veilmatchv1.DisclosureLevel_DISCLOSURE_LEVEL_FULL,
-				Counterparty: &veilmatchv1.Counterparty{
-					Agency: cp.list.Owner, List: cp.list.Name, Category: cp.list.Category,
-					Jurisdiction: cp.list.Jurisdiction, Contact: d.Contact,
-				},
-			})
-			if fullPerList[cpID] == nil {
-				fullPerList[cpID] = map[uint64]bool{}
-			}
-			fullPerList[cpID][ref] = true
-		case policy.LevelFlag:
-			k := flagKey{ref, d.LiaisonContact}
-			flags[k] = append(flags[k], cpID)
-		case policy.LevelCount:
-			if !slices.Contains(classes[d.Class], cpID) {
-				classes[d.Class] = append(classes[d.Class], cpID)
-			}
-		default:
-			return nil
-		}
-		tally(d.Class, d.Level, ref)
-		return nil
-	})
-	if err != nil {
-		return nil, storeError(ctx, "join", err)
-	}
-	for k, ids := range flags {
-		m := &veilmatchv1.Match{EntryRef: k.ref, Level: veilmatchv1.DisclosureLevel_DISCLOSURE_LEVEL_FLAG, LiaisonContact: k.liaison}
-		if own != nil {
-			ref := k.ref
-			m.MatchRef = s.refs.seal(matchRef{Owner: r.Requester.ID, ListID: own.ID, Entry: &ref, Counterparts: ids, Level: string(policy.LevelFlag)})
-		}
-		a.matches = append(a.matches, m)
-	}
-	sort.SliceStable(a.matches, func(i, j int) bool {
-		mi, mj := a.matches[i], a.matches[j]
-		if mi.EntryRef != mj.EntryRef {
-			return mi.EntryRef < mj.EntryRef
-		}
-		return mi.GetCounterparty().GetAgency()+"/"+mi.GetCounterparty().GetList() < mj.GetCounterparty().GetAgency()+"/"+mj.GetCounterparty().GetList()
-	})
-	names := make([]string, 0, len(classes))
-	for c := range classes {
-		names = append(names, c)
-	}
-	sort.Strings(names)
-	for _, c := range names {
-		cc := &veilmatchv1.ClassCount{Class: c, Matches: uint64(len(a.perClass[classLevel{c, policy.LevelCount}]))}
-		if own != nil {
-			cc.MatchRef = s.refs.seal(matchRef{Owner: r.Requester.ID, ListID: own.ID, Class: c, Counterparts: classes[c], Level: string(policy.LevelCount)})
-		}
-		a.counts = append(a.counts, cc)
-	}
-	for id := range ruleSet {
-		a.rules = append(a.rules, id)
-	}
-	sort.Strings(a.rules)
-	for cpID, refs := range fullPerList {
-		cp := cps[cpID]
-		a.lists = append(a.lists, cp.list.Owner+"/"+cp.list.Name)
-		if own != nil {
-			a.notices = append(a.notices, store.Notice{
-				Owner: cp.list.Owner, List: cp.list.Name, Requester: r.Requester.ID, RequesterList: own.Name,
-				Entries: uint64(len(refs)), Purpose: r.Purpose, CaseRef: r.CaseRef, Time: r.Time,
-			})
-		}
-	}
-	sort.Strings(a.lists)
-	sort.Slice(a.notices, func(i, j int) bool {
-		return a.notices[i].Owner+a.notices[i].List < a.notices[j].Owner+a.notices[j].List
-	})
-	return a, nil
-}
-
-// record appends the decision of a query with its owner notices; nothing
-// is answered unless this succeeds.
-func (s *Service) record(ctx context.Context, r policy.Request, az policy.Authorization, a *answer) (string, error) {
-	rec := s.newRecord(ctx, r, az.Revision)
-	rec.Lists = append(rec.Lists, a.lists...)
-	rec.Outcomes, rec.Rules = a.outcomes(), a.rules
-	for i := range a.notices {
-		a.notices[i].DecisionID = rec.DecisionID
-	}
-	if err := s.appendOrFail(ctx, rec, a.notices); err != nil {
-		return "", err
-	}
-	rpc.Logger(ctx).InfoContext(ctx, "decision", "decision_id", rec.DecisionID, "action", r.Action, "outcomes", len(rec.Outcomes), "policy_revision", rec.PolicyRevision)
-	for k, refs := range a.perClass {
-		s.metrics.Matched(r.Action, string(k.level), len(refs))
-	}
-	return rec.DecisionID, nil
+	return own, nil
 }
 
 // Overlaps joins one of the caller's lists against every other agency's
@@ -376,18 +232,16 @@ func (s *Service) Overlaps(ctx context.Context, req *veilmatchv1.OverlapsRequest
 	if err != nil {
 		return nil, err
 	}
-	own, err := s.store.GetList(ctx, id.ID, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, status.Errorf(codes.NotFound, "list %q not found among %s's lists", name, id.ID)
-	}
+	purpose, caseRef, err := query(s.policy.Vocabulary(), a, req.GetPurpose(), req.GetCaseRef())
 	if err != nil {
-		return nil, storeError(ctx, "get list", err)
+		return nil, err
 	}
-	if s.epochs.retired(own.KeyID) {
-		return nil, status.Errorf(codes.FailedPrecondition, "list %q was made under key %s, which the key server no longer evaluates; publish it again", name, own.KeyID)
+	own, err := s.ownList(ctx, id.ID, name)
+	if err != nil {
+		return nil, err
 	}
 	pl := policyList(own)
-	r := policy.Request{Action: "overlaps", Time: s.now(), Purpose: req.GetPurpose(), CaseRef: req.GetCaseRef(), Requester: a, List: &pl}
+	r := policy.Request{Action: "overlaps", Time: s.now(), Purpose: purpose, CaseRef: caseRef, Requester: a, List: &pl}
 	az, err := s.authorizeRecorded(ctx, r)
 	if err != nil {
 		return nil, err
@@ -398,22 +252,26 @@ func (s *Service) Overlaps(ctx context.Context, req *veilmatchv1.OverlapsRequest
 	if err != nil {
 		return nil, err
 	}
-	did, err := s.record(ctx, r, az, ans)
-	if err != nil {
+	rec := s.decisionRecord(ctx, r, az, ans)
+	if err := s.appendOrFail(ctx, rec, ans.notices); err != nil {
 		return nil, err
 	}
-	return &veilmatchv1.OverlapsResponse{DecisionId: did, Matches: ans.matches, Counts: ans.counts}, nil
+	s.answered(ctx, r, rec.DecisionID, ans)
+	return &veilmatchv1.OverlapsResponse{DecisionId: rec.DecisionID, Matches: ans.matches, Counts: ans.counts, UploadId: own.UploadID}, nil
 }
 
 // Check tests tokens against other agencies' lists. Nothing of the request
-// is stored and no counterparty is told; the decision log records who
-// checked, why and what levels resulted, never the tokens.
+// is stored, and only the owners of lists disclosed in full are told (as
+// for overlaps); the decision log records who checked, why, how many
+// entries and what levels resulted, never the tokens. The entries checked
+// count against the agency's daily check budget.
 func (s *Service) Check(ctx context.Context, req *veilmatchv1.CheckRequest) (*veilmatchv1.CheckResponse, error) {
 	_, a, err := s.requireAgency(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkKind("kind", req.GetKind()); err != nil {
+	v := s.policy.Vocabulary()
+	if err := checkKind(v, "kind", req.GetKind()); err != nil {
 		return nil, err
 	}
 	if err := checkKeyID("key_id", req.GetKeyId()); err != nil {
@@ -434,10 +292,23 @@ func (s *Service) Check(ctx context.Context, req *veilmatchv1.CheckRequest) (*ve
 			return nil, invalid("tokens[%d]: token has %d bytes, want %d", i, len(t), token.Size)
 		}
 	}
-	r := policy.Request{Action: "check", Time: s.now(), Purpose: req.GetPurpose(), CaseRef: req.GetCaseRef(), Requester: a}
+	purpose, caseRef, err := query(v, a, req.GetPurpose(), req.GetCaseRef())
+	if err != nil {
+		return nil, err
+	}
+	r := policy.Request{Action: "check", Time: s.now(), Purpose: purpose, CaseRef: caseRef, Requester: a}
 	az, err := s.authorizeRecorded(ctx, r)
 	if err != nil {
 		return nil, err
+	}
+	n := uint64(len(toks))
+	day := r.Time.UTC().Format(time.DateOnly)
+	used, err := s.store.CheckUse(ctx, a.ID, day)
+	if err != nil {
+		return nil, storeError(ctx, "check budget", err)
+	}
+	if used+n > s.budget {
+		return nil, s.refuseCheck(ctx, r, az, n, used)
 	}
 	ans, err := s.decide(ctx, r, az, req.GetKind(), req.GetKeyId(), nil, func(fn func(uint64, int64) error) error {
 		return s.store.Check(ctx, req.GetKind(), req.GetKeyId(), toks, func(i int, cp int64) error { return fn(uint64(i), cp) })
@@ -445,9 +316,41 @@ func (s *Service) Check(ctx context.Context, req *veilmatchv1.CheckRequest) (*ve
 	if err != nil {
 		return nil, err
 	}
-	did, err := s.record(ctx, r, az, ans)
-	if err != nil {
-		return nil, err
+	rec := s.decisionRecord(ctx, r, az, ans)
+	rec.Details = checkDetails(n, used+n, s.budget)
+	err = s.store.AppendCheckDecision(ctx, rec, ans.notices, a.ID, day, n, s.budget)
+	if errors.Is(err, store.ErrExhausted) {
+		// Another check of the same agency took the budget meanwhile.
+		used, _ = s.store.CheckUse(ctx, a.ID, day)
+		return nil, s.refuseCheck(ctx, r, az, n, used)
 	}
-	return &veilmatchv1.CheckResponse{DecisionId: did, Matches: ans.matches, Counts: ans.counts}, nil
+	if err != nil {
+		return nil, rpc.Unavailable(ctx, "decision log", err)
+	}
+	s.metrics.Decided(rec.Action, rec.Result)
+	s.answered(ctx, r, rec.DecisionID, ans)
+	return &veilmatchv1.CheckResponse{DecisionId: rec.DecisionID, Matches: ans.matches, Counts: ans.counts}, nil
+}
+
+// checkDetails are the facts a check's record keeps about the budget.
+func checkDetails(entries, used, budget uint64) map[string]string {
+	return map[string]string{
+		"entries":     strconv.FormatUint(entries, 10),
+		"budget_used": strconv.FormatUint(used, 10),
+		"budget":      strconv.FormatUint(budget, 10),
+	}
+}
+
+// refuseCheck records a check refused for its budget and returns
+// RESOURCE_EXHAUSTED, saying when the budget renews.
+func (s *Service) refuseCheck(ctx context.Context, r policy.Request, az policy.Authorization, n, used uint64) error {
+	rec := s.newRecord(ctx, r, az.Revision)
+	rec.Result, rec.Rules = audit.ResultRefused, az.Rules
+	rec.Reason = fmt.Sprintf("check budget of %d entries per day exhausted: %d checked today, this check has %d", s.budget, used, n)
+	rec.Details = checkDetails(n, used, s.budget)
+	if err := s.appendOrFail(ctx, rec, nil); err != nil {
+		return err
+	}
+	midnight := r.Time.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	return status.Errorf(codes.ResourceExhausted, "check refused: %s; it renews at %s (decision %s)", rec.Reason, midnight.Format(time.RFC3339), rec.DecisionID)
 }

@@ -75,12 +75,12 @@ func newLoadEnv(t *testing.T) loadEnv {
 // start runs a key server and a hub with the load test's PKI and policy.
 func (e loadEnv) start(t *testing.T) (ks, hubAddr string) {
 	t.Helper()
-	ksTLS, _ := mtls.ServerConfig(mtls.DevFiles(e.certs, "keyserver"))
-	k := servertest.KeyServer(t, keyserver.Config{TLS: ksTLS})
 	pol, err := policy.New(context.Background(), policy.Options{Dir: e.policy, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	ksTLS, _ := mtls.ServerConfig(mtls.DevFiles(e.certs, "keyserver"))
+	k := servertest.KeyServer(t, keyserver.Config{TLS: ksTLS, Registry: pol})
 	hubTLS, _ := mtls.ServerConfig(mtls.DevFiles(e.certs, "hub"))
 	h := servertest.Hub(t, hub.Config{TLS: hubTLS, Policy: pol})
 	return k.Addr().String(), h.Addr().String()

@@ -8,24 +8,38 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"time"
 )
 
-// matchRef is what a match reference stands for: matches of the
-// requester's list version with counterparty list versions, for one entry
-// (a flag) or for a whole class (a count). It is sealed with AES-GCM under a
-// hub-local key, so the requester learns nothing from it (not even how many
-// lists stand behind it) and cannot forge one.
+// matchRef is what a match reference stands for: one entry of the
+// requester's list version disclosed at level flag, or the entries of a
+// whole counterparty class disclosed at level count, in an answer given for
+// a purpose and case at a time. It names no counterparty list: a disclosure
+// request finds them again by the join and the policy, so the reference
+// carries nothing whose size depends on how many lists stand behind it.
 type matchRef struct {
-	Owner        string  `json:"o"`
-	ListID       int64   `json:"l"`
-	Entry        *uint64 `json:"e,omitempty"`
-	Class        string  `json:"k,omitempty"`
-	Counterparts []int64 `json:"c"`
-	Level        string  `json:"v"`
+	Owner   string  `json:"o"`
+	ListID  int64   `json:"l"`
+	Entry   *uint64 `json:"e,omitempty"`
+	Class   string  `json:"k,omitempty"`
+	Level   string  `json:"v"`
+	Purpose string  `json:"p"`
+	CaseRef string  `json:"c"`
+	// Issued is when the answer was given, in Unix nanoseconds.
+	Issued int64 `json:"t"`
 }
 
-// refSealer seals and opens match references.
+// refPlainSize is the length every reference's plaintext is padded to, so
+// that all references have the same length. Its fields are bounded (agency
+// ids 63 bytes, classes 129, purposes 64, case references 128), so the
+// padding always fits.
+const refPlainSize = 512
+
+// refSealer seals and opens match references with AES-GCM under a
+// hub-local key: the requester learns nothing from one and cannot forge
+// one.
 type refSealer struct{ aead cipher.AEAD }
 
 // newRefSealer uses a 32-byte key.
@@ -45,54 +59,84 @@ func newRefSealer(key []byte) (*refSealer, error) {
 }
 
 // loadOrCreateKey reads a 32-byte key file, creating it (0600) if missing.
+// Like the other key files, it refuses a file that other users may read.
 func loadOrCreateKey(path string) ([]byte, error) {
-	key, err := os.ReadFile(path)
-	if err == nil {
-		if len(key) != 32 {
-			return nil, fmt.Errorf("key file %s has %d bytes, want 32", path, len(key))
-		}
-		return key, nil
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return createKey(path)
 	}
-	if !errors.Is(err, os.ErrNotExist) {
+	if err != nil {
 		return nil, fmt.Errorf("read key file: %w", err)
 	}
-	key = make([]byte, 32)
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read key file: %w", err)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("key file %s has mode %04o, which lets other users read it; chmod 600 it", path, perm)
+	}
+	key := make([]byte, 33)
+	n, err := io.ReadFull(f, key)
+	if err != io.ErrUnexpectedEOF || n != 32 {
+		return nil, fmt.Errorf("key file %s is not a 32-byte key", path)
+	}
+	return key[:32], nil
+}
+
+// createKey writes a new random key to a new file at path (0600), fsynced;
+// it never overwrites a file and leaves no partial one behind.
+func createKey(path string) ([]byte, error) {
+	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create key file: %w", err)
 	}
-	if _, err := f.Write(key); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("write key file %s: %w", path, err)
+	_, err = f.Write(key)
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := f.Close(); err != nil {
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
 		return nil, fmt.Errorf("write key file %s: %w", path, err)
 	}
 	return key, nil
 }
 
-var refAAD = []byte("veilmatch match reference v1")
+var refAAD = []byte("veilmatch match reference v2")
 
-func (s *refSealer) seal(r matchRef) string {
+const refPrefix = "mr2."
+
+func (s *refSealer) seal(r matchRef) (string, error) {
 	plain, err := json.Marshal(r)
 	if err != nil {
-		panic(fmt.Sprintf("hub: encode match reference: %v", err)) // plain struct: cannot fail
+		return "", fmt.Errorf("encode match reference: %w", err)
+	}
+	if len(plain) > refPlainSize {
+		return "", fmt.Errorf("match reference of %d bytes exceeds %d", len(plain), refPlainSize)
+	}
+	padded := make([]byte, refPlainSize)
+	copy(padded, plain)
+	for i := len(plain); i < refPlainSize; i++ {
+		padded[i] = ' ' // JSON white space: the padding decodes away
 	}
 	nonce := make([]byte, s.aead.NonceSize())
 	_, _ = rand.Read(nonce)
-	return "mr1." + base64.RawURLEncoding.EncodeToString(s.aead.Seal(nonce, nonce, plain, refAAD))
+	return refPrefix + base64.RawURLEncoding.EncodeToString(s.aead.Seal(nonce, nonce, padded, refAAD)), nil
 }
 
 var errBadRef = errors.New("not a match reference issued by this hub")
 
 func (s *refSealer) open(ref string) (matchRef, error) {
 	var r matchRef
-	const prefix = "mr1."
-	if len(ref) <= len(prefix) || ref[:len(prefix)] != prefix {
+	if len(ref) <= len(refPrefix) || ref[:len(refPrefix)] != refPrefix {
 		return r, errBadRef
 	}
-	b, err := base64.RawURLEncoding.DecodeString(ref[len(prefix):])
+	b, err := base64.RawURLEncoding.DecodeString(ref[len(refPrefix):])
 	if err != nil || len(b) < s.aead.NonceSize() {
 		return r, errBadRef
 	}
@@ -105,3 +149,6 @@ func (s *refSealer) open(ref string) (matchRef, error) {
 	}
 	return r, nil
 }
+
+// issued returns when the reference's answer was given.
+func (r matchRef) issued() time.Time { return time.Unix(0, r.Issued).UTC() }

@@ -15,9 +15,6 @@ import (
 	"github.com/veilmatch/veilmatch/server/store"
 )
 
-// MaxBatchEntries bounds one publish batch.
-const MaxBatchEntries = 65536
-
 // Publish receives one upload: PublishBegin, batches, PublishCommit.
 func (s *Service) Publish(stream veilmatchv1.HubService_PublishServer) error {
 	ctx := stream.Context()
@@ -144,12 +141,13 @@ func (s *Service) listMeta(owner string, a policy.Agency, info *veilmatchv1.List
 		return store.List{}, invalid("begin.list: missing")
 	}
 	if !listNameRE.MatchString(info.GetName()) {
-		return store.List{}, invalid("begin.list.name: %q is not a list name (1-128 letters, digits, '.', '_' or '-')", info.GetName())
+		return store.List{}, invalid("begin.list.name: %q is not a list name (1-128 letters, digits, '.', '_' or '-')", clip(info.GetName()))
 	}
-	if err := checkKind("begin.list.kind", info.GetKind()); err != nil {
+	v := s.policy.Vocabulary()
+	if err := checkKind(v, "begin.list.kind", info.GetKind()); err != nil {
 		return store.List{}, err
 	}
-	if err := checkCategory("begin.list.category", info.GetCategory()); err != nil {
+	if err := checkCategory(v, "begin.list.category", info.GetCategory()); err != nil {
 		return store.List{}, err
 	}
 	if err := checkKeyID("begin.list.key_id", info.GetKeyId()); err != nil {
@@ -158,7 +156,7 @@ func (s *Service) listMeta(owner string, a policy.Agency, info *veilmatchv1.List
 	if s.epochs.retired(info.GetKeyId()) {
 		return store.List{}, status.Errorf(codes.FailedPrecondition, "begin.list.key_id: %s is no longer evaluated by the key server; tokenize under its current key", info.GetKeyId())
 	}
-	if err := checkRoles("begin.list.sharing.victim_consent_roles", info.GetSharing().GetVictimConsentRoles()); err != nil {
+	if err := checkRoles(v, "begin.list.sharing.victim_consent_roles", info.GetSharing().GetVictimConsentRoles()); err != nil {
 		return store.List{}, err
 	}
 	l := store.List{
@@ -176,9 +174,12 @@ func (s *Service) listMeta(owner string, a policy.Agency, info *veilmatchv1.List
 			return store.List{}, invalid("begin.list.expires_at: %s is in the past", l.ExpiresAt.Format("2006-01-02T15:04:05Z07:00"))
 		}
 	}
-	for k, v := range l.Normalization {
-		if len(k) > 64 || len(v) > 256 {
-			return store.List{}, invalid("begin.list.normalization: entry %q is too long", k[:min(len(k), 64)])
+	if len(l.Normalization) > maxNormalization {
+		return store.List{}, invalid("begin.list.normalization: %d entries, more than %d", len(l.Normalization), maxNormalization)
+	}
+	for k, val := range l.Normalization {
+		if len(k) > maxNormKey || len(val) > maxNormValue {
+			return store.List{}, invalid("begin.list.normalization: entry %q is longer than %d bytes (key) or %d (value)", clip(k), maxNormKey, maxNormValue)
 		}
 	}
 	return l, nil

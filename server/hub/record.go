@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"sort"
-
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -74,21 +72,6 @@ func joinReasons(rs []string) string {
 	for _, r := range rs[1:] {
 		out += "; " + r
 	}
-	return out
-}
-
-// outcomes summarizes an answer per counterparty class and level.
-func (a *answer) outcomes() []audit.Outcome {
-	var out []audit.Outcome
-	for k, n := range a.perClass {
-		out = append(out, audit.Outcome{Class: k.class, Level: string(k.level), Entries: uint64(len(n))})
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Class != out[j].Class {
-			return out[i].Class < out[j].Class
-		}
-		return out[i].Level < out[j].Level
-	})
 	return out
 }
 

@@ -14,9 +14,12 @@ import (
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/veilmatch/veilmatch/crypto/mtls"
+	"github.com/veilmatch/veilmatch/crypto/oprf"
 	"github.com/veilmatch/veilmatch/policy"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/auditsvc"
+	"github.com/veilmatch/veilmatch/server/internal/dirlock"
 	"github.com/veilmatch/veilmatch/server/keys"
 	"github.com/veilmatch/veilmatch/server/metrics"
 	"github.com/veilmatch/veilmatch/server/rpc"
@@ -65,6 +68,16 @@ type Config struct {
 	// UploadTTL is how long an uncommitted upload is kept for resuming
 	// (default 7 days).
 	UploadTTL time.Duration
+	// CheckBudget is the entries each agency may check per UTC day
+	// (default DefaultCheckBudget).
+	CheckBudget uint64
+	// MatchRefTTL is how long a match reference may be turned into a
+	// disclosure request (default DefaultMatchRefTTL).
+	MatchRefTTL time.Duration
+	// TrustedKeys are OPRF public keys the operator trusts, so that the
+	// key server may report them without an endorsement by a key the hub
+	// already trusts.
+	TrustedKeys []oprf.PublicKey
 	// Reflection enables gRPC server reflection.
 	Reflection bool
 	// Logger is the server's logger; nil means slog.Default().
@@ -90,6 +103,8 @@ func (c *Config) Validate() error {
 		return errors.New("hub config: a policy engine is required")
 	case c.UploadTTL < 0:
 		return fmt.Errorf("hub config: upload TTL must be positive, got %s", c.UploadTTL)
+	case c.MatchRefTTL < 0:
+		return fmt.Errorf("hub config: match reference TTL must be positive, got %s", c.MatchRefTTL)
 	}
 	return nil
 }
@@ -104,10 +119,12 @@ type Server struct {
 	svc   *Service
 	rpc   *rpc.Server
 	store store.Store
+	lock  *dirlock.Lock
 	log   *slog.Logger
 }
 
-// New validates cfg, opens the store and listens. Call Serve to serve.
+// New validates cfg, locks the data directory, opens the store and
+// listens. Call Serve to serve, or Close to give up.
 func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -116,10 +133,19 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	var lock *dirlock.Lock
 	if cfg.DataDir != "" {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("hub data directory: %w", err)
 		}
+		if lock, err = dirlock.Acquire(cfg.DataDir); err != nil {
+			return nil, fmt.Errorf("hub: %w", err)
+		}
+		defer func() {
+			if err != nil {
+				lock.Release()
+			}
+		}()
 	}
 	st := cfg.Store
 	if st == nil {
@@ -138,11 +164,12 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, fmt.Errorf("hub: match reference key: %w", err)
 		}
 	}
-	svc, err := NewService(st, cfg.Policy, refKey, nil)
+	svc, err := NewService(st, cfg.Policy, refKey, ServiceOptions{
+		CheckBudget: cfg.CheckBudget, MatchRefTTL: cfg.MatchRefTTL, TrustedKeys: cfg.TrustedKeys, Metrics: cfg.Metrics,
+	})
 	if err != nil {
 		return nil, err
 	}
-	svc.metrics = cfg.Metrics
 	if err := svc.epochs.load(ctx); err != nil {
 		return nil, fmt.Errorf("hub: key epochs: %w", err)
 	}
@@ -159,7 +186,10 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}
 	log.Info("checkpoint verifier key", "key", signer.VerifierKey())
-	rs, err := rpc.New(rpc.ServerOptions{Listen: cfg.Listen, TLS: cfg.TLS, Reflection: cfg.Reflection, Logger: log, Metrics: cfg.Metrics})
+	rs, err := rpc.New(rpc.ServerOptions{
+		Listen: cfg.Listen, TLS: cfg.TLS, Reflection: cfg.Reflection, Logger: log, Metrics: cfg.Metrics,
+		MaxRecvMsgSize: MaxRecvMsgSize, ServiceKinds: serviceKinds,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
@@ -177,7 +207,33 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return float64(size)
 	})
 	log.Info("hub ready", "addr", rs.Addr().String(), "policy_revision", cfg.Policy.Revision())
-	return &Server{cfg: cfg, svc: svc, rpc: rs, store: st, log: log}, nil
+	return &Server{cfg: cfg, svc: svc, rpc: rs, store: st, lock: lock, log: log}, nil
+}
+
+// MaxRecvMsgSize bounds a message the hub receives: a check of
+// MaxCheckTokens tokens or a batch of MaxBatchEntries entries with room to
+// spare, and far less than a memory exhaustion needs.
+const MaxRecvMsgSize = 4 << 20
+
+// serviceKinds are the identities that may call each of the hub's
+// services, refused before the hub reads a request.
+var serviceKinds = map[string][]string{
+	veilmatchv1.HubService_ServiceDesc.ServiceName:   {mtls.KindAgency},
+	veilmatchv1.AuditService_ServiceDesc.ServiceName: {mtls.KindAuditor},
+	veilmatchv1.UsageService_ServiceDesc.ServiceName: {mtls.KindServer},
+}
+
+// Close releases a server that will not be served: its listener, store and
+// data directory.
+func (s *Server) Close() error {
+	return errors.Join(s.rpc.Close(), s.store.Close(), s.releaseLock())
+}
+
+func (s *Server) releaseLock() error {
+	if s.lock == nil {
+		return nil
+	}
+	return s.lock.Release()
 }
 
 // Addr returns the address the server listens on.
@@ -190,7 +246,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	go s.purge(ctx)
 	go s.monitor(ctx)
 	err := s.rpc.Serve(ctx)
-	return errors.Join(err, s.store.Close())
+	return errors.Join(err, s.store.Close(), s.releaseLock())
 }
 
 // monitor turns the hub's health NOT_SERVING while its store does not

@@ -2,9 +2,10 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
-	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -22,21 +23,29 @@ import (
 // from.
 const KeyServerID = "keyserver"
 
+// maxRefusalReason bounds the reason of a reported quota refusal.
+const maxRefusalReason = 256
+
 // UsageService appends the key server's quota use and refusals to the
 // decision log.
 type UsageService struct {
 	veilmatchv1.UnimplementedUsageServiceServer
 	log    store.DecisionLog
 	epochs *epochs
+
+	mu      sync.Mutex
+	refused string // the last refused report's reason, so a retry is logged once
 }
 
-// NewUsageService returns the usage service over the decision log; the key
-// ids the key server reports retire older epochs in hub.
+// NewUsageService returns the usage service over the decision log; the keys
+// the key server reports retire older epochs in hub.
 func NewUsageService(log store.DecisionLog, hub *Service) *UsageService {
 	return &UsageService{log: log, epochs: hub.epochs}
 }
 
-// ReportKeyUsage implements veilmatchv1.UsageServiceServer.
+// ReportKeyUsage implements veilmatchv1.UsageServiceServer. A report is
+// taken whole or not at all: a bad field, or a key the hub does not trust,
+// refuses all of it, and the key server keeps it to report again.
 func (u *UsageService) ReportKeyUsage(ctx context.Context, req *veilmatchv1.ReportKeyUsageRequest) (*veilmatchv1.ReportKeyUsageResponse, error) {
 	caller, err := rpc.RequireKind(ctx, mtls.KindServer)
 	if err != nil {
@@ -45,18 +54,17 @@ func (u *UsageService) ReportKeyUsage(ctx context.Context, req *veilmatchv1.Repo
 	if caller.ID != KeyServerID {
 		return nil, status.Errorf(codes.PermissionDenied, "only the key server reports usage, not %s", caller)
 	}
-	for i, id := range req.GetKeyIds() {
-		if !oprf.ValidKeyID(id) {
-			return nil, invalid("key_ids[%d]: %q is not a key id", i, id)
-		}
-		if slices.Contains(req.GetKeyIds()[:i], id) {
-			return nil, invalid("key_ids[%d]: %q is listed twice", i, id)
-		}
+	served, err := servedKeys(req.GetKeys())
+	if err != nil {
+		return nil, err
 	}
 	var recs []*audit.Record
 	for i, d := range req.GetUsage() {
-		if d.GetAgency() == "" || len(d.GetDay()) != len("2006-01-02") {
+		if !agencyRE.MatchString(d.GetAgency()) || len(d.GetDay()) != len(time.DateOnly) {
 			return nil, invalid("usage[%d]: agency and day (YYYY-MM-DD) are required", i)
+		}
+		if _, err := time.Parse(time.DateOnly, d.GetDay()); err != nil {
+			return nil, invalid("usage[%d]: day %q is not a date (YYYY-MM-DD)", i, d.GetDay())
 		}
 		recs = append(recs, &audit.Record{
 			Time: time.Now().UTC(), DecisionID: newDecisionID(), Caller: caller.String(), Agency: d.GetAgency(),
@@ -68,8 +76,11 @@ func (u *UsageService) ReportKeyUsage(ctx context.Context, req *veilmatchv1.Repo
 		})
 	}
 	for i, f := range req.GetRefusals() {
-		if f.GetAgency() == "" || f.GetTime() == nil {
+		if !agencyRE.MatchString(f.GetAgency()) || f.GetTime().CheckValid() != nil {
 			return nil, invalid("refusals[%d]: agency and time are required", i)
+		}
+		if len(f.GetReason()) > maxRefusalReason {
+			return nil, invalid("refusals[%d].reason: %d bytes, more than %d", i, len(f.GetReason()), maxRefusalReason)
 		}
 		recs = append(recs, &audit.Record{
 			Time: f.GetTime().AsTime(), DecisionID: newDecisionID(), Caller: caller.String(), Agency: f.GetAgency(),
@@ -77,18 +88,19 @@ func (u *UsageService) ReportKeyUsage(ctx context.Context, req *veilmatchv1.Repo
 			Details: map[string]string{"elements": strconv.FormatUint(f.GetElements(), 10)},
 		})
 	}
-	// Everything is valid: store the served key ids (with their record if
+	// Everything is valid: store the served keys (with their record if
 	// they changed; storing them again changes nothing), then the usage
 	// records.
 	n := uint64(0)
-	if len(req.GetKeyIds()) > 0 {
+	if len(served) > 0 {
 		rec := &audit.Record{
 			Time: time.Now().UTC(), DecisionID: newDecisionID(), Caller: caller.String(), Agency: caller.ID,
-			Action: "key_epochs", Result: audit.ResultAllowed,
-			Reason:  "lists made under other key ids no longer match",
-			Details: map[string]string{"key_ids": strings.Join(req.GetKeyIds(), ","), "current": req.GetKeyIds()[0]},
+			Action: "key_epochs", Result: audit.ResultAllowed, Reason: "lists made under other key ids no longer match",
 		}
-		changed, err := u.epochs.set(ctx, req.GetKeyIds(), rec)
+		changed, err := u.epochs.set(ctx, served, rec)
+		if errors.Is(err, errUntrustedKey) {
+			return nil, u.refuse(ctx, caller, rec, err)
+		}
 		if err != nil {
 			return nil, rpc.Unavailable(ctx, "key epochs", err)
 		}
@@ -102,4 +114,45 @@ func (u *UsageService) ReportKeyUsage(ctx context.Context, req *veilmatchv1.Repo
 		return nil, rpc.Unavailable(ctx, "decision log", err)
 	}
 	return &veilmatchv1.ReportKeyUsageResponse{Records: n + uint64(len(recs))}, nil
+}
+
+// refuse records a report refused for an untrusted key (once for a report
+// retried unchanged) and returns FAILED_PRECONDITION with what to do.
+func (u *UsageService) refuse(ctx context.Context, caller mtls.Identity, rec *audit.Record, cause error) error {
+	rec.Result, rec.Reason = audit.ResultRefused, cause.Error()+"; no list was retired"
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.refused != rec.Reason {
+		if err := u.log.AppendDecisions(ctx, []*audit.Record{rec}); err != nil {
+			return rpc.Unavailable(ctx, "decision log", err)
+		}
+		u.refused = rec.Reason
+		rpc.Logger(ctx).WarnContext(ctx, "key server report refused", "caller", caller.String(), "reason", rec.Reason, "decision_id", rec.DecisionID)
+	}
+	return status.Errorf(codes.FailedPrecondition, "%s. If the rotation is genuine, endorse the new key with the previous one "+
+		"(veilmatch keyserver init-key --endorse-with OLD.key) or have the hub's operator trust it (veilmatch hub --trust-key ID=HEX)", rec.Reason)
+}
+
+// servedKeys validates the keys of a report: at least one, valid ids, no
+// id twice, each a valid public key.
+func servedKeys(keys []*veilmatchv1.ServedKey) ([]servedKey, error) {
+	out := make([]servedKey, len(keys))
+	var ids []string
+	for i, k := range keys {
+		if err := checkKeyID("keys["+strconv.Itoa(i)+"].key_id", k.GetKeyId()); err != nil {
+			return nil, err
+		}
+		if slices.Contains(ids, k.GetKeyId()) {
+			return nil, invalid("keys[%d]: %q is listed twice", i, k.GetKeyId())
+		}
+		if len(k.GetPublicKey()) != oprf.ElementSize {
+			return nil, invalid("keys[%d].public_key: %d bytes, want %d", i, len(k.GetPublicKey()), oprf.ElementSize)
+		}
+		if len(k.GetEndorsements()) > oprf.MaxChain {
+			return nil, invalid("keys[%d].endorsements: %d links, more than %d", i, len(k.GetEndorsements()), oprf.MaxChain)
+		}
+		ids = append(ids, k.GetKeyId())
+		out[i] = servedKey{pub: oprf.PublicKey{KeyID: k.GetKeyId(), Bytes: k.GetPublicKey()}, chain: oprf.EndorsementsFromProto(k.GetEndorsements())}
+	}
+	return out, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/veilmatch/veilmatch/client"
 	"github.com/veilmatch/veilmatch/client/normalize"
+	"github.com/veilmatch/veilmatch/crypto/oprf"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/hub"
 	"github.com/veilmatch/veilmatch/server/keyserver"
@@ -89,14 +90,24 @@ func TestBadUsageReportChangesNothing(t *testing.T) {
 	aud := veilmatchv1.NewAuditServiceClient(servertest.Dial(t, h.Addr().String(), servertest.ClientTLS(t, "auditor")))
 	day := time.Now().UTC().Format(time.DateOnly)
 	good := &veilmatchv1.DailyKeyUsage{Agency: "police-th", Day: day, Evaluations: 1, Requests: 1}
+	key := func(id string) *veilmatchv1.ServedKey {
+		k, err := oprf.GenerateKey(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &veilmatchv1.ServedKey{KeyId: id, PublicKey: k.Public().Bytes}
+	}
+	k1, k2 := key("k1"), key("k2")
+	keys := func(ks ...*veilmatchv1.ServedKey) []*veilmatchv1.ServedKey { return ks }
 	for _, tt := range []struct {
 		name, field string
 		req         *veilmatchv1.ReportKeyUsageRequest
 	}{
-		{"bad key id", "key_ids[1]", &veilmatchv1.ReportKeyUsageRequest{KeyIds: []string{"k1", "no spaces"}}},
-		{"repeated key id", "key_ids[2]", &veilmatchv1.ReportKeyUsageRequest{KeyIds: []string{"k1", "k2", "k1"}}},
-		{"bad usage after good key ids", "usage[1]", &veilmatchv1.ReportKeyUsageRequest{KeyIds: []string{"k1"}, Usage: []*veilmatchv1.DailyKeyUsage{good, {Agency: "police-th", Day: "yesterday"}}}},
-		{"bad refusal", "refusals[0]", &veilmatchv1.ReportKeyUsageRequest{KeyIds: []string{"k1"}, Refusals: []*veilmatchv1.QuotaRefusal{{Reason: "cap"}}}},
+		{"bad key id", "keys[1].key_id", &veilmatchv1.ReportKeyUsageRequest{Keys: keys(k1, &veilmatchv1.ServedKey{KeyId: "no spaces"})}},
+		{"repeated key id", "keys[2]", &veilmatchv1.ReportKeyUsageRequest{Keys: keys(k1, k2, k1)}},
+		{"short public key", "keys[0].public_key", &veilmatchv1.ReportKeyUsageRequest{Keys: keys(&veilmatchv1.ServedKey{KeyId: "k3", PublicKey: []byte{1}})}},
+		{"bad usage after good keys", "usage[1]", &veilmatchv1.ReportKeyUsageRequest{Keys: keys(k1), Usage: []*veilmatchv1.DailyKeyUsage{good, {Agency: "police-th", Day: "yesterday"}}}},
+		{"bad refusal", "refusals[0]", &veilmatchv1.ReportKeyUsageRequest{Keys: keys(k1), Refusals: []*veilmatchv1.QuotaRefusal{{Reason: "cap"}}}},
 	} {
 		_, err := u.ReportKeyUsage(ctx, tt.req)
 		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), tt.field) {
@@ -107,7 +118,7 @@ func TestBadUsageReportChangesNothing(t *testing.T) {
 		t.Fatalf("refused reports left records: %v, %v", got.GetDecisions(), err)
 	}
 	// A good report is stored.
-	res, err := u.ReportKeyUsage(ctx, &veilmatchv1.ReportKeyUsageRequest{KeyIds: []string{"k1"}, Usage: []*veilmatchv1.DailyKeyUsage{good}})
+	res, err := u.ReportKeyUsage(ctx, &veilmatchv1.ReportKeyUsageRequest{Keys: keys(k1), Usage: []*veilmatchv1.DailyKeyUsage{good}})
 	if err != nil || res.GetRecords() != 2 {
 		t.Fatalf("good report: %v records, %v; want 2", res.GetRecords(), err)
 	}

@@ -141,7 +141,9 @@ func parseKVKey(sec *api.KVSecret, path string, n int) (*oprf.PrivateKey, error)
 // mount and returns the version number. It uses check-and-set with the
 // current version (0 for a new secret), so of two concurrent rotations one
 // fails with ErrConflict instead of silently replacing the other. It
-// refuses a key whose id a kept version already holds. The key goes
+// refuses a key whose id a kept version already holds. The newest live
+// version's key endorses k (oprf.EndorseKey), so that clients and the hub
+// that trust it trust k; with none, k is written as it is. The key goes
 // straight from memory to Vault.
 func (v *Vault) WriteOPRFKey(ctx context.Context, mount, path string, k *oprf.PrivateKey) (version int, err error) {
 	s := v.OPRFSource(mount, path, 0)
@@ -152,6 +154,7 @@ func (v *Vault) WriteOPRFKey(ctx context.Context, mount, path string, k *oprf.Pr
 		return err
 	})
 	cas := 0
+	var newest *oprf.PrivateKey
 	switch {
 	case errors.Is(err, ErrNotFound):
 	case err != nil:
@@ -174,6 +177,14 @@ func (v *Vault) WriteOPRFKey(ctx context.Context, mount, path string, k *oprf.Pr
 				return 0, fmt.Errorf("keys: write OPRF key: version %d of %s already holds key id %q; a new key needs a new id",
 					n, s.dataPath(), k.KeyID())
 			}
+			if newest == nil {
+				newest = old
+			}
+		}
+	}
+	if newest != nil {
+		if k, err = oprf.EndorseKey(newest, k); err != nil {
+			return 0, fmt.Errorf("keys: write OPRF key: endorse it with key %s: %w", newest.KeyID(), err)
 		}
 	}
 	return v.writeOPRFKey(ctx, mount, path, k, cas)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/veilmatch/veilmatch/crypto/mtls"
 	"github.com/veilmatch/veilmatch/crypto/oprf"
+	"github.com/veilmatch/veilmatch/policy"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/metrics"
 	"github.com/veilmatch/veilmatch/server/quota"
@@ -34,12 +35,21 @@ type Service struct {
 	ring     atomic.Pointer[keyRing]
 	maxBatch int
 	limiter  *quota.Limiter
+	registry Registry
 	metrics  *metrics.Metrics
+}
+
+// Registry tells the key server which agencies exist: the hub's agency
+// registry (the policy's data document), so that a certificate for an
+// agency id nobody registered gets no evaluations.
+type Registry interface {
+	Agency(id string) (policy.Agency, bool)
 }
 
 // keyRing is the set of keys served: the current one and older epochs that
 // may still be evaluated by id.
 type keyRing struct {
+	keys    []*oprf.PrivateKey // current first
 	current *oprf.Evaluator
 	byID    map[string]*oprf.Evaluator
 }
@@ -48,7 +58,7 @@ func newKeyRing(keys []*oprf.PrivateKey) (*keyRing, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("keyserver: no OPRF key")
 	}
-	r := &keyRing{byID: map[string]*oprf.Evaluator{}}
+	r := &keyRing{keys: slices.Clone(keys), byID: map[string]*oprf.Evaluator{}}
 	for _, k := range keys {
 		if _, dup := r.byID[k.KeyID()]; dup {
 			return nil, fmt.Errorf("keyserver: duplicate key id %q", k.KeyID())
@@ -60,8 +70,9 @@ func newKeyRing(keys []*oprf.PrivateKey) (*keyRing, error) {
 }
 
 // NewService serves keys[0] as the current key; further keys can still be
-// evaluated by id (a previous epoch during its grace period).
-func NewService(keys []*oprf.PrivateKey, maxBatch int, limiter *quota.Limiter) (*Service, error) {
+// evaluated by id (a previous epoch during its grace period). It evaluates
+// only for the agencies of reg.
+func NewService(keys []*oprf.PrivateKey, maxBatch int, limiter *quota.Limiter, reg Registry) (*Service, error) {
 	ring, err := newKeyRing(keys)
 	if err != nil {
 		return nil, err
@@ -72,25 +83,20 @@ func NewService(keys []*oprf.PrivateKey, maxBatch int, limiter *quota.Limiter) (
 	if limiter == nil {
 		return nil, errors.New("keyserver: a quota limiter is required")
 	}
+	if reg == nil {
+		return nil, errors.New("keyserver: an agency registry is required")
+	}
 	if b := limiter.Limits().Burst; b < maxBatch {
 		return nil, fmt.Errorf("keyserver: quota burst %d is below the max batch %d, so full batches could never pass", b, maxBatch)
 	}
-	s := &Service{maxBatch: maxBatch, limiter: limiter}
+	s := &Service{maxBatch: maxBatch, limiter: limiter, registry: reg}
 	s.ring.Store(ring)
 	return s, nil
 }
 
-// KeyIDs returns the ids of the keys served, current first.
-func (s *Service) KeyIDs() []string {
-	ring := s.ring.Load()
-	ids := []string{ring.current.KeyID()}
-	for id := range ring.byID {
-		if id != ids[0] {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids[1:])
-	return ids
+// Keys returns the keys served, current first.
+func (s *Service) Keys() []*oprf.PrivateKey {
+	return slices.Clone(s.ring.Load().keys)
 }
 
 // SetKeys replaces the served keys atomically: keys[0] becomes current, the
@@ -104,10 +110,14 @@ func (s *Service) SetKeys(keys []*oprf.PrivateKey) error {
 	return nil
 }
 
-// GetPublicKey returns the current public key to any authenticated party.
+// GetPublicKey returns the current public key, with the endorsements by
+// which earlier keys vouch for it.
 func (s *Service) GetPublicKey(ctx context.Context, _ *veilmatchv1.GetPublicKeyRequest) (*veilmatchv1.GetPublicKeyResponse, error) {
-	pub := s.ring.Load().current.PublicKey()
-	return &veilmatchv1.GetPublicKeyResponse{KeyId: pub.KeyID, Suite: oprf.SuiteID, PublicKey: pub.Bytes}, nil
+	k := s.ring.Load().keys[0]
+	pub := k.Public()
+	return &veilmatchv1.GetPublicKeyResponse{
+		KeyId: pub.KeyID, Suite: oprf.SuiteID, PublicKey: pub.Bytes, Endorsements: oprf.EndorsementsProto(k.Endorsements()),
+	}, nil
 }
 
 // Evaluate evaluates one batch for an agency.
@@ -115,6 +125,9 @@ func (s *Service) Evaluate(ctx context.Context, req *veilmatchv1.EvaluateRequest
 	caller, err := rpc.RequireKind(ctx, mtls.KindAgency)
 	if err != nil {
 		return nil, err
+	}
+	if _, ok := s.registry.Agency(caller.ID); !ok {
+		return nil, status.Errorf(codes.PermissionDenied, "%s is not in the agency registry; ask the operators to register the agency", caller)
 	}
 	n := len(req.GetBlindedElements())
 	switch {

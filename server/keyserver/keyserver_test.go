@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -201,19 +202,83 @@ func TestQuotaExhausted(t *testing.T) {
 	}
 }
 
-func TestAuditorMayNotEvaluate(t *testing.T) {
+// TestOnlyAgenciesConnect: an auditor's or a server's certificate fails the
+// handshake, so not even a message of the maximum size is read from it.
+func TestOnlyAgenciesConnect(t *testing.T) {
 	key, _ := oprf.GenerateKey("k1")
 	addr := start(t, key, generous)
-	kc := client(t, addr, "auditor")
+	huge := &veilmatchv1.EvaluateRequest{BlindedElements: make([][]byte, 1<<20)}
+	for _, party := range []string{"auditor", "hub", "keyserver"} {
+		t.Run(party, func(t *testing.T) {
+			kc := client(t, addr, party)
+			// The client may be writing the request when the server's
+			// refusal arrives: it sees a bad certificate or a broken pipe.
+			if _, err := kc.Evaluate(context.Background(), huge); status.Code(err) != codes.Unavailable {
+				t.Fatalf("Evaluate: %v, want a failed handshake", err)
+			}
+			if _, err := kc.GetPublicKey(context.Background(), &veilmatchv1.GetPublicKeyRequest{}); status.Code(err) != codes.Unavailable {
+				t.Fatalf("GetPublicKey: %v, want a failed handshake", err)
+			}
+		})
+	}
+	if _, err := client(t, addr, "police-gb").GetPublicKey(context.Background(), &veilmatchv1.GetPublicKeyRequest{}); err != nil {
+		t.Fatalf("an agency cannot read the public key: %v", err)
+	}
+}
+
+// TestReceiveLimit: a request larger than the largest batch can need is
+// refused before it is decoded (8.4M empty elements once cost 840 MB), and
+// the server keeps serving.
+func TestReceiveLimit(t *testing.T) {
+	key, _ := oprf.GenerateKey("k1")
+	addr := start(t, key, generous)
+	kc := client(t, addr, "police-gb")
+	ctx := context.Background()
+	for _, n := range []int{8_400_000, keyserver.RecvMsgSize(keyserver.DefaultMaxBatch)} {
+		_, err := kc.Evaluate(ctx, &veilmatchv1.EvaluateRequest{BlindedElements: make([][]byte, n)})
+		if status.Code(err) != codes.ResourceExhausted {
+			t.Fatalf("%d empty elements: %v, want ResourceExhausted", n, err)
+		}
+	}
+	pc, _ := oprf.NewClient(key.Public())
+	in, _ := oprf.Input("phone", "+15555550100")
+	b, _ := pc.Blind(slices.Repeat([][]byte{in}, keyserver.DefaultMaxBatch))
+	if _, err := kc.Evaluate(ctx, &veilmatchv1.EvaluateRequest{KeyId: "k1", BlindedElements: b.Blinded}); err != nil {
+		t.Fatalf("a full batch after the refusals: %v", err)
+	}
+}
+
+// TestUnregisteredAgencyRefused: a certificate the CA signed for an agency
+// id the registry does not know gets no evaluation.
+func TestUnregisteredAgencyRefused(t *testing.T) {
+	dir := t.TempDir()
+	parties := append(slices.Clone(certs.DefaultParties), certs.Party{Kind: mtls.KindAgency, ID: "police-xx"})
+	if err := certs.Generate(dir, certs.Options{Parties: parties}); err != nil {
+		t.Fatal(err)
+	}
+	srvTLS, err := mtls.ServerConfig(mtls.DevFiles(dir, "keyserver"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := oprf.GenerateKey("k1")
+	addr := servertest.KeyServer(t, keyserver.Config{TLS: srvTLS, Keys: []*oprf.PrivateKey{key}}).Addr().String()
 	pc, _ := oprf.NewClient(key.Public())
 	in, _ := oprf.Input("phone", "+15555550100")
 	b, _ := pc.Blind([][]byte{in})
-	_, err := kc.Evaluate(context.Background(), &veilmatchv1.EvaluateRequest{BlindedElements: b.Blinded})
-	if status.Code(err) != codes.PermissionDenied {
-		t.Fatalf("err = %v, want PermissionDenied", err)
+	req := &veilmatchv1.EvaluateRequest{BlindedElements: b.Blinded}
+	dial := func(party string) veilmatchv1.KeyServiceClient {
+		cfg, err := mtls.ClientConfig(mtls.DevFiles(dir, party), "localhost")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return veilmatchv1.NewKeyServiceClient(servertest.Dial(t, addr, cfg))
 	}
-	if _, err := kc.GetPublicKey(context.Background(), &veilmatchv1.GetPublicKeyRequest{}); err != nil {
-		t.Fatalf("auditor cannot read the public key: %v", err)
+	_, err = dial("police-xx").Evaluate(context.Background(), req)
+	if st := status.Convert(err); st.Code() != codes.PermissionDenied || !strings.Contains(st.Message(), "not in the agency registry") {
+		t.Fatalf("unregistered agency: %v, want PermissionDenied naming the registry", err)
+	}
+	if _, err := dial("police-gb").Evaluate(context.Background(), req); err != nil {
+		t.Fatalf("registered agency of the same CA: %v", err)
 	}
 }
 

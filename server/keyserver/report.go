@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/veilmatch/veilmatch/crypto/mtls"
+	"github.com/veilmatch/veilmatch/crypto/oprf"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/quota"
 )
@@ -37,11 +38,11 @@ type reporter struct {
 	hub     veilmatchv1.UsageServiceClient
 	conn    *grpc.ClientConn
 	log     *slog.Logger
-	keyIDs  func() []string
+	keys    func() []*oprf.PrivateKey
 	sent    []string // key ids of the last delivered report
 }
 
-func newReporter(cfg ReportConfig, j *quota.Journal, keyIDs func() []string, log *slog.Logger) (*reporter, error) {
+func newReporter(cfg ReportConfig, j *quota.Journal, keys func() []*oprf.PrivateKey, log *slog.Logger) (*reporter, error) {
 	if cfg.Hub == "" || cfg.TLS == nil || cfg.CursorFile == "" {
 		return nil, errors.New("keyserver config: usage reporting needs the hub address, TLS and a cursor file")
 	}
@@ -56,7 +57,7 @@ func newReporter(cfg ReportConfig, j *quota.Journal, keyIDs func() []string, log
 	if err != nil {
 		return nil, fmt.Errorf("keyserver: usage reports to %s: %w", cfg.Hub, err)
 	}
-	return &reporter{cfg: cfg, journal: j, hub: veilmatchv1.NewUsageServiceClient(conn), conn: conn, log: log, keyIDs: keyIDs}, nil
+	return &reporter{cfg: cfg, journal: j, hub: veilmatchv1.NewUsageServiceClient(conn), conn: conn, log: log, keys: keys}, nil
 }
 
 // run reports every interval until ctx is done, then makes a last attempt.
@@ -91,11 +92,18 @@ func (r *reporter) report(ctx context.Context) {
 		r.log.Error("usage report", "error", err)
 		return
 	}
-	ids := r.keyIDs()
+	keys := r.keys()
+	ids := make([]string, len(keys))
+	req := &veilmatchv1.ReportKeyUsageRequest{}
+	for i, k := range keys {
+		ids[i] = k.KeyID()
+		req.Keys = append(req.Keys, &veilmatchv1.ServedKey{
+			KeyId: k.KeyID(), PublicKey: k.Public().Bytes, Endorsements: oprf.EndorsementsProto(k.Endorsements()),
+		})
+	}
 	if rep.Empty() && slices.Equal(ids, r.sent) {
 		return
 	}
-	req := &veilmatchv1.ReportKeyUsageRequest{KeyIds: ids}
 	for _, u := range rep.Usage {
 		req.Usage = append(req.Usage, &veilmatchv1.DailyKeyUsage{Day: u.Day, Agency: u.Agency,
 			Evaluations: uint64(u.Evaluations), Requests: uint64(u.Requests), Refusals: uint64(u.Refusals)})

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"time"
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/veilmatch/veilmatch/crypto/mtls"
 	"github.com/veilmatch/veilmatch/crypto/oprf"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
+	"github.com/veilmatch/veilmatch/server/internal/dirlock"
 	"github.com/veilmatch/veilmatch/server/metrics"
 	"github.com/veilmatch/veilmatch/server/quota"
 	"github.com/veilmatch/veilmatch/server/rpc"
@@ -40,6 +43,9 @@ type Config struct {
 	MaxBatch int
 	// Quota are the per-agency limits (default quota.DefaultLimits()).
 	Quota quota.Limits
+	// Registry names the agencies the key server evaluates for: the policy
+	// engine of the bundle the hub uses.
+	Registry Registry
 	// Reflection enables gRPC server reflection.
 	Reflection bool
 	// Report, if set, delivers quota use and refusals to the hub's
@@ -71,6 +77,8 @@ func (c *Config) Validate() error {
 		return errors.New("keyserver config: an OPRF key is required")
 	case c.UsageLog == "":
 		return errors.New("keyserver config: usage log path is required")
+	case c.Registry == nil:
+		return errors.New("keyserver config: an agency registry is required (the policy bundle the hub uses)")
 	case c.MaxBatch < 0:
 		return fmt.Errorf("keyserver config: max batch must be positive, got %d", c.MaxBatch)
 	}
@@ -93,11 +101,16 @@ type Server struct {
 	report  *reporter
 	rpc     *rpc.Server
 	journal *quota.Journal
+	lock    *dirlock.Lock
 	log     *slog.Logger
 }
 
-// New validates cfg, loads the keys, opens the usage log and listens. Call
-// Serve to serve.
+// RecvMsgSize bounds an Evaluate request of maxBatch elements: 32 bytes and
+// a few of framing each, and the key id.
+func RecvMsgSize(maxBatch int) int { return 40*maxBatch + 1024 }
+
+// New validates cfg, loads the keys, locks the usage log's directory, opens
+// the usage log and listens. Call Serve to serve, or Close to give up.
 func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -113,6 +126,15 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 		cfg.Keys = keys
 	}
+	lock, err := dirlock.Acquire(filepath.Dir(cfg.UsageLog))
+	if err != nil {
+		return nil, fmt.Errorf("keyserver: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			lock.Release()
+		}
+	}()
 	j, err := quota.OpenJournal(cfg.UsageLog)
 	if err != nil {
 		return nil, err
@@ -122,30 +144,49 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 			j.Close()
 		}
 	}()
+	if n := j.TornBytes(); n > 0 {
+		log.Warn("quota journal ended in a torn line, left by a crash; it was cut off (the request it recorded was never answered)",
+			"journal", cfg.UsageLog, "bytes", n)
+	}
 	lim, err := quota.NewLimiter(cfg.Quota, j, nil)
 	if err != nil {
 		return nil, err
 	}
-	svc, err := NewService(cfg.Keys, cfg.MaxBatch, lim)
+	svc, err := NewService(cfg.Keys, cfg.MaxBatch, lim, cfg.Registry)
 	if err != nil {
 		return nil, err
 	}
 	svc.metrics = cfg.Metrics
-	rs, err := rpc.New(rpc.ServerOptions{Listen: cfg.Listen, TLS: cfg.TLS, Reflection: cfg.Reflection, Logger: log, Metrics: cfg.Metrics})
+	// Only agencies may connect: any other identity fails the handshake,
+	// before it can send a request to be read into memory.
+	rs, err := rpc.New(rpc.ServerOptions{
+		Listen: cfg.Listen, TLS: cfg.TLS, Reflection: cfg.Reflection, Logger: log, Metrics: cfg.Metrics,
+		MaxRecvMsgSize: RecvMsgSize(cfg.MaxBatch), Kinds: []string{mtls.KindAgency},
+	})
 	if err != nil {
 		return nil, fmt.Errorf("keyserver: %w", err)
 	}
 	veilmatchv1.RegisterKeyServiceServer(rs.GRPC, svc)
 	var rep *reporter
 	if cfg.Report != nil {
-		if rep, err = newReporter(*cfg.Report, j, svc.KeyIDs, log); err != nil {
+		if rep, err = newReporter(*cfg.Report, j, svc.Keys, log); err != nil {
 			rs.Close()
 			return nil, err
 		}
 	}
 	log.Info("key server ready", "addr", rs.Addr().String(), "key_id", cfg.Keys[0].KeyID(),
 		"max_batch", cfg.MaxBatch, "quota_rate", cfg.Quota.Rate, "quota_burst", cfg.Quota.Burst, "quota_daily", cfg.Quota.Daily)
-	return &Server{cfg: cfg, svc: svc, report: rep, rpc: rs, journal: j, log: log}, nil
+	return &Server{cfg: cfg, svc: svc, report: rep, rpc: rs, journal: j, lock: lock, log: log}, nil
+}
+
+// Close releases a server that will not be served, without reporting to
+// the hub: its listener, usage log and directory.
+func (s *Server) Close() error {
+	var rerr error
+	if s.report != nil {
+		rerr = s.report.conn.Close()
+	}
+	return errors.Join(s.rpc.Close(), rerr, s.journal.Close(), s.lock.Release())
 }
 
 // KeySourceHealth is the health-service name that reports whether the key
@@ -201,5 +242,5 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	err := s.rpc.Serve(ctx)
 	<-reported
-	return errors.Join(err, s.journal.Close())
+	return errors.Join(err, s.journal.Close(), s.lock.Release())
 }

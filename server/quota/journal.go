@@ -31,26 +31,35 @@ type entry struct {
 // every grant and every refusal with its time, agency and size. It keeps
 // per-day totals in memory, not the lines.
 type Journal struct {
-	mu    sync.Mutex
-	f     *os.File
+	mu sync.Mutex
+	f  *os.File
+	// fsync makes what was written to f durable: f.Sync, which tests wrap
+	// to see when it is called.
+	fsync func() error
 	usage map[dayAgency]*DailyUsage
+	torn  int64 // bytes of a torn last line cut off at open
 }
 
 type dayAgency struct{ day, agency string }
 
 // OpenJournal opens (creating, mode 0600) the journal at path and reads
-// what it already holds. A torn last line, left by a crash, is ignored.
+// what it already holds. A torn last line, left by a crash in the middle of
+// an append, is cut off and the cut synced, so that the next entry starts a
+// line of its own (see TornBytes); any other line that does not parse is an
+// error.
 func OpenJournal(path string) (*Journal, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open quota journal: %w", err)
 	}
-	j := &Journal{f: f, usage: map[dayAgency]*DailyUsage{}}
+	j := &Journal{f: f, fsync: f.Sync, usage: map[dayAgency]*DailyUsage{}}
+	var end int64 // the end of the last complete line
 	r := bufio.NewReader(f)
 	for line := 1; ; line++ {
 		b, err := r.ReadBytes('\n')
 		if errors.Is(err, io.EOF) {
-			break // a final line without newline is torn: ignore it
+			j.torn = int64(len(b)) // a final line without newline is torn
+			break
 		}
 		if err != nil {
 			f.Close()
@@ -62,9 +71,25 @@ func OpenJournal(path string) (*Journal, error) {
 			return nil, fmt.Errorf("quota journal %s line %d: %w", path, line, err)
 		}
 		j.count(e)
+		end += int64(len(b))
+	}
+	if j.torn > 0 {
+		err := f.Truncate(end)
+		if err == nil {
+			err = f.Sync()
+		}
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("quota journal %s: cut torn last line: %w", path, err)
+		}
 	}
 	return j, nil
 }
+
+// TornBytes returns how many bytes of a torn last line OpenJournal cut off,
+// 0 if the journal ended with a complete line. They began an entry whose
+// write never completed, so its Take never answered.
+func (j *Journal) TornBytes() int64 { return j.torn }
 
 func (j *Journal) count(e entry) {
 	key := dayAgency{dayOf(e.Time), e.Agency}
@@ -82,6 +107,8 @@ func (j *Journal) count(e entry) {
 	}
 }
 
+// append writes e and syncs it before counting it, so that an answer given
+// to a client is on disk and survives a power failure.
 func (j *Journal) append(e entry) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -90,6 +117,9 @@ func (j *Journal) append(e entry) error {
 		return err
 	}
 	if _, err := j.f.Write(append(b, '\n')); err != nil {
+		return err
+	}
+	if err := j.fsync(); err != nil {
 		return err
 	}
 	j.count(e)

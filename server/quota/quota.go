@@ -100,8 +100,9 @@ func dayOf(t time.Time) string { return t.UTC().Format(time.DateOnly) }
 func (l *Limiter) Limits() Limits { return l.limits }
 
 // Take charges n evaluations to agency, or refuses with an *ExceededError
-// and charges nothing. A journal write failure refuses too: use that
-// cannot be recorded for auditors is not granted.
+// and charges nothing. With a journal, it answers only once the grant or
+// refusal is synced to it; a journal write or sync failure refuses too: use
+// that cannot be recorded for auditors is not granted.
 func (l *Limiter) Take(agency string, n int) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

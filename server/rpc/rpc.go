@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -23,14 +25,19 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 
 	"github.com/veilmatch/veilmatch/crypto/mtls"
 	"github.com/veilmatch/veilmatch/server/metrics"
 )
 
-// MaxMessageSize bounds every request and response: large enough for a
-// 4096-element batch or a 100k-token check, small enough to bound memory.
+// MaxMessageSize bounds every response, and every request of a server
+// that sets no smaller MaxRecvMsgSize.
 const MaxMessageSize = 16 << 20
+
+// MaxConcurrentStreams bounds the calls in flight on one connection, so one
+// client cannot hold unbounded request memory.
+const MaxConcurrentStreams = 32
 
 // ServerOptions configures New.
 type ServerOptions struct {
@@ -44,6 +51,18 @@ type ServerOptions struct {
 	Logger *slog.Logger
 	// Metrics, if set, records every RPC's latency.
 	Metrics *metrics.Metrics
+	// MaxRecvMsgSize bounds a request message; zero means MaxMessageSize.
+	// Size it to the service's protocol: the request is read into memory
+	// before any handler runs.
+	MaxRecvMsgSize int
+	// Kinds, if set, are the only identity kinds that may connect: others
+	// fail the TLS handshake, before sending a byte of a request.
+	Kinds []string
+	// ServiceKinds, if set, names the identity kinds that may call each
+	// service (by full service name); a call from another kind is refused
+	// with PERMISSION_DENIED before its request is read. Health and
+	// reflection stay open to every authenticated caller.
+	ServiceKinds map[string][]string
 }
 
 // Server is a listening gRPC server with health checking.
@@ -65,13 +84,25 @@ func New(o ServerOptions) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	g := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(o.TLS)),
-		grpc.MaxRecvMsgSize(MaxMessageSize),
+	if o.MaxRecvMsgSize == 0 {
+		o.MaxRecvMsgSize = MaxMessageSize
+	}
+	tlsCfg := o.TLS
+	if len(o.Kinds) > 0 {
+		tlsCfg = acceptKinds(o.TLS, o.Kinds)
+	}
+	opts := []grpc.ServerOption{
+		grpc.Creds(credentials.NewTLS(tlsCfg)),
+		grpc.MaxRecvMsgSize(o.MaxRecvMsgSize),
 		grpc.MaxSendMsgSize(MaxMessageSize),
+		grpc.MaxConcurrentStreams(MaxConcurrentStreams),
 		grpc.ChainUnaryInterceptor(unaryInterceptor(log, o.Metrics)),
 		grpc.ChainStreamInterceptor(streamInterceptor(log, o.Metrics)),
-	)
+	}
+	if len(o.ServiceKinds) > 0 {
+		opts = append(opts, grpc.InTapHandle(tapKinds(log, o.ServiceKinds)))
+	}
+	g := grpc.NewServer(opts...)
 	h := health.NewServer()
 	healthpb.RegisterHealthServer(g, h)
 	if o.Reflection {
@@ -222,6 +253,53 @@ func Internal(ctx context.Context, op string, err error) error {
 func Unavailable(ctx context.Context, op string, err error) error {
 	Logger(ctx).ErrorContext(ctx, op+" unavailable", "error", err)
 	return status.Errorf(codes.Unavailable, "%s is unavailable, retry later (request id %s)", op, RequestID(ctx))
+}
+
+// acceptKinds returns a copy of cfg whose handshake also refuses a client
+// whose identity is of none of kinds.
+func acceptKinds(cfg *tls.Config, kinds []string) *tls.Config {
+	out := cfg.Clone()
+	verify := cfg.VerifyConnection
+	out.VerifyConnection = func(cs tls.ConnectionState) error {
+		if verify != nil {
+			if err := verify(cs); err != nil {
+				return err
+			}
+		}
+		if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
+			return mtls.ErrNoPeer
+		}
+		id, err := mtls.FromCertificate(cs.VerifiedChains[0][0])
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(kinds, id.Kind) {
+			return fmt.Errorf("%w: %s may not connect here (only %s)", mtls.ErrUntrustedPeer, id, strings.Join(kinds, ", "))
+		}
+		return nil
+	}
+	return out
+}
+
+// tapKinds refuses a call to a service whose ServiceKinds do not include
+// the caller's kind, as soon as its headers arrive.
+func tapKinds(log *slog.Logger, kinds map[string][]string) tap.ServerInHandle {
+	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
+		service, _, _ := strings.Cut(strings.TrimPrefix(info.FullMethodName, "/"), "/")
+		allowed, ok := kinds[service]
+		if !ok {
+			return ctx, nil
+		}
+		id, err := mtls.FromContext(ctx)
+		if err != nil {
+			return ctx, status.Error(codes.Unauthenticated, "a client certificate with a veilmatch SPIFFE identity is required")
+		}
+		if !slices.Contains(allowed, id.Kind) {
+			log.WarnContext(ctx, "call refused before its request was read", "caller", id.String(), "method", info.FullMethodName)
+			return ctx, status.Errorf(codes.PermissionDenied, "%s may not use %s: only callers of kind %s", id, service, strings.Join(allowed, ", "))
+		}
+		return ctx, nil
+	}
 }
 
 // RequireKind returns PERMISSION_DENIED unless the caller's identity is of

@@ -22,7 +22,8 @@ var quiet = slog.New(slog.DiscardHandler)
 // KeyServer starts a key server that serves until the test ends. Zero
 // fields of cfg get test defaults: 127.0.0.1:0, the development keyserver
 // certificate, a fresh key "k1" (unless Keys or KeySource is set), a usage
-// log in a temporary directory, Generous quotas and no logging.
+// log in a temporary directory, Generous quotas, the built-in policy's
+// registry and no logging.
 func KeyServer(t testing.TB, cfg keyserver.Config) *keyserver.Server {
 	t.Helper()
 	if cfg.Listen == "" {
@@ -46,6 +47,9 @@ func KeyServer(t testing.TB, cfg keyserver.Config) *keyserver.Server {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = quiet
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = Policy(t)
 	}
 	ks, err := keyserver.New(context.Background(), cfg)
 	if err != nil {
@@ -73,11 +77,7 @@ func Hub(t testing.TB, cfg hub.Config) *hub.Server {
 		cfg.Logger = quiet
 	}
 	if cfg.Policy == nil {
-		pol, err := policy.New(context.Background(), policy.Options{Logger: quiet})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Policy = pol
+		cfg.Policy = Policy(t)
 	}
 	h, err := hub.New(context.Background(), cfg)
 	if err != nil {
@@ -85,4 +85,14 @@ func Hub(t testing.TB, cfg hub.Config) *hub.Server {
 	}
 	Serve(t, h.Serve)
 	return h
+}
+
+// Policy returns the built-in policy engine.
+func Policy(t testing.TB) *policy.Engine {
+	t.Helper()
+	pol, err := policy.New(context.Background(), policy.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pol
 }

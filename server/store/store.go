@@ -38,6 +38,9 @@ var (
 	// that is not exactly TokenSize bytes or an empty owner; the wrapping
 	// message names the item at fault but never contains token bytes.
 	ErrInvalid = errors.New("store: invalid argument")
+	// ErrExhausted reports a charge that would take a metered use above its
+	// limit; nothing was changed.
+	ErrExhausted = errors.New("store: limit exhausted")
 )
 
 // TokenSize is the length in bytes of every stored token.
@@ -79,6 +82,8 @@ type List struct {
 	Entries uint64
 	// CommittedAt is when the version was committed.
 	CommittedAt time.Time
+	// UploadID is the upload that made this version, as its owner chose it.
+	UploadID string
 }
 
 // Entry is one stored token and the owner's reference to the row it came from.
@@ -173,19 +178,44 @@ type Store interface {
 	DecisionLog
 	Disclosures
 	KeyEpochs
+	CheckUse
 }
 
-// KeyEpochs stores the OPRF key ids (epochs) the key server reports serving,
-// so that a retired epoch stays retired across hub restarts.
+// KeyEpoch is an OPRF key (epoch) the key server reported serving.
+type KeyEpoch struct {
+	// KeyID names the epoch.
+	KeyID string
+	// PublicKey is the key's RFC 9497 serialization; nil for a key stored
+	// before the store kept public keys.
+	PublicKey []byte
+}
+
+// KeyEpochs stores the OPRF keys (epochs) the key server reports serving,
+// so that a retired epoch stays retired across hub restarts and a key id
+// keeps its public key.
 type KeyEpochs interface {
 	// KeyEpochs returns the key ids of the latest report, newest first, and
-	// every key id ever reported, in ascending order.
-	KeyEpochs(ctx context.Context) (current, seen []string, err error)
-	// SetKeyEpochs records current (newest first) as the served key ids and
+	// every key ever reported, in ascending order of key id.
+	KeyEpochs(ctx context.Context) (current []string, known []KeyEpoch, err error)
+	// SetKeyEpochs records current (newest first) as the served keys and
 	// appends rec to the decision log in the same transaction. If current
-	// equals the stored report it changes and appends nothing and returns
-	// false.
-	SetKeyEpochs(ctx context.Context, current []string, rec *audit.Record) (changed bool, err error)
+	// equals the stored report (ids, order and public keys) it changes and
+	// appends nothing and returns false. A key id stored with another
+	// public key fails with ErrConflict; one stored without a public key
+	// takes the reported one.
+	SetKeyEpochs(ctx context.Context, current []KeyEpoch, rec *audit.Record) (changed bool, err error)
+}
+
+// CheckUse meters the entries each agency checks per UTC day, so that the
+// hub can bound how much an agency learns by re-checking tokens it holds.
+type CheckUse interface {
+	// CheckUse returns the entries agency checked on day (YYYY-MM-DD).
+	CheckUse(ctx context.Context, agency, day string) (uint64, error)
+	// AppendCheckDecision adds entries to agency's use on day and appends
+	// rec with its owner notices (see AppendDecision), all in one
+	// transaction, unless that would take the day's use above limit: then
+	// it changes nothing and fails with ErrExhausted.
+	AppendCheckDecision(ctx context.Context, rec *audit.Record, notices []Notice, agency, day string, entries, limit uint64) error
 }
 
 // DecisionLog is the storage of the hub's tamper-evident decision log: an
@@ -222,17 +252,23 @@ const (
 
 // DisclosureRequest asks the owner of a list to disclose, in full, matches
 // between one of the requester's lists and it. Both lists are pinned to
-// their committed versions: a republished list needs a new request.
+// their committed versions: a republished list needs a new request. The
+// requests made from one match reference form a group: the requester sees
+// the group, each owner its own request.
 type DisclosureRequest struct {
 	ID                       string
+	GroupID                  string
 	Requester, RequesterList string
 	RequesterListID          int64
 	Owner, List              string
 	ListID                   int64
 	// EntryRefs are the requester's entries concerned; empty means every
 	// match between the two list versions.
-	EntryRefs                []uint64
-	Entries                  uint64
+	EntryRefs []uint64
+	// Entries is how many of the requester's entries match this list;
+	// Requested is how many the answer behind the group's reference showed
+	// the requester (the same for every request of the group).
+	Entries, Requested       uint64
 	Reason, Purpose, CaseRef string
 	Status                   string
 	CreatedAt, AnsweredAt    time.Time
@@ -241,7 +277,10 @@ type DisclosureRequest struct {
 
 // Notice tells an owner that matches of its list were disclosed in full.
 type Notice struct {
-	Owner, List              string
+	Owner, List string
+	// Action is what disclosed them: overlaps or check (a check has no
+	// RequesterList).
+	Action                   string
 	Requester, RequesterList string
 	Entries                  uint64
 	Purpose, CaseRef         string
@@ -252,7 +291,10 @@ type Notice struct {
 // Disclosures stores two-step disclosure requests and owner notices.
 type Disclosures interface {
 	// CreateDisclosureRequests stores pending requests and appends rec to
-	// the decision log in the same transaction.
+	// the decision log in the same transaction. If a request is still
+	// pending for the same requester list version, list version, entries,
+	// purpose and case reference it stores nothing and fails with
+	// ErrConflict naming that request's group.
 	CreateDisclosureRequests(ctx context.Context, reqs []DisclosureRequest, rec *audit.Record) error
 	// DisclosureRequests lists requests against owner's lists (owner set)
 	// or made by requester (requester set), oldest first; pending only

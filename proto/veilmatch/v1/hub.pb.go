@@ -212,6 +212,8 @@ type ListInfo struct {
 	// Normalization settings the tokens were made with (default region,
 	// e-mail provider rules), so other agencies can align theirs.
 	Normalization map[string]string `protobuf:"bytes,11,rep,name=normalization,proto3" json:"normalization,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The upload that made this version of the list, as the owner chose it.
+	UploadId      string `protobuf:"bytes,12,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -321,6 +323,13 @@ func (x *ListInfo) GetNormalization() map[string]string {
 		return x.Normalization
 	}
 	return nil
+}
+
+func (x *ListInfo) GetUploadId() string {
+	if x != nil {
+		return x.UploadId
+	}
+	return ""
 }
 
 // Entry is one published token and the owner's opaque reference for it.
@@ -1094,10 +1103,14 @@ func (x *OverlapsRequest) GetCaseRef() string {
 // OverlapsResponse is filtered by policy: a counterparty at level none is
 // absent, exactly as if nothing matched.
 type OverlapsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	DecisionId    string                 `protobuf:"bytes,1,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
-	Matches       []*Match               `protobuf:"bytes,2,rep,name=matches,proto3" json:"matches,omitempty"`
-	Counts        []*ClassCount          `protobuf:"bytes,3,rep,name=counts,proto3" json:"counts,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	DecisionId string                 `protobuf:"bytes,1,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	Matches    []*Match               `protobuf:"bytes,2,rep,name=matches,proto3" json:"matches,omitempty"`
+	Counts     []*ClassCount          `protobuf:"bytes,3,rep,name=counts,proto3" json:"counts,omitempty"`
+	// The upload whose committed version was joined: entry references are
+	// that version's, and a client maps them to its rows only with the
+	// mapping it kept for that upload.
+	UploadId      string `protobuf:"bytes,4,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1151,6 +1164,13 @@ func (x *OverlapsResponse) GetCounts() []*ClassCount {
 		return x.Counts
 	}
 	return nil
+}
+
+func (x *OverlapsResponse) GetUploadId() string {
+	if x != nil {
+		return x.UploadId
+	}
+	return ""
 }
 
 // CheckRequest carries tokens to test; nothing of it is stored.
@@ -1465,7 +1485,8 @@ func (x *DeleteListResponse) GetDeletedEntries() uint64 {
 }
 
 // RequestDisclosureRequest asks the owners behind a match reference to
-// disclose it in full.
+// disclose it in full. purpose and case_ref may be empty, to use those the
+// reference was issued under; if set they must be the same.
 type RequestDisclosureRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	MatchRef      string                 `protobuf:"bytes,1,opt,name=match_ref,json=matchRef,proto3" json:"match_ref,omitempty"`
@@ -1534,12 +1555,13 @@ func (x *RequestDisclosureRequest) GetCaseRef() string {
 	return ""
 }
 
-// RequestDisclosureResponse names the requests created, one per matching
-// list; their owners are not named.
+// RequestDisclosureResponse names the request created. It is one request
+// however many lists stand behind the reference; their owners are not
+// named.
 type RequestDisclosureResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	RequestIds    []string               `protobuf:"bytes,1,rep,name=request_ids,json=requestIds,proto3" json:"request_ids,omitempty"`
 	DecisionId    string                 `protobuf:"bytes,2,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	RequestId     string                 `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1574,13 +1596,6 @@ func (*RequestDisclosureResponse) Descriptor() ([]byte, []int) {
 	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{22}
 }
 
-func (x *RequestDisclosureResponse) GetRequestIds() []string {
-	if x != nil {
-		return x.RequestIds
-	}
-	return nil
-}
-
 func (x *RequestDisclosureResponse) GetDecisionId() string {
 	if x != nil {
 		return x.DecisionId
@@ -1588,8 +1603,17 @@ func (x *RequestDisclosureResponse) GetDecisionId() string {
 	return ""
 }
 
-// DisclosureRequest is one request. The owner sees requester and reason;
-// the requester sees owner and list only once approved.
+func (x *RequestDisclosureResponse) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+// DisclosureRequest is one request. The owner sees requester and reason,
+// and its own list and entries. The requester sees one request per match
+// reference, with the entries of the answer it came from, and owner, list
+// and entries only of the approvals.
 type DisclosureRequest struct {
 	state         protoimpl.MessageState  `protogen:"open.v1"`
 	Id            string                  `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1605,6 +1629,8 @@ type DisclosureRequest struct {
 	CreatedAt     *timestamppb.Timestamp  `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	AnsweredAt    *timestamppb.Timestamp  `protobuf:"bytes,12,opt,name=answered_at,json=answeredAt,proto3" json:"answered_at,omitempty"`
 	Note          string                  `protobuf:"bytes,13,opt,name=note,proto3" json:"note,omitempty"`
+	// For the requester: the owners who approved, with what they disclosed.
+	Approvals     []*DisclosureApproval `protobuf:"bytes,14,rep,name=approvals,proto3" json:"approvals,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1730,6 +1756,91 @@ func (x *DisclosureRequest) GetNote() string {
 	return ""
 }
 
+func (x *DisclosureRequest) GetApprovals() []*DisclosureApproval {
+	if x != nil {
+		return x.Approvals
+	}
+	return nil
+}
+
+// DisclosureApproval is one owner's approval of a request, as the requester
+// sees it.
+type DisclosureApproval struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Owner         string                 `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	List          string                 `protobuf:"bytes,2,opt,name=list,proto3" json:"list,omitempty"`
+	Entries       uint64                 `protobuf:"varint,3,opt,name=entries,proto3" json:"entries,omitempty"`
+	AnsweredAt    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=answered_at,json=answeredAt,proto3" json:"answered_at,omitempty"`
+	Note          string                 `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisclosureApproval) Reset() {
+	*x = DisclosureApproval{}
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisclosureApproval) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisclosureApproval) ProtoMessage() {}
+
+func (x *DisclosureApproval) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisclosureApproval.ProtoReflect.Descriptor instead.
+func (*DisclosureApproval) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *DisclosureApproval) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *DisclosureApproval) GetList() string {
+	if x != nil {
+		return x.List
+	}
+	return ""
+}
+
+func (x *DisclosureApproval) GetEntries() uint64 {
+	if x != nil {
+		return x.Entries
+	}
+	return 0
+}
+
+func (x *DisclosureApproval) GetAnsweredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AnsweredAt
+	}
+	return nil
+}
+
+func (x *DisclosureApproval) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
 // ListDisclosureRequestsRequest selects incoming (default) or outgoing
 // requests, pending only unless all is set.
 type ListDisclosureRequestsRequest struct {
@@ -1742,7 +1853,7 @@ type ListDisclosureRequestsRequest struct {
 
 func (x *ListDisclosureRequestsRequest) Reset() {
 	*x = ListDisclosureRequestsRequest{}
-	mi := &file_veilmatch_v1_hub_proto_msgTypes[24]
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1754,7 +1865,7 @@ func (x *ListDisclosureRequestsRequest) String() string {
 func (*ListDisclosureRequestsRequest) ProtoMessage() {}
 
 func (x *ListDisclosureRequestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_veilmatch_v1_hub_proto_msgTypes[24]
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1767,7 +1878,7 @@ func (x *ListDisclosureRequestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDisclosureRequestsRequest.ProtoReflect.Descriptor instead.
 func (*ListDisclosureRequestsRequest) Descriptor() ([]byte, []int) {
-	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{24}
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListDisclosureRequestsRequest) GetOutgoing() bool {
@@ -1794,7 +1905,7 @@ type ListDisclosureRequestsResponse struct {
 
 func (x *ListDisclosureRequestsResponse) Reset() {
 	*x = ListDisclosureRequestsResponse{}
-	mi := &file_veilmatch_v1_hub_proto_msgTypes[25]
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1806,7 +1917,7 @@ func (x *ListDisclosureRequestsResponse) String() string {
 func (*ListDisclosureRequestsResponse) ProtoMessage() {}
 
 func (x *ListDisclosureRequestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_veilmatch_v1_hub_proto_msgTypes[25]
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1819,7 +1930,7 @@ func (x *ListDisclosureRequestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDisclosureRequestsResponse.ProtoReflect.Descriptor instead.
 func (*ListDisclosureRequestsResponse) Descriptor() ([]byte, []int) {
-	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{25}
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListDisclosureRequestsResponse) GetRequests() []*DisclosureRequest {
@@ -1841,7 +1952,7 @@ type AnswerDisclosureRequestRequest struct {
 
 func (x *AnswerDisclosureRequestRequest) Reset() {
 	*x = AnswerDisclosureRequestRequest{}
-	mi := &file_veilmatch_v1_hub_proto_msgTypes[26]
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1853,7 +1964,7 @@ func (x *AnswerDisclosureRequestRequest) String() string {
 func (*AnswerDisclosureRequestRequest) ProtoMessage() {}
 
 func (x *AnswerDisclosureRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_veilmatch_v1_hub_proto_msgTypes[26]
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1866,7 +1977,7 @@ func (x *AnswerDisclosureRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerDisclosureRequestRequest.ProtoReflect.Descriptor instead.
 func (*AnswerDisclosureRequestRequest) Descriptor() ([]byte, []int) {
-	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{26}
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AnswerDisclosureRequestRequest) GetRequestId() string {
@@ -1901,7 +2012,7 @@ type AnswerDisclosureRequestResponse struct {
 
 func (x *AnswerDisclosureRequestResponse) Reset() {
 	*x = AnswerDisclosureRequestResponse{}
-	mi := &file_veilmatch_v1_hub_proto_msgTypes[27]
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1913,7 +2024,7 @@ func (x *AnswerDisclosureRequestResponse) String() string {
 func (*AnswerDisclosureRequestResponse) ProtoMessage() {}
 
 func (x *AnswerDisclosureRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_veilmatch_v1_hub_proto_msgTypes[27]
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1926,7 +2037,7 @@ func (x *AnswerDisclosureRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerDisclosureRequestResponse.ProtoReflect.Descriptor instead.
 func (*AnswerDisclosureRequestResponse) Descriptor() ([]byte, []int) {
-	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{27}
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AnswerDisclosureRequestResponse) GetRequest() *DisclosureRequest {
@@ -1954,13 +2065,16 @@ type Disclosure struct {
 	CaseRef       string                 `protobuf:"bytes,6,opt,name=case_ref,json=caseRef,proto3" json:"case_ref,omitempty"`
 	Time          *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=time,proto3" json:"time,omitempty"`
 	DecisionId    string                 `protobuf:"bytes,8,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	// The action that disclosed: overlaps or check (requester_list is empty
+	// for a check, which has no list).
+	Action        string `protobuf:"bytes,9,opt,name=action,proto3" json:"action,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Disclosure) Reset() {
 	*x = Disclosure{}
-	mi := &file_veilmatch_v1_hub_proto_msgTypes[28]
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1972,7 +2086,7 @@ func (x *Disclosure) String() string {
 func (*Disclosure) ProtoMessage() {}
 
 func (x *Disclosure) ProtoReflect() protoreflect.Message {
-	mi := &file_veilmatch_v1_hub_proto_msgTypes[28]
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1985,7 +2099,7 @@ func (x *Disclosure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Disclosure.ProtoReflect.Descriptor instead.
 func (*Disclosure) Descriptor() ([]byte, []int) {
-	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{28}
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Disclosure) GetRequester() string {
@@ -2044,6 +2158,13 @@ func (x *Disclosure) GetDecisionId() string {
 	return ""
 }
 
+func (x *Disclosure) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
 // ListDisclosuresRequest is empty: the caller sees disclosures of its lists.
 type ListDisclosuresRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2053,7 +2174,7 @@ type ListDisclosuresRequest struct {
 
 func (x *ListDisclosuresRequest) Reset() {
 	*x = ListDisclosuresRequest{}
-	mi := &file_veilmatch_v1_hub_proto_msgTypes[29]
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2065,7 +2186,7 @@ func (x *ListDisclosuresRequest) String() string {
 func (*ListDisclosuresRequest) ProtoMessage() {}
 
 func (x *ListDisclosuresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_veilmatch_v1_hub_proto_msgTypes[29]
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2078,7 +2199,7 @@ func (x *ListDisclosuresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDisclosuresRequest.ProtoReflect.Descriptor instead.
 func (*ListDisclosuresRequest) Descriptor() ([]byte, []int) {
-	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{29}
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{30}
 }
 
 // ListDisclosuresResponse lists disclosures, oldest first.
@@ -2091,7 +2212,7 @@ type ListDisclosuresResponse struct {
 
 func (x *ListDisclosuresResponse) Reset() {
 	*x = ListDisclosuresResponse{}
-	mi := &file_veilmatch_v1_hub_proto_msgTypes[30]
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2103,7 +2224,7 @@ func (x *ListDisclosuresResponse) String() string {
 func (*ListDisclosuresResponse) ProtoMessage() {}
 
 func (x *ListDisclosuresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_veilmatch_v1_hub_proto_msgTypes[30]
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2116,7 +2237,7 @@ func (x *ListDisclosuresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDisclosuresResponse.ProtoReflect.Descriptor instead.
 func (*ListDisclosuresResponse) Descriptor() ([]byte, []int) {
-	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{30}
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListDisclosuresResponse) GetDisclosures() []*Disclosure {
@@ -2124,6 +2245,122 @@ func (x *ListDisclosuresResponse) GetDisclosures() []*Disclosure {
 		return x.Disclosures
 	}
 	return nil
+}
+
+// GetVocabularyRequest is empty: the caller's role comes from its identity.
+type GetVocabularyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetVocabularyRequest) Reset() {
+	*x = GetVocabularyRequest{}
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetVocabularyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetVocabularyRequest) ProtoMessage() {}
+
+func (x *GetVocabularyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetVocabularyRequest.ProtoReflect.Descriptor instead.
+func (*GetVocabularyRequest) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{32}
+}
+
+// GetVocabularyResponse is the policy's closed vocabulary.
+type GetVocabularyResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Kinds      []string               `protobuf:"bytes,1,rep,name=kinds,proto3" json:"kinds,omitempty"`
+	Categories []string               `protobuf:"bytes,2,rep,name=categories,proto3" json:"categories,omitempty"`
+	Roles      []string               `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
+	// The purposes the caller's role may state.
+	Purposes []string `protobuf:"bytes,4,rep,name=purposes,proto3" json:"purposes,omitempty"`
+	// The policy revision the vocabulary comes from.
+	PolicyRevision string `protobuf:"bytes,5,opt,name=policy_revision,json=policyRevision,proto3" json:"policy_revision,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GetVocabularyResponse) Reset() {
+	*x = GetVocabularyResponse{}
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetVocabularyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetVocabularyResponse) ProtoMessage() {}
+
+func (x *GetVocabularyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetVocabularyResponse.ProtoReflect.Descriptor instead.
+func (*GetVocabularyResponse) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *GetVocabularyResponse) GetKinds() []string {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
+}
+
+func (x *GetVocabularyResponse) GetCategories() []string {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
+func (x *GetVocabularyResponse) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *GetVocabularyResponse) GetPurposes() []string {
+	if x != nil {
+		return x.Purposes
+	}
+	return nil
+}
+
+func (x *GetVocabularyResponse) GetPolicyRevision() string {
+	if x != nil {
+		return x.PolicyRevision
+	}
+	return ""
 }
 
 var File_veilmatch_v1_hub_proto protoreflect.FileDescriptor
@@ -2134,7 +2371,7 @@ const file_veilmatch_v1_hub_proto_rawDesc = "" +
 	"\aSharing\x120\n" +
 	"\x14victim_consent_roles\x18\x01 \x03(\tR\x12victimConsentRoles\x12\x1f\n" +
 	"\vngo_visible\x18\x02 \x01(\bR\n" +
-	"ngoVisible\"\xf7\x03\n" +
+	"ngoVisible\"\x94\x04\n" +
 	"\bListInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x12\n" +
@@ -2148,7 +2385,8 @@ const file_veilmatch_v1_hub_proto_rawDesc = "" +
 	"\aentries\x18\t \x01(\x04R\aentries\x12=\n" +
 	"\fcommitted_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\vcommittedAt\x12O\n" +
-	"\rnormalization\x18\v \x03(\v2).veilmatch.v1.ListInfo.NormalizationEntryR\rnormalization\x1a@\n" +
+	"\rnormalization\x18\v \x03(\v2).veilmatch.v1.ListInfo.NormalizationEntryR\rnormalization\x12\x1b\n" +
+	"\tupload_id\x18\f \x01(\tR\buploadId\x1a@\n" +
 	"\x12NormalizationEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\":\n" +
@@ -2200,12 +2438,13 @@ const file_veilmatch_v1_hub_proto_rawDesc = "" +
 	"\x0fOverlapsRequest\x12\x12\n" +
 	"\x04list\x18\x01 \x01(\tR\x04list\x12\x18\n" +
 	"\apurpose\x18\x02 \x01(\tR\apurpose\x12\x19\n" +
-	"\bcase_ref\x18\x03 \x01(\tR\acaseRef\"\x94\x01\n" +
+	"\bcase_ref\x18\x03 \x01(\tR\acaseRef\"\xb1\x01\n" +
 	"\x10OverlapsResponse\x12\x1f\n" +
 	"\vdecision_id\x18\x01 \x01(\tR\n" +
 	"decisionId\x12-\n" +
 	"\amatches\x18\x02 \x03(\v2\x13.veilmatch.v1.MatchR\amatches\x120\n" +
-	"\x06counts\x18\x03 \x03(\v2\x18.veilmatch.v1.ClassCountR\x06counts\"\x86\x01\n" +
+	"\x06counts\x18\x03 \x03(\v2\x18.veilmatch.v1.ClassCountR\x06counts\x12\x1b\n" +
+	"\tupload_id\x18\x04 \x01(\tR\buploadId\"\x86\x01\n" +
 	"\fCheckRequest\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x16\n" +
@@ -2228,12 +2467,12 @@ const file_veilmatch_v1_hub_proto_rawDesc = "" +
 	"\tmatch_ref\x18\x01 \x01(\tR\bmatchRef\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
 	"\apurpose\x18\x03 \x01(\tR\apurpose\x12\x19\n" +
-	"\bcase_ref\x18\x04 \x01(\tR\acaseRef\"]\n" +
+	"\bcase_ref\x18\x04 \x01(\tR\acaseRef\"n\n" +
 	"\x19RequestDisclosureResponse\x12\x1f\n" +
-	"\vrequest_ids\x18\x01 \x03(\tR\n" +
-	"requestIds\x12\x1f\n" +
 	"\vdecision_id\x18\x02 \x01(\tR\n" +
-	"decisionId\"\xc4\x03\n" +
+	"decisionId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestIdJ\x04\b\x01\x10\x02R\vrequest_ids\"\x84\x04\n" +
 	"\x11DisclosureRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
 	"\trequester\x18\x02 \x01(\tR\trequester\x12%\n" +
@@ -2250,7 +2489,15 @@ const file_veilmatch_v1_hub_proto_rawDesc = "" +
 	"created_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12;\n" +
 	"\vanswered_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"answeredAt\x12\x12\n" +
-	"\x04note\x18\r \x01(\tR\x04note\"M\n" +
+	"\x04note\x18\r \x01(\tR\x04note\x12>\n" +
+	"\tapprovals\x18\x0e \x03(\v2 .veilmatch.v1.DisclosureApprovalR\tapprovals\"\xa9\x01\n" +
+	"\x12DisclosureApproval\x12\x14\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x12\n" +
+	"\x04list\x18\x02 \x01(\tR\x04list\x12\x18\n" +
+	"\aentries\x18\x03 \x01(\x04R\aentries\x12;\n" +
+	"\vanswered_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"answeredAt\x12\x12\n" +
+	"\x04note\x18\x05 \x01(\tR\x04note\"M\n" +
 	"\x1dListDisclosureRequestsRequest\x12\x1a\n" +
 	"\boutgoing\x18\x01 \x01(\bR\boutgoing\x12\x10\n" +
 	"\x03all\x18\x02 \x01(\bR\x03all\"]\n" +
@@ -2264,7 +2511,7 @@ const file_veilmatch_v1_hub_proto_rawDesc = "" +
 	"\x1fAnswerDisclosureRequestResponse\x129\n" +
 	"\arequest\x18\x01 \x01(\v2\x1f.veilmatch.v1.DisclosureRequestR\arequest\x12\x1f\n" +
 	"\vdecision_id\x18\x02 \x01(\tR\n" +
-	"decisionId\"\x85\x02\n" +
+	"decisionId\"\x9d\x02\n" +
 	"\n" +
 	"Disclosure\x12\x1c\n" +
 	"\trequester\x18\x01 \x01(\tR\trequester\x12%\n" +
@@ -2275,10 +2522,20 @@ const file_veilmatch_v1_hub_proto_rawDesc = "" +
 	"\bcase_ref\x18\x06 \x01(\tR\acaseRef\x12.\n" +
 	"\x04time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1f\n" +
 	"\vdecision_id\x18\b \x01(\tR\n" +
-	"decisionId\"\x18\n" +
+	"decisionId\x12\x16\n" +
+	"\x06action\x18\t \x01(\tR\x06action\"\x18\n" +
 	"\x16ListDisclosuresRequest\"U\n" +
 	"\x17ListDisclosuresResponse\x12:\n" +
-	"\vdisclosures\x18\x01 \x03(\v2\x18.veilmatch.v1.DisclosureR\vdisclosures*\xa0\x01\n" +
+	"\vdisclosures\x18\x01 \x03(\v2\x18.veilmatch.v1.DisclosureR\vdisclosures\"\x16\n" +
+	"\x14GetVocabularyRequest\"\xa8\x01\n" +
+	"\x15GetVocabularyResponse\x12\x14\n" +
+	"\x05kinds\x18\x01 \x03(\tR\x05kinds\x12\x1e\n" +
+	"\n" +
+	"categories\x18\x02 \x03(\tR\n" +
+	"categories\x12\x14\n" +
+	"\x05roles\x18\x03 \x03(\tR\x05roles\x12\x1a\n" +
+	"\bpurposes\x18\x04 \x03(\tR\bpurposes\x12'\n" +
+	"\x0fpolicy_revision\x18\x05 \x01(\tR\x0epolicyRevision*\xa0\x01\n" +
 	"\x0fDisclosureLevel\x12 \n" +
 	"\x1cDISCLOSURE_LEVEL_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15DISCLOSURE_LEVEL_NONE\x10\x01\x12\x1a\n" +
@@ -2289,7 +2546,7 @@ const file_veilmatch_v1_hub_proto_rawDesc = "" +
 	"%DISCLOSURE_REQUEST_STATUS_UNSPECIFIED\x10\x00\x12%\n" +
 	"!DISCLOSURE_REQUEST_STATUS_PENDING\x10\x01\x12&\n" +
 	"\"DISCLOSURE_REQUEST_STATUS_APPROVED\x10\x02\x12%\n" +
-	"!DISCLOSURE_REQUEST_STATUS_REFUSED\x10\x032\x95\a\n" +
+	"!DISCLOSURE_REQUEST_STATUS_REFUSED\x10\x032\xef\a\n" +
 	"\n" +
 	"HubService\x12H\n" +
 	"\aPublish\x12\x1c.veilmatch.v1.PublishRequest\x1a\x1d.veilmatch.v1.PublishResponse(\x01\x12^\n" +
@@ -2302,7 +2559,8 @@ const file_veilmatch_v1_hub_proto_rawDesc = "" +
 	"\x11RequestDisclosure\x12&.veilmatch.v1.RequestDisclosureRequest\x1a'.veilmatch.v1.RequestDisclosureResponse\x12s\n" +
 	"\x16ListDisclosureRequests\x12+.veilmatch.v1.ListDisclosureRequestsRequest\x1a,.veilmatch.v1.ListDisclosureRequestsResponse\x12v\n" +
 	"\x17AnswerDisclosureRequest\x12,.veilmatch.v1.AnswerDisclosureRequestRequest\x1a-.veilmatch.v1.AnswerDisclosureRequestResponse\x12^\n" +
-	"\x0fListDisclosures\x12$.veilmatch.v1.ListDisclosuresRequest\x1a%.veilmatch.v1.ListDisclosuresResponseB?Z=github.com/veilmatch/veilmatch/proto/veilmatch/v1;veilmatchv1b\x06proto3"
+	"\x0fListDisclosures\x12$.veilmatch.v1.ListDisclosuresRequest\x1a%.veilmatch.v1.ListDisclosuresResponse\x12X\n" +
+	"\rGetVocabulary\x12\".veilmatch.v1.GetVocabularyRequest\x1a#.veilmatch.v1.GetVocabularyResponseB?Z=github.com/veilmatch/veilmatch/proto/veilmatch/v1;veilmatchv1b\x06proto3"
 
 var (
 	file_veilmatch_v1_hub_proto_rawDescOnce sync.Once
@@ -2317,7 +2575,7 @@ func file_veilmatch_v1_hub_proto_rawDescGZIP() []byte {
 }
 
 var file_veilmatch_v1_hub_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_veilmatch_v1_hub_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_veilmatch_v1_hub_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_veilmatch_v1_hub_proto_goTypes = []any{
 	(DisclosureLevel)(0),                    // 0: veilmatch.v1.DisclosureLevel
 	(DisclosureRequestStatus)(0),            // 1: veilmatch.v1.DisclosureRequestStatus
@@ -2345,21 +2603,24 @@ var file_veilmatch_v1_hub_proto_goTypes = []any{
 	(*RequestDisclosureRequest)(nil),        // 23: veilmatch.v1.RequestDisclosureRequest
 	(*RequestDisclosureResponse)(nil),       // 24: veilmatch.v1.RequestDisclosureResponse
 	(*DisclosureRequest)(nil),               // 25: veilmatch.v1.DisclosureRequest
-	(*ListDisclosureRequestsRequest)(nil),   // 26: veilmatch.v1.ListDisclosureRequestsRequest
-	(*ListDisclosureRequestsResponse)(nil),  // 27: veilmatch.v1.ListDisclosureRequestsResponse
-	(*AnswerDisclosureRequestRequest)(nil),  // 28: veilmatch.v1.AnswerDisclosureRequestRequest
-	(*AnswerDisclosureRequestResponse)(nil), // 29: veilmatch.v1.AnswerDisclosureRequestResponse
-	(*Disclosure)(nil),                      // 30: veilmatch.v1.Disclosure
-	(*ListDisclosuresRequest)(nil),          // 31: veilmatch.v1.ListDisclosuresRequest
-	(*ListDisclosuresResponse)(nil),         // 32: veilmatch.v1.ListDisclosuresResponse
-	nil,                                     // 33: veilmatch.v1.ListInfo.NormalizationEntry
-	(*timestamppb.Timestamp)(nil),           // 34: google.protobuf.Timestamp
+	(*DisclosureApproval)(nil),              // 26: veilmatch.v1.DisclosureApproval
+	(*ListDisclosureRequestsRequest)(nil),   // 27: veilmatch.v1.ListDisclosureRequestsRequest
+	(*ListDisclosureRequestsResponse)(nil),  // 28: veilmatch.v1.ListDisclosureRequestsResponse
+	(*AnswerDisclosureRequestRequest)(nil),  // 29: veilmatch.v1.AnswerDisclosureRequestRequest
+	(*AnswerDisclosureRequestResponse)(nil), // 30: veilmatch.v1.AnswerDisclosureRequestResponse
+	(*Disclosure)(nil),                      // 31: veilmatch.v1.Disclosure
+	(*ListDisclosuresRequest)(nil),          // 32: veilmatch.v1.ListDisclosuresRequest
+	(*ListDisclosuresResponse)(nil),         // 33: veilmatch.v1.ListDisclosuresResponse
+	(*GetVocabularyRequest)(nil),            // 34: veilmatch.v1.GetVocabularyRequest
+	(*GetVocabularyResponse)(nil),           // 35: veilmatch.v1.GetVocabularyResponse
+	nil,                                     // 36: veilmatch.v1.ListInfo.NormalizationEntry
+	(*timestamppb.Timestamp)(nil),           // 37: google.protobuf.Timestamp
 }
 var file_veilmatch_v1_hub_proto_depIdxs = []int32{
-	34, // 0: veilmatch.v1.ListInfo.expires_at:type_name -> google.protobuf.Timestamp
+	37, // 0: veilmatch.v1.ListInfo.expires_at:type_name -> google.protobuf.Timestamp
 	2,  // 1: veilmatch.v1.ListInfo.sharing:type_name -> veilmatch.v1.Sharing
-	34, // 2: veilmatch.v1.ListInfo.committed_at:type_name -> google.protobuf.Timestamp
-	33, // 3: veilmatch.v1.ListInfo.normalization:type_name -> veilmatch.v1.ListInfo.NormalizationEntry
+	37, // 2: veilmatch.v1.ListInfo.committed_at:type_name -> google.protobuf.Timestamp
+	36, // 3: veilmatch.v1.ListInfo.normalization:type_name -> veilmatch.v1.ListInfo.NormalizationEntry
 	3,  // 4: veilmatch.v1.PublishBegin.list:type_name -> veilmatch.v1.ListInfo
 	4,  // 5: veilmatch.v1.PublishBatch.entries:type_name -> veilmatch.v1.Entry
 	5,  // 6: veilmatch.v1.PublishRequest.begin:type_name -> veilmatch.v1.PublishBegin
@@ -2374,37 +2635,41 @@ var file_veilmatch_v1_hub_proto_depIdxs = []int32{
 	14, // 15: veilmatch.v1.CheckResponse.counts:type_name -> veilmatch.v1.ClassCount
 	3,  // 16: veilmatch.v1.ListListsResponse.lists:type_name -> veilmatch.v1.ListInfo
 	1,  // 17: veilmatch.v1.DisclosureRequest.status:type_name -> veilmatch.v1.DisclosureRequestStatus
-	34, // 18: veilmatch.v1.DisclosureRequest.created_at:type_name -> google.protobuf.Timestamp
-	34, // 19: veilmatch.v1.DisclosureRequest.answered_at:type_name -> google.protobuf.Timestamp
-	25, // 20: veilmatch.v1.ListDisclosureRequestsResponse.requests:type_name -> veilmatch.v1.DisclosureRequest
-	25, // 21: veilmatch.v1.AnswerDisclosureRequestResponse.request:type_name -> veilmatch.v1.DisclosureRequest
-	34, // 22: veilmatch.v1.Disclosure.time:type_name -> google.protobuf.Timestamp
-	30, // 23: veilmatch.v1.ListDisclosuresResponse.disclosures:type_name -> veilmatch.v1.Disclosure
-	8,  // 24: veilmatch.v1.HubService.Publish:input_type -> veilmatch.v1.PublishRequest
-	10, // 25: veilmatch.v1.HubService.GetUploadStatus:input_type -> veilmatch.v1.GetUploadStatusRequest
-	15, // 26: veilmatch.v1.HubService.Overlaps:input_type -> veilmatch.v1.OverlapsRequest
-	17, // 27: veilmatch.v1.HubService.Check:input_type -> veilmatch.v1.CheckRequest
-	19, // 28: veilmatch.v1.HubService.ListLists:input_type -> veilmatch.v1.ListListsRequest
-	21, // 29: veilmatch.v1.HubService.DeleteList:input_type -> veilmatch.v1.DeleteListRequest
-	23, // 30: veilmatch.v1.HubService.RequestDisclosure:input_type -> veilmatch.v1.RequestDisclosureRequest
-	26, // 31: veilmatch.v1.HubService.ListDisclosureRequests:input_type -> veilmatch.v1.ListDisclosureRequestsRequest
-	28, // 32: veilmatch.v1.HubService.AnswerDisclosureRequest:input_type -> veilmatch.v1.AnswerDisclosureRequestRequest
-	31, // 33: veilmatch.v1.HubService.ListDisclosures:input_type -> veilmatch.v1.ListDisclosuresRequest
-	9,  // 34: veilmatch.v1.HubService.Publish:output_type -> veilmatch.v1.PublishResponse
-	11, // 35: veilmatch.v1.HubService.GetUploadStatus:output_type -> veilmatch.v1.GetUploadStatusResponse
-	16, // 36: veilmatch.v1.HubService.Overlaps:output_type -> veilmatch.v1.OverlapsResponse
-	18, // 37: veilmatch.v1.HubService.Check:output_type -> veilmatch.v1.CheckResponse
-	20, // 38: veilmatch.v1.HubService.ListLists:output_type -> veilmatch.v1.ListListsResponse
-	22, // 39: veilmatch.v1.HubService.DeleteList:output_type -> veilmatch.v1.DeleteListResponse
-	24, // 40: veilmatch.v1.HubService.RequestDisclosure:output_type -> veilmatch.v1.RequestDisclosureResponse
-	27, // 41: veilmatch.v1.HubService.ListDisclosureRequests:output_type -> veilmatch.v1.ListDisclosureRequestsResponse
-	29, // 42: veilmatch.v1.HubService.AnswerDisclosureRequest:output_type -> veilmatch.v1.AnswerDisclosureRequestResponse
-	32, // 43: veilmatch.v1.HubService.ListDisclosures:output_type -> veilmatch.v1.ListDisclosuresResponse
-	34, // [34:44] is the sub-list for method output_type
-	24, // [24:34] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	37, // 18: veilmatch.v1.DisclosureRequest.created_at:type_name -> google.protobuf.Timestamp
+	37, // 19: veilmatch.v1.DisclosureRequest.answered_at:type_name -> google.protobuf.Timestamp
+	26, // 20: veilmatch.v1.DisclosureRequest.approvals:type_name -> veilmatch.v1.DisclosureApproval
+	37, // 21: veilmatch.v1.DisclosureApproval.answered_at:type_name -> google.protobuf.Timestamp
+	25, // 22: veilmatch.v1.ListDisclosureRequestsResponse.requests:type_name -> veilmatch.v1.DisclosureRequest
+	25, // 23: veilmatch.v1.AnswerDisclosureRequestResponse.request:type_name -> veilmatch.v1.DisclosureRequest
+	37, // 24: veilmatch.v1.Disclosure.time:type_name -> google.protobuf.Timestamp
+	31, // 25: veilmatch.v1.ListDisclosuresResponse.disclosures:type_name -> veilmatch.v1.Disclosure
+	8,  // 26: veilmatch.v1.HubService.Publish:input_type -> veilmatch.v1.PublishRequest
+	10, // 27: veilmatch.v1.HubService.GetUploadStatus:input_type -> veilmatch.v1.GetUploadStatusRequest
+	15, // 28: veilmatch.v1.HubService.Overlaps:input_type -> veilmatch.v1.OverlapsRequest
+	17, // 29: veilmatch.v1.HubService.Check:input_type -> veilmatch.v1.CheckRequest
+	19, // 30: veilmatch.v1.HubService.ListLists:input_type -> veilmatch.v1.ListListsRequest
+	21, // 31: veilmatch.v1.HubService.DeleteList:input_type -> veilmatch.v1.DeleteListRequest
+	23, // 32: veilmatch.v1.HubService.RequestDisclosure:input_type -> veilmatch.v1.RequestDisclosureRequest
+	27, // 33: veilmatch.v1.HubService.ListDisclosureRequests:input_type -> veilmatch.v1.ListDisclosureRequestsRequest
+	29, // 34: veilmatch.v1.HubService.AnswerDisclosureRequest:input_type -> veilmatch.v1.AnswerDisclosureRequestRequest
+	32, // 35: veilmatch.v1.HubService.ListDisclosures:input_type -> veilmatch.v1.ListDisclosuresRequest
+	34, // 36: veilmatch.v1.HubService.GetVocabulary:input_type -> veilmatch.v1.GetVocabularyRequest
+	9,  // 37: veilmatch.v1.HubService.Publish:output_type -> veilmatch.v1.PublishResponse
+	11, // 38: veilmatch.v1.HubService.GetUploadStatus:output_type -> veilmatch.v1.GetUploadStatusResponse
+	16, // 39: veilmatch.v1.HubService.Overlaps:output_type -> veilmatch.v1.OverlapsResponse
+	18, // 40: veilmatch.v1.HubService.Check:output_type -> veilmatch.v1.CheckResponse
+	20, // 41: veilmatch.v1.HubService.ListLists:output_type -> veilmatch.v1.ListListsResponse
+	22, // 42: veilmatch.v1.HubService.DeleteList:output_type -> veilmatch.v1.DeleteListResponse
+	24, // 43: veilmatch.v1.HubService.RequestDisclosure:output_type -> veilmatch.v1.RequestDisclosureResponse
+	28, // 44: veilmatch.v1.HubService.ListDisclosureRequests:output_type -> veilmatch.v1.ListDisclosureRequestsResponse
+	30, // 45: veilmatch.v1.HubService.AnswerDisclosureRequest:output_type -> veilmatch.v1.AnswerDisclosureRequestResponse
+	33, // 46: veilmatch.v1.HubService.ListDisclosures:output_type -> veilmatch.v1.ListDisclosuresResponse
+	35, // 47: veilmatch.v1.HubService.GetVocabulary:output_type -> veilmatch.v1.GetVocabularyResponse
+	37, // [37:48] is the sub-list for method output_type
+	26, // [26:37] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_veilmatch_v1_hub_proto_init() }
@@ -2423,7 +2688,7 @@ func file_veilmatch_v1_hub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_veilmatch_v1_hub_proto_rawDesc), len(file_veilmatch_v1_hub_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   32,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

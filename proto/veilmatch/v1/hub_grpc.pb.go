@@ -29,6 +29,7 @@ const (
 	HubService_ListDisclosureRequests_FullMethodName  = "/veilmatch.v1.HubService/ListDisclosureRequests"
 	HubService_AnswerDisclosureRequest_FullMethodName = "/veilmatch.v1.HubService/AnswerDisclosureRequest"
 	HubService_ListDisclosures_FullMethodName         = "/veilmatch.v1.HubService/ListDisclosures"
+	HubService_GetVocabulary_FullMethodName           = "/veilmatch.v1.HubService/GetVocabulary"
 )
 
 // HubServiceClient is the client API for HubService service.
@@ -69,8 +70,13 @@ type HubServiceClient interface {
 	// caller's lists. On approval the requester sees those matches at full.
 	AnswerDisclosureRequest(ctx context.Context, in *AnswerDisclosureRequestRequest, opts ...grpc.CallOption) (*AnswerDisclosureRequestResponse, error)
 	// ListDisclosures tells an owner who learned matches of its lists at full,
-	// when, and for which purpose and case.
+	// when, by which action, and for which purpose and case.
 	ListDisclosures(ctx context.Context, in *ListDisclosuresRequest, opts ...grpc.CallOption) (*ListDisclosuresResponse, error)
+	// GetVocabulary returns the closed vocabulary of the policy in force:
+	// the identifier kinds, list categories and roles the hub accepts, and
+	// the purposes the caller's role may state. Clients check their input
+	// against it before blinding anything.
+	GetVocabulary(ctx context.Context, in *GetVocabularyRequest, opts ...grpc.CallOption) (*GetVocabularyResponse, error)
 }
 
 type hubServiceClient struct {
@@ -184,6 +190,16 @@ func (c *hubServiceClient) ListDisclosures(ctx context.Context, in *ListDisclosu
 	return out, nil
 }
 
+func (c *hubServiceClient) GetVocabulary(ctx context.Context, in *GetVocabularyRequest, opts ...grpc.CallOption) (*GetVocabularyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetVocabularyResponse)
+	err := c.cc.Invoke(ctx, HubService_GetVocabulary_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HubServiceServer is the server API for HubService service.
 // All implementations must embed UnimplementedHubServiceServer
 // for forward compatibility.
@@ -222,8 +238,13 @@ type HubServiceServer interface {
 	// caller's lists. On approval the requester sees those matches at full.
 	AnswerDisclosureRequest(context.Context, *AnswerDisclosureRequestRequest) (*AnswerDisclosureRequestResponse, error)
 	// ListDisclosures tells an owner who learned matches of its lists at full,
-	// when, and for which purpose and case.
+	// when, by which action, and for which purpose and case.
 	ListDisclosures(context.Context, *ListDisclosuresRequest) (*ListDisclosuresResponse, error)
+	// GetVocabulary returns the closed vocabulary of the policy in force:
+	// the identifier kinds, list categories and roles the hub accepts, and
+	// the purposes the caller's role may state. Clients check their input
+	// against it before blinding anything.
+	GetVocabulary(context.Context, *GetVocabularyRequest) (*GetVocabularyResponse, error)
 	mustEmbedUnimplementedHubServiceServer()
 }
 
@@ -263,6 +284,9 @@ func (UnimplementedHubServiceServer) AnswerDisclosureRequest(context.Context, *A
 }
 func (UnimplementedHubServiceServer) ListDisclosures(context.Context, *ListDisclosuresRequest) (*ListDisclosuresResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListDisclosures not implemented")
+}
+func (UnimplementedHubServiceServer) GetVocabulary(context.Context, *GetVocabularyRequest) (*GetVocabularyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetVocabulary not implemented")
 }
 func (UnimplementedHubServiceServer) mustEmbedUnimplementedHubServiceServer() {}
 func (UnimplementedHubServiceServer) testEmbeddedByValue()                    {}
@@ -454,6 +478,24 @@ func _HubService_ListDisclosures_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _HubService_GetVocabulary_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetVocabularyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HubServiceServer).GetVocabulary(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HubService_GetVocabulary_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HubServiceServer).GetVocabulary(ctx, req.(*GetVocabularyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // HubService_ServiceDesc is the grpc.ServiceDesc for HubService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -496,6 +538,10 @@ var HubService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListDisclosures",
 			Handler:    _HubService_ListDisclosures_Handler,
+		},
+		{
+			MethodName: "GetVocabulary",
+			Handler:    _HubService_GetVocabulary_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -61,10 +61,14 @@ func (*GetPublicKeyRequest) Descriptor() ([]byte, []int) {
 // GetPublicKeyResponse names the key (its epoch), the suite and the RFC 9497
 // serialization of the public key (SerializeElement).
 type GetPublicKeyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	KeyId         string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
-	Suite         string                 `protobuf:"bytes,2,opt,name=suite,proto3" json:"suite,omitempty"`
-	PublicKey     []byte                 `protobuf:"bytes,3,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	KeyId     string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Suite     string                 `protobuf:"bytes,2,opt,name=suite,proto3" json:"suite,omitempty"`
+	PublicKey []byte                 `protobuf:"bytes,3,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	// endorsements are the links, oldest first, by which each earlier key
+	// vouched for the next up to this one. A client that pinned an earlier key
+	// trusts this key only through them.
+	Endorsements  []*KeyEndorsement `protobuf:"bytes,4,rep,name=endorsements,proto3" json:"endorsements,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -120,6 +124,92 @@ func (x *GetPublicKeyResponse) GetPublicKey() []byte {
 	return nil
 }
 
+func (x *GetPublicKeyResponse) GetEndorsements() []*KeyEndorsement {
+	if x != nil {
+		return x.Endorsements
+	}
+	return nil
+}
+
+// KeyEndorsement says that the key (key_id, public_key) is endorsed by the
+// key (by_key_id, by_public_key): proof is a Schnorr proof of knowledge of
+// the endorsing private key (V || R, 64 bytes) bound to all four fields.
+type KeyEndorsement struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KeyId         string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	PublicKey     []byte                 `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	ByKeyId       string                 `protobuf:"bytes,3,opt,name=by_key_id,json=byKeyId,proto3" json:"by_key_id,omitempty"`
+	ByPublicKey   []byte                 `protobuf:"bytes,4,opt,name=by_public_key,json=byPublicKey,proto3" json:"by_public_key,omitempty"`
+	Proof         []byte                 `protobuf:"bytes,5,opt,name=proof,proto3" json:"proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyEndorsement) Reset() {
+	*x = KeyEndorsement{}
+	mi := &file_veilmatch_v1_key_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyEndorsement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyEndorsement) ProtoMessage() {}
+
+func (x *KeyEndorsement) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_key_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyEndorsement.ProtoReflect.Descriptor instead.
+func (*KeyEndorsement) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_key_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *KeyEndorsement) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *KeyEndorsement) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *KeyEndorsement) GetByKeyId() string {
+	if x != nil {
+		return x.ByKeyId
+	}
+	return ""
+}
+
+func (x *KeyEndorsement) GetByPublicKey() []byte {
+	if x != nil {
+		return x.ByPublicKey
+	}
+	return nil
+}
+
+func (x *KeyEndorsement) GetProof() []byte {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
 // EvaluateRequest carries blinded elements, each an RFC 9497 SerializeElement
 // encoding, to be evaluated under the key named by key_id (empty: current key).
 type EvaluateRequest struct {
@@ -132,7 +222,7 @@ type EvaluateRequest struct {
 
 func (x *EvaluateRequest) Reset() {
 	*x = EvaluateRequest{}
-	mi := &file_veilmatch_v1_key_proto_msgTypes[2]
+	mi := &file_veilmatch_v1_key_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -144,7 +234,7 @@ func (x *EvaluateRequest) String() string {
 func (*EvaluateRequest) ProtoMessage() {}
 
 func (x *EvaluateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_veilmatch_v1_key_proto_msgTypes[2]
+	mi := &file_veilmatch_v1_key_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -157,7 +247,7 @@ func (x *EvaluateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateRequest.ProtoReflect.Descriptor instead.
 func (*EvaluateRequest) Descriptor() ([]byte, []int) {
-	return file_veilmatch_v1_key_proto_rawDescGZIP(), []int{2}
+	return file_veilmatch_v1_key_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *EvaluateRequest) GetKeyId() string {
@@ -187,7 +277,7 @@ type EvaluateResponse struct {
 
 func (x *EvaluateResponse) Reset() {
 	*x = EvaluateResponse{}
-	mi := &file_veilmatch_v1_key_proto_msgTypes[3]
+	mi := &file_veilmatch_v1_key_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -199,7 +289,7 @@ func (x *EvaluateResponse) String() string {
 func (*EvaluateResponse) ProtoMessage() {}
 
 func (x *EvaluateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_veilmatch_v1_key_proto_msgTypes[3]
+	mi := &file_veilmatch_v1_key_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -212,7 +302,7 @@ func (x *EvaluateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateResponse.ProtoReflect.Descriptor instead.
 func (*EvaluateResponse) Descriptor() ([]byte, []int) {
-	return file_veilmatch_v1_key_proto_rawDescGZIP(), []int{3}
+	return file_veilmatch_v1_key_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *EvaluateResponse) GetKeyId() string {
@@ -241,12 +331,20 @@ var File_veilmatch_v1_key_proto protoreflect.FileDescriptor
 const file_veilmatch_v1_key_proto_rawDesc = "" +
 	"\n" +
 	"\x16veilmatch/v1/key.proto\x12\fveilmatch.v1\"\x15\n" +
-	"\x13GetPublicKeyRequest\"b\n" +
+	"\x13GetPublicKeyRequest\"\xa4\x01\n" +
 	"\x14GetPublicKeyResponse\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x14\n" +
 	"\x05suite\x18\x02 \x01(\tR\x05suite\x12\x1d\n" +
 	"\n" +
-	"public_key\x18\x03 \x01(\fR\tpublicKey\"S\n" +
+	"public_key\x18\x03 \x01(\fR\tpublicKey\x12@\n" +
+	"\fendorsements\x18\x04 \x03(\v2\x1c.veilmatch.v1.KeyEndorsementR\fendorsements\"\x9c\x01\n" +
+	"\x0eKeyEndorsement\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x02 \x01(\fR\tpublicKey\x12\x1a\n" +
+	"\tby_key_id\x18\x03 \x01(\tR\abyKeyId\x12\"\n" +
+	"\rby_public_key\x18\x04 \x01(\fR\vbyPublicKey\x12\x14\n" +
+	"\x05proof\x18\x05 \x01(\fR\x05proof\"S\n" +
 	"\x0fEvaluateRequest\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12)\n" +
 	"\x10blinded_elements\x18\x02 \x03(\fR\x0fblindedElements\"n\n" +
@@ -271,23 +369,25 @@ func file_veilmatch_v1_key_proto_rawDescGZIP() []byte {
 	return file_veilmatch_v1_key_proto_rawDescData
 }
 
-var file_veilmatch_v1_key_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_veilmatch_v1_key_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_veilmatch_v1_key_proto_goTypes = []any{
 	(*GetPublicKeyRequest)(nil),  // 0: veilmatch.v1.GetPublicKeyRequest
 	(*GetPublicKeyResponse)(nil), // 1: veilmatch.v1.GetPublicKeyResponse
-	(*EvaluateRequest)(nil),      // 2: veilmatch.v1.EvaluateRequest
-	(*EvaluateResponse)(nil),     // 3: veilmatch.v1.EvaluateResponse
+	(*KeyEndorsement)(nil),       // 2: veilmatch.v1.KeyEndorsement
+	(*EvaluateRequest)(nil),      // 3: veilmatch.v1.EvaluateRequest
+	(*EvaluateResponse)(nil),     // 4: veilmatch.v1.EvaluateResponse
 }
 var file_veilmatch_v1_key_proto_depIdxs = []int32{
-	0, // 0: veilmatch.v1.KeyService.GetPublicKey:input_type -> veilmatch.v1.GetPublicKeyRequest
-	2, // 1: veilmatch.v1.KeyService.Evaluate:input_type -> veilmatch.v1.EvaluateRequest
-	1, // 2: veilmatch.v1.KeyService.GetPublicKey:output_type -> veilmatch.v1.GetPublicKeyResponse
-	3, // 3: veilmatch.v1.KeyService.Evaluate:output_type -> veilmatch.v1.EvaluateResponse
-	2, // [2:4] is the sub-list for method output_type
-	0, // [0:2] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	2, // 0: veilmatch.v1.GetPublicKeyResponse.endorsements:type_name -> veilmatch.v1.KeyEndorsement
+	0, // 1: veilmatch.v1.KeyService.GetPublicKey:input_type -> veilmatch.v1.GetPublicKeyRequest
+	3, // 2: veilmatch.v1.KeyService.Evaluate:input_type -> veilmatch.v1.EvaluateRequest
+	1, // 3: veilmatch.v1.KeyService.GetPublicKey:output_type -> veilmatch.v1.GetPublicKeyResponse
+	4, // 4: veilmatch.v1.KeyService.Evaluate:output_type -> veilmatch.v1.EvaluateResponse
+	3, // [3:5] is the sub-list for method output_type
+	1, // [1:3] is the sub-list for method input_type
+	1, // [1:1] is the sub-list for extension type_name
+	1, // [1:1] is the sub-list for extension extendee
+	0, // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_veilmatch_v1_key_proto_init() }
@@ -301,7 +401,7 @@ func file_veilmatch_v1_key_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_veilmatch_v1_key_proto_rawDesc), len(file_veilmatch_v1_key_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

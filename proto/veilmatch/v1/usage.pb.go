@@ -176,10 +176,12 @@ type ReportKeyUsageRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Usage    []*DailyKeyUsage       `protobuf:"bytes,1,rep,name=usage,proto3" json:"usage,omitempty"`
 	Refusals []*QuotaRefusal        `protobuf:"bytes,2,rep,name=refusals,proto3" json:"refusals,omitempty"`
-	// key_ids are the key ids (epochs) the key server evaluates now, current
-	// first. Lists made under any other key id are retired: they no longer
-	// match, and their owners must publish them again.
-	KeyIds        []string `protobuf:"bytes,3,rep,name=key_ids,json=keyIds,proto3" json:"key_ids,omitempty"`
+	// keys are the keys (epochs) the key server evaluates now, current first.
+	// The hub accepts a key it does not know yet only when a key it trusts
+	// endorses it (or its operator configured it); then lists made under any
+	// key not listed are retired: they no longer match, and their owners must
+	// publish them again.
+	Keys          []*ServedKey `protobuf:"bytes,4,rep,name=keys,proto3" json:"keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -228,9 +230,71 @@ func (x *ReportKeyUsageRequest) GetRefusals() []*QuotaRefusal {
 	return nil
 }
 
-func (x *ReportKeyUsageRequest) GetKeyIds() []string {
+func (x *ReportKeyUsageRequest) GetKeys() []*ServedKey {
 	if x != nil {
-		return x.KeyIds
+		return x.Keys
+	}
+	return nil
+}
+
+// ServedKey is one key the key server evaluates, with the endorsements that
+// lead to it (see GetPublicKeyResponse).
+type ServedKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KeyId         string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	PublicKey     []byte                 `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	Endorsements  []*KeyEndorsement      `protobuf:"bytes,3,rep,name=endorsements,proto3" json:"endorsements,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServedKey) Reset() {
+	*x = ServedKey{}
+	mi := &file_veilmatch_v1_usage_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServedKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServedKey) ProtoMessage() {}
+
+func (x *ServedKey) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_usage_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServedKey.ProtoReflect.Descriptor instead.
+func (*ServedKey) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_usage_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ServedKey) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *ServedKey) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *ServedKey) GetEndorsements() []*KeyEndorsement {
+	if x != nil {
+		return x.Endorsements
 	}
 	return nil
 }
@@ -245,7 +309,7 @@ type ReportKeyUsageResponse struct {
 
 func (x *ReportKeyUsageResponse) Reset() {
 	*x = ReportKeyUsageResponse{}
-	mi := &file_veilmatch_v1_usage_proto_msgTypes[3]
+	mi := &file_veilmatch_v1_usage_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -257,7 +321,7 @@ func (x *ReportKeyUsageResponse) String() string {
 func (*ReportKeyUsageResponse) ProtoMessage() {}
 
 func (x *ReportKeyUsageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_veilmatch_v1_usage_proto_msgTypes[3]
+	mi := &file_veilmatch_v1_usage_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -270,7 +334,7 @@ func (x *ReportKeyUsageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportKeyUsageResponse.ProtoReflect.Descriptor instead.
 func (*ReportKeyUsageResponse) Descriptor() ([]byte, []int) {
-	return file_veilmatch_v1_usage_proto_rawDescGZIP(), []int{3}
+	return file_veilmatch_v1_usage_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ReportKeyUsageResponse) GetRecords() uint64 {
@@ -284,7 +348,7 @@ var File_veilmatch_v1_usage_proto protoreflect.FileDescriptor
 
 const file_veilmatch_v1_usage_proto_rawDesc = "" +
 	"\n" +
-	"\x18veilmatch/v1/usage.proto\x12\fveilmatch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x01\n" +
+	"\x18veilmatch/v1/usage.proto\x12\fveilmatch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16veilmatch/v1/key.proto\"\x93\x01\n" +
 	"\rDailyKeyUsage\x12\x10\n" +
 	"\x03day\x18\x01 \x01(\tR\x03day\x12\x16\n" +
 	"\x06agency\x18\x02 \x01(\tR\x06agency\x12 \n" +
@@ -295,11 +359,16 @@ const file_veilmatch_v1_usage_proto_rawDesc = "" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
 	"\x06agency\x18\x02 \x01(\tR\x06agency\x12\x1a\n" +
 	"\belements\x18\x03 \x01(\x04R\belements\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x9b\x01\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xbe\x01\n" +
 	"\x15ReportKeyUsageRequest\x121\n" +
 	"\x05usage\x18\x01 \x03(\v2\x1b.veilmatch.v1.DailyKeyUsageR\x05usage\x126\n" +
-	"\brefusals\x18\x02 \x03(\v2\x1a.veilmatch.v1.QuotaRefusalR\brefusals\x12\x17\n" +
-	"\akey_ids\x18\x03 \x03(\tR\x06keyIds\"2\n" +
+	"\brefusals\x18\x02 \x03(\v2\x1a.veilmatch.v1.QuotaRefusalR\brefusals\x12+\n" +
+	"\x04keys\x18\x04 \x03(\v2\x17.veilmatch.v1.ServedKeyR\x04keysJ\x04\b\x03\x10\x04R\akey_ids\"\x83\x01\n" +
+	"\tServedKey\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x02 \x01(\fR\tpublicKey\x12@\n" +
+	"\fendorsements\x18\x03 \x03(\v2\x1c.veilmatch.v1.KeyEndorsementR\fendorsements\"2\n" +
 	"\x16ReportKeyUsageResponse\x12\x18\n" +
 	"\arecords\x18\x01 \x01(\x04R\arecords2k\n" +
 	"\fUsageService\x12[\n" +
@@ -317,25 +386,29 @@ func file_veilmatch_v1_usage_proto_rawDescGZIP() []byte {
 	return file_veilmatch_v1_usage_proto_rawDescData
 }
 
-var file_veilmatch_v1_usage_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_veilmatch_v1_usage_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_veilmatch_v1_usage_proto_goTypes = []any{
 	(*DailyKeyUsage)(nil),          // 0: veilmatch.v1.DailyKeyUsage
 	(*QuotaRefusal)(nil),           // 1: veilmatch.v1.QuotaRefusal
 	(*ReportKeyUsageRequest)(nil),  // 2: veilmatch.v1.ReportKeyUsageRequest
-	(*ReportKeyUsageResponse)(nil), // 3: veilmatch.v1.ReportKeyUsageResponse
-	(*timestamppb.Timestamp)(nil),  // 4: google.protobuf.Timestamp
+	(*ServedKey)(nil),              // 3: veilmatch.v1.ServedKey
+	(*ReportKeyUsageResponse)(nil), // 4: veilmatch.v1.ReportKeyUsageResponse
+	(*timestamppb.Timestamp)(nil),  // 5: google.protobuf.Timestamp
+	(*KeyEndorsement)(nil),         // 6: veilmatch.v1.KeyEndorsement
 }
 var file_veilmatch_v1_usage_proto_depIdxs = []int32{
-	4, // 0: veilmatch.v1.QuotaRefusal.time:type_name -> google.protobuf.Timestamp
+	5, // 0: veilmatch.v1.QuotaRefusal.time:type_name -> google.protobuf.Timestamp
 	0, // 1: veilmatch.v1.ReportKeyUsageRequest.usage:type_name -> veilmatch.v1.DailyKeyUsage
 	1, // 2: veilmatch.v1.ReportKeyUsageRequest.refusals:type_name -> veilmatch.v1.QuotaRefusal
-	2, // 3: veilmatch.v1.UsageService.ReportKeyUsage:input_type -> veilmatch.v1.ReportKeyUsageRequest
-	3, // 4: veilmatch.v1.UsageService.ReportKeyUsage:output_type -> veilmatch.v1.ReportKeyUsageResponse
-	4, // [4:5] is the sub-list for method output_type
-	3, // [3:4] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	3, // 3: veilmatch.v1.ReportKeyUsageRequest.keys:type_name -> veilmatch.v1.ServedKey
+	6, // 4: veilmatch.v1.ServedKey.endorsements:type_name -> veilmatch.v1.KeyEndorsement
+	2, // 5: veilmatch.v1.UsageService.ReportKeyUsage:input_type -> veilmatch.v1.ReportKeyUsageRequest
+	4, // 6: veilmatch.v1.UsageService.ReportKeyUsage:output_type -> veilmatch.v1.ReportKeyUsageResponse
+	6, // [6:7] is the sub-list for method output_type
+	5, // [5:6] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_veilmatch_v1_usage_proto_init() }
@@ -343,13 +416,14 @@ func file_veilmatch_v1_usage_proto_init() {
 	if File_veilmatch_v1_usage_proto != nil {
 		return
 	}
+	file_veilmatch_v1_key_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_veilmatch_v1_usage_proto_rawDesc), len(file_veilmatch_v1_usage_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

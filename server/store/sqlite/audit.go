@@ -81,15 +81,64 @@ func (s *Store) AppendDecision(ctx context.Context, rec *audit.Record, notices [
 		if idx, err = appendRecord(ctx, tx, rec); err != nil {
 			return err
 		}
-		for _, n := range notices {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO notices (owner, list, requester, requester_list, entries, purpose, case_ref, time, decision_id)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, n.Owner, n.List, n.Requester, n.RequesterList, int64(n.Entries), n.Purpose, n.CaseRef, micros(n.Time), n.DecisionID); err != nil {
-				return fmt.Errorf("store notice: %w", err)
-			}
-		}
-		return nil
+		return insertNotices(ctx, tx, notices)
 	})
 	return idx, err
+}
+
+// insertNotices stores owner notices within tx.
+func insertNotices(ctx context.Context, tx *sql.Tx, notices []store.Notice) error {
+	for _, n := range notices {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO notices (owner, list, action, requester, requester_list, entries, purpose, case_ref, time, decision_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, n.Owner, n.List, n.Action, n.Requester, n.RequesterList, int64(n.Entries), n.Purpose, n.CaseRef, micros(n.Time), n.DecisionID); err != nil {
+			return fmt.Errorf("store notice: %w", err)
+		}
+	}
+	return nil
+}
+
+// CheckUse implements store.CheckUse.
+func (s *Store) CheckUse(ctx context.Context, agency, day string) (uint64, error) {
+	var n uint64
+	err := s.view(ctx, "check use", func(tx *sql.Tx) error {
+		var err error
+		n, err = checkUse(ctx, tx, agency, day)
+		return err
+	})
+	return n, err
+}
+
+func checkUse(ctx context.Context, tx *sql.Tx, agency, day string) (uint64, error) {
+	var n int64
+	err := tx.QueryRowContext(ctx, `SELECT entries FROM check_use WHERE agency = ? AND day = ?`, agency, day).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return uint64(n), err
+}
+
+// AppendCheckDecision implements store.CheckUse.
+func (s *Store) AppendCheckDecision(ctx context.Context, rec *audit.Record, notices []store.Notice, agency, day string, entries, limit uint64) error {
+	if entries > math.MaxInt64 || limit > math.MaxInt64 {
+		return fmt.Errorf("append check decision: %w: entries %d, limit %d", store.ErrInvalid, entries, limit)
+	}
+	return s.update(ctx, "append check decision", func(tx *sql.Tx) error {
+		used, err := checkUse(ctx, tx, agency, day)
+		if err != nil {
+			return err
+		}
+		if used+entries > limit {
+			return fmt.Errorf("%w: %s checked %d entries on %s; %d more exceed the limit of %d", store.ErrExhausted, agency, used, day, entries, limit)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO check_use (agency, day, entries) VALUES (?1, ?2, ?3)
+			ON CONFLICT (agency, day) DO UPDATE SET entries = entries + ?3`, agency, day, int64(entries)); err != nil {
+			return err
+		}
+		if _, err := appendRecord(ctx, tx, rec); err != nil {
+			return err
+		}
+		return insertNotices(ctx, tx, notices)
+	})
 }
 
 // AppendDecisions implements store.DecisionLog.

@@ -12,21 +12,21 @@ import (
 	"github.com/veilmatch/veilmatch/server/store"
 )
 
-const requestColumns = `id, requester, requester_list, requester_list_id, owner, list, list_id, entry_refs, entries,
-	reason, purpose, case_ref, status, created_at, answered_at, note`
+const requestColumns = `id, group_id, requester, requester_list, requester_list_id, owner, list, list_id, entry_refs, entries,
+	requested, reason, purpose, case_ref, status, created_at, answered_at, note`
 
 func scanRequest(row interface{ Scan(...any) error }) (store.DisclosureRequest, error) {
 	var r store.DisclosureRequest
 	var refs string
-	var entries, created, answered int64
-	if err := row.Scan(&r.ID, &r.Requester, &r.RequesterList, &r.RequesterListID, &r.Owner, &r.List, &r.ListID, &refs, &entries,
-		&r.Reason, &r.Purpose, &r.CaseRef, &r.Status, &created, &answered, &r.Note); err != nil {
+	var entries, requested, created, answered int64
+	if err := row.Scan(&r.ID, &r.GroupID, &r.Requester, &r.RequesterList, &r.RequesterListID, &r.Owner, &r.List, &r.ListID, &refs, &entries,
+		&requested, &r.Reason, &r.Purpose, &r.CaseRef, &r.Status, &created, &answered, &r.Note); err != nil {
 		return r, err
 	}
 	if err := json.Unmarshal([]byte(refs), &r.EntryRefs); err != nil {
 		return r, fmt.Errorf("request %s: entry refs: %w", r.ID, err)
 	}
-	r.Entries = uint64(entries)
+	r.Entries, r.Requested = uint64(entries), uint64(requested)
 	r.CreatedAt = fromMicros(created)
 	if answered != 0 {
 		r.AnsweredAt = fromMicros(answered)
@@ -46,10 +46,20 @@ func (s *Store) CreateDisclosureRequests(ctx context.Context, reqs []store.Discl
 			if err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO disclosure_requests (id, requester, requester_list, requester_list_id, owner, list, list_id,
-				entry_refs, entries, reason, purpose, case_ref, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				r.ID, r.Requester, r.RequesterList, r.RequesterListID, r.Owner, r.List, r.ListID, string(b), int64(r.Entries),
-				r.Reason, r.Purpose, r.CaseRef, store.RequestPending, micros(r.CreatedAt)); err != nil {
+			var group string
+			err = tx.QueryRowContext(ctx, `SELECT group_id FROM disclosure_requests WHERE status = ? AND requester_list_id = ? AND list_id = ?
+				AND entry_refs = ? AND purpose = ? AND case_ref = ? LIMIT 1`,
+				store.RequestPending, r.RequesterListID, r.ListID, string(b), r.Purpose, r.CaseRef).Scan(&group)
+			switch {
+			case err == nil:
+				return fmt.Errorf("%w: request %s for the same match, purpose and case is still pending", store.ErrConflict, group)
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO disclosure_requests (id, group_id, requester, requester_list, requester_list_id, owner, list, list_id,
+				entry_refs, entries, requested, reason, purpose, case_ref, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				r.ID, r.GroupID, r.Requester, r.RequesterList, r.RequesterListID, r.Owner, r.List, r.ListID, string(b), int64(r.Entries),
+				int64(r.Requested), r.Reason, r.Purpose, r.CaseRef, store.RequestPending, micros(r.CreatedAt)); err != nil {
 				return fmt.Errorf("store request: %w", err)
 			}
 		}
@@ -110,14 +120,14 @@ func (s *Store) Grants(ctx context.Context, requesterListID int64) ([]store.Disc
 
 // Notices implements store.Disclosures.
 func (s *Store) Notices(ctx context.Context, owner string) ([]store.Notice, error) {
-	return viewAll(ctx, s, "notices", scanNotice, `SELECT owner, list, requester, requester_list, entries, purpose, case_ref, time, decision_id
+	return viewAll(ctx, s, "notices", scanNotice, `SELECT owner, list, action, requester, requester_list, entries, purpose, case_ref, time, decision_id
 		FROM notices WHERE owner = ? ORDER BY id`, owner)
 }
 
 func scanNotice(row interface{ Scan(...any) error }) (store.Notice, error) {
 	var n store.Notice
 	var entries, t int64
-	if err := row.Scan(&n.Owner, &n.List, &n.Requester, &n.RequesterList, &entries, &n.Purpose, &n.CaseRef, &t, &n.DecisionID); err != nil {
+	if err := row.Scan(&n.Owner, &n.List, &n.Action, &n.Requester, &n.RequesterList, &entries, &n.Purpose, &n.CaseRef, &t, &n.DecisionID); err != nil {
 		return n, err
 	}
 	n.Entries, n.Time = uint64(entries), fromMicros(t)

@@ -27,7 +27,7 @@ type meta struct {
 const metaColumns = `kind, key_id, category, jurisdiction, expires_at, consent_roles, ngo_visible, normalization`
 
 // listColumns are the columns of lists that scanList reads.
-const listColumns = `id, owner, name, entries, committed_at, ` + metaColumns
+const listColumns = `id, owner, name, upload_id, entries, committed_at, ` + metaColumns
 
 func (m meta) args() []any {
 	return []any{m.kind, m.keyID, m.category, m.jurisdiction, m.expiresAt, m.consentRoles, m.ngoVisible, m.normalization}
@@ -86,7 +86,7 @@ func scanList(row interface{ Scan(...any) error }) (store.List, error) {
 		entries   int64
 		committed int64
 	)
-	if err := row.Scan(append([]any{&l.ID, &l.Owner, &l.Name, &entries, &committed}, m.dest()...)...); err != nil {
+	if err := row.Scan(append([]any{&l.ID, &l.Owner, &l.Name, &l.UploadID, &entries, &committed}, m.dest()...)...); err != nil {
 		return store.List{}, err
 	}
 	l.Kind, l.KeyID, l.Category, l.Jurisdiction = m.kind, m.keyID, m.category, m.jurisdiction
@@ -201,12 +201,8 @@ func (s *Store) ExpiredLists(ctx context.Context, now time.Time) ([]store.List, 
 		WHERE state = ? AND expires_at > 0 AND expires_at < ? ORDER BY id`, stateCommitted, micros(now))
 }
 
-// DeleteList implements store.Store. After the deletion it checkpoints the
-// write-ahead log and truncates it, so that the erased tokens survive neither
-// in the database file (secure_delete zeroes them there) nor in the log. The
-// truncation is best effort: while a reader still holds a snapshot from
-// before the deletion, the old log frames stay until a later checkpoint
-// overwrites them.
+// DeleteList implements store.Store. After the deletion it truncates the
+// write-ahead log (see truncateWAL).
 func (s *Store) DeleteList(ctx context.Context, owner, name string, rec *audit.Record) (uint64, error) {
 	var n uint64
 	err := s.update(ctx, "delete list", func(tx *sql.Tx) error {
@@ -232,11 +228,18 @@ func (s *Store) DeleteList(ctx context.Context, owner, name string, rec *audit.R
 	if err != nil {
 		return 0, err
 	}
-	// The deletion is committed, so the truncation runs even if ctx is done
-	// by now; its failure only delays the overwriting of old log frames and
-	// does not fail the call.
-	_, _ = s.w.ExecContext(context.WithoutCancel(ctx), `PRAGMA wal_checkpoint(TRUNCATE)`)
+	s.truncateWAL(ctx)
 	return n, nil
+}
+
+// truncateWAL checkpoints the write-ahead log into the database file and
+// truncates it, so that tokens just erased (secure_delete zeroes them in
+// the database file) do not linger in the log's frames. It runs after the
+// erasing transaction committed, even if ctx is done by now; its failure
+// (a reader still holding an older snapshot) only delays the overwriting of
+// old frames until a later checkpoint and does not fail the call.
+func (s *Store) truncateWAL(ctx context.Context) {
+	_, _ = s.w.ExecContext(context.WithoutCancel(ctx), `PRAGMA wal_checkpoint(TRUNCATE)`)
 }
 
 // overlapsSQL joins list version rowid range ?1..?2 on the token prefix index,

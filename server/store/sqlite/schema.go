@@ -144,6 +144,29 @@ CREATE TABLE key_epochs (
 	rank   INTEGER
 ) WITHOUT ROWID;
 `,
+	`
+-- Each reported key keeps the public key it was first reported with.
+ALTER TABLE key_epochs ADD COLUMN public_key BLOB;
+
+-- Owner notices say which action disclosed.
+ALTER TABLE notices ADD COLUMN action TEXT NOT NULL DEFAULT 'overlaps';
+
+-- The requests made from one match reference form a group, which is what
+-- the requester sees; requested is what the reference's answer showed it.
+ALTER TABLE disclosure_requests ADD COLUMN group_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE disclosure_requests ADD COLUMN requested INTEGER NOT NULL DEFAULT 0;
+UPDATE disclosure_requests SET group_id = id, requested = entries;
+CREATE INDEX disclosure_requests_group ON disclosure_requests (group_id);
+CREATE INDEX disclosure_requests_pending ON disclosure_requests (requester_list_id, list_id) WHERE status = 'pending';
+
+-- Entries each agency checked per UTC day (YYYY-MM-DD).
+CREATE TABLE check_use (
+	agency  TEXT    NOT NULL,
+	day     TEXT    NOT NULL,
+	entries INTEGER NOT NULL,
+	PRIMARY KEY (agency, day)
+) WITHOUT ROWID;
+`,
 }
 
 // migrate creates the schema version table if needed and applies the

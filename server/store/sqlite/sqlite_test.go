@@ -367,6 +367,26 @@ func TestDeleteErasesFromFiles(t *testing.T) {
 	}
 }
 
+// TestRepublishErasesFromFiles: the tokens of a superseded version leave
+// the database file and its write-ahead log when the new version commits.
+func TestRepublishErasesFromFiles(t *testing.T) {
+	s, path := openTemp(t)
+	closeOnCleanup(t, s)
+	old := entries("old", 300)
+	publish(t, s, "a", "l", "phone", old, 100)
+	for _, e := range old {
+		if !fileContains(t, path, e.Token) {
+			t.Fatal("a stored token is not in the files; the test cannot see erasure")
+		}
+	}
+	publish(t, s, "a", "l", "phone", entries("new", 300), 100)
+	for i, e := range old {
+		if fileContains(t, path, e.Token) {
+			t.Fatalf("token %d of the superseded version is still in the files", i)
+		}
+	}
+}
+
 func TestQueryPlans(t *testing.T) {
 	s, _ := openTemp(t)
 	closeOnCleanup(t, s)
@@ -427,17 +447,38 @@ func TestUpgrade(t *testing.T) {
 	ctx := context.Background()
 	s, path := openTemp(t)
 	l := publish(t, s, "a", "l", "phone", entries("x", 3), 2)
-	// Take the database back to the version before key epochs were stored.
-	for _, stmt := range []string{`DROP TABLE key_epochs`, fmt.Sprintf(`UPDATE schema_version SET version = %d`, len(migrations)-1)} {
+	if _, err := s.SetKeyEpochs(ctx, []store.KeyEpoch{{KeyID: "k1"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Take the database back to the version before public keys, notice
+	// actions, request groups and check use were stored.
+	for _, stmt := range []string{
+		`ALTER TABLE key_epochs DROP COLUMN public_key`,
+		`ALTER TABLE notices DROP COLUMN action`,
+		`DROP INDEX disclosure_requests_group`,
+		`DROP INDEX disclosure_requests_pending`,
+		`ALTER TABLE disclosure_requests DROP COLUMN group_id`,
+		`ALTER TABLE disclosure_requests DROP COLUMN requested`,
+		`DROP TABLE check_use`,
+		fmt.Sprintf(`UPDATE schema_version SET version = %d`, len(migrations)-1),
+	} {
 		if _, err := s.w.Exec(stmt); err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", stmt, err)
 		}
 	}
 	s = reopen(t, s, path)
 	if got, err := s.GetList(ctx, "a", "l"); err != nil || got.ID != l.ID || got.Entries != 3 {
 		t.Fatalf("after the upgrade GetList = %+v, %v; want list %d with 3 entries", got, err, l.ID)
 	}
-	if _, err := s.SetKeyEpochs(ctx, []string{"k1"}, nil); err != nil {
+	// A key stored without its public key takes the reported one.
+	pub := token("public key")
+	if _, err := s.SetKeyEpochs(ctx, []store.KeyEpoch{{KeyID: "k1", PublicKey: pub}}, nil); err != nil {
 		t.Fatalf("key epochs after the upgrade: %v", err)
+	}
+	if _, known, err := s.KeyEpochs(ctx); err != nil || len(known) != 1 || !bytes.Equal(known[0].PublicKey, pub) {
+		t.Fatalf("KeyEpochs after the upgrade = %+v, %v", known, err)
+	}
+	if n, err := s.CheckUse(ctx, "a", "2026-11-30"); err != nil || n != 0 {
+		t.Fatalf("CheckUse after the upgrade = %d, %v", n, err)
 	}
 }

@@ -250,14 +250,20 @@ func (s *Store) UploadStatus(ctx context.Context, owner, list, uploadID string) 
 	return seqs, committed, nil
 }
 
-// CommitUpload implements store.Store.
+// CommitUpload implements store.Store. When the commit supersedes a version,
+// it truncates the write-ahead log after erasing its tokens (see
+// truncateWAL).
 func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, totalBatches, totalEntries uint64, at time.Time, rec *audit.Record) (store.List, error) {
 	const op = "commit upload"
 	if totalBatches > math.MaxInt64 || totalEntries > maxPos+1 {
 		return store.List{}, fmt.Errorf("%s: %w: totals out of range", op, store.ErrInvalid)
 	}
-	var l store.List
+	var (
+		l          store.List
+		superseded bool
+	)
 	err := s.update(ctx, op, func(tx *sql.Tx) error {
+		superseded = false
 		u, err := findUpload(ctx, tx, owner, list, uploadID)
 		if err != nil {
 			return err
@@ -288,6 +294,7 @@ func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, 
 			if _, err := tx.ExecContext(ctx, `UPDATE lists SET state = ? WHERE id = ?`, stateSuperseded, old); err != nil {
 				return err
 			}
+			superseded = true
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
@@ -300,6 +307,9 @@ func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, 
 		}
 		return maybeAppend(ctx, tx, rec)
 	})
+	if err == nil && superseded {
+		s.truncateWAL(ctx)
+	}
 	return l, err
 }
 
@@ -373,6 +383,9 @@ func (s *Store) PurgeUploads(ctx context.Context, before time.Time) (int, error)
 		n = len(ids)
 		return nil
 	})
+	if n > 0 {
+		s.truncateWAL(ctx)
+	}
 	return n, err
 }
 

@@ -124,20 +124,39 @@ func testRecordWithAction(t *testing.T, s store.Store) {
 func testDisclosureRequests(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
-	mk := func(id, owner string, refs []uint64) store.DisclosureRequest {
-		return store.DisclosureRequest{ID: id, Requester: "req", RequesterList: "s", RequesterListID: 7, Owner: owner, List: "v", ListID: 9,
-			EntryRefs: refs, Entries: uint64(max(len(refs), 1)), Reason: "why", Purpose: "investigation", CaseRef: "C1", CreatedAt: now}
+	mk := func(id, owner string, listID int64, refs []uint64) store.DisclosureRequest {
+		return store.DisclosureRequest{ID: id, GroupID: "g1", Requester: "req", RequesterList: "s", RequesterListID: 7, Owner: owner, List: "v", ListID: listID,
+			EntryRefs: refs, Entries: uint64(max(len(refs), 1)), Requested: 3, Reason: "why", Purpose: "investigation", CaseRef: "C1", CreatedAt: now}
 	}
-	if err := s.CreateDisclosureRequests(ctx, []store.DisclosureRequest{mk("r1", "o1", []uint64{3}), mk("r2", "o2", nil)}, record("request_disclosure")); err != nil {
+	if err := s.CreateDisclosureRequests(ctx, []store.DisclosureRequest{mk("r1", "o1", 9, []uint64{3}), mk("r2", "o2", 10, nil)}, record("request_disclosure")); err != nil {
 		t.Fatal(err)
 	}
 	in, err := s.DisclosureRequests(ctx, "o1", "", false)
-	if err != nil || len(in) != 1 || in[0].ID != "r1" || in[0].Status != store.RequestPending || fmt.Sprint(in[0].EntryRefs) != "[3]" {
+	if err != nil || len(in) != 1 || in[0].ID != "r1" || in[0].GroupID != "g1" || in[0].Requested != 3 || in[0].Status != store.RequestPending || fmt.Sprint(in[0].EntryRefs) != "[3]" {
 		t.Fatalf("incoming for o1 = %+v, %v", in, err)
 	}
 	out, err := s.DisclosureRequests(ctx, "", "req", false)
 	if err != nil || len(out) != 2 {
 		t.Fatalf("outgoing = %d, %v", len(out), err)
+	}
+	// The same match, purpose and case again while pending: refused, whole.
+	dup := mk("r3", "o3", 11, nil)
+	again := mk("r4", "o1", 9, []uint64{3})
+	dup.GroupID, again.GroupID = "g2", "g2"
+	if err := s.CreateDisclosureRequests(ctx, []store.DisclosureRequest{dup, again}, record("request_disclosure")); !errors.Is(err, store.ErrConflict) || !strings.Contains(err.Error(), "g1") {
+		t.Fatalf("duplicate pending request: %v, want ErrConflict naming g1", err)
+	}
+	if in, _ := s.DisclosureRequests(ctx, "o3", "", true); len(in) != 0 {
+		t.Fatalf("a refused batch stored %+v", in)
+	}
+	// Another case is another request.
+	other := mk("r5", "o1", 9, []uint64{3})
+	other.GroupID, other.CaseRef = "g3", "C2"
+	if err := s.CreateDisclosureRequests(ctx, []store.DisclosureRequest{other}, nil); err != nil {
+		t.Fatalf("same match, other case: %v", err)
+	}
+	if _, err := s.AnswerDisclosureRequest(ctx, "r5", "o1", false, "", now, nil); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := s.AnswerDisclosureRequest(ctx, "r1", "o2", true, "", now, nil); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("answer by another owner: %v", err)
@@ -162,7 +181,7 @@ func testDisclosureRequests(t *testing.T, s store.Store) {
 	if all, _ := s.DisclosureRequests(ctx, "o2", "", true); len(all) != 1 || all[0].Status != store.RequestRefused {
 		t.Fatalf("all for o2 = %+v", all)
 	}
-	notice := store.Notice{Owner: "o1", List: "v", Requester: "req", RequesterList: "s", Entries: 2, Purpose: "investigation", CaseRef: "C1", Time: now, DecisionID: "d1"}
+	notice := store.Notice{Owner: "o1", List: "v", Action: "overlaps", Requester: "req", RequesterList: "s", Entries: 2, Purpose: "investigation", CaseRef: "C1", Time: now, DecisionID: "d1"}
 	if _, err := s.AppendDecision(ctx, record("overlaps"), []store.Notice{notice}); err != nil {
 		t.Fatal(err)
 	}
@@ -195,37 +214,97 @@ func testExpiredLists(t *testing.T, s store.Store) {
 }
 
 // testKeyEpochs: reports are stored with their record, an unchanged report
-// stores and appends nothing, and a key id once reported is remembered.
+// stores and appends nothing, a key once reported is remembered with its
+// public key, and a key id never changes its public key.
 func testKeyEpochs(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	if cur, seen, err := s.KeyEpochs(ctx); err != nil || len(cur) != 0 || len(seen) != 0 {
-		t.Fatalf("KeyEpochs of a new store = %q, %q, %v", cur, seen, err)
+	if cur, known, err := s.KeyEpochs(ctx); err != nil || len(cur) != 0 || len(known) != 0 {
+		t.Fatalf("KeyEpochs of a new store = %q, %v, %v", cur, known, err)
+	}
+	k := func(id string) store.KeyEpoch { return store.KeyEpoch{KeyID: id, PublicKey: tok("public key " + id)} }
+	ids := func(es []store.KeyEpoch) []string {
+		var out []string
+		for _, e := range es {
+			out = append(out, e.KeyID)
+		}
+		return out
 	}
 	steps := []struct {
-		report      []string
+		report      []store.KeyEpoch
 		changed     bool
-		seen        []string
+		known       []string
 		logSizeWant uint64
 	}{
-		{[]string{"k1"}, true, []string{"k1"}, 1},
-		{[]string{"k1"}, false, []string{"k1"}, 1},
-		{[]string{"k2", "k1"}, true, []string{"k1", "k2"}, 2},
-		{[]string{"k1", "k2"}, true, []string{"k1", "k2"}, 3}, // order is part of the report
-		{[]string{"k2"}, true, []string{"k1", "k2"}, 4},
-		{[]string{"k3"}, true, []string{"k1", "k2", "k3"}, 5},
+		{[]store.KeyEpoch{k("k1")}, true, []string{"k1"}, 1},
+		{[]store.KeyEpoch{k("k1")}, false, []string{"k1"}, 1},
+		{[]store.KeyEpoch{k("k2"), k("k1")}, true, []string{"k1", "k2"}, 2},
+		{[]store.KeyEpoch{k("k1"), k("k2")}, true, []string{"k1", "k2"}, 3}, // order is part of the report
+		{[]store.KeyEpoch{k("k2")}, true, []string{"k1", "k2"}, 4},
+		{[]store.KeyEpoch{k("k3")}, true, []string{"k1", "k2", "k3"}, 5},
 	}
 	for i, st := range steps {
 		changed, err := s.SetKeyEpochs(ctx, st.report, record("key_epochs"))
 		if err != nil || changed != st.changed {
-			t.Fatalf("step %d: SetKeyEpochs(%q) = %v, %v; want %v", i, st.report, changed, err, st.changed)
+			t.Fatalf("step %d: SetKeyEpochs(%v) = %v, %v; want %v", i, ids(st.report), changed, err, st.changed)
 		}
-		cur, seen, err := s.KeyEpochs(ctx)
-		if err != nil || !slices.Equal(cur, st.report) || !slices.Equal(seen, st.seen) {
-			t.Fatalf("step %d: KeyEpochs = %q, %q, %v; want %q, %q", i, cur, seen, err, st.report, st.seen)
+		cur, known, err := s.KeyEpochs(ctx)
+		if err != nil || !slices.Equal(cur, ids(st.report)) || !slices.Equal(ids(known), st.known) {
+			t.Fatalf("step %d: KeyEpochs = %q, %q, %v; want %q, %q", i, cur, ids(known), err, ids(st.report), st.known)
+		}
+		for _, e := range known {
+			if !slices.Equal(e.PublicKey, k(e.KeyID).PublicKey) {
+				t.Fatalf("step %d: key %s has another public key", i, e.KeyID)
+			}
 		}
 		if size, _, err := s.LogHead(ctx); err != nil || size != st.logSizeWant {
 			t.Fatalf("step %d: log size %d, %v; want %d", i, size, err, st.logSizeWant)
 		}
+	}
+	forged := store.KeyEpoch{KeyID: "k1", PublicKey: tok("another key")}
+	if _, err := s.SetKeyEpochs(ctx, []store.KeyEpoch{forged}, record("key_epochs")); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("k1 with another public key: %v, want ErrConflict", err)
+	}
+	if cur, _, _ := s.KeyEpochs(ctx); !slices.Equal(cur, []string{"k3"}) {
+		t.Fatalf("a refused report changed the current keys to %q", cur)
+	}
+	if size, _, _ := s.LogHead(ctx); size != 5 {
+		t.Fatalf("a refused report appended a record: log size %d", size)
+	}
+}
+
+// testCheckUse: checked entries add up per agency and day, a charge above
+// the limit changes nothing, and the record and notices land with the
+// charge.
+func testCheckUse(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const day, limit = "2026-11-28", 10
+	if n, err := s.CheckUse(ctx, "a", day); err != nil || n != 0 {
+		t.Fatalf("CheckUse of a new store = %d, %v", n, err)
+	}
+	notice := store.Notice{Owner: "o", List: "v", Action: "check", Requester: "a", Entries: 1, Purpose: "p", Time: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC), DecisionID: "d1"}
+	if err := s.AppendCheckDecision(ctx, record("check"), []store.Notice{notice}, "a", day, 6, limit); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendCheckDecision(ctx, record("check"), nil, "a", day, 4, limit); err != nil {
+		t.Fatalf("a charge up to the limit: %v", err)
+	}
+	if err := s.AppendCheckDecision(ctx, record("check"), []store.Notice{notice}, "a", day, 1, limit); !errors.Is(err, store.ErrExhausted) {
+		t.Fatalf("a charge above the limit: %v, want ErrExhausted", err)
+	}
+	if n, err := s.CheckUse(ctx, "a", day); err != nil || n != 10 {
+		t.Fatalf("CheckUse = %d, %v; want 10", n, err)
+	}
+	if n, _ := s.CheckUse(ctx, "a", "2026-11-29"); n != 0 {
+		t.Fatalf("the next day starts at %d", n)
+	}
+	if n, _ := s.CheckUse(ctx, "b", day); n != 0 {
+		t.Fatalf("another agency starts at %d", n)
+	}
+	if size, _, _ := s.LogHead(ctx); size != 2 {
+		t.Fatalf("log size %d, want 2: a refused charge appends nothing", size)
+	}
+	if ns, _ := s.Notices(ctx, "o"); len(ns) != 1 || ns[0] != notice {
+		t.Fatalf("notices = %+v; want the first check's only", ns)
 	}
 }
 

@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RecordWithAction", testRecordWithAction},
 		{"DisclosureRequests", testDisclosureRequests},
 		{"KeyEpochs", testKeyEpochs},
+		{"CheckUse", testCheckUse},
 		{"AppendDecisions", testAppendDecisions},
 	}
 	for _, tt := range tests {
@@ -298,7 +299,7 @@ func testPublishAndGet(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	want := m
-	want.ID, want.Owner, want.Name, want.Entries, want.CommittedAt = l.ID, "a", "l", 3, at
+	want.ID, want.Owner, want.Name, want.Entries, want.CommittedAt, want.UploadID = l.ID, "a", "l", 3, at, "u1"
 	if l.CommittedAt.Location() != time.UTC {
 		t.Errorf("CommittedAt %v is not in UTC", l.CommittedAt)
 	}

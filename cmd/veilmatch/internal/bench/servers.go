@@ -99,7 +99,7 @@ func startServers(ctx context.Context, dir string, key *oprf.PrivateKey, o Optio
 
 	ks, err := keyserver.New(ctx, keyserver.Config{
 		Listen: "127.0.0.1:0", TLS: ksTLS, Keys: []*oprf.PrivateKey{key}, UsageLog: filepath.Join(ksDir, "quota.jsonl"),
-		MaxBatch: keyserver.DefaultMaxBatch, Quota: benchQuota, Logger: o.Logger,
+		MaxBatch: keyserver.DefaultMaxBatch, Quota: benchQuota, Registry: e.policy, Logger: o.Logger,
 	})
 	if err != nil {
 		st.Close()
@@ -108,7 +108,7 @@ func startServers(ctx context.Context, dir string, key *oprf.PrivateKey, o Optio
 	h, err := hub.New(ctx, hub.Config{Listen: "127.0.0.1:0", TLS: hubTLS, DataDir: e.hubDir, Store: e.store, Policy: e.policy, Logger: o.Logger})
 	if err != nil {
 		st.Close()
-		return nil, errors.Join(err, ks.Serve(canceled()))
+		return nil, errors.Join(err, ks.Close())
 	}
 	e.ksAddr, e.hubAddr = ks.Addr().String(), h.Addr().String()
 	sctx, cancel := context.WithCancel(ctx)
@@ -136,14 +136,6 @@ func (e *servers) hubTokens() int64 {
 		n += int64(s)
 	}
 	return n + e.store.tokens.Load()
-}
-
-// canceled returns a context that is already done, to shut down a server
-// that was created but never served.
-func canceled() context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	return ctx
 }
 
 // backgroundBatch is the batch size of the direct background inserts.
