@@ -169,8 +169,8 @@ func (f *identityFlags) client(e env, needKeys bool) (*client.Client, error) {
 }
 
 // keyServerOps start the client library's errors from calls to the key
-// server; its other errors come from the hub.
-var keyServerOps = []string{"get key server public key:", "evaluate entries "}
+// server ("evaluate lines 1-1024: …"); its other errors come from the hub.
+var keyServerOps = []string{"get key server public key:", "evaluate "}
 
 // rpcError wraps the error of an agency command's call to the hub or the
 // key server with advice by its gRPC code, naming the service that failed.
@@ -189,7 +189,7 @@ func (f *identityFlags) rpcError(err error) error {
 	case code == codes.DeadlineExceeded:
 		return withHint(err, fmt.Sprintf("the %s at %s did not answer in time: try again, and if it persists ask its operator", service, addr))
 	case code == codes.PermissionDenied && service == "hub":
-		return withHint(err, "the hub's policy refused the request: its reason is in the message")
+		return withHint(err, "the hub refused the request and says why in the message; 'veilmatch policy eval' dry-runs a policy decision")
 	case code == codes.ResourceExhausted && service == "key server":
 		return withHint(err, "your agency's key-server quota is used up: try again later, or ask the key server's operator for more")
 	}

@@ -114,7 +114,7 @@ func startMetrics(ctx context.Context, addr string) (*metrics.Metrics, func() er
 	if addr == "" {
 		return nil, func() error { return nil }, nil
 	}
-	m := metrics.New()
+	m := metrics.New(metrics.Options{})
 	_, wait, err := m.Serve(ctx, addr, slog.Default())
 	if err != nil {
 		return nil, nil, err

@@ -15,7 +15,7 @@ import (
 // RPC latencies, evaluations per agency, publish, match and decision
 // counters and the store's size — and no identifier.
 func TestMetrics(t *testing.T) {
-	m := metrics.New()
+	m := metrics.New(metrics.Options{PerAgency: true})
 	e := startWith(t, m)
 	gb, us := e.client(t, "police-gb"), e.client(t, "police-us")
 	publish(t, gb, "suspects", "GB", "phone\n07700 900123\n07700 900456\n")

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/veilmatch/veilmatch/crypto/oprf"
 )
 
 // TestKeysGracePeriod moves the reader's clock: the previous key is served
@@ -133,5 +135,35 @@ func TestWriteOPRFKeyConcurrent(t *testing.T) {
 	}
 	if won == 0 || md.CurrentVersion != won {
 		t.Fatalf("%d writes succeeded, current version %d: want equal and positive", won, md.CurrentVersion)
+	}
+}
+
+// TestWriteOPRFKeyEndorses: each new version is endorsed by the newest
+// live one, so a client that trusted the first key trusts the third
+// through the chain the key server serves; the first has none.
+func TestWriteOPRFKeyEndorses(t *testing.T) {
+	srv, e := testServer(t)
+	ctx := t.Context()
+	v := e.dial(t, srv.RootToken)
+	k1, k2, k3 := newKey(t, "chain-1"), newKey(t, "chain-2"), newKey(t, "chain-3")
+	for _, k := range []*oprf.PrivateKey{k1, k2, k3} {
+		if _, err := v.WriteOPRFKey(ctx, "secret", "veilmatch/oprf", k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys, err := v.OPRFSource("secret", "veilmatch/oprf", time.Hour).Keys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKeys(t, keys, k3, k2, k1)
+	if n := len(keys[2].Endorsements()); n != 0 {
+		t.Fatalf("the first key carries %d endorsements", n)
+	}
+	chain := keys[0].Endorsements()
+	if len(chain) != 2 || chain[0].ByKeyID != "chain-1" || chain[1].ByKeyID != "chain-2" {
+		t.Fatalf("chain of the third key = %+v", chain)
+	}
+	if _, err := oprf.VerifyChain([]oprf.PublicKey{k1.Public()}, chain, k3.Public()); err != nil {
+		t.Fatalf("the chain does not vouch for the third key: %v", err)
 	}
 }

@@ -1,8 +1,12 @@
 // Package metrics exposes veilmatch's operational metrics in the Prometheus
 // format on a listener of its own: RPC latencies, OPRF evaluations and quota
-// refusals per agency, publish and match counters, and the size of the
-// hub's store. Labels carry agency ids, methods, levels and codes — never an
-// identifier, a token or a list's contents.
+// refusals, publish and match counters, and the size of the hub's store.
+//
+// The listener has no authentication: it is for the operator only, binds to
+// loopback unless told otherwise, and its counters carry no agency label
+// unless the operator asks (Options.PerAgency), since live per-agency use
+// tells who is working on what. Labels never carry an identifier, a token
+// or a list's contents.
 package metrics
 
 import (
@@ -22,6 +26,7 @@ import (
 // Metrics holds one process's collectors. A nil *Metrics records nothing,
 // so services may be built without metrics.
 type Metrics struct {
+	perAgency   bool
 	reg         *prometheus.Registry
 	rpcDuration *prometheus.HistogramVec
 	evaluations *prometheus.CounterVec
@@ -31,24 +36,36 @@ type Metrics struct {
 	decisions   *prometheus.CounterVec
 }
 
+// Options tune what the metrics show.
+type Options struct {
+	// PerAgency labels evaluations, refusals and published entries with the
+	// agency; off, they are totals.
+	PerAgency bool
+}
+
 // New returns a registry with the veilmatch collectors and the standard
 // process and Go runtime collectors.
-func New() *Metrics {
+func New(o Options) *Metrics {
+	var agency []string
+	if o.PerAgency {
+		agency = []string{"agency"}
+	}
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
+		perAgency: o.PerAgency,
+		reg:       prometheus.NewRegistry(),
 		rpcDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "veilmatch_rpc_duration_seconds", Help: "Latency of gRPC calls by method and status code.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"method", "code"}),
 		evaluations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "veilmatch_keyserver_evaluations_total", Help: "OPRF evaluations granted, per agency.",
-		}, []string{"agency"}),
+			Name: "veilmatch_keyserver_evaluations_total", Help: "OPRF evaluations granted.",
+		}, agency),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "veilmatch_keyserver_quota_refusals_total", Help: "Evaluate requests refused by quota, per agency.",
-		}, []string{"agency"}),
+			Name: "veilmatch_keyserver_quota_refusals_total", Help: "Evaluate requests refused by quota.",
+		}, agency),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "veilmatch_hub_published_entries_total", Help: "Entries in committed lists, per owning agency.",
-		}, []string{"agency"}),
+			Name: "veilmatch_hub_published_entries_total", Help: "Entries in committed lists.",
+		}, agency),
 		matches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "veilmatch_hub_matches_total", Help: "Matches disclosed, by action and disclosure level.",
 		}, []string{"action", "level"}),
@@ -61,6 +78,14 @@ func New() *Metrics {
 	return m
 }
 
+// agency returns the agency label's value, if the metrics have one.
+func (m *Metrics) agency(id string) []string {
+	if m.perAgency {
+		return []string{id}
+	}
+	return nil
+}
+
 // ObserveRPC records one call's latency.
 func (m *Metrics) ObserveRPC(method, code string, d time.Duration) {
 	if m != nil {
@@ -71,21 +96,21 @@ func (m *Metrics) ObserveRPC(method, code string, d time.Duration) {
 // Evaluated counts n evaluations granted to agency.
 func (m *Metrics) Evaluated(agency string, n int) {
 	if m != nil {
-		m.evaluations.WithLabelValues(agency).Add(float64(n))
+		m.evaluations.WithLabelValues(m.agency(agency)...).Add(float64(n))
 	}
 }
 
 // Refused counts one quota refusal of agency.
 func (m *Metrics) Refused(agency string) {
 	if m != nil {
-		m.refusals.WithLabelValues(agency).Inc()
+		m.refusals.WithLabelValues(m.agency(agency)...).Inc()
 	}
 }
 
 // Published counts the entries of a committed list.
 func (m *Metrics) Published(agency string, entries uint64) {
 	if m != nil {
-		m.published.WithLabelValues(agency).Add(float64(entries))
+		m.published.WithLabelValues(m.agency(agency)...).Add(float64(entries))
 	}
 }
 
@@ -116,12 +141,24 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
-// Serve serves /metrics on addr until ctx is done. It returns once
-// listening fails or after shutdown.
+// Serve serves /metrics on addr until ctx is done; the wait function it
+// returns reports how serving ended. An addr without a host (":9090")
+// binds to loopback; any other host is the operator's explicit choice and
+// is logged as a warning, the listener having no authentication.
 func (m *Metrics) Serve(ctx context.Context, addr string, log *slog.Logger) (net.Addr, func() error, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("metrics: address %q: %w", addr, err)
+	}
+	if host == "" {
+		addr = net.JoinHostPort("127.0.0.1", port)
+	}
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
+	}
+	if ip, ok := lis.Addr().(*net.TCPAddr); ok && !ip.IP.IsLoopback() {
+		log.Warn("metrics are served without authentication beyond loopback; keep the address reachable by the operator only", "addr", lis.Addr().String())
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.Handler())
