@@ -186,8 +186,9 @@ func (c *Client) oprfClient(ctx context.Context) (*oprf.Client, error) {
 // it.
 type Vocabulary struct {
 	Kinds, Categories, Roles []string
-	// Purposes are those the agency's role may state.
-	Purposes []string
+	// Purposes are those the agency's role may state; KnownPurposes those
+	// any role may.
+	Purposes, KnownPurposes []string
 }
 
 // Vocabulary fetches the hub policy's vocabulary.
@@ -199,7 +200,8 @@ func (c *Client) Vocabulary(ctx context.Context) (Vocabulary, error) {
 	if err != nil {
 		return Vocabulary{}, fmt.Errorf("get the hub's vocabulary: %w", err)
 	}
-	return Vocabulary{Kinds: resp.GetKinds(), Categories: resp.GetCategories(), Roles: resp.GetRoles(), Purposes: resp.GetPurposes()}, nil
+	return Vocabulary{Kinds: resp.GetKinds(), Categories: resp.GetCategories(), Roles: resp.GetRoles(), Purposes: resp.GetPurposes(),
+		KnownPurposes: resp.GetKnownPurposes()}, nil
 }
 
 // ErrVocabulary reports a kind, category, role or purpose that the hub's
@@ -212,4 +214,14 @@ func (v Vocabulary) check(what, w string, words []string) error {
 		return fmt.Errorf("%w: %s %q is not known to the hub's policy; use one of: %s", ErrVocabulary, what, w, strings.Join(words, ", "))
 	}
 	return nil
+}
+
+// checkPurpose returns an ErrVocabulary error, naming the agency's
+// purposes, for a purpose no role may state. A known purpose the agency's
+// role may not state is the policy's to refuse, on the record.
+func (v Vocabulary) checkPurpose(p string) error {
+	if p == "" || slices.Contains(v.KnownPurposes, p) {
+		return nil
+	}
+	return fmt.Errorf("%w: purpose %q is not known to the hub's policy; use one of: %s", ErrVocabulary, p, strings.Join(v.Purposes, ", "))
 }

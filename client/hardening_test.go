@@ -12,6 +12,8 @@ import (
 	"github.com/veilmatch/veilmatch/client"
 	"github.com/veilmatch/veilmatch/client/normalize"
 	"github.com/veilmatch/veilmatch/crypto/oprf"
+	"github.com/veilmatch/veilmatch/server/keyserver"
+	"github.com/veilmatch/veilmatch/server/quota"
 	"github.com/veilmatch/veilmatch/server/servertest"
 )
 
@@ -130,19 +132,27 @@ func TestVocabularyCheckedFirst(t *testing.T) {
 	}
 }
 
-// TestDryRunSendsNothing: a dry run reports what would be published and
-// sends nothing; it needs no key server.
+// TestDryRunSendsNothing: a dry run reports what would be published, and
+// neither evaluates (the key server's daily cap of one evaluation is still
+// whole after it) nor publishes anything.
 func TestDryRunSendsNothing(t *testing.T) {
+	k, _ := oprf.GenerateKey("k1")
 	hubAddr := startHub(t)
-	c := newAgency(t, "police-gb", hubAddr, "127.0.0.1:1", t.TempDir())
+	ks := servertest.KeyServer(t, keyserver.Config{Keys: []*oprf.PrivateKey{k}, Quota: quota.Limits{Rate: 1e6, Burst: 4096, Daily: 1}}).Addr().String()
+	c := newAgency(t, "police-gb", hubAddr, ks, t.TempDir())
 	o := phones("suspects", "GB")
 	o.DryRun = true
-	res, err := c.Publish(context.Background(), strings.NewReader("phone\n07700 900123\nnot a number\n"), o)
-	if err != nil || res.List.GetEntries() != 1 || len(res.Report.Rejected) != 1 || res.Previous != nil {
+	csv := "phone\n07700 900123\nnot a number\n"
+	res, err := c.Publish(context.Background(), strings.NewReader(csv), o)
+	if err != nil || res.List.GetEntries() != 1 || res.List.GetKeyId() != "k1" || len(res.Report.Rejected) != 1 || res.Previous != nil {
 		t.Fatalf("dry run = %+v, %v", res, err)
 	}
 	if lists, err := c.Lists(context.Background()); err != nil || len(lists) != 0 {
 		t.Fatalf("a dry run published %v, %v", lists, err)
+	}
+	o.DryRun = false
+	if _, err := c.Publish(context.Background(), strings.NewReader(csv), o); err != nil {
+		t.Fatalf("the dry run used the key server's quota: %v", err)
 	}
 	cr, err := c.Check(context.Background(), strings.NewReader("phone\n07700 900123\n"), client.CheckOptions{Kind: normalize.Phone, Normalize: normalize.Options{Region: "GB"}, DryRun: true}, investigation)
 	if err != nil || cr.Report.Accepted != 1 || cr.DecisionID != "" {

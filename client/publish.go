@@ -53,9 +53,9 @@ type PublishOptions struct {
 	// ExpiresAt is the list's retention; zero means no expiry.
 	ExpiresAt time.Time
 	Sharing   Sharing
-	// DryRun normalizes the file, checks it against the hub's vocabulary
-	// and the guard, and reports; it sends nothing and contacts no key
-	// server.
+	// DryRun normalizes the file, checks it against the hub's vocabulary,
+	// the key server's key and the guard, and reports; it blinds and sends
+	// nothing.
 	DryRun bool
 	// Guard bounds a republish (nil: DefaultGuard); Force lifts it.
 	Guard *Guard
@@ -148,14 +148,9 @@ func (c *Client) Publish(ctx context.Context, r io.Reader, o PublishOptions) (Pu
 	if res.Previous, err = c.list(ctx, o.List); err != nil {
 		return res, err
 	}
-	if res.Previous != nil && !o.Force {
-		g := DefaultGuard
-		if o.Guard != nil {
-			g = *o.Guard
-		}
-		if err := g.check(o.List, res.Previous.GetEntries(), rep); err != nil {
-			return res, err
-		}
+	oc, err := c.oprfClient(ctx)
+	if err != nil {
+		return res, err
 	}
 	values := make([]string, len(rows))
 	entries := make([]localEntry, len(rows))
@@ -169,24 +164,35 @@ func (c *Client) Publish(ctx context.Context, r io.Reader, o PublishOptions) (Pu
 		Category:      o.Category,
 		Sharing:       &veilmatchv1.Sharing{VictimConsentRoles: o.Sharing.VictimConsentRoles, NgoVisible: o.Sharing.NGOVisible},
 		Normalization: o.Normalize.Metadata(o.Kind),
+		KeyId:         oc.KeyID(),
 		Entries:       uint64(len(values)),
 	}
 	if !o.ExpiresAt.IsZero() {
 		meta.ExpiresAt = timestamppb.New(o.ExpiresAt)
 	}
+	dig := digest(o.List, o.Kind, o.Category, oc.KeyID(), o.ExpiresAt.Unix(), o.Sharing, meta.Normalization, values)
+	next := &localVersion{Kind: string(o.Kind), KeyID: oc.KeyID(), Digest: dig, Entries: entries}
+	local, held, err := c.resumePlan(ctx, o.List, next, &res)
+	if err != nil || res.Unchanged {
+		return res, err
+	}
+	if res.Previous != nil && !o.Force {
+		g := DefaultGuard
+		if o.Guard != nil {
+			g = *o.Guard
+		}
+		if err := g.check(o.List, res.Previous.GetEntries(), rep); err != nil {
+			return res, err
+		}
+	}
 	if o.DryRun {
 		res.List = meta
 		return res, nil
 	}
-	oc, err := c.oprfClient(ctx)
-	if err != nil {
-		return res, err
-	}
-	meta.KeyId = oc.KeyID()
-	dig := digest(o.List, o.Kind, o.Category, oc.KeyID(), o.ExpiresAt.Unix(), o.Sharing, meta.Normalization, values)
-	next := &localVersion{Kind: string(o.Kind), KeyID: oc.KeyID(), Digest: dig, Entries: entries}
-	held, err := c.resumePlan(ctx, o.List, next, &res)
-	if err != nil || res.Unchanged {
+	// The pending version is recorded before anything is sent, so an
+	// interruption at any point can resume.
+	local.Pending = next
+	if err := c.state.saveList(local); err != nil {
 		return res, err
 	}
 	if err := c.upload(ctx, oc, meta, next, values, held, &res); err != nil {
@@ -244,11 +250,10 @@ func (c *Client) list(ctx context.Context, name string) (*veilmatchv1.ListInfo, 
 }
 
 // resumePlan gives next its upload id: that of the same content already
-// uploaded, whole (the hub holds exactly this list: res.Unchanged) or in
-// part (the batches the hub holds are returned), or a new one. It records
-// next as the pending version before anything is sent, so an interruption
-// at any point can resume.
-func (c *Client) resumePlan(ctx context.Context, list string, next *localVersion, res *PublishResult) (map[uint64]bool, error) {
+// uploaded, whole (the hub holds exactly this list: res.Unchanged, and next
+// is recorded as current) or in part (the batches the hub holds are
+// returned), or a new one. It returns the list's local state.
+func (c *Client) resumePlan(ctx context.Context, list string, next *localVersion, res *PublishResult) (*localList, map[uint64]bool, error) {
 	local, err := c.state.loadList(list)
 	if err != nil {
 		local = &localList{Name: list}
@@ -266,20 +271,19 @@ func (c *Client) resumePlan(ctx context.Context, list string, next *localVersion
 		next.UploadID = same.UploadID
 		st, err := c.hub.GetUploadStatus(ctx, &veilmatchv1.GetUploadStatusRequest{List: list, UploadId: same.UploadID})
 		if err != nil {
-			return nil, fmt.Errorf("upload status of list %s: %w", list, err)
+			return nil, nil, fmt.Errorf("upload status of list %s: %w", list, err)
 		}
 		if st.GetCommitted() {
 			local.Current, local.Pending = next, nil
 			res.Unchanged, res.List = true, res.Previous
-			return nil, c.state.saveList(local)
+			return local, nil, c.state.saveList(local)
 		}
 		for _, s := range st.GetSequences() {
 			held[s] = true
 		}
 		res.Resumed = len(held) > 0
 	}
-	local.Pending = next
-	return held, c.state.saveList(local)
+	return local, held, nil
 }
 
 // upload streams next's batches that the hub does not hold, then commits;

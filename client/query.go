@@ -151,10 +151,8 @@ func (c *Client) Check(ctx context.Context, r io.Reader, o CheckOptions, q Query
 	if err := v.check("identifier kind", string(o.Kind), v.Kinds); err != nil {
 		return Result{}, err
 	}
-	if q.Purpose != "" {
-		if err := v.check("purpose", q.Purpose, v.Purposes); err != nil {
-			return Result{}, err
-		}
+	if err := v.checkPurpose(q.Purpose); err != nil {
+		return Result{}, err
 	}
 	var entries []localEntry
 	rep, err := normalize.ReadCSV(r, o.Column, o.Kind, o.Normalize, func(row normalize.Row) error {

@@ -145,10 +145,15 @@ func (v Vocabulary) Purposes(role string) []string { return v.purposes[role] }
 
 // KnownPurpose reports whether any role may state p.
 func (v Vocabulary) KnownPurpose(p string) bool {
+	return slices.Contains(v.KnownPurposes(), p)
+}
+
+// KnownPurposes returns every purpose some role may state, sorted.
+func (v Vocabulary) KnownPurposes() []string {
+	var all []string
 	for _, ps := range v.purposes {
-		if slices.Contains(ps, p) {
-			return true
-		}
+		all = append(all, ps...)
 	}
-	return false
+	slices.Sort(all)
+	return slices.Compact(all)
 }

@@ -105,7 +105,7 @@ type pinnedKey struct {
 // identityFlags are the flags every agency command shares.
 type identityFlags struct {
 	as, config, state, certsDir string
-	// hub and keyServer are the addresses client resolved, for rpcError.
+	// hub and keyServer are the addresses client resolved, for explain.
 	hub, keyServer string
 }
 
@@ -172,9 +172,24 @@ func (f *identityFlags) client(e env, needKeys bool) (*client.Client, error) {
 // server ("evaluate lines 1-1024: …"); its other errors come from the hub.
 var keyServerOps = []string{"get key server public key:", "evaluate "}
 
-// rpcError wraps the error of an agency command's call to the hub or the
-// key server with advice by its gRPC code, naming the service that failed.
-func (f *identityFlags) rpcError(err error) error {
+// explain wraps the error of an agency command with advice: for the
+// client's refusals, what to do; for a call to the hub or the key server,
+// advice by its gRPC code, naming the service that failed.
+func (f *identityFlags) explain(err error) error {
+	var guard *client.GuardError
+	switch {
+	case errors.As(err, &guard):
+		return withHint(err, "the rejected rows are listed above (a forgotten --region?); --dry-run shows what would be published; --force publishes anyway")
+	case errors.Is(err, client.ErrVocabulary):
+		return usagef("the hub's policy defines the words; 'veilmatch agency publish -h' shows the flags", "%v", err)
+	case errors.Is(err, client.ErrKeyNotVouched):
+		return withHint(err, "a key server that rotated its key must endorse the new key with the old one; ask its operator. "+
+			"If the operators confirm the new key out of band, add it to pinned_keys in your configuration ('veilmatch keyserver public-key' prints it)")
+	case errors.Is(err, client.ErrKeyChanged):
+		return withHint(err, "the key server presents another key under a key id you pinned: it may be tagging your agency; stop and tell its operator and the auditors")
+	case errors.Is(err, client.ErrNoMapping):
+		return withHint(err, "the rows behind a list's entries stay on the machine that published it (--state DIR)")
+	}
 	service, addr := "hub", f.hub
 	if slices.ContainsFunc(keyServerOps, func(op string) bool { return strings.HasPrefix(err.Error(), op) }) {
 		service, addr = "key server", f.keyServer
@@ -312,15 +327,19 @@ func printReport(w io.Writer, name string, rep normalize.Report) error {
 }
 
 func cmdPublish(ctx context.Context, e env, args []string) error {
-	a := newAgencyFlags(e, "publish", "agency publish --as ID --list NAME --kind KIND --category CATEGORY [--region CC] [--column NAME|N] FILE",
+	a := newAgencyFlags(e, "publish", "agency publish --as ID --list NAME --kind KIND --category CATEGORY [--region CC] [--column NAME|N] [--dry-run] FILE",
 		"veilmatch agency publish --as police-gb --list suspects --kind phone --category suspect --region GB suspects.csv", false)
 	var (
-		in         inputFlags
-		list       = a.fs.String("list", "", "list `NAME` (unique among your lists; republishing replaces it)")
-		category   = a.fs.String("category", "", "list category: suspect, victim, missing_person, ad_contact, …")
-		expires    = a.fs.Duration("expires-in", 0, "retention: the list stops matching after this `DURATION` (e.g. 8760h); 0 = no expiry")
-		consent    = a.fs.String("victim-consent", "", "comma-separated `ROLES` the listed victims consented to share with (e.g. law_enforcement)")
-		ngoVisible = a.fs.Bool("ngo-visible", false, "let NGOs see matches against this list in full")
+		in          inputFlags
+		list        = a.fs.String("list", "", "list `NAME` (unique among your lists; republishing replaces it)")
+		category    = a.fs.String("category", "", "list category: suspect, victim, missing_person, ad_contact, … (the hub's policy lists them)")
+		expires     = a.fs.Duration("expires-in", 0, "retention: the list stops matching after this `DURATION` (e.g. 8760h); 0 = no expiry")
+		consent     = a.fs.String("victim-consent", "", "comma-separated `ROLES` the listed victims consented to share with (e.g. law_enforcement)")
+		ngoVisible  = a.fs.Bool("ngo-visible", false, "let NGOs see matches against this list in full")
+		dryRun      = a.fs.Bool("dry-run", false, "normalize and check the file, report what would be published, send nothing")
+		force       = a.fs.Bool("force", false, "republish even beyond --max-shrink and --max-rejected")
+		maxShrink   = a.fs.Float64("max-shrink", 100*client.DefaultGuard.MaxShrink, "refuse a republish that drops more than this `PERCENT` of the list's entries")
+		maxRejected = a.fs.Float64("max-rejected", 100*client.DefaultGuard.MaxRejected, "refuse a republish that rejects more than this `PERCENT` of the file's rows")
 	)
 	in.register(a.fs)
 	pos, err := a.parse(args)
@@ -329,6 +348,14 @@ func cmdPublish(ctx context.Context, e env, args []string) error {
 	}
 	if *list == "" || *category == "" {
 		return usagef("", "--list and --category are required")
+	}
+	for _, p := range []struct {
+		flag string
+		v    float64
+	}{{"max-shrink", *maxShrink}, {"max-rejected", *maxRejected}} {
+		if p.v < 0 || p.v > 100 {
+			return usagef("", "--%s: %g is not a percentage (0-100)", p.flag, p.v)
+		}
 	}
 	src, err := in.open(pos)
 	if err != nil {
@@ -341,7 +368,8 @@ func cmdPublish(ctx context.Context, e env, args []string) error {
 	}
 	defer c.Close()
 	po := client.PublishOptions{List: *list, Kind: src.kind, Category: *category, Normalize: src.opts, Column: in.column,
-		Sharing: client.Sharing{NGOVisible: *ngoVisible}}
+		Sharing: client.Sharing{NGOVisible: *ngoVisible}, DryRun: *dryRun, Force: *force,
+		Guard: &client.Guard{MaxShrink: *maxShrink / 100, MaxRejected: *maxRejected / 100}}
 	if *consent != "" {
 		po.Sharing.VictimConsentRoles = strings.Split(*consent, ",")
 	}
@@ -351,10 +379,17 @@ func cmdPublish(ctx context.Context, e env, args []string) error {
 	res, err := c.Publish(ctx, src.r, po)
 	repErr := printReport(e.stderr, src.name, res.Report)
 	if err != nil {
-		return a.id.rpcError(err)
+		return a.id.explain(err)
 	}
 	l := res.List
 	switch {
+	case *dryRun && !res.Unchanged:
+		now := "new list"
+		if p := res.Previous; p != nil {
+			now = "now " + plural(p.GetEntries(), "entry", "entries") + " at the hub"
+		}
+		fmt.Fprintf(e.stdout, "dry run: would publish list %s: %s (%s), kind %s, category %s, key %s; nothing sent\n",
+			l.GetName(), plural(l.GetEntries(), "entry", "entries"), now, l.GetKind(), l.GetCategory(), l.GetKeyId())
 	case res.Unchanged:
 		fmt.Fprintf(e.stdout, "list %s/%s is already published with exactly this content (%s); nothing sent\n", l.GetOwner(), l.GetName(), plural(l.GetEntries(), "entry", "entries"))
 	default:
@@ -390,18 +425,19 @@ func cmdOverlaps(ctx context.Context, e env, args []string) error {
 	defer c.Close()
 	res, err := c.Overlaps(ctx, *list, client.Query{Purpose: *purpose, CaseRef: *caseRef})
 	if err != nil {
-		return a.id.rpcError(err)
+		return a.id.explain(err)
 	}
 	return printResult(e.stdout, a.format, res)
 }
 
 func cmdCheck(ctx context.Context, e env, args []string) error {
-	a := newAgencyFlags(e, "check", "agency check --as ID --kind KIND [--region CC] [--column NAME|N] --purpose TEXT --case REF [--format json] FILE",
+	a := newAgencyFlags(e, "check", "agency check --as ID --kind KIND [--region CC] [--column NAME|N] --purpose TEXT --case REF [--format json] [--dry-run] FILE",
 		"veilmatch agency check --as ngo-shelter --kind phone --region GB --purpose victim_support clients.csv", true)
 	var in inputFlags
 	in.register(a.fs)
 	purpose := a.fs.String("purpose", "", "why you ask: investigation, missing_person_search, victim_support, research")
 	caseRef := a.fs.String("case", "", "case reference (required for law enforcement)")
+	dryRun := a.fs.Bool("dry-run", false, "normalize and check the file and report; send nothing")
 	pos, err := a.parse(args)
 	if err != nil {
 		return err
@@ -416,13 +452,17 @@ func cmdCheck(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	res, err := c.Check(ctx, src.r, client.CheckOptions{Kind: src.kind, Normalize: src.opts, Column: in.column, Name: src.name}, client.Query{Purpose: *purpose, CaseRef: *caseRef})
+	res, err := c.Check(ctx, src.r, client.CheckOptions{Kind: src.kind, Normalize: src.opts, Column: in.column, Name: src.name, DryRun: *dryRun}, client.Query{Purpose: *purpose, CaseRef: *caseRef})
 	var repErr error
 	if res.Report != nil {
 		repErr = printReport(e.stderr, src.name, *res.Report)
 	}
 	if err != nil {
-		return a.id.rpcError(err)
+		return a.id.explain(err)
+	}
+	if *dryRun {
+		fmt.Fprintf(e.stdout, "dry run: would check %s from %s; nothing sent\n", plural(res.Report.Accepted, "entry", "entries"), src.name)
+		return repErr
 	}
 	if err := printResult(e.stdout, a.format, res); err != nil {
 		return err
@@ -439,7 +479,7 @@ func cmdLists(ctx context.Context, e env, args []string) error {
 	defer c.Close()
 	lists, err := c.Lists(ctx)
 	if err != nil {
-		return a.id.rpcError(err)
+		return a.id.explain(err)
 	}
 	if a.format == "json" {
 		type row struct {
@@ -483,7 +523,7 @@ func cmdDelete(ctx context.Context, e env, args []string) error {
 	defer c.Close()
 	n, err := c.Delete(ctx, *list)
 	if err != nil {
-		return a.id.rpcError(err)
+		return a.id.explain(err)
 	}
 	fmt.Fprintf(e.stdout, "deleted list %s: %s erased\n", *list, plural(n, "entry", "entries"))
 	return nil

@@ -565,6 +565,56 @@ type auditReport struct {
 	Until     string      `json:"until,omitempty"`
 	Decisions []reportRow `json:"decisions"`
 	Quota     []quotaRow  `json:"quota"`
+	Checks    []checkRow  `json:"checks"`
+}
+
+// checkRow is one agency's use of check on one UTC day, against the hub's
+// daily check budget. Many small checks in a day are how an agency would
+// learn which of its entries a count covers, one entry at a time: Probing
+// flags them for a closer look.
+type checkRow struct {
+	Agency string `json:"agency"`
+	Day    string `json:"day"`
+	// Checks and Entries are the checks answered and the entries they
+	// checked; Refused counts checks refused for the budget.
+	Checks  uint64 `json:"checks"`
+	Entries uint64 `json:"entries"`
+	Refused uint64 `json:"refused"`
+	// SmallChecks are checks of at most smallCheck entries.
+	SmallChecks uint64 `json:"small_checks"`
+	Probing     bool   `json:"probing"`
+}
+
+// A check of at most smallCheck entries is small; probingChecks small
+// checks by one agency in one day flag it as probing.
+const (
+	smallCheck    = 10
+	probingChecks = 10
+)
+
+// tallyCheck adds a check record to its agency's and day's row.
+func tallyCheck(checks map[[2]string]*checkRow, r audit.Record) {
+	n, err := strconv.ParseUint(r.Details["entries"], 10, 64)
+	if err != nil {
+		return // refused by policy before any entry was counted
+	}
+	day := r.Time.UTC().Format(time.DateOnly)
+	k := [2]string{r.Agency, day}
+	c := checks[k]
+	if c == nil {
+		c = &checkRow{Agency: r.Agency, Day: day}
+		checks[k] = c
+	}
+	if r.Result == audit.ResultRefused {
+		c.Refused++
+		return
+	}
+	c.Checks++
+	c.Entries += n
+	if n <= smallCheck {
+		c.SmallChecks++
+	}
+	c.Probing = c.SmallChecks >= probingChecks
 }
 
 // reportLevels are the levels a report counts.
@@ -573,7 +623,11 @@ var reportLevels = []string{"full", "flag", "count"}
 func summarize(recs []audit.Record) auditReport {
 	rows := map[[2]string]*reportRow{}
 	quota := map[[2]string]*quotaRow{}
+	checks := map[[2]string]*checkRow{}
 	for _, r := range recs {
+		if r.Action == "check" {
+			tallyCheck(checks, r)
+		}
 		switch r.Action {
 		case actionQuotaUsage, actionQuotaRefusal:
 			day := r.Details["day"]
@@ -622,7 +676,13 @@ func summarize(recs []audit.Record) auditReport {
 			row.Levels[o.Level] = lc
 		}
 	}
-	rep := auditReport{Decisions: []reportRow{}, Quota: []quotaRow{}}
+	rep := auditReport{Decisions: []reportRow{}, Quota: []quotaRow{}, Checks: []checkRow{}}
+	for _, c := range checks {
+		rep.Checks = append(rep.Checks, *c)
+	}
+	slices.SortFunc(rep.Checks, func(a, b checkRow) int {
+		return strings.Compare(a.Agency+"\x00"+a.Day, b.Agency+"\x00"+b.Day)
+	})
 	for _, row := range rows {
 		rep.Decisions = append(rep.Decisions, *row)
 	}
@@ -687,6 +747,23 @@ func cmdAuditReport(ctx context.Context, e env, args []string) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+	}
+	if len(rep.Checks) > 0 {
+		fmt.Fprintln(e.stdout, "\nchecks against the daily check budget:")
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "AGENCY\tDAY\tCHECKS\tENTRIES\tREFUSED\tSMALL CHECKS\tFLAG")
+		for _, c := range rep.Checks {
+			flag := "-"
+			if c.Probing {
+				flag = "PROBING?"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", c.Agency, c.Day, c.Checks, c.Entries, c.Refused, c.SmallChecks, flag)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "SMALL CHECKS: checks of at most %d entries; PROBING?: %d or more in a day, the pattern of learning which entries a count covers one by one\n",
+			smallCheck, probingChecks)
 	}
 	return nil
 }

@@ -48,7 +48,8 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	ksAddr := fs.String("keyserver-addr", defaultKeyserverAddr, "key server listen `ADDR`")
 	certDir := fs.String("certs", "", "certificate `DIR` laid out like certs/dev (default: built in)")
 	policyDir := fs.String("policy-dir", "", "policy bundle `DIR` overriding the built-in policy")
-	metricsAddr := fs.String("metrics-addr", defaultMetricsAddr, "Prometheus metrics listen `ADDR` (empty: off)")
+	var mf metricsFlags
+	mf.register(fs, defaultMetricsAddr)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -79,7 +80,7 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	m, waitMetrics, err := startMetrics(ctx, *metricsAddr)
+	m, waitMetrics, err := mf.start(ctx)
 	if err != nil {
 		return err
 	}
@@ -92,15 +93,18 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	h, err := hub.New(ctx, hub.Config{Listen: *hubAddr, TLS: hubTLS, DataDir: hubDir, Policy: pol, Reflection: true, Metrics: m})
+	// The hub trusts the key server's key: dev knows it, so no stray key
+	// server can be trusted on first use in its place.
+	h, err := hub.New(ctx, hub.Config{Listen: *hubAddr, TLS: hubTLS, DataDir: hubDir, Policy: pol, Reflection: true, Metrics: m,
+		TrustedKeys: []oprf.PublicKey{key.Public()}})
 	if err != nil {
 		return errors.Join(err, ks.Close())
 	}
 	fmt.Fprintf(e.stdout, "key server  %s  (key %s)\nhub         %s  (database %s)\n", ks.Addr(), key.KeyID(), h.Addr(), filepath.Join(hubDir, hub.DBFile))
 	keyFile := filepath.Join(hubDir, hub.CheckpointPubFile)
 	fmt.Fprintf(e.stdout, "audit key   %s  (pin it: %s)\n", keyFile, auditVerifyCommand(keyFile))
-	if *metricsAddr != "" {
-		fmt.Fprintf(e.stdout, "metrics     http://%s/metrics\n", *metricsAddr)
+	if mf.addr != "" {
+		fmt.Fprintf(e.stdout, "metrics     http://%s/metrics  (operator only, no authentication)\n", mf.addr)
 	}
 	fmt.Fprintf(e.stdout, "parties     police-gb, police-us, police-th (law enforcement), ngo-shelter (NGO), auditor\n")
 	fmt.Fprintf(e.stdout, "try         veilmatch agency publish --as police-gb --list suspects --kind phone --category suspect --region GB FILE.csv\n")

@@ -10,12 +10,12 @@ import (
 )
 
 func cmdRequestDisclosure(ctx context.Context, e env, args []string) error {
-	a := newAgencyFlags(e, "request-disclosure", "agency request-disclosure --as ID --ref MATCH_REF --reason TEXT --purpose TEXT --case REF",
-		"veilmatch agency request-disclosure --as police-gb --ref mr1.… --reason 'same number in a live trafficking case' --purpose investigation --case GB-2026-0042", false)
+	a := newAgencyFlags(e, "request-disclosure", "agency request-disclosure --as ID --ref MATCH_REF --reason TEXT",
+		"veilmatch agency request-disclosure --as police-gb --ref mr2.… --reason 'same number in a live trafficking case'", false)
 	ref := a.fs.String("ref", "", "the match_ref of a flag or count result (from overlaps --format json)")
 	reason := a.fs.String("reason", "", "why you need the full match; the owner reads it")
-	purpose := a.fs.String("purpose", "", "your purpose, as for overlaps")
-	caseRef := a.fs.String("case", "", "case reference (required for law enforcement)")
+	purpose := a.fs.String("purpose", "", "the purpose the reference was issued under (default: that one)")
+	caseRef := a.fs.String("case", "", "the case reference the reference was issued under (default: that one)")
 	if _, err := a.parse(args); err != nil {
 		return err
 	}
@@ -29,7 +29,7 @@ func cmdRequestDisclosure(ctx context.Context, e env, args []string) error {
 	defer c.Close()
 	id, err := c.RequestDisclosure(ctx, *ref, *reason, client.Query{Purpose: *purpose, CaseRef: *caseRef})
 	if err != nil {
-		return a.id.rpcError(err)
+		return a.id.explain(err)
 	}
 	fmt.Fprintf(e.stdout, "sent disclosure request %s\nthe holders decide; see 'veilmatch agency requests --outgoing'\n", id)
 	return nil
@@ -46,7 +46,7 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 	defer c.Close()
 	rs, err := c.DisclosureRequests(ctx, *outgoing, *all)
 	if err != nil {
-		return a.id.rpcError(err)
+		return a.id.explain(err)
 	}
 	if a.format == "json" {
 		type row struct {
@@ -63,11 +63,23 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 			CreatedAt     string `json:"created_at"`
 			AnsweredAt    string `json:"answered_at,omitempty"`
 			Note          string `json:"note,omitempty"`
+			Approvals     []any  `json:"approvals,omitempty"`
+		}
+		type approval struct {
+			Owner      string `json:"owner"`
+			List       string `json:"list"`
+			Entries    uint64 `json:"entries"`
+			AnsweredAt string `json:"answered_at"`
+			Note       string `json:"note,omitempty"`
 		}
 		out := []row{}
 		for _, r := range rs {
+			var aps []any
+			for _, ap := range r.GetApprovals() {
+				aps = append(aps, approval{ap.GetOwner(), ap.GetList(), ap.GetEntries(), ts(ap.GetAnsweredAt()), ap.GetNote()})
+			}
 			out = append(out, row{r.GetId(), statusName(r.GetStatus().String()), r.GetRequester(), r.GetRequesterList(), r.GetOwner(), r.GetList(),
-				r.GetEntries(), r.GetReason(), r.GetPurpose(), r.GetCaseRef(), ts(r.GetCreatedAt()), ts(r.GetAnsweredAt()), r.GetNote()})
+				r.GetEntries(), r.GetReason(), r.GetPurpose(), r.GetCaseRef(), ts(r.GetCreatedAt()), ts(r.GetAnsweredAt()), r.GetNote(), aps})
 		}
 		return writeJSON(e.stdout, out)
 	}
@@ -77,11 +89,15 @@ func cmdRequests(ctx context.Context, e env, args []string) error {
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	if *outgoing {
-		// The holder stays unknown until it approves.
-		fmt.Fprintln(tw, "ID\tSTATUS\tYOUR LIST\tENTRIES\tHOLDER\tTHEIR LIST\tPURPOSE\tCASE\tNOTE")
+		// Holders stay unknown until they approve.
+		fmt.Fprintln(tw, "ID\tSTATUS\tYOUR LIST\tENTRIES\tPURPOSE\tCASE\tAPPROVED BY")
 		for _, r := range rs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.GetId(), statusName(r.GetStatus().String()), r.GetRequesterList(),
-				r.GetEntries(), orDash(r.GetOwner()), orDash(r.GetList()), r.GetPurpose(), orDash(r.GetCaseRef()), orDash(r.GetNote()))
+			var by []string
+			for _, ap := range r.GetApprovals() {
+				by = append(by, fmt.Sprintf("%s list %s (%s)", ap.GetOwner(), ap.GetList(), plural(ap.GetEntries(), "entry", "entries")))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.GetId(), statusName(r.GetStatus().String()), r.GetRequesterList(),
+				r.GetEntries(), r.GetPurpose(), orDash(r.GetCaseRef()), orDash(strings.Join(by, "; ")))
 		}
 		return tw.Flush()
 	}
@@ -119,7 +135,7 @@ func cmdAnswer(approve bool) func(context.Context, env, []string) error {
 		defer c.Close()
 		r, err := c.AnswerDisclosureRequest(ctx, *req, approve, *note)
 		if err != nil {
-			return a.id.rpcError(err)
+			return a.id.explain(err)
 		}
 		fmt.Fprintf(e.stdout, "request %s %s: %s's list %s, %s\n", r.GetId(), statusName(r.GetStatus().String()), r.GetRequester(), r.GetRequesterList(), plural(r.GetEntries(), "entry", "entries"))
 		return nil
@@ -135,11 +151,12 @@ func cmdDisclosures(ctx context.Context, e env, args []string) error {
 	defer c.Close()
 	ds, err := c.Disclosures(ctx)
 	if err != nil {
-		return a.id.rpcError(err)
+		return a.id.explain(err)
 	}
 	if a.format == "json" {
 		type row struct {
 			Time          string `json:"time"`
+			Action        string `json:"action"`
 			Requester     string `json:"requester"`
 			RequesterList string `json:"requester_list"`
 			List          string `json:"list"`
@@ -150,7 +167,7 @@ func cmdDisclosures(ctx context.Context, e env, args []string) error {
 		}
 		out := []row{}
 		for _, d := range ds {
-			out = append(out, row{ts(d.GetTime()), d.GetRequester(), d.GetRequesterList(), d.GetList(), d.GetPurpose(), d.GetCaseRef(), d.GetDecisionId(), d.GetEntries()})
+			out = append(out, row{ts(d.GetTime()), d.GetAction(), d.GetRequester(), d.GetRequesterList(), d.GetList(), d.GetPurpose(), d.GetCaseRef(), d.GetDecisionId(), d.GetEntries()})
 		}
 		return writeJSON(e.stdout, out)
 	}
@@ -159,9 +176,10 @@ func cmdDisclosures(ctx context.Context, e env, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tWHO LEARNED\tTHEIR LIST\tYOUR LIST\tENTRIES\tPURPOSE\tCASE\tDECISION")
+	fmt.Fprintln(tw, "TIME\tWHO LEARNED\tBY\tTHEIR LIST\tYOUR LIST\tENTRIES\tPURPOSE\tCASE\tDECISION")
 	for _, d := range ds {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", ts(d.GetTime()), d.GetRequester(), d.GetRequesterList(), d.GetList(), d.GetEntries(), d.GetPurpose(), orDash(d.GetCaseRef()), d.GetDecisionId())
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", ts(d.GetTime()), d.GetRequester(), d.GetAction(), orDash(d.GetRequesterList()), d.GetList(),
+			d.GetEntries(), d.GetPurpose(), orDash(d.GetCaseRef()), d.GetDecisionId())
 	}
 	return tw.Flush()
 }

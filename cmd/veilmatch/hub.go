@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
+	"github.com/veilmatch/veilmatch/crypto/oprf"
 	"github.com/veilmatch/veilmatch/policy"
 	"github.com/veilmatch/veilmatch/server/hub"
 	"github.com/veilmatch/veilmatch/server/keys"
@@ -24,13 +28,20 @@ func cmdHub(ctx context.Context, e env, args []string) error {
 		data       = fs.String("data", "", "data `DIR` for the embedded SQLite store")
 		policyDir  = fs.String("policy-dir", "", "policy bundle `DIR` overriding the built-in policy (reloaded on change or SIGHUP)")
 		reflection = fs.Bool("reflection", true, "enable gRPC server reflection")
-		metricsAdr = fs.String("metrics-addr", "", "Prometheus metrics listen `ADDR` (empty: off)")
 		transit    = fs.String("vault-transit", "", "sign audit checkpoints with this Vault Transit ed25519 key `PATH` (mount/key) instead of a key file in --data")
 		origin     = fs.String("log-origin", hub.DefaultLogOrigin, "the decision log's name in checkpoints")
+		budget     = fs.Uint64("check-budget", hub.DefaultCheckBudget, "entries each agency may check per UTC day")
+		refTTL     = fs.Duration("match-ref-ttl", hub.DefaultMatchRefTTL, "how long a match reference may be turned into a disclosure request")
+		trust      trustedKeys
 	)
-	var vf vaultFlags
+	fs.Var(&trust, "trust-key", "trust the key server's OPRF key `ID=HEX` (its public key) without an endorsement; repeatable")
+	var (
+		vf vaultFlags
+		mf metricsFlags
+	)
 	tlsf.register(fs)
 	vf.register(fs)
+	mf.register(fs, "")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -45,7 +56,7 @@ func cmdHub(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	m, waitMetrics, err := startMetrics(ctx, *metricsAdr)
+	m, waitMetrics, err := mf.start(ctx)
 	if err != nil {
 		return err
 	}
@@ -65,12 +76,34 @@ func cmdHub(ctx context.Context, e env, args []string) error {
 		}
 	}
 	srv, err := hub.New(ctx, hub.Config{Listen: *listen, TLS: tlsCfg, DataDir: *data, Policy: pol, Reflection: *reflection, Metrics: m,
-		Signer: signer, LogOrigin: *origin})
+		Signer: signer, LogOrigin: *origin, CheckBudget: *budget, MatchRefTTL: *refTTL, TrustedKeys: trust})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stderr, "veilmatch: hub listening on %s (data in %s)\n", srv.Addr(), *data)
 	return errors.Join(srv.Serve(ctx), waitMetrics())
+}
+
+// trustedKeys is the repeatable --trust-key flag: key server public keys
+// the hub's operator trusts, as ID=HEX.
+type trustedKeys []oprf.PublicKey
+
+func (t *trustedKeys) String() string {
+	ids := make([]string, len(*t))
+	for i, k := range *t {
+		ids[i] = k.KeyID
+	}
+	return strings.Join(ids, ",")
+}
+
+func (t *trustedKeys) Set(v string) error {
+	id, h, ok := strings.Cut(v, "=")
+	b, err := hex.DecodeString(h)
+	if !ok || err != nil || len(b) != oprf.ElementSize || !oprf.ValidKeyID(id) {
+		return fmt.Errorf("want KEY_ID=HEX, the key id and its %d-byte public key in hex (as 'veilmatch keyserver public-key' prints)", oprf.ElementSize)
+	}
+	*t = append(*t, oprf.PublicKey{KeyID: id, Bytes: b})
+	return nil
 }
 
 // loadPolicy loads the policy engine (built in, or from dir) and, for a
@@ -108,14 +141,25 @@ func loadPolicy(ctx context.Context, dir string) (*policy.Engine, error) {
 // defaultMetricsAddr is where `veilmatch dev` serves Prometheus metrics.
 const defaultMetricsAddr = "127.0.0.1:7445"
 
-// startMetrics serves Prometheus metrics on addr until ctx is done; with an
-// empty addr it returns nil metrics (recording nothing).
-func startMetrics(ctx context.Context, addr string) (*metrics.Metrics, func() error, error) {
-	if addr == "" {
+// metricsFlags are the Prometheus flags of the servers.
+type metricsFlags struct {
+	addr      string
+	perAgency bool
+}
+
+func (f *metricsFlags) register(fs *flag.FlagSet, def string) {
+	fs.StringVar(&f.addr, "metrics-addr", def, "Prometheus metrics listen `ADDR`, unauthenticated and for the operator only (\":PORT\" binds to loopback; empty: off)")
+	fs.BoolVar(&f.perAgency, "metrics-per-agency", false, "label evaluation, refusal and publish counters with the agency (off: totals only)")
+}
+
+// start serves the metrics until ctx is done; with no address it returns
+// nil metrics (recording nothing).
+func (f *metricsFlags) start(ctx context.Context) (*metrics.Metrics, func() error, error) {
+	if f.addr == "" {
 		return nil, func() error { return nil }, nil
 	}
-	m := metrics.New(metrics.Options{})
-	_, wait, err := m.Serve(ctx, addr, slog.Default())
+	m := metrics.New(metrics.Options{PerAgency: f.perAgency})
+	_, wait, err := m.Serve(ctx, f.addr, slog.Default())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -14,8 +15,13 @@ import (
 )
 
 func cmdKeyserver(ctx context.Context, e env, args []string) error {
-	if len(args) > 0 && args[0] == "init-key" {
-		return cmdInitKey(ctx, e, args[1:])
+	if len(args) > 0 {
+		switch args[0] {
+		case "init-key":
+			return cmdInitKey(ctx, e, args[1:])
+		case "public-key":
+			return cmdPublicKey(e, args[1:])
+		}
 	}
 	fs := newFlagSet(e, "keyserver", "keyserver --key-file FILE (--dev-certs DIR | --cert F --key F --client-ca F) [flags]",
 		"veilmatch keyserver --listen 127.0.0.1:7443 --key-file oprf.key --dev-certs certs/dev")
@@ -30,15 +36,18 @@ func cmdKeyserver(ctx context.Context, e env, args []string) error {
 		burst      = fs.Int("quota-burst", def.Burst, "token bucket size per agency (at least --max-batch)")
 		daily      = fs.Int("quota-daily", def.Daily, "evaluations per agency per UTC day")
 		reflection = fs.Bool("reflection", true, "enable gRPC server reflection")
-		metricsAdr = fs.String("metrics-addr", "", "Prometheus metrics listen `ADDR` (empty: off)")
 		vaultKV    = fs.String("vault-kv", "", "read the OPRF key from this Vault KV v2 `PATH` (mount/path) instead of --key-file; each version is an epoch")
 		vaultGrace = fs.Duration("vault-grace", 7*24*time.Hour, "how long the previous KV version's key stays available after a rotation")
 		reportHub  = fs.String("report-hub", "", "hub `ADDR` to deliver quota use and refusals to (its decision log); uses --cert/--key as client identity")
 		policyDir  = fs.String("policy-dir", "", "policy bundle `DIR` whose agency registry says who may evaluate: the hub's bundle (default: the built-in policy; reloaded on change or SIGHUP)")
 	)
-	var vf vaultFlags
+	var (
+		vf vaultFlags
+		mf metricsFlags
+	)
 	tlsf.register(fs)
 	vf.register(fs)
+	mf.register(fs, "")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -83,7 +92,7 @@ func cmdKeyserver(ctx context.Context, e env, args []string) error {
 		}
 		cfg.Report = &keyserver.ReportConfig{Hub: *reportHub, TLS: clientTLS, CursorFile: *usageLog + ".cursor"}
 	}
-	m, waitMetrics, err := startMetrics(ctx, *metricsAdr)
+	m, waitMetrics, err := mf.start(ctx)
 	if err != nil {
 		return err
 	}
@@ -97,10 +106,12 @@ func cmdKeyserver(ctx context.Context, e env, args []string) error {
 }
 
 func cmdInitKey(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "keyserver init-key", "keyserver init-key --out FILE [--key-id ID]", "veilmatch keyserver init-key --out /etc/veilmatch/oprf.key")
+	fs := newFlagSet(e, "keyserver init-key", "keyserver init-key --out FILE [--key-id ID] [--endorse-with OLD]",
+		"veilmatch keyserver init-key --out /etc/veilmatch/oprf-2027.key --endorse-with /etc/veilmatch/oprf.key")
 	out := fs.String("out", "", "`FILE` to create (mode 0600; never overwritten)")
-	vaultPath := fs.String("vault", "", "write the key as a new version of this Vault KV v2 `PATH` (mount/path) instead; it never touches disk")
+	vaultPath := fs.String("vault", "", "write the key as a new version of this Vault KV v2 `PATH` (mount/path) instead; it never touches disk; the newest version's key endorses it")
 	keyID := fs.String("key-id", "", "key id (epoch); default k<date>-<random>")
+	endorseWith := fs.String("endorse-with", "", "key `FILE` of the key being rotated out: it endorses the new key, so agencies and the hub that trust it trust the new one")
 	var vf vaultFlags
 	vf.register(fs)
 	if _, err := parse(fs, args); err != nil {
@@ -115,6 +126,18 @@ func cmdInitKey(ctx context.Context, e env, args []string) error {
 	key, err := oprf.GenerateKey(*keyID)
 	if err != nil {
 		return err
+	}
+	if *endorseWith != "" {
+		if *vaultPath != "" {
+			return usagef("", "--endorse-with is for key files; with --vault the newest version's key endorses the new key")
+		}
+		prev, err := oprf.LoadKeyFile(*endorseWith)
+		if err != nil {
+			return err
+		}
+		if key, err = oprf.EndorseKey(prev, key); err != nil {
+			return err
+		}
 	}
 	if *vaultPath != "" {
 		mount, path, err := keys.SplitMountPath(*vaultPath)
@@ -137,5 +160,29 @@ func cmdInitKey(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "wrote OPRF key %s to %s\n", key.KeyID(), *out)
+	if n := len(key.Endorsements()); n > 0 {
+		fmt.Fprintf(e.stdout, "endorsed by %s (a chain of %s); serve it with: veilmatch keyserver --key-file %s …\n",
+			*endorseWith, plural(n, "endorsement", "endorsements"), *out)
+	}
+	return nil
+}
+
+func cmdPublicKey(e env, args []string) error {
+	fs := newFlagSet(e, "keyserver public-key", "keyserver public-key --key-file FILE", "veilmatch keyserver public-key --key-file /etc/veilmatch/oprf.key")
+	keyFile := fs.String("key-file", "", "OPRF key `FILE`")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *keyFile == "" {
+		return usagef("", "--key-file is required")
+	}
+	k, err := oprf.LoadKeyFile(*keyFile)
+	if err != nil {
+		return err
+	}
+	pub := k.Public()
+	// KEY_ID=HEX: what 'veilmatch hub --trust-key' and an agency's
+	// pinned_keys take.
+	fmt.Fprintf(e.stdout, "%s=%s\n", pub.KeyID, hex.EncodeToString(pub.Bytes))
 	return nil
 }

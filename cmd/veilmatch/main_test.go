@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -35,10 +36,11 @@ func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){"veilmatch": main})
 }
 
-// TestScripts runs the CLI scripts in testdata/script. Each script gets two
+// TestScripts runs the CLI scripts in testdata/script. Each script gets
 // free loopback addresses in VEILMATCH_HUB and VEILMATCH_KEYSERVER (for
 // `veilmatch dev --hub-addr … --keyserver-addr …` and for --as) and
-// HOME=$WORK.
+// VEILMATCH_METRICS, HOME=$WORK, and the built-in development certificates
+// copied to $DEVCERTS, for servers started by hand.
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
@@ -73,6 +75,11 @@ func setupScript(env *testscript.Env) error {
 	env.Setenv("VEILMATCH_KEYSERVER", ks)
 	env.Setenv("VEILMATCH_METRICS", metrics)
 	env.Setenv("HOME", env.WorkDir)
+	dir := filepath.Join(env.WorkDir, "devcerts")
+	if err := os.CopyFS(dir, certs.DevFS); err != nil {
+		return err
+	}
+	env.Setenv("DEVCERTS", dir)
 	return nil
 }
 

@@ -24,7 +24,7 @@ Usage:
 `,
 	cmds: []subcommand{
 		{"dev", cmdDev, "[--dir DIR]\trun a key server and a hub on loopback (development)\ncerts --out DIR\tregenerate the development certificates"},
-		{"keyserver", cmdKeyserver, "--key-file FILE ...\trun the OPRF key server\ninit-key --out FILE\tcreate a new OPRF key"},
+		{"keyserver", cmdKeyserver, "--key-file FILE ...\trun the OPRF key server\ninit-key --out FILE [--endorse-with OLD]\tcreate a new OPRF key (endorsed by the one it replaces)\npublic-key --key-file FILE\tprint a key's ID=HEX public key, to pin or trust it"},
 		{"hub", cmdHub, "--data DIR ...\trun the hub"},
 		{"agency", agencyCommands.run, agencyCommands.names() + " ..."},
 		{"policy", policyCommands.run, policyCommands.names() + " ..."},

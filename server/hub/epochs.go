@@ -63,8 +63,10 @@ func (e *epochs) load(ctx context.Context) error {
 }
 
 // admit checks that the hub may trust every key of a report, and returns
-// an error wrapping errUntrustedKey naming the first it may not.
-func (e *epochs) admit(served []servedKey) error {
+// an error wrapping errUntrustedKey naming the first it may not. firstUse
+// reports a report trusted only because the hub knew and was configured
+// with no key at all.
+func (e *epochs) admit(served []servedKey) (firstUse bool, err error) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	trusted := slices.Clone(e.configured)
@@ -78,7 +80,7 @@ func (e *epochs) admit(served []servedKey) error {
 		held, known := e.known[k.pub.KeyID]
 		switch {
 		case known && held != nil && !bytes.Equal(held, k.pub.Bytes):
-			return fmt.Errorf("%w: key id %s is reported with another public key than before", errUntrustedKey, k.pub.KeyID)
+			return false, fmt.Errorf("%w: key id %s is reported with another public key than before", errUntrustedKey, k.pub.KeyID)
 		case known:
 			// A key stored before public keys were kept takes the
 			// reported one, as its id is already trusted.
@@ -87,23 +89,25 @@ func (e *epochs) admit(served []servedKey) error {
 			pending = append(pending, k)
 		}
 	}
-	if len(e.known) == 0 {
-		return nil // the first report: trusted on first use, and logged
+	if len(e.known) == 0 && len(e.configured) == 0 {
+		return true, nil
 	}
 	for _, k := range pending {
 		if _, err := oprf.VerifyChain(trusted, k.chain, k.pub); err != nil {
-			return fmt.Errorf("%w: key id %s is new and no key the hub trusts endorses it (%v)", errUntrustedKey, k.pub.KeyID, err)
+			return false, fmt.Errorf("%w: key id %s is new and no key the hub trusts endorses it (%v)", errUntrustedKey, k.pub.KeyID, err)
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // set stores the served keys, with rec in the decision log, and reports
-// whether they changed. Memory changes only once the store has.
+// whether they changed. Memory changes only once the store has. Keys
+// trusted on first use say so in rec.
 func (e *epochs) set(ctx context.Context, served []servedKey, rec *audit.Record) (bool, error) {
 	e.write.Lock()
 	defer e.write.Unlock()
-	if err := e.admit(served); err != nil {
+	firstUse, err := e.admit(served)
+	if err != nil {
 		return false, err
 	}
 	report := make([]store.KeyEpoch, len(served))
@@ -113,6 +117,9 @@ func (e *epochs) set(ctx context.Context, served []servedKey, rec *audit.Record)
 		ids[i] = k.pub.KeyID
 	}
 	rec.Details = map[string]string{"key_ids": strings.Join(ids, ","), "current": ids[0]}
+	if firstUse {
+		rec.Reason = "the hub knew no key server key and was configured with none: these keys are trusted on first use"
+	}
 	changed, err := e.store.SetKeyEpochs(ctx, report, rec)
 	if err != nil || !changed {
 		return false, err

@@ -123,8 +123,24 @@ func TestEpochsTrust(t *testing.T) {
 		{"a key of its own beside the trusted one", nil, []*oprf.PrivateKey{rogue, k1}, false},
 		{"endorsed by an untrusted key", nil, []*oprf.PrivateKey{selfish}, false},
 		{"a known id with another public key", nil, []*oprf.PrivateKey{impostor}, false},
-		{"configured by the operator", []oprf.PublicKey{rogue.Public()}, []*oprf.PrivateKey{rogue}, true},
+		{"configured by the operator", []oprf.PublicKey{k1.Public(), rogue.Public()}, []*oprf.PrivateKey{rogue}, true},
 	}
+	// With a key configured, the first report is not trusted on first use.
+	t.Run("configured, first report of another key", func(t *testing.T) {
+		st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "hub.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		e := &epochs{store: st, configured: []oprf.PublicKey{k1.Public()}}
+		if err := e.load(ctx); err != nil {
+			t.Fatal(err)
+		}
+		rec := &audit.Record{Time: time.Now(), Action: "key_epochs", Result: audit.ResultAllowed}
+		if _, err := e.set(ctx, served(rogue), rec); !errors.Is(err, errUntrustedKey) {
+			t.Fatalf("a rogue first report: %v, want errUntrustedKey", err)
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "hub.db"))
@@ -139,7 +155,7 @@ func TestEpochsTrust(t *testing.T) {
 			rec := func() *audit.Record {
 				return &audit.Record{Time: time.Now(), Action: "key_epochs", Result: audit.ResultAllowed}
 			}
-			if _, err := e.set(ctx, served(k1), rec()); err != nil { // trusted on first use
+			if _, err := e.set(ctx, served(k1), rec()); err != nil { // configured, or trusted on first use
 				t.Fatal(err)
 			}
 			_, err = e.set(ctx, served(tt.report...), rec())

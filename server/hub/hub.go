@@ -144,7 +144,8 @@ func (s *Service) GetVocabulary(ctx context.Context, _ *veilmatchv1.GetVocabular
 	}
 	v := s.policy.Vocabulary()
 	return &veilmatchv1.GetVocabularyResponse{
-		Kinds: v.Kinds, Categories: v.Categories, Roles: v.Roles, Purposes: v.Purposes(a.Role), PolicyRevision: s.policy.Revision(),
+		Kinds: v.Kinds, Categories: v.Categories, Roles: v.Roles, Purposes: v.Purposes(a.Role), KnownPurposes: v.KnownPurposes(),
+		PolicyRevision: s.policy.Revision(),
 	}, nil
 }
 

@@ -60,11 +60,13 @@ func newReporter(cfg ReportConfig, j *quota.Journal, keys func() []*oprf.Private
 	return &reporter{cfg: cfg, journal: j, hub: veilmatchv1.NewUsageServiceClient(conn), conn: conn, log: log, keys: keys}, nil
 }
 
-// run reports every interval until ctx is done, then makes a last attempt.
+// run reports at once, so the hub learns the keys served, then every
+// interval until ctx is done, then makes a last attempt.
 func (r *reporter) run(ctx context.Context) {
 	defer r.conn.Close()
 	t := time.NewTicker(r.cfg.Every)
 	defer t.Stop()
+	r.report(ctx)
 	for {
 		select {
 		case <-ctx.Done():

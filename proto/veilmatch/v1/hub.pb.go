@@ -2294,8 +2294,11 @@ type GetVocabularyResponse struct {
 	Purposes []string `protobuf:"bytes,4,rep,name=purposes,proto3" json:"purposes,omitempty"`
 	// The policy revision the vocabulary comes from.
 	PolicyRevision string `protobuf:"bytes,5,opt,name=policy_revision,json=policyRevision,proto3" json:"policy_revision,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Every purpose some role may state: a purpose outside it is unknown,
+	// one inside it but not in purposes is the policy's to refuse.
+	KnownPurposes []string `protobuf:"bytes,6,rep,name=known_purposes,json=knownPurposes,proto3" json:"known_purposes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetVocabularyResponse) Reset() {
@@ -2361,6 +2364,13 @@ func (x *GetVocabularyResponse) GetPolicyRevision() string {
 		return x.PolicyRevision
 	}
 	return ""
+}
+
+func (x *GetVocabularyResponse) GetKnownPurposes() []string {
+	if x != nil {
+		return x.KnownPurposes
+	}
+	return nil
 }
 
 var File_veilmatch_v1_hub_proto protoreflect.FileDescriptor
@@ -2527,7 +2537,7 @@ const file_veilmatch_v1_hub_proto_rawDesc = "" +
 	"\x16ListDisclosuresRequest\"U\n" +
 	"\x17ListDisclosuresResponse\x12:\n" +
 	"\vdisclosures\x18\x01 \x03(\v2\x18.veilmatch.v1.DisclosureR\vdisclosures\"\x16\n" +
-	"\x14GetVocabularyRequest\"\xa8\x01\n" +
+	"\x14GetVocabularyRequest\"\xcf\x01\n" +
 	"\x15GetVocabularyResponse\x12\x14\n" +
 	"\x05kinds\x18\x01 \x03(\tR\x05kinds\x12\x1e\n" +
 	"\n" +
@@ -2535,7 +2545,8 @@ const file_veilmatch_v1_hub_proto_rawDesc = "" +
 	"categories\x12\x14\n" +
 	"\x05roles\x18\x03 \x03(\tR\x05roles\x12\x1a\n" +
 	"\bpurposes\x18\x04 \x03(\tR\bpurposes\x12'\n" +
-	"\x0fpolicy_revision\x18\x05 \x01(\tR\x0epolicyRevision*\xa0\x01\n" +
+	"\x0fpolicy_revision\x18\x05 \x01(\tR\x0epolicyRevision\x12%\n" +
+	"\x0eknown_purposes\x18\x06 \x03(\tR\rknownPurposes*\xa0\x01\n" +
 	"\x0fDisclosureLevel\x12 \n" +
 	"\x1cDISCLOSURE_LEVEL_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15DISCLOSURE_LEVEL_NONE\x10\x01\x12\x1a\n" +
