@@ -22,16 +22,11 @@ var investigation = client.Query{Purpose: "investigation", CaseRef: "CASE-1"}
 // newAgency returns a client of agency with its state in state.
 func newAgency(t *testing.T, agency, hubAddr, ks, state string, mod ...func(*client.Config)) *client.Client {
 	t.Helper()
-	cfg := client.Config{Agency: agency, Hub: hubAddr, KeyServer: ks, TLS: servertest.ClientTLS(t, agency), StateDir: state, Logger: quiet}
+	cfg := client.Config{Agency: agency, Hub: hubAddr, KeyServer: ks, StateDir: state}
 	for _, m := range mod {
 		m(&cfg)
 	}
-	c, err := client.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return servertest.Client(t, cfg)
 }
 
 func phones(list, region string) client.PublishOptions {

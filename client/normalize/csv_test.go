@@ -42,20 +42,7 @@ func TestReadCSVMessy(t *testing.T) {
 	}
 	for _, column := range []string{"phone", " PHONE ", "2"} {
 		t.Run(column, func(t *testing.T) {
-			var rows []Row
-			rep, err := ReadCSV(strings.NewReader(messyCSV), column, Phone, Options{Region: "GB"}, func(r Row) error {
-				rows = append(rows, r)
-				return nil
-			})
-			if err != nil {
-				t.Fatalf("ReadCSV error = %v", err)
-			}
-			if !reflect.DeepEqual(rows, wantRows) {
-				t.Errorf("rows = %+v\nwant %+v", rows, wantRows)
-			}
-			if !reflect.DeepEqual(rep, wantReport) {
-				t.Errorf("report = %+v\nwant %+v", rep, wantReport)
-			}
+			wantRead(t, messyCSV, column, Phone, Options{Region: "GB"}, wantRows, wantReport)
 		})
 	}
 }
@@ -282,20 +269,7 @@ func TestReadCSVLongValues(t *testing.T) {
 			{9, "address is 255 bytes, more than 254 (RFC 5321)"},
 		},
 	}
-	var rows []Row
-	rep, err := ReadCSV(strings.NewReader(in), "email", Email, Options{}, func(r Row) error {
-		rows = append(rows, r)
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("ReadCSV error = %v", err)
-	}
-	if !reflect.DeepEqual(rows, wantRows) {
-		t.Errorf("rows = %+v\nwant %+v", rows, wantRows)
-	}
-	if !reflect.DeepEqual(rep, wantReport) {
-		t.Errorf("report = %+v\nwant %+v", rep, wantReport)
-	}
+	wantRead(t, in, "email", Email, Options{}, wantRows, wantReport)
 
 	// Every kind rejects a huge cell on its own line and reads on.
 	for _, kind := range kinds {
@@ -308,5 +282,25 @@ func TestReadCSVLongValues(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(rep, want) {
 			t.Errorf("ReadCSV(%s) = %+v, %v; want %+v", kind, rep, err, want)
 		}
+	}
+}
+
+// wantRead reads in as ReadCSV does and requires exactly wantRows and
+// wantReport.
+func wantRead(t *testing.T, in, column string, kind Kind, opts Options, wantRows []Row, wantReport Report) {
+	t.Helper()
+	var rows []Row
+	rep, err := ReadCSV(strings.NewReader(in), column, kind, opts, func(r Row) error {
+		rows = append(rows, r)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("ReadCSV error = %v", err)
+	}
+	if !reflect.DeepEqual(rows, wantRows) {
+		t.Errorf("rows = %+v\nwant %+v", rows, wantRows)
+	}
+	if !reflect.DeepEqual(rep, wantReport) {
+		t.Errorf("report = %+v\nwant %+v", rep, wantReport)
 	}
 }

@@ -198,31 +198,16 @@ func TestOnlyAuditors(t *testing.T) {
 	}
 }
 
-// listAll pages through ListDecisions and returns the indices listed.
+// listAll pages through ListDecisions (see pageThrough) and returns the
+// indices listed and the decisions.
 func listAll(t *testing.T, c veilmatchv1.AuditServiceClient, req *veilmatchv1.ListDecisionsRequest) ([]uint64, []*veilmatchv1.Decision) {
 	t.Helper()
-	var idx []uint64
-	var all []*veilmatchv1.Decision
-	for calls := 0; ; calls++ {
-		if calls > 100 {
-			t.Fatal("ListDecisions does not end")
-		}
-		resp, err := c.ListDecisions(t.Context(), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range resp.GetDecisions() {
-			idx = append(idx, d.GetIndex())
-			all = append(all, d)
-		}
-		if resp.GetEndOfLog() {
-			return idx, all
-		}
-		if resp.GetNextIndex() <= req.GetStartIndex() {
-			t.Fatalf("next_index %d does not advance from %d", resp.GetNextIndex(), req.GetStartIndex())
-		}
-		req.StartIndex = resp.GetNextIndex()
+	all := pageThrough(t, c, req)
+	idx := make([]uint64, len(all))
+	for i, d := range all {
+		idx[i] = d.GetIndex()
 	}
+	return idx, all
 }
 
 func TestListDecisionsFilters(t *testing.T) {

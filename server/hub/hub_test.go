@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,19 +49,11 @@ func startWith(t *testing.T, m *metrics.Metrics) *env {
 
 func (e *env) client(t *testing.T, agency string, mod ...func(*client.Config)) *client.Client {
 	t.Helper()
-	cfg := client.Config{
-		Agency: agency, Hub: e.hub, KeyServer: e.ks, TLS: servertest.ClientTLS(t, agency),
-		StateDir: filepath.Join(t.TempDir(), agency), Logger: slog.New(slog.DiscardHandler),
-	}
+	cfg := client.Config{Agency: agency, Hub: e.hub, KeyServer: e.ks}
 	for _, m := range mod {
 		m(&cfg)
 	}
-	c, err := client.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return servertest.Client(t, cfg)
 }
 
 func (e *env) hubClient(t *testing.T, agency string) veilmatchv1.HubServiceClient {

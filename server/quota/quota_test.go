@@ -124,15 +124,26 @@ func TestLimitsValidate(t *testing.T) {
 	}
 }
 
-func TestSinceReportsNewLines(t *testing.T) {
+// journaled returns a limiter (rate 1e6, burst 100, daily 150) journaling
+// into a new journal, closed when the test ends, and the journal's path.
+func journaled(t *testing.T) (*Limiter, *Journal, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "quota.jsonl")
 	c := &clock{time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)}
 	j, err := OpenJournal(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer j.Close()
-	l, _ := NewLimiter(Limits{Rate: 1e6, Burst: 100, Daily: 150}, j, c.now)
+	t.Cleanup(func() { j.Close() })
+	l, err := NewLimiter(Limits{Rate: 1e6, Burst: 100, Daily: 150}, j, c.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, j, path
+}
+
+func TestSinceReportsNewLines(t *testing.T) {
+	l, j, _ := journaled(t)
 	l.Take("a", 100)
 	l.Take("b", 10)
 	rep, err := j.Since(0)
@@ -238,14 +249,7 @@ func TestCorruptLineFailsOpen(t *testing.T) {
 // TestSinceLeavesTornTail: a line still being written is neither reported
 // nor passed by the cursor; it is reported once complete.
 func TestSinceLeavesTornTail(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "quota.jsonl")
-	c := &clock{time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)}
-	j, err := OpenJournal(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	l, _ := NewLimiter(Limits{Rate: 1e6, Burst: 100, Daily: 150}, j, c.now)
+	l, j, path := journaled(t)
 	if err := l.Take("a", 100); err != nil {
 		t.Fatal(err)
 	}

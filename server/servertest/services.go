@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/veilmatch/veilmatch/client"
 	"github.com/veilmatch/veilmatch/crypto/oprf"
 	"github.com/veilmatch/veilmatch/policy"
 	"github.com/veilmatch/veilmatch/server/hub"
@@ -95,4 +96,26 @@ func Policy(t testing.TB) *policy.Engine {
 		t.Fatal(err)
 	}
 	return pol
+}
+
+// Client returns an agency client that is closed when the test ends. Zero
+// fields of cfg get test defaults: the development credentials of
+// cfg.Agency, a temporary state directory and no logging.
+func Client(t testing.TB, cfg client.Config) *client.Client {
+	t.Helper()
+	if cfg.TLS == nil {
+		cfg.TLS = ClientTLS(t, cfg.Agency)
+	}
+	if cfg.StateDir == "" {
+		cfg.StateDir = t.TempDir()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = quiet
+	}
+	c, err := client.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
