@@ -24,7 +24,8 @@ const (
 
 // Decision is one record of the decision log. record holds the exact bytes
 // hashed into the Merkle tree (the canonical JSON of the record); the other
-// fields are decoded from it. A raw listing sets only index and record.
+// fields are decoded from it. A raw listing sets only index and record, and
+// so does any listing for a record too large to send decoded.
 type Decision struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Index uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
@@ -390,7 +391,8 @@ func (x *ListDecisionsRequest) GetRaw() bool {
 	return false
 }
 
-// ListDecisionsResponse is one page of decisions. A record missing from
+// ListDecisionsResponse is one page of decisions, of at most page_size
+// decisions and about 4 MiB (a larger record comes alone). A record missing from
 // the log is reported as DATA_LOSS with a google.rpc.ErrorInfo detail of
 // reason RECORD_MISSING whose metadata "index" names it.
 type ListDecisionsResponse struct {

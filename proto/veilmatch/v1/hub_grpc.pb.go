@@ -52,8 +52,11 @@ type HubServiceClient interface {
 	// Overlaps joins one of the caller's lists against all other visible lists
 	// and answers at the level policy grants per counterparty list.
 	Overlaps(ctx context.Context, in *OverlapsRequest, opts ...grpc.CallOption) (*OverlapsResponse, error)
-	// Check tests tokens against visible lists without storing them and without
-	// telling any counterparty: the victim-safe query.
+	// Check tests tokens against visible lists without storing them: the
+	// victim-safe query. Only the owners of lists it discloses in full are
+	// told, as for Overlaps; flag, count and none tell nobody. The entries
+	// checked count against the caller's daily check budget
+	// (RESOURCE_EXHAUSTED beyond it).
 	Check(ctx context.Context, in *CheckRequest, opts ...grpc.CallOption) (*CheckResponse, error)
 	// ListLists returns the caller's own lists.
 	ListLists(ctx context.Context, in *ListListsRequest, opts ...grpc.CallOption) (*ListListsResponse, error)
@@ -220,8 +223,11 @@ type HubServiceServer interface {
 	// Overlaps joins one of the caller's lists against all other visible lists
 	// and answers at the level policy grants per counterparty list.
 	Overlaps(context.Context, *OverlapsRequest) (*OverlapsResponse, error)
-	// Check tests tokens against visible lists without storing them and without
-	// telling any counterparty: the victim-safe query.
+	// Check tests tokens against visible lists without storing them: the
+	// victim-safe query. Only the owners of lists it discloses in full are
+	// told, as for Overlaps; flag, count and none tell nobody. The entries
+	// checked count against the caller's daily check budget
+	// (RESOURCE_EXHAUSTED beyond it).
 	Check(context.Context, *CheckRequest) (*CheckResponse, error)
 	// ListLists returns the caller's own lists.
 	ListLists(context.Context, *ListListsRequest) (*ListListsResponse, error)
