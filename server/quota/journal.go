@@ -38,6 +38,7 @@ type Journal struct {
 	fsync func() error
 	usage map[dayAgency]*DailyUsage
 	torn  int64 // bytes of a torn last line cut off at open
+	size  int64 // the end of the last entry written whole
 }
 
 type dayAgency struct{ day, agency string }
@@ -83,6 +84,7 @@ func OpenJournal(path string) (*Journal, error) {
 			return nil, fmt.Errorf("quota journal %s: cut torn last line: %w", path, err)
 		}
 	}
+	j.size = end
 	return j, nil
 }
 
@@ -109,6 +111,10 @@ func (j *Journal) count(e entry) {
 
 // append writes e and syncs it before counting it, so that an answer given
 // to a client is on disk and survives a power failure.
+// append writes e and syncs it; if either fails, it cuts the journal back
+// to its last whole entry, so that a failed append neither leaves a
+// fragment for the next entry to be glued onto nor a line for a request
+// that was refused.
 func (j *Journal) append(e entry) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -116,12 +122,18 @@ func (j *Journal) append(e entry) error {
 	if err != nil {
 		return err
 	}
-	if _, err := j.f.Write(append(b, '\n')); err != nil {
+	line := append(b, '\n')
+	_, err = j.f.Write(line)
+	if err == nil {
+		err = j.fsync()
+	}
+	if err != nil {
+		if terr := j.f.Truncate(j.size); terr != nil {
+			err = errors.Join(err, fmt.Errorf("cut the failed entry: %w", terr))
+		}
 		return err
 	}
-	if err := j.fsync(); err != nil {
-		return err
-	}
+	j.size += int64(len(line))
 	j.count(e)
 	return nil
 }

@@ -324,8 +324,20 @@ func TestAppendSyncsBeforeAnswering(t *testing.T) {
 	if got := j.UsedOn("2026-11-28"); got["a"] != 100 {
 		t.Errorf("failed sync counted in the journal: %v", got)
 	}
+	if got := size(); got != synced[1] {
+		t.Errorf("the refused entry stayed in the journal: %d bytes, want %d", got, synced[1])
+	}
 	j.fsync = fsync
 	if err := l.Take("a", 50); err != nil {
 		t.Errorf("failed sync charged the limiter: %v", err)
+	}
+	j.Close()
+	reopened, err := OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reopened.Close()
+	if got := reopened.UsedOn("2026-11-28"); got["a"] != 150 {
+		t.Errorf("after a restart the journal holds %v, want the two grants answered (150)", got)
 	}
 }
