@@ -37,9 +37,11 @@ type Guard struct {
 	MaxRejected float64
 }
 
-// DefaultGuard refuses a republish that halves the list or rejects more
-// than a tenth of its rows.
-var DefaultGuard = Guard{MaxShrink: 0.5, MaxRejected: 0.1}
+// DefaultGuard refuses a republish that drops more than half the list or
+// rejects more than half the file's rows: a forgotten default region
+// rejects nearly every national number, while messy but right files reject
+// a few.
+var DefaultGuard = Guard{MaxShrink: 0.5, MaxRejected: 0.5}
 
 // PublishOptions describe a list to publish.
 type PublishOptions struct {

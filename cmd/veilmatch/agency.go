@@ -377,7 +377,10 @@ func cmdPublish(ctx context.Context, e env, args []string) error {
 		po.ExpiresAt = time.Now().Add(*expires)
 	}
 	res, err := c.Publish(ctx, src.r, po)
-	repErr := printReport(e.stderr, src.name, res.Report)
+	var repErr error
+	if err == nil || res.Report.Rows > 0 || errors.Is(err, client.ErrNoRows) {
+		repErr = printReport(e.stderr, src.name, res.Report)
+	}
 	if err != nil {
 		return a.id.explain(err)
 	}

@@ -305,7 +305,7 @@ func cmdAuditDecisions(ctx context.Context, e env, args []string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "%d decisions\n", len(recs))
+	fmt.Fprintln(e.stderr, plural(len(recs), "decision", "decisions"))
 	return nil
 }
 
