@@ -176,7 +176,7 @@ func Run(ctx context.Context, w io.Writer, dir string, o Options) (*Outcome, err
 	fmt.Fprintln(w, "   (e-mail lists, written in different case by GB and US)")
 	describe(w, "police-gb", res)
 
-	fmt.Fprintln(w, "\n3. The NGO checks its clients' numbers without storing them and without any police unit being told.")
+	fmt.Fprintln(w, "\n3. The NGO checks its clients' numbers without storing them; no police unit is told of a count.")
 	f, _ := data.ReadFile("ngo-shelter-clients.csv")
 	res, err = clients["ngo-shelter"].Check(ctx, bytes.NewReader(f), client.CheckOptions{Kind: normalize.Phone, Normalize: normalize.Options{Region: "GB"}, Name: "ngo-shelter-clients.csv"},
 		client.Query{Purpose: "victim_support"})
