@@ -15,11 +15,11 @@ import (
 	"github.com/veilmatch/veilmatch/client/normalize"
 	"github.com/veilmatch/veilmatch/crypto/mtls"
 	"github.com/veilmatch/veilmatch/crypto/oprf"
+	"github.com/veilmatch/veilmatch/internal/servertest"
 	"github.com/veilmatch/veilmatch/policy"
 	"github.com/veilmatch/veilmatch/server/hub"
 	"github.com/veilmatch/veilmatch/server/keyserver"
 	"github.com/veilmatch/veilmatch/server/quota"
-	"github.com/veilmatch/veilmatch/server/servertest"
 )
 
 var quiet = slog.New(slog.DiscardHandler)

@@ -12,9 +12,9 @@ import (
 	"github.com/veilmatch/veilmatch/client"
 	"github.com/veilmatch/veilmatch/client/normalize"
 	"github.com/veilmatch/veilmatch/crypto/oprf"
+	"github.com/veilmatch/veilmatch/internal/servertest"
 	"github.com/veilmatch/veilmatch/server/keyserver"
 	"github.com/veilmatch/veilmatch/server/quota"
-	"github.com/veilmatch/veilmatch/server/servertest"
 )
 
 var investigation = client.Query{Purpose: "investigation", CaseRef: "CASE-1"}

@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/veilmatch/veilmatch/crypto/oprf"
+	"github.com/veilmatch/veilmatch/internal/atomicfile"
 )
 
 // ErrKeyChanged reports a key server that presented a different public key
@@ -46,33 +47,13 @@ func openState(dir string) (*stateDir, error) {
 	return &stateDir{dir: dir}, nil
 }
 
-// writeJSON writes v to path atomically with mode 0600.
+// writeJSON writes v to path atomically and durably, with mode 0600.
 func writeJSON(path string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.WriteFile(path, data, 0o600)
 }
 
 // readJSON reads the JSON file at path into v.

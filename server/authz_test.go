@@ -30,10 +30,10 @@ import (
 
 	"github.com/veilmatch/veilmatch/certs"
 	"github.com/veilmatch/veilmatch/crypto/mtls"
+	"github.com/veilmatch/veilmatch/internal/servertest"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/hub"
 	"github.com/veilmatch/veilmatch/server/keyserver"
-	"github.com/veilmatch/veilmatch/server/servertest"
 )
 
 // Callers: the development parties, and three that must fail the handshake.

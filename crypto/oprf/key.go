@@ -13,6 +13,8 @@ import (
 	"time"
 
 	voprf "github.com/cloudflare/circl/oprf"
+
+	"github.com/veilmatch/veilmatch/internal/atomicfile"
 )
 
 // keyIDPattern keeps key ids short and printable: they travel in requests,
@@ -246,20 +248,10 @@ func WriteKeyFile(path string, k *PrivateKey) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	err = atomicfile.Create(path, append(data, '\n'), 0o600)
+	clear(data)
 	if err != nil {
 		return fmt.Errorf("write key file: %w", err)
-	}
-	if _, err := f.Write(append(data, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("write key file %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write key file %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write key file %s: %w", path, err)
 	}
 	return nil
 }

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/veilmatch/veilmatch/crypto/oprf"
+	"github.com/veilmatch/veilmatch/internal/vaulttest"
 	"github.com/veilmatch/veilmatch/server/hub"
 	"github.com/veilmatch/veilmatch/server/keys"
-	"github.com/veilmatch/veilmatch/server/keys/vaulttest"
 )
 
 // TestScenarioWithVault plays the scenario with production key handling:

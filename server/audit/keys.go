@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/veilmatch/veilmatch/internal/atomicfile"
 )
 
 // maxKeyFileSize bounds how much of a signer key file is read; a note
@@ -81,19 +83,7 @@ func WriteSignerKey(path, skey string) error {
 	if _, err := note.NewSigner(skey); err != nil {
 		return fmt.Errorf("audit: write signer key %s: %w", path, err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("audit: write signer key: %w", err)
-	}
-	_, err = f.WriteString(skey + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path) // best effort: leave no partial key behind
+	if err := atomicfile.Create(path, []byte(skey+"\n"), 0o600); err != nil {
 		return fmt.Errorf("audit: write signer key: %w", err)
 	}
 	return nil

@@ -15,11 +15,11 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/veilmatch/veilmatch/internal/servertest"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/auditsvc"
 	"github.com/veilmatch/veilmatch/server/rpc"
-	"github.com/veilmatch/veilmatch/server/servertest"
 	"github.com/veilmatch/veilmatch/server/store/sqlite"
 )
 

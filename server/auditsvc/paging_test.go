@@ -14,11 +14,11 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/veilmatch/veilmatch/internal/servertest"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/auditsvc"
 	"github.com/veilmatch/veilmatch/server/rpc"
-	"github.com/veilmatch/veilmatch/server/servertest"
 )
 
 // bigClient dials the service as the auditor accepting responses up to

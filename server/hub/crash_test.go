@@ -15,11 +15,11 @@ import (
 
 	"github.com/veilmatch/veilmatch/client"
 	"github.com/veilmatch/veilmatch/client/normalize"
+	"github.com/veilmatch/veilmatch/internal/servertest"
 	"github.com/veilmatch/veilmatch/policy"
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/hub"
 	"github.com/veilmatch/veilmatch/server/keyserver"
-	"github.com/veilmatch/veilmatch/server/servertest"
 	"github.com/veilmatch/veilmatch/server/store"
 	"github.com/veilmatch/veilmatch/server/store/sqlite"
 )

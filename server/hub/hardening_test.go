@@ -14,11 +14,11 @@ import (
 
 	"github.com/veilmatch/veilmatch/client"
 	"github.com/veilmatch/veilmatch/client/normalize"
+	"github.com/veilmatch/veilmatch/internal/dirlock"
+	"github.com/veilmatch/veilmatch/internal/servertest"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/hub"
-	"github.com/veilmatch/veilmatch/server/internal/dirlock"
 	"github.com/veilmatch/veilmatch/server/keyserver"
-	"github.com/veilmatch/veilmatch/server/servertest"
 )
 
 // startConfig starts a key server and a hub configured by cfg.

@@ -22,12 +22,12 @@ import (
 
 	"github.com/veilmatch/veilmatch/client"
 	"github.com/veilmatch/veilmatch/client/normalize"
+	"github.com/veilmatch/veilmatch/internal/servertest"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/hub"
 	"github.com/veilmatch/veilmatch/server/keyserver"
 	"github.com/veilmatch/veilmatch/server/metrics"
-	"github.com/veilmatch/veilmatch/server/servertest"
 )
 
 // env is a key server and a hub on loopback with real mTLS.

@@ -17,10 +17,10 @@ import (
 	"github.com/veilmatch/veilmatch/client"
 	"github.com/veilmatch/veilmatch/client/normalize"
 	"github.com/veilmatch/veilmatch/crypto/mtls"
+	"github.com/veilmatch/veilmatch/internal/servertest"
 	"github.com/veilmatch/veilmatch/policy"
 	"github.com/veilmatch/veilmatch/server/hub"
 	"github.com/veilmatch/veilmatch/server/keyserver"
-	"github.com/veilmatch/veilmatch/server/servertest"
 )
 
 // loadAgencies are the agencies of the load test: three jurisdictions, so

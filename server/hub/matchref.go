@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/veilmatch/veilmatch/internal/atomicfile"
 )
 
 // matchRef is what a match reference stands for: one entry of the
@@ -84,25 +86,13 @@ func loadOrCreateKey(path string) ([]byte, error) {
 	return key[:32], nil
 }
 
-// createKey writes a new random key to a new file at path (0600), fsynced;
-// it never overwrites a file and leaves no partial one behind.
+// createKey writes a new random key to a new file at path (0600); it never
+// overwrites a file (see atomicfile.Create).
 func createKey(path string) ([]byte, error) {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	if err := atomicfile.Create(path, key, 0o600); err != nil {
 		return nil, fmt.Errorf("create key file: %w", err)
-	}
-	_, err = f.Write(key)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-		return nil, fmt.Errorf("write key file %s: %w", path, err)
 	}
 	return key, nil
 }

@@ -16,10 +16,11 @@ import (
 
 	"github.com/veilmatch/veilmatch/crypto/mtls"
 	"github.com/veilmatch/veilmatch/crypto/oprf"
+	"github.com/veilmatch/veilmatch/internal/atomicfile"
+	"github.com/veilmatch/veilmatch/internal/dirlock"
 	"github.com/veilmatch/veilmatch/policy"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/auditsvc"
-	"github.com/veilmatch/veilmatch/server/internal/dirlock"
 	"github.com/veilmatch/veilmatch/server/keys"
 	"github.com/veilmatch/veilmatch/server/metrics"
 	"github.com/veilmatch/veilmatch/server/rpc"
@@ -181,7 +182,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	if cfg.DataDir != "" {
 		// Published for auditors to pin; they should confirm it out of band.
-		if err := os.WriteFile(filepath.Join(cfg.DataDir, CheckpointPubFile), []byte(signer.VerifierKey()+"\n"), 0o644); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(cfg.DataDir, CheckpointPubFile), []byte(signer.VerifierKey()+"\n"), 0o644); err != nil {
 			return nil, fmt.Errorf("hub: write checkpoint verifier key: %w", err)
 		}
 	}

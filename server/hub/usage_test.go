@@ -14,11 +14,11 @@ import (
 	"github.com/veilmatch/veilmatch/client"
 	"github.com/veilmatch/veilmatch/client/normalize"
 	"github.com/veilmatch/veilmatch/crypto/oprf"
+	"github.com/veilmatch/veilmatch/internal/servertest"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/hub"
 	"github.com/veilmatch/veilmatch/server/keyserver"
 	"github.com/veilmatch/veilmatch/server/quota"
-	"github.com/veilmatch/veilmatch/server/servertest"
 )
 
 // TestKeyUsageReachesTheLog: the key server's daily use and every quota

@@ -15,14 +15,14 @@ import (
 	"github.com/veilmatch/veilmatch/client"
 	"github.com/veilmatch/veilmatch/client/normalize"
 	"github.com/veilmatch/veilmatch/crypto/oprf"
+	"github.com/veilmatch/veilmatch/internal/servertest"
+	"github.com/veilmatch/veilmatch/internal/vaulttest"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/auditsvc"
 	"github.com/veilmatch/veilmatch/server/hub"
 	"github.com/veilmatch/veilmatch/server/keys"
-	"github.com/veilmatch/veilmatch/server/keys/vaulttest"
 	"github.com/veilmatch/veilmatch/server/keyserver"
-	"github.com/veilmatch/veilmatch/server/servertest"
 )
 
 // vaultEnv is a key server keyed from Vault KV v2 and a hub signing with

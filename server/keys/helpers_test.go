@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/veilmatch/veilmatch/crypto/oprf"
-	"github.com/veilmatch/veilmatch/server/keys/vaulttest"
+	"github.com/veilmatch/veilmatch/internal/vaulttest"
 	"github.com/veilmatch/veilmatch/server/keyserver"
 )
 

@@ -12,8 +12,8 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/veilmatch/veilmatch/internal/vaulttest"
 	"github.com/veilmatch/veilmatch/server/audit"
-	"github.com/veilmatch/veilmatch/server/keys/vaulttest"
 )
 
 // keyServerPolicy lets a token read secret/veilmatch/oprf.

@@ -26,10 +26,10 @@ import (
 	"github.com/veilmatch/veilmatch/certs"
 	"github.com/veilmatch/veilmatch/crypto/mtls"
 	"github.com/veilmatch/veilmatch/crypto/oprf"
+	"github.com/veilmatch/veilmatch/internal/servertest"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/keyserver"
 	"github.com/veilmatch/veilmatch/server/quota"
-	"github.com/veilmatch/veilmatch/server/servertest"
 )
 
 type vectors struct {

@@ -14,8 +14,8 @@ import (
 
 	"github.com/veilmatch/veilmatch/crypto/mtls"
 	"github.com/veilmatch/veilmatch/crypto/oprf"
+	"github.com/veilmatch/veilmatch/internal/dirlock"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
-	"github.com/veilmatch/veilmatch/server/internal/dirlock"
 	"github.com/veilmatch/veilmatch/server/metrics"
 	"github.com/veilmatch/veilmatch/server/quota"
 	"github.com/veilmatch/veilmatch/server/rpc"

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/veilmatch/veilmatch/internal/atomicfile"
 )
 
 // Refusal is one refused request, as journaled.
@@ -97,23 +99,11 @@ func LoadCursor(path string) (int64, error) {
 	return n, nil
 }
 
-// SaveCursor writes a cursor file atomically and durably: the new content
-// reaches the disk (O_SYNC) before it replaces the old, so a crash leaves
-// one or the other, never an empty file.
+// SaveCursor writes a cursor file atomically and durably (see
+// atomicfile.WriteFile): a crash leaves the old cursor or the new, never
+// an empty file.
 func SaveCursor(path string, cursor int64) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_SYNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("save report cursor: %w", err)
-	}
-	_, err = f.WriteString(strconv.FormatInt(cursor, 10) + "\n")
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
+	if err := atomicfile.WriteFile(path, []byte(strconv.FormatInt(cursor, 10)+"\n"), 0o600); err != nil {
 		return fmt.Errorf("save report cursor: %w", err)
 	}
 	return nil

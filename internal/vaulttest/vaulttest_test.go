@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/veilmatch/veilmatch/server/keys/vaulttest"
+	"github.com/veilmatch/veilmatch/internal/vaulttest"
 )
 
 // call makes one raw request and returns the status and decoded body.

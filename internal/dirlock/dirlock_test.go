@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/veilmatch/veilmatch/server/internal/dirlock"
+	"github.com/veilmatch/veilmatch/internal/dirlock"
 )
 
 // helperDirEnv tells TestHelperHoldLock, run in a child process, which
