@@ -113,6 +113,9 @@ type disclosureResult struct {
 // errMalformed marks a decision whose shape or content breaks the contract.
 var errMalformed = errors.New("malformed decision")
 
+// errUndefined reports a query with no result: the hub denies.
+var errUndefined = errors.New("decision undefined")
+
 // eval runs a prepared query and decodes its single value into out, refusing
 // undefined results, unknown members and values of the wrong type.
 func eval(ctx context.Context, q rego.PreparedEvalQuery, input any, out any) error {
@@ -120,16 +123,31 @@ func eval(ctx context.Context, q rego.PreparedEvalQuery, input any, out any) err
 	if err != nil {
 		return fmt.Errorf("evaluate: %w", err)
 	}
+	raw, err := value(rs)
+	if err != nil {
+		return err
+	}
+	return decode(raw, out)
+}
+
+// value returns the single value of a result set as JSON.
+func value(rs rego.ResultSet) (json.RawMessage, error) {
 	if len(rs) == 0 {
-		return errors.New("decision undefined")
+		return nil, errUndefined
 	}
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
-		return fmt.Errorf("%w: %d results", errMalformed, len(rs))
+		return nil, fmt.Errorf("%w: %d results", errMalformed, len(rs))
 	}
 	raw, err := json.Marshal(rs[0].Expressions[0].Value)
 	if err != nil {
-		return fmt.Errorf("%w: %w", errMalformed, err)
+		return nil, fmt.Errorf("%w: %w", errMalformed, err)
 	}
+	return raw, nil
+}
+
+// decode decodes a decision's JSON into out, refusing unknown members and
+// values of the wrong type.
+func decode(raw json.RawMessage, out any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(out); err != nil {
@@ -148,6 +166,11 @@ func (q queries) authorize(ctx context.Context, r Request) (Authorization, error
 	if err := eval(ctx, q.authz, in, &res); err != nil {
 		return Authorization{}, err
 	}
+	return res.authorization()
+}
+
+// authorization checks the decision's contract and returns it.
+func (res authzResult) authorization() (Authorization, error) {
 	switch {
 	case res.Allow == nil || res.MaxLevel == nil:
 		return Authorization{}, fmt.Errorf("%w: allow or max_level missing", errMalformed)
@@ -173,6 +196,11 @@ func (q queries) disclose(ctx context.Context, r Request, cp Agency, l List, gra
 	if err := eval(ctx, q.disclosure, in, &res); err != nil {
 		return Disclosure{}, err
 	}
+	return res.disclosure()
+}
+
+// disclosure checks the decision's contract and returns it.
+func (res disclosureResult) disclosure() (Disclosure, error) {
 	if res.Level == nil || res.Class == nil || res.LiaisonContact == nil || res.Contact == nil {
 		return Disclosure{}, fmt.Errorf("%w: level, class, liaison_contact or contact missing", errMalformed)
 	}

@@ -275,3 +275,74 @@ func (e *Engine) Eval(ctx context.Context, query string, input []byte) (EvalResu
 	}
 	return EvalResult{Revision: s.revision, Defined: len(rs) > 0, Results: raw}, nil
 }
+
+// DryRunResult is one decision of the policy for an input document, as
+// [Engine.DryRun] reports it.
+type DryRunResult struct {
+	// Query is the query evaluated; Revision the bundle that answered.
+	Query, Revision string
+	// Defined is false when the query is undefined for the input: the hub
+	// would deny.
+	Defined bool
+	// Authorization or Disclosure holds the decision, decoded and checked
+	// as the hub does, when Query is one of the hub's two decisions;
+	// Malformed then says why the hub would fail closed instead.
+	Authorization *Authorization
+	Disclosure    *Disclosure
+	Malformed     error
+	// Value is the decision's JSON.
+	Value json.RawMessage
+}
+
+// DryRun evaluates query against input as the hub would: with no query,
+// the disclosure decision for an input that names a counterparty, else the
+// authorization decision. It is for operators; the hub uses Authorize and
+// Disclose.
+func (e *Engine) DryRun(ctx context.Context, query string, input []byte) (DryRunResult, error) {
+	if query == "" {
+		var probe struct {
+			Counterparty json.RawMessage `json:"counterparty"`
+		}
+		if err := json.Unmarshal(input, &probe); err != nil {
+			return DryRunResult{}, fmt.Errorf("policy: dry run: parse input: %w", err)
+		}
+		query = authzQuery
+		if probe.Counterparty != nil {
+			query = disclosureQuery
+		}
+	}
+	res, err := e.Eval(ctx, query, input)
+	if err != nil {
+		return DryRunResult{}, err
+	}
+	out := DryRunResult{Query: query, Revision: res.Revision, Defined: res.Defined}
+	var rs rego.ResultSet
+	if err := json.Unmarshal(res.Results, &rs); err != nil {
+		return out, fmt.Errorf("policy: dry run: decode result: %w", err)
+	}
+	if !out.Defined {
+		return out, nil
+	}
+	if out.Value, err = value(rs); err != nil {
+		out.Malformed = err
+		return out, nil
+	}
+	switch query {
+	case authzQuery:
+		var r authzResult
+		if out.Malformed = decode(out.Value, &r); out.Malformed == nil {
+			a, err := r.authorization()
+			out.Authorization, out.Malformed = &a, err
+		}
+	case disclosureQuery:
+		var r disclosureResult
+		if out.Malformed = decode(out.Value, &r); out.Malformed == nil {
+			d, err := r.disclosure()
+			out.Disclosure, out.Malformed = &d, err
+		}
+	}
+	if out.Malformed != nil {
+		out.Authorization, out.Disclosure = nil, nil
+	}
+	return out, nil
+}

@@ -616,3 +616,32 @@ func TestSandboxCapabilities(t *testing.T) {
 		t.Errorf("AllowNet = %v, want none", capabilities().AllowNet)
 	}
 }
+
+// TestDryRun: with no query, the decision follows the input's shape, and
+// the hub's two decisions come back typed, checked as the hub checks them.
+func TestDryRun(t *testing.T) {
+	e := newEngine(t, Options{})
+	authz := `{"action": "check", "time": "2025-06-01T12:00:00Z", "purpose": "research", "case_ref": "TH-1",
+		"requester": {"id": "police-th", "role": "law_enforcement", "jurisdiction": "TH"}}`
+	res, err := e.DryRun(t.Context(), "", []byte(authz))
+	if err != nil || res.Query != authzQuery || !res.Defined || res.Authorization == nil || !res.Authorization.Allow ||
+		res.Authorization.MaxLevel != LevelCount || res.Disclosure != nil || res.Malformed != nil || res.Revision != e.Revision() {
+		t.Fatalf("authz dry run = %+v, %v", res, err)
+	}
+	disclosure := `{"action": "overlaps", "time": "2025-06-01T12:00:00Z", "purpose": "investigation", "case_ref": "TH-1",
+		"requester": {"id": "police-th", "role": "law_enforcement", "jurisdiction": "TH"},
+		"list": {"name": "own", "owner": "police-th", "kind": "phone", "category": "suspect", "jurisdiction": "TH", "expires_at": "", "victim_consent_roles": [], "ngo_visible": false},
+		"counterparty": {"agency": {"id": "police-gb", "role": "law_enforcement", "jurisdiction": "GB"},
+		"list": {"name": "s", "owner": "police-gb", "kind": "phone", "category": "suspect", "jurisdiction": "GB", "expires_at": "", "victim_consent_roles": [], "ngo_visible": false}}}`
+	res, err = e.DryRun(t.Context(), "", []byte(disclosure))
+	if err != nil || res.Query != disclosureQuery || res.Disclosure == nil || res.Disclosure.Level != LevelCount || res.Disclosure.Class != "law_enforcement/GB" {
+		t.Fatalf("disclosure dry run = %+v, %v", res, err)
+	}
+	res, err = e.DryRun(t.Context(), "data.veilmatch.authz.max_level", []byte(authz))
+	if err != nil || res.Authorization != nil || string(res.Value) != `"count"` {
+		t.Fatalf("other query = %+v, %v", res, err)
+	}
+	if _, err := e.DryRun(t.Context(), "", []byte("{not json")); err == nil {
+		t.Error("a dry run of malformed input succeeded")
+	}
+}

@@ -40,6 +40,9 @@ const (
 
 var levelRanks = map[Level]int{LevelNone: 0, LevelCount: 1, LevelFlag: 2, LevelFull: 3}
 
+// Levels are the disclosure levels from least to most revealing.
+var Levels = []Level{LevelNone, LevelCount, LevelFlag, LevelFull}
+
 // Rank orders levels: none 0, count 1, flag 2, full 3; an unknown level is -1.
 func (l Level) Rank() int {
 	if r, ok := levelRanks[l]; ok {

@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -72,72 +72,44 @@ func cmdPolicyEval(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var probe struct {
-		Counterparty json.RawMessage `json:"counterparty"`
-	}
-	if err := json.Unmarshal(in, &probe); err != nil {
-		return fmt.Errorf("input %s: %w", *input, err)
-	}
-	if *query == "" {
-		*query = "data.veilmatch.authz.decision"
-		if probe.Counterparty != nil {
-			*query = "data.veilmatch.disclosure.decision"
-		}
-	}
 	eng, err := policy.New(ctx, policy.Options{Dir: *dir})
 	if err != nil {
 		return fmt.Errorf("load policy: %w", err)
 	}
-	res, err := eng.Eval(ctx, *query, in)
+	res, err := eng.DryRun(ctx, *query, in)
 	if err != nil {
-		return err
+		return fmt.Errorf("input %s: %w", *input, err)
 	}
-	var rs []struct {
-		Expressions []struct {
-			Value json.RawMessage `json:"value"`
-		} `json:"expressions"`
-	}
-	if err := json.Unmarshal(res.Results, &rs); err != nil {
-		return fmt.Errorf("decode result: %w", err)
-	}
-	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
-		fmt.Fprintf(e.stdout, "undefined: the hub would deny (fail closed)\npolicy revision %s\n", res.Revision)
-		return nil
-	}
-	value := rs[0].Expressions[0].Value
 	if *format == "json" {
-		return writeJSON(e.stdout, map[string]any{"query": *query, "revision": res.Revision, "result": value})
+		return writeJSON(e.stdout, map[string]any{"query": res.Query, "revision": res.Revision, "result": res.Value})
 	}
-	var d struct {
-		Level          *string  `json:"level"`
-		Allow          *bool    `json:"allow"`
-		Rules          []string `json:"rules"`
-		Reasons        []string `json:"reasons"`
-		MaxLevel       string   `json:"max_level"`
-		Class          string   `json:"class"`
-		LiaisonContact string   `json:"liaison_contact"`
-		Contact        string   `json:"contact"`
-	}
-	if err := json.Unmarshal(value, &d); err != nil || (d.Level == nil && d.Allow == nil) {
-		fmt.Fprintf(e.stdout, "%s\npolicy revision %s\n", value, res.Revision)
-		return nil
-	}
-	if d.Level != nil {
-		fmt.Fprintf(e.stdout, "level: %s\n", *d.Level)
+	printDryRun(e.stdout, res)
+	return nil
+}
+
+// printDryRun writes a policy decision as the hub would take it.
+func printDryRun(w io.Writer, res policy.DryRunResult) {
+	defer fmt.Fprintf(w, "policy revision %s\n", res.Revision)
+	switch a, d := res.Authorization, res.Disclosure; {
+	case !res.Defined:
+		fmt.Fprintln(w, "undefined: the hub would deny (fail closed)")
+	case res.Malformed != nil:
+		fmt.Fprintf(w, "%s\nmalformed: %v; the hub would deny (fail closed)\n", res.Value, res.Malformed)
+	case d != nil:
+		fmt.Fprintf(w, "level: %s\n", d.Level)
 		for _, kv := range [][2]string{{"class", d.Class}, {"liaison_contact", d.LiaisonContact}, {"contact", d.Contact}} {
 			if kv[1] != "" {
-				fmt.Fprintf(e.stdout, "%s: %s\n", kv[0], kv[1])
+				fmt.Fprintf(w, "%s: %s\n", kv[0], kv[1])
 			}
 		}
-	} else {
-		fmt.Fprintf(e.stdout, "allow: %t\n", *d.Allow)
-		if d.MaxLevel != "" {
-			fmt.Fprintf(e.stdout, "max_level: %s\n", d.MaxLevel)
+		fmt.Fprintf(w, "rules: %s\n", strings.Join(d.Rules, ", "))
+	case a != nil:
+		fmt.Fprintf(w, "allow: %t\nmax_level: %s\n", a.Allow, a.MaxLevel)
+		for _, r := range a.Reasons {
+			fmt.Fprintf(w, "reason: %s\n", r)
 		}
-		for _, r := range d.Reasons {
-			fmt.Fprintf(e.stdout, "reason: %s\n", r)
-		}
+		fmt.Fprintf(w, "rules: %s\n", strings.Join(a.Rules, ", "))
+	default:
+		fmt.Fprintf(w, "%s\n", res.Value)
 	}
-	fmt.Fprintf(e.stdout, "rules: %s\npolicy revision %s\n", strings.Join(d.Rules, ", "), res.Revision)
-	return nil
 }

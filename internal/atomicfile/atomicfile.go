@@ -36,9 +36,6 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 // not at all: no reader, and no crash, ever sees it half written. Use it for
 // keys, which must never be replaced silently.
 func Create(path string, data []byte, perm fs.FileMode) error {
-	if _, err := os.Lstat(path); err == nil {
-		return fmt.Errorf("atomicfile: create %s: %w", path, fs.ErrExist)
-	}
 	tmp, err := writeTemp(path, data, perm)
 	if err != nil {
 		return err
@@ -47,9 +44,6 @@ func Create(path string, data []byte, perm fs.FileMode) error {
 	// A hard link fails if path exists, so of two creators one wins, and
 	// the file it makes is already complete.
 	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("atomicfile: create %s: %w", path, fs.ErrExist)
-		}
 		return fmt.Errorf("atomicfile: create %s: %w", path, err)
 	}
 	return syncDir(path)

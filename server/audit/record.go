@@ -13,6 +13,31 @@ const (
 	ResultRefused = "refused"
 )
 
+// Actions a record may name: what an agency asked the hub (also the action
+// the policy authorizes), and what the hub and key server did on their own.
+const (
+	ActionPublish           = "publish"
+	ActionOverlaps          = "overlaps"
+	ActionCheck             = "check"
+	ActionDelete            = "delete"
+	ActionRequestDisclosure = "request_disclosure"
+	ActionApproveDisclosure = "approve_disclosure"
+	ActionRefuseDisclosure  = "refuse_disclosure"
+	// ActionExpire erases a list at the end of its retention.
+	ActionExpire = "expire"
+	// ActionKeyEpochs records the keys the key server serves.
+	ActionKeyEpochs = "key_epochs"
+	// ActionQuotaUsage and ActionQuotaRefusal record the key server's use.
+	ActionQuotaUsage   = "quota_usage"
+	ActionQuotaRefusal = "quota_refusal"
+)
+
+// Actions lists every action, in the order above.
+var Actions = []string{
+	ActionPublish, ActionOverlaps, ActionCheck, ActionDelete, ActionRequestDisclosure, ActionApproveDisclosure,
+	ActionRefuseDisclosure, ActionExpire, ActionKeyEpochs, ActionQuotaUsage, ActionQuotaRefusal,
+}
+
 // Record is one policy decision in the audit log. Its canonical encoding
 // ([Record.Marshal]) is the Merkle leaf.
 type Record struct {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/veilmatch/veilmatch/policy"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
+	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/rpc"
 	"github.com/veilmatch/veilmatch/server/store"
 )
@@ -121,7 +122,7 @@ func (s *Service) RequestDisclosure(ctx context.Context, req *veilmatchv1.Reques
 		return nil, err
 	}
 	pl := policyList(own)
-	r := policy.Request{Action: "request_disclosure", Time: now, Purpose: ref.Purpose, CaseRef: ref.CaseRef, Requester: a, List: &pl}
+	r := policy.Request{Action: audit.ActionRequestDisclosure, Time: now, Purpose: ref.Purpose, CaseRef: ref.CaseRef, Requester: a, List: &pl}
 	az, err := s.authorizeRecorded(ctx, r)
 	if err != nil {
 		return nil, err
@@ -161,7 +162,7 @@ func sameAsRef(field, got, issued string) error {
 // and returns one pending request per list, all of one group.
 func (s *Service) requestsFor(ctx context.Context, r policy.Request, az policy.Authorization, own store.List, ref matchRef, reason string) ([]store.DisclosureRequest, error) {
 	overlaps := r
-	overlaps.Action = "overlaps"
+	overlaps.Action = audit.ActionOverlaps
 	ans, err := s.decide(ctx, overlaps, az, own.Kind, own.KeyID, &own, func(fn func(uint64, int64) error) error {
 		return s.store.Overlaps(ctx, own.ID, fn)
 	})
@@ -274,9 +275,9 @@ func (s *Service) AnswerDisclosureRequest(ctx context.Context, req *veilmatchv1.
 		return nil, status.Errorf(codes.NotFound, "request_id: no disclosure request %q against %s's lists", clip(req.GetRequestId()), id.ID)
 	}
 	dr := pending[i]
-	action := "refuse_disclosure"
+	action := audit.ActionRefuseDisclosure
 	if req.GetApprove() {
-		action = "approve_disclosure"
+		action = audit.ActionApproveDisclosure
 	}
 	// The owner answers; the purpose and case are the requester's, recorded
 	// with the decision but not the owner's to justify.

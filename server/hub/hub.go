@@ -173,7 +173,7 @@ func (s *Service) DeleteList(ctx context.Context, req *veilmatchv1.DeleteListReq
 	if err != nil {
 		return nil, err
 	}
-	r := policy.Request{Action: "delete", Time: s.now(), Requester: a, List: &policy.List{Name: name, Owner: id.ID}}
+	r := policy.Request{Action: audit.ActionDelete, Time: s.now(), Requester: a, List: &policy.List{Name: name, Owner: id.ID}}
 	az, err := s.authorizeRecorded(ctx, r)
 	if err != nil {
 		return nil, err
@@ -242,7 +242,7 @@ func (s *Service) Overlaps(ctx context.Context, req *veilmatchv1.OverlapsRequest
 		return nil, err
 	}
 	pl := policyList(own)
-	r := policy.Request{Action: "overlaps", Time: s.now(), Purpose: purpose, CaseRef: caseRef, Requester: a, List: &pl}
+	r := policy.Request{Action: audit.ActionOverlaps, Time: s.now(), Purpose: purpose, CaseRef: caseRef, Requester: a, List: &pl}
 	az, err := s.authorizeRecorded(ctx, r)
 	if err != nil {
 		return nil, err
@@ -297,7 +297,7 @@ func (s *Service) Check(ctx context.Context, req *veilmatchv1.CheckRequest) (*ve
 	if err != nil {
 		return nil, err
 	}
-	r := policy.Request{Action: "check", Time: s.now(), Purpose: purpose, CaseRef: caseRef, Requester: a}
+	r := policy.Request{Action: audit.ActionCheck, Time: s.now(), Purpose: purpose, CaseRef: caseRef, Requester: a}
 	az, err := s.authorizeRecorded(ctx, r)
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"github.com/veilmatch/veilmatch/crypto/token"
 	"github.com/veilmatch/veilmatch/policy"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
+	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/rpc"
 	"github.com/veilmatch/veilmatch/server/store"
 )
@@ -41,7 +42,7 @@ func (s *Service) Publish(stream veilmatchv1.HubService_PublishServer) error {
 		return err
 	}
 	pl := policyList(meta)
-	pr := policy.Request{Action: "publish", Time: s.now(), Requester: a, List: &pl}
+	pr := policy.Request{Action: audit.ActionPublish, Time: s.now(), Requester: a, List: &pl}
 	az, err := s.authorizeRecorded(ctx, pr)
 	if err != nil {
 		return err

@@ -115,7 +115,7 @@ func (s *Service) EraseExpired(ctx context.Context) (int, error) {
 	}
 	for _, l := range lists {
 		rec := &audit.Record{
-			Time: now, DecisionID: newDecisionID(), Caller: "hub retention", Agency: l.Owner, Action: "expire",
+			Time: now, DecisionID: newDecisionID(), Caller: "hub retention", Agency: l.Owner, Action: audit.ActionExpire,
 			Result: audit.ResultAllowed, Reason: "retention ended " + l.ExpiresAt.UTC().Format(time.RFC3339),
 			Lists: []string{l.Owner + "/" + l.Name}, PolicyRevision: s.policy.Revision(),
 		}

@@ -68,7 +68,7 @@ func (u *UsageService) ReportKeyUsage(ctx context.Context, req *veilmatchv1.Repo
 		}
 		recs = append(recs, &audit.Record{
 			Time: time.Now().UTC(), DecisionID: newDecisionID(), Caller: caller.String(), Agency: d.GetAgency(),
-			Action: "quota_usage", Result: audit.ResultAllowed,
+			Action: audit.ActionQuotaUsage, Result: audit.ResultAllowed,
 			Details: map[string]string{
 				"day": d.GetDay(), "evaluations": strconv.FormatUint(d.GetEvaluations(), 10),
 				"requests": strconv.FormatUint(d.GetRequests(), 10), "refusals": strconv.FormatUint(d.GetRefusals(), 10),
@@ -84,7 +84,7 @@ func (u *UsageService) ReportKeyUsage(ctx context.Context, req *veilmatchv1.Repo
 		}
 		recs = append(recs, &audit.Record{
 			Time: f.GetTime().AsTime(), DecisionID: newDecisionID(), Caller: caller.String(), Agency: f.GetAgency(),
-			Action: "quota_refusal", Result: audit.ResultRefused, Reason: f.GetReason(),
+			Action: audit.ActionQuotaRefusal, Result: audit.ResultRefused, Reason: f.GetReason(),
 			Details: map[string]string{"elements": strconv.FormatUint(f.GetElements(), 10)},
 		})
 	}
@@ -95,7 +95,7 @@ func (u *UsageService) ReportKeyUsage(ctx context.Context, req *veilmatchv1.Repo
 	if len(served) > 0 {
 		rec := &audit.Record{
 			Time: time.Now().UTC(), DecisionID: newDecisionID(), Caller: caller.String(), Agency: caller.ID,
-			Action: "key_epochs", Result: audit.ResultAllowed, Reason: "lists made under other key ids no longer match",
+			Action: audit.ActionKeyEpochs, Result: audit.ResultAllowed, Reason: "lists made under other key ids no longer match",
 		}
 		changed, err := u.epochs.set(ctx, served, rec)
 		if errors.Is(err, errUntrustedKey) {
