@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,9 +25,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/veilmatch/veilmatch/crypto/mtls"
+	"github.com/veilmatch/veilmatch/client/auditor"
+	"github.com/veilmatch/veilmatch/policy"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/audit"
-	"github.com/veilmatch/veilmatch/server/auditsvc"
 	"github.com/veilmatch/veilmatch/server/rpc"
 )
 
@@ -194,31 +194,6 @@ func (f *timeFlags) apply(req *veilmatchv1.ListDecisionsRequest) error {
 	return nil
 }
 
-// listRecords pages through the decisions that req selects and decodes
-// each from the exact bytes hashed into the log.
-func listRecords(ctx context.Context, c veilmatchv1.AuditServiceClient, req *veilmatchv1.ListDecisionsRequest) ([]audit.Record, error) {
-	req.PageSize = auditsvc.MaxPageSize
-	var out []audit.Record
-	for {
-		resp, err := c.ListDecisions(ctx, req)
-		if err != nil {
-			return nil, auditRPCError("list decisions", err)
-		}
-		for _, d := range resp.GetDecisions() {
-			rec, err := audit.ParseRecord(d.GetRecord())
-			if err != nil || rec.Index != d.GetIndex() {
-				return nil, withHint(fmt.Errorf("decision %d: the hub sent a record that is not canonical at its index", d.GetIndex()),
-					"run 'veilmatch audit verify --as auditor'")
-			}
-			out = append(out, rec)
-		}
-		if resp.GetEndOfLog() || resp.GetNextIndex() <= req.GetStartIndex() {
-			return out, nil
-		}
-		req.StartIndex = resp.GetNextIndex()
-	}
-}
-
 // auditQuery holds the flags the audit listing commands share: who the
 // auditor is, the time range and the output format.
 type auditQuery struct {
@@ -264,7 +239,14 @@ func (q *auditQuery) fetch(ctx context.Context, args []string, req *veilmatchv1.
 		return nil, err
 	}
 	defer done()
-	return listRecords(ctx, c, req)
+	recs, err := auditor.ListRecords(ctx, c, req)
+	if errors.Is(err, auditor.ErrNotCanonical) {
+		return nil, withHint(err, "run 'veilmatch audit verify --as auditor'")
+	}
+	if err != nil {
+		return nil, auditRPCError("list decisions", err)
+	}
+	return recs, nil
 }
 
 func cmdAuditDecisions(ctx context.Context, e env, args []string) error {
@@ -272,16 +254,16 @@ func cmdAuditDecisions(ctx context.Context, e env, args []string) error {
 		"veilmatch audit decisions --as auditor --agency police-gb --level full --since 2026-11-01")
 	var (
 		agency  = q.fs.String("agency", "", "only decisions of agency `ID`")
-		action  = q.fs.String("action", "", "only decisions of `ACTION`: "+orList(auditActions))
+		action  = q.fs.String("action", "", "only decisions of `ACTION`: "+orList(audit.Actions))
 		purpose = q.fs.String("purpose", "", "only decisions stating `PURPOSE`")
-		level   = q.fs.String("level", "", "only decisions disclosing at `LEVEL` ("+strings.Join(disclosureLevels, ", ")+"), or refused ones (refused)")
+		level   = q.fs.String("level", "", "only decisions disclosing at `LEVEL` ("+strings.Join(levelNames(), ", ")+"), or refused ones (refused)")
 	)
 	req := &veilmatchv1.ListDecisionsRequest{}
 	recs, err := q.fetch(ctx, args, req, func() error {
-		if err := checkOneOf("--action", *action, auditActions...); err != nil {
+		if err := checkOneOf("--action", *action, audit.Actions...); err != nil {
 			return err
 		}
-		if err := checkOneOf("--level", *level, slices.Concat(disclosureLevels, []string{audit.ResultRefused})...); err != nil {
+		if err := checkOneOf("--level", *level, slices.Concat(levelNames(), []string{audit.ResultRefused})...); err != nil {
 			return err
 		}
 		req.Agency, req.Action, req.Purpose, req.Level = *agency, *action, *purpose, *level
@@ -309,6 +291,15 @@ func cmdAuditDecisions(ctx context.Context, e env, args []string) error {
 	return nil
 }
 
+// levelNames are the disclosure levels, least revealing first.
+func levelNames() []string {
+	out := make([]string, len(policy.Levels))
+	for i, l := range policy.Levels {
+		out[i] = string(l)
+	}
+	return out
+}
+
 // levelSummary returns "full:2,count:1": the entries disclosed per level,
 // most revealing level first.
 func levelSummary(outs []audit.Outcome) string {
@@ -320,21 +311,12 @@ func levelSummary(outs []audit.Outcome) string {
 		}
 		sums[o.Level] += o.Entries
 	}
-	slices.SortFunc(levels, func(a, b string) int { return levelRank(b) - levelRank(a) })
+	slices.SortFunc(levels, func(a, b string) int { return policy.Level(b).Rank() - policy.Level(a).Rank() })
 	parts := make([]string, len(levels))
 	for i, l := range levels {
 		parts[i] = l + ":" + strconv.FormatUint(sums[l], 10)
 	}
 	return strings.Join(parts, ",")
-}
-
-// disclosureLevels are the levels a decision discloses at, from least to
-// most revealing.
-var disclosureLevels = []string{"none", "count", "flag", "full"}
-
-// levelRank orders disclosure levels from least to most revealing.
-func levelRank(l string) int {
-	return slices.Index(disclosureLevels, l)
 }
 
 func cmdAuditVerify(ctx context.Context, e env, args []string) error {
@@ -374,20 +356,23 @@ func cmdAuditVerify(ctx context.Context, e env, args []string) error {
 	if path == "" {
 		return usagef("", "--state FILE is required with --config (or set \"state\" in the configuration)")
 	}
-	prev, err := readAuditState(path)
+	prev, err := auditor.ReadState(path)
+	if errors.Is(err, auditor.ErrBadState) {
+		return withHint(err, "restore it from a backup; deleting it gives up the rollback check")
+	}
 	if err != nil {
 		return err
 	}
-	rep, next, err := auditsvc.Verify(ctx, c, v, firstNonEmpty(*origin, target.cfg.Origin), prev)
+	rep, next, err := auditor.Verify(ctx, c, v, firstNonEmpty(*origin, target.cfg.Origin), prev)
 	if err != nil {
-		var f *auditsvc.Failure
+		var f *auditor.Failure
 		if errors.As(err, &f) {
 			return withHint(fmt.Errorf("decision log verification failed: %w", err),
 				"keep "+path+" and the hub's database as evidence and report this to the hub operator and the oversight body")
 		}
 		return auditRPCError("verify decision log", err)
 	}
-	if err := writeAuditState(path, next); err != nil {
+	if err := auditor.WriteState(path, next); err != nil {
 		return err
 	}
 	fmt.Fprintln(e.stdout, rep.Summary())
@@ -466,238 +451,6 @@ func firstNonEmpty(vs ...string) string {
 	return ""
 }
 
-// readAuditState reads the last verified checkpoint; a missing file is no
-// state.
-func readAuditState(path string) (*auditsvc.VerifyState, error) {
-	data, err := readSmallFile(path, 1<<20)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read audit state: %w", err)
-	}
-	var st auditsvc.VerifyState
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&st); err != nil {
-		return nil, withHint(fmt.Errorf("audit state %s: %w", path, err), "restore it from a backup; deleting it gives up the rollback check")
-	}
-	if len(st.Root) != audit.HashSize {
-		return nil, withHint(fmt.Errorf("audit state %s: root has %d bytes, want %d", path, len(st.Root), audit.HashSize),
-			"restore it from a backup; deleting it gives up the rollback check")
-	}
-	return &st, nil
-}
-
-// writeAuditState replaces the state file atomically.
-func writeAuditState(path string, st *auditsvc.VerifyState) error {
-	data, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode audit state: %w", err)
-	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("write audit state: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, ".audit-state-*")
-	if err != nil {
-		return fmt.Errorf("write audit state: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // a no-op after the rename
-	_, err = tmp.Write(append(data, '\n'))
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("write audit state %s: %w", path, err)
-	}
-	return nil
-}
-
-// Actions of the key server's usage records.
-const (
-	actionQuotaUsage   = "quota_usage"
-	actionQuotaRefusal = "quota_refusal"
-)
-
-// auditActions are the actions decision records carry.
-var auditActions = []string{"overlaps", "check", "publish", "delete", "request_disclosure", "approve_disclosure", "refuse_disclosure",
-	"expire", "key_epochs", actionQuotaUsage, actionQuotaRefusal}
-
-// levelCount is what one level disclosed.
-type levelCount struct {
-	// Decisions is how many decisions disclosed at this level.
-	Decisions uint64 `json:"decisions"`
-	// Entries is how many matching entries were disclosed at this level.
-	Entries uint64 `json:"entries"`
-}
-
-// reportRow summarizes the decisions of one agency for one purpose.
-type reportRow struct {
-	Agency    string                `json:"agency"`
-	Purpose   string                `json:"purpose"`
-	Decisions uint64                `json:"decisions"`
-	Refusals  uint64                `json:"refusals"`
-	Levels    map[string]levelCount `json:"levels"`
-}
-
-// quotaRow is one agency's key-server use on one UTC day.
-type quotaRow struct {
-	Agency string `json:"agency"`
-	Day    string `json:"day"`
-	// Evaluations and Requests are the day's cumulative use, from the
-	// latest quota_usage record of the day: each supersedes the earlier.
-	Evaluations uint64 `json:"evaluations"`
-	Requests    uint64 `json:"requests"`
-	// Refusals counts the day's quota_refusal records.
-	Refusals uint64 `json:"refusals"`
-}
-
-// auditReport is the output of `audit report`.
-type auditReport struct {
-	Since     string      `json:"since,omitempty"`
-	Until     string      `json:"until,omitempty"`
-	Decisions []reportRow `json:"decisions"`
-	Quota     []quotaRow  `json:"quota"`
-	Checks    []checkRow  `json:"checks"`
-}
-
-// checkRow is one agency's use of check on one UTC day, against the hub's
-// daily check budget. Many small checks in a day are how an agency would
-// learn which of its entries a count covers, one entry at a time: Probing
-// flags them for a closer look.
-type checkRow struct {
-	Agency string `json:"agency"`
-	Day    string `json:"day"`
-	// Checks and Entries are the checks answered and the entries they
-	// checked; Refused counts checks refused for the budget.
-	Checks  uint64 `json:"checks"`
-	Entries uint64 `json:"entries"`
-	Refused uint64 `json:"refused"`
-	// SmallChecks are checks of at most smallCheck entries.
-	SmallChecks uint64 `json:"small_checks"`
-	Probing     bool   `json:"probing"`
-}
-
-// A check of at most smallCheck entries is small; probingChecks small
-// checks by one agency in one day flag it as probing.
-const (
-	smallCheck    = 10
-	probingChecks = 10
-)
-
-// tallyCheck adds a check record to its agency's and day's row.
-func tallyCheck(checks map[[2]string]*checkRow, r audit.Record) {
-	n, err := strconv.ParseUint(r.Details["entries"], 10, 64)
-	if err != nil {
-		return // refused by policy before any entry was counted
-	}
-	day := r.Time.UTC().Format(time.DateOnly)
-	k := [2]string{r.Agency, day}
-	c := checks[k]
-	if c == nil {
-		c = &checkRow{Agency: r.Agency, Day: day}
-		checks[k] = c
-	}
-	if r.Result == audit.ResultRefused {
-		c.Refused++
-		return
-	}
-	c.Checks++
-	c.Entries += n
-	if n <= smallCheck {
-		c.SmallChecks++
-	}
-	c.Probing = c.SmallChecks >= probingChecks
-}
-
-// reportLevels are the levels a report counts.
-var reportLevels = []string{"full", "flag", "count"}
-
-func summarize(recs []audit.Record) auditReport {
-	rows := map[[2]string]*reportRow{}
-	quota := map[[2]string]*quotaRow{}
-	checks := map[[2]string]*checkRow{}
-	for _, r := range recs {
-		if r.Action == "check" {
-			tallyCheck(checks, r)
-		}
-		switch r.Action {
-		case actionQuotaUsage, actionQuotaRefusal:
-			day := r.Details["day"]
-			if day == "" {
-				day = r.Time.UTC().Format(time.DateOnly)
-			}
-			k := [2]string{r.Agency, day}
-			q := quota[k]
-			if q == nil {
-				q = &quotaRow{Agency: r.Agency, Day: day}
-				quota[k] = q
-			}
-			if r.Action == actionQuotaRefusal {
-				q.Refusals++
-				continue
-			}
-			// Records come in log order: the latest usage row wins.
-			q.Evaluations, _ = strconv.ParseUint(r.Details["evaluations"], 10, 64)
-			q.Requests, _ = strconv.ParseUint(r.Details["requests"], 10, 64)
-			continue
-		}
-		k := [2]string{r.Agency, r.Purpose}
-		row := rows[k]
-		if row == nil {
-			row = &reportRow{Agency: r.Agency, Purpose: r.Purpose, Levels: map[string]levelCount{}}
-			for _, l := range reportLevels {
-				row.Levels[l] = levelCount{}
-			}
-			rows[k] = row
-		}
-		row.Decisions++
-		if r.Result == audit.ResultRefused {
-			row.Refusals++
-		}
-		seen := map[string]bool{}
-		for _, o := range r.Outcomes {
-			lc, ok := row.Levels[o.Level]
-			if !ok {
-				continue
-			}
-			if !seen[o.Level] {
-				seen[o.Level] = true
-				lc.Decisions++
-			}
-			lc.Entries += o.Entries
-			row.Levels[o.Level] = lc
-		}
-	}
-	rep := auditReport{Decisions: []reportRow{}, Quota: []quotaRow{}, Checks: []checkRow{}}
-	for _, c := range checks {
-		rep.Checks = append(rep.Checks, *c)
-	}
-	slices.SortFunc(rep.Checks, func(a, b checkRow) int {
-		return strings.Compare(a.Agency+"\x00"+a.Day, b.Agency+"\x00"+b.Day)
-	})
-	for _, row := range rows {
-		rep.Decisions = append(rep.Decisions, *row)
-	}
-	slices.SortFunc(rep.Decisions, func(a, b reportRow) int {
-		return strings.Compare(a.Agency+"\x00"+a.Purpose, b.Agency+"\x00"+b.Purpose)
-	})
-	for _, q := range quota {
-		rep.Quota = append(rep.Quota, *q)
-	}
-	slices.SortFunc(rep.Quota, func(a, b quotaRow) int {
-		return strings.Compare(a.Agency+"\x00"+a.Day, b.Agency+"\x00"+b.Day)
-	})
-	return rep
-}
-
 func cmdAuditReport(ctx context.Context, e env, args []string) error {
 	q := newAuditQuery(e, "report", "audit report --as auditor [--since TIME] [--until TIME] [--format json]",
 		"veilmatch audit report --as auditor --since 2026-11-01 --until 2026-12-01")
@@ -706,13 +459,11 @@ func cmdAuditReport(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	rep := summarize(recs)
-	if req.Since != nil {
-		rep.Since = req.Since.AsTime().UTC().Format(time.RFC3339)
-	}
-	if req.Until != nil {
-		rep.Until = req.Until.AsTime().UTC().Format(time.RFC3339)
-	}
+	rep := struct {
+		Since string `json:"since,omitempty"`
+		Until string `json:"until,omitempty"`
+		auditor.Summary
+	}{Since: ts(req.Since), Until: ts(req.Until), Summary: auditor.Summarize(recs)}
 	if q.format == "json" {
 		return writeJSON(e.stdout, rep)
 	}
@@ -721,51 +472,53 @@ func cmdAuditReport(ctx context.Context, e env, args []string) error {
 		total += r.Decisions
 	}
 	fmt.Fprintf(e.stdout, "%d decisions from %s to %s\n", total, orDefault(rep.Since, "the start of the log"), orDefault(rep.Until, "now"))
-	if len(rep.Decisions) > 0 {
-		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "AGENCY\tPURPOSE\tDECISIONS\tREFUSED\tFULL\tFLAG\tCOUNT")
-		for _, r := range rep.Decisions {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d", orDash(r.Agency), orDash(r.Purpose), r.Decisions, r.Refusals)
-			for _, l := range reportLevels {
-				lc := r.Levels[l]
-				fmt.Fprintf(tw, "\t%d (%d)", lc.Entries, lc.Decisions)
-			}
-			fmt.Fprintln(tw)
+	return printSummary(e.stdout, rep.Summary)
+}
+
+// printSummary writes a summary's three tables, each that has rows.
+func printSummary(w io.Writer, s auditor.Summary) error {
+	table := func(title, header, footer string, rows int, row func(tw io.Writer, i int)) error {
+		if rows == 0 {
+			return nil
+		}
+		fmt.Fprint(w, title)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, header)
+		for i := range rows {
+			row(tw, i)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
 		}
-		fmt.Fprintln(e.stdout, "FULL, FLAG, COUNT: matching entries disclosed at that level (in how many decisions)")
+		fmt.Fprint(w, footer)
+		return nil
 	}
-	if len(rep.Quota) > 0 {
-		fmt.Fprintln(e.stdout, "\nkey-server use:")
-		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "AGENCY\tDAY\tEVALUATIONS\tREQUESTS\tQUOTA REFUSALS")
-		for _, q := range rep.Quota {
+	return errors.Join(
+		table("", "AGENCY\tPURPOSE\tDECISIONS\tREFUSED\tFULL\tFLAG\tCOUNT",
+			"FULL, FLAG, COUNT: matching entries disclosed at that level (in how many decisions)\n", len(s.Decisions), func(tw io.Writer, i int) {
+				r := s.Decisions[i]
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d", orDash(r.Agency), orDash(r.Purpose), r.Decisions, r.Refusals)
+				for _, l := range auditor.ReportLevels {
+					lc := r.Levels[string(l)]
+					fmt.Fprintf(tw, "\t%d (%d)", lc.Entries, lc.Decisions)
+				}
+				fmt.Fprintln(tw)
+			}),
+		table("\nkey-server use:\n", "AGENCY\tDAY\tEVALUATIONS\tREQUESTS\tQUOTA REFUSALS", "", len(s.Quota), func(tw io.Writer, i int) {
+			q := s.Quota[i]
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", orDash(q.Agency), q.Day, q.Evaluations, q.Requests, q.Refusals)
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-	}
-	if len(rep.Checks) > 0 {
-		fmt.Fprintln(e.stdout, "\nchecks against the daily check budget:")
-		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "AGENCY\tDAY\tCHECKS\tENTRIES\tREFUSED\tSMALL CHECKS\tFLAG")
-		for _, c := range rep.Checks {
-			flag := "-"
-			if c.Probing {
-				flag = "PROBING?"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", c.Agency, c.Day, c.Checks, c.Entries, c.Refused, c.SmallChecks, flag)
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "SMALL CHECKS: checks of at most %d entries; PROBING?: %d or more in a day, the pattern of learning which entries a count covers one by one\n",
-			smallCheck, probingChecks)
-	}
-	return nil
+		}),
+		table("\nchecks against the daily check budget:\n", "AGENCY\tDAY\tCHECKS\tENTRIES\tREFUSED\tSMALL CHECKS\tFLAG",
+			fmt.Sprintf("SMALL CHECKS: checks of at most %d entries; PROBING?: %d or more in a day, the pattern of learning which entries a count covers one by one\n",
+				auditor.SmallCheck, auditor.ProbingChecks), len(s.Checks), func(tw io.Writer, i int) {
+				c := s.Checks[i]
+				flag := "-"
+				if c.Probing {
+					flag = "PROBING?"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", c.Agency, c.Day, c.Checks, c.Entries, c.Refused, c.SmallChecks, flag)
+			}),
+	)
 }
 
 func orDefault(s, def string) string {

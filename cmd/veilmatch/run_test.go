@@ -5,12 +5,8 @@ import (
 	"context"
 	"path/filepath"
 	"regexp"
-	"slices"
-	"strconv"
 	"testing"
-	"time"
 
-	"github.com/veilmatch/veilmatch/server/audit"
 )
 
 // TestVersion: a version stamped with -ldflags "-X main.buildVersion=…"
@@ -42,33 +38,5 @@ func TestAuditVerifyCommand(t *testing.T) {
 	keyFile := filepath.Join(t.TempDir(), "hub", "checkpoint.pub")
 	if got, want := auditVerifyCommand(keyFile), "veilmatch audit verify --as auditor --key-file "+keyFile; got != want {
 		t.Errorf("--dir elsewhere: %q, want %q", got, want)
-	}
-}
-
-// TestReportChecks: the report counts each agency's checks and entries per
-// day against the budget, counts budget refusals, and flags a day of many
-// small checks as probing.
-func TestReportChecks(t *testing.T) {
-	day := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
-	check := func(agency string, entries int, result string) audit.Record {
-		return audit.Record{Time: day, Agency: agency, Action: "check", Result: result, Details: map[string]string{"entries": strconv.Itoa(entries)}}
-	}
-	var recs []audit.Record
-	for range probingChecks {
-		recs = append(recs, check("police-gb", 1, audit.ResultAllowed))
-	}
-	recs = append(recs,
-		check("police-gb", 2, audit.ResultRefused),
-		check("ngo-shelter", 500, audit.ResultAllowed),
-		check("ngo-shelter", 3, audit.ResultAllowed),
-		audit.Record{Time: day, Agency: "police-th", Action: "check", Result: audit.ResultRefused, Reason: "purpose missing"},
-	)
-	got := summarize(recs).Checks
-	want := []checkRow{
-		{Agency: "ngo-shelter", Day: "2026-11-30", Checks: 2, Entries: 503, SmallChecks: 1},
-		{Agency: "police-gb", Day: "2026-11-30", Checks: probingChecks, Entries: probingChecks, Refused: 1, SmallChecks: probingChecks, Probing: true},
-	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("checks = %+v\nwant %+v", got, want)
 	}
 }

@@ -30,13 +30,13 @@ import (
 
 	"github.com/veilmatch/veilmatch/certs"
 	"github.com/veilmatch/veilmatch/client"
+	"github.com/veilmatch/veilmatch/client/auditor"
 	"github.com/veilmatch/veilmatch/client/normalize"
 	"github.com/veilmatch/veilmatch/crypto/mtls"
 	"github.com/veilmatch/veilmatch/crypto/oprf"
 	"github.com/veilmatch/veilmatch/policy"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/audit"
-	"github.com/veilmatch/veilmatch/server/auditsvc"
 	"github.com/veilmatch/veilmatch/server/hub"
 	"github.com/veilmatch/veilmatch/server/keys"
 	"github.com/veilmatch/veilmatch/server/keyserver"
@@ -81,7 +81,7 @@ type Outcome struct {
 	// Notices are the NGO's owner notices of full disclosures.
 	Notices int
 	// Audit is the auditor's verification of the decision log.
-	Audit auditsvc.VerifyReport
+	Audit auditor.VerifyReport
 }
 
 // publication is one party's list.
@@ -232,25 +232,25 @@ func Run(ctx context.Context, w io.Writer, dir string, o Options) (*Outcome, err
 }
 
 // verifyLog runs the auditor's verification with the hub's verifier key.
-func verifyLog(ctx context.Context, dir, hubAddr string) (auditsvc.VerifyReport, error) {
+func verifyLog(ctx context.Context, dir, hubAddr string) (auditor.VerifyReport, error) {
 	vkey, err := os.ReadFile(filepath.Join(dir, "hub", hub.CheckpointPubFile))
 	if err != nil {
-		return auditsvc.VerifyReport{}, err
+		return auditor.VerifyReport{}, err
 	}
 	v, err := audit.NewVerifier(strings.TrimSpace(string(vkey)))
 	if err != nil {
-		return auditsvc.VerifyReport{}, err
+		return auditor.VerifyReport{}, err
 	}
 	tlsCfg, err := mtls.ClientConfigFS(certs.DevFS, mtls.DevFiles(".", "auditor"), "localhost")
 	if err != nil {
-		return auditsvc.VerifyReport{}, err
+		return auditor.VerifyReport{}, err
 	}
 	conn, err := grpc.NewClient(hubAddr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
 	if err != nil {
-		return auditsvc.VerifyReport{}, err
+		return auditor.VerifyReport{}, err
 	}
 	defer conn.Close()
-	rep, _, err := auditsvc.Verify(ctx, veilmatchv1.NewAuditServiceClient(conn), v, hub.DefaultLogOrigin, nil)
+	rep, _, err := auditor.Verify(ctx, veilmatchv1.NewAuditServiceClient(conn), v, hub.DefaultLogOrigin, nil)
 	return rep, err
 }
 

@@ -16,9 +16,9 @@ const (
 // Actions a record may name: what an agency asked the hub (also the action
 // the policy authorizes), and what the hub and key server did on their own.
 const (
-	ActionPublish           = "publish"
 	ActionOverlaps          = "overlaps"
 	ActionCheck             = "check"
+	ActionPublish           = "publish"
 	ActionDelete            = "delete"
 	ActionRequestDisclosure = "request_disclosure"
 	ActionApproveDisclosure = "approve_disclosure"
@@ -34,7 +34,7 @@ const (
 
 // Actions lists every action, in the order above.
 var Actions = []string{
-	ActionPublish, ActionOverlaps, ActionCheck, ActionDelete, ActionRequestDisclosure, ActionApproveDisclosure,
+	ActionOverlaps, ActionCheck, ActionPublish, ActionDelete, ActionRequestDisclosure, ActionApproveDisclosure,
 	ActionRefuseDisclosure, ActionExpire, ActionKeyEpochs, ActionQuotaUsage, ActionQuotaRefusal,
 }
 

@@ -31,21 +31,6 @@ import (
 	"github.com/veilmatch/veilmatch/server/store"
 )
 
-// Page sizes of ListDecisions.
-const (
-	// DefaultPageSize is the page size when the request names none.
-	DefaultPageSize = 100
-	// MaxPageSize bounds the page size; larger requests are clamped.
-	MaxPageSize = 1000
-)
-
-// MaxPageBytes bounds the encoded size of a ListDecisions page: a page
-// ends before the decision that would take it past MaxPageBytes, so that
-// pages of large records stay well within the message limit
-// (rpc.MaxMessageSize). A page always holds at least one decision, however
-// large, so that paging makes progress.
-const MaxPageBytes = 4 << 20
-
 // responseOverhead bounds the bytes a ListDecisionsResponse or
 // GetDecisionResponse adds to its decisions' entries: next_index (tag and
 // a 10-byte varint) and end_of_log.
@@ -55,8 +40,8 @@ const responseOverhead = 16
 // them, one filtered ListDecisions call reads, so that a filter matching
 // nothing still answers promptly; the caller resumes from next_index.
 const (
-	maxScan      = 10 * MaxPageSize
-	maxScanBytes = 16 * MaxPageBytes
+	maxScan      = 10 * audit.MaxPageSize
+	maxScanBytes = 16 * audit.MaxPageBytes
 )
 
 // readRecords asks the store for groups of records that start at one and
@@ -67,19 +52,8 @@ const (
 // records.)
 const (
 	readGroup = 32
-	readBytes = MaxPageBytes
+	readBytes = audit.MaxPageBytes
 )
-
-// ReasonRecordMissing is the google.rpc.ErrorInfo reason of the DATA_LOSS
-// status returned for a record that the log's size says exists but the
-// store cannot return. Its metadata key "index" names the record.
-const ReasonRecordMissing = "RECORD_MISSING"
-
-// ReasonRecordTooLarge is the google.rpc.ErrorInfo reason of the
-// RESOURCE_EXHAUSTED status returned for a record too large to be sent in
-// any response (rpc.MaxMessageSize). Its metadata key "index" names the
-// record.
-const ReasonRecordTooLarge = "RECORD_TOO_LARGE"
 
 // errorDomain is the google.rpc.ErrorInfo domain of the service's errors.
 var errorDomain = veilmatchv1.AuditService_ServiceDesc.ServiceName
@@ -117,12 +91,12 @@ func requireAuditor(ctx context.Context) error {
 }
 
 // ListDecisions implements veilmatchv1.AuditServiceServer. A page ends at
-// page_size decisions or at MaxPageBytes, whichever comes first, but holds
+// page_size decisions or at audit.MaxPageBytes, whichever comes first, but holds
 // at least one decision; next_index is the first index not scanned. A
 // decoded decision too large for a response with its decoded fields (it
 // carries its record's fields twice) is sent with only index and record
 // set, as in a raw listing; a record too large for any response is
-// reported as RESOURCE_EXHAUSTED with reason ReasonRecordTooLarge, once the
+// reported as RESOURCE_EXHAUSTED with reason audit.ReasonRecordTooLarge, once the
 // records before it have been served.
 func (s *Service) ListDecisions(ctx context.Context, req *veilmatchv1.ListDecisionsRequest) (*veilmatchv1.ListDecisionsResponse, error) {
 	if err := requireAuditor(ctx); err != nil {
@@ -135,9 +109,9 @@ func (s *Service) ListDecisions(ctx context.Context, req *veilmatchv1.ListDecisi
 	pageSize := int(req.GetPageSize())
 	switch {
 	case pageSize == 0:
-		pageSize = DefaultPageSize
-	case pageSize > MaxPageSize:
-		pageSize = MaxPageSize
+		pageSize = audit.DefaultPageSize
+	case pageSize > audit.MaxPageSize:
+		pageSize = audit.MaxPageSize
 	}
 	start := req.GetStartIndex()
 	if req.GetRaw() {
@@ -168,7 +142,7 @@ func (s *Service) ListDecisions(ctx context.Context, req *veilmatchv1.ListDecisi
 	resp := &veilmatchv1.ListDecisionsResponse{NextIndex: start}
 	p := page{resp: resp}
 	for scanned, scannedBytes := 0, 0; scanned < maxScan && scannedBytes < maxScanBytes; {
-		recs, end, size, err := s.readRecords(ctx, resp.NextIndex, MaxPageSize)
+		recs, end, size, err := s.readRecords(ctx, resp.NextIndex, audit.MaxPageSize)
 		if err != nil {
 			if resp.NextIndex > start {
 				// Serve what precedes the failure; the next call reports it.
@@ -219,7 +193,7 @@ func (s *Service) ListDecisions(ctx context.Context, req *veilmatchv1.ListDecisi
 	return resp, nil
 }
 
-// page fills a ListDecisionsResponse up to MaxPageBytes.
+// page fills a ListDecisionsResponse up to audit.MaxPageBytes.
 type page struct {
 	resp *veilmatchv1.ListDecisionsResponse
 	// bytes is the size of the entries of resp.Decisions.
@@ -228,7 +202,7 @@ type page struct {
 
 // add appends d to the page if it fits, and reports whether it did. The
 // first decision of a page fits if it fits a response at all (see
-// sendable), however large; the others only within MaxPageBytes.
+// sendable), however large; the others only within audit.MaxPageBytes.
 func (p *page) add(d *veilmatchv1.Decision) bool {
 	d, n, ok := sendable(d)
 	if !ok || p.full(n) {
@@ -242,7 +216,7 @@ func (p *page) add(d *veilmatchv1.Decision) bool {
 // full reports whether the page holds decisions and has no room for one
 // of at least n bytes.
 func (p *page) full(n int) bool {
-	return len(p.resp.Decisions) > 0 && responseOverhead+p.bytes+n > MaxPageBytes
+	return len(p.resp.Decisions) > 0 && responseOverhead+p.bytes+n > audit.MaxPageBytes
 }
 
 // sendable returns d and the size of its entry in a response, if that fits
@@ -483,7 +457,7 @@ func (s *Service) readEach(ctx context.Context, start uint64, k int, recs [][]by
 func recordMissing(ctx context.Context, idx, size uint64, cause error) error {
 	rpc.Logger(ctx).ErrorContext(ctx, "decision record missing", "index", idx, "log_size", size, "error", cause)
 	st := status.Newf(codes.DataLoss, "record %d is missing from the decision log of %d records (request id %s)", idx, size, rpc.RequestID(ctx))
-	return withIndex(st, ReasonRecordMissing, idx)
+	return withIndex(st, audit.ReasonRecordMissing, idx)
 }
 
 // recordTooLarge logs and returns the RESOURCE_EXHAUSTED status of a record
@@ -492,7 +466,7 @@ func recordTooLarge(ctx context.Context, idx uint64, n int, size uint64) error {
 	rpc.Logger(ctx).ErrorContext(ctx, "decision record too large to send", "index", idx, "log_size", size, "bytes", n)
 	st := status.Newf(codes.ResourceExhausted, "record %d of the decision log is %d bytes, too large to be sent in a response of at most %d bytes (request id %s)",
 		idx, n, rpc.MaxMessageSize, rpc.RequestID(ctx))
-	return withIndex(st, ReasonRecordTooLarge, idx)
+	return withIndex(st, audit.ReasonRecordTooLarge, idx)
 }
 
 // withIndex returns st with a google.rpc.ErrorInfo of the reason whose

@@ -3,8 +3,6 @@ package auditsvc_test
 import (
 	"bytes"
 	"errors"
-	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -19,130 +17,7 @@ import (
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/auditsvc"
-	"github.com/veilmatch/veilmatch/server/rpc"
-	"github.com/veilmatch/veilmatch/server/store/sqlite"
 )
-
-const testOrigin = "hub.veilmatch.test/audit"
-
-var base = time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
-
-// testRecords are the decisions every test log starts with; record i was
-// taken at base + i hours.
-func testRecords() []audit.Record {
-	recs := []audit.Record{
-		{Agency: "police-gb", Action: "publish", Result: audit.ResultAllowed, Lists: []string{"police-gb/suspects"}},
-		{Agency: "police-gb", Action: "overlaps", Result: audit.ResultAllowed, Purpose: "investigation", CaseRef: "GB-1",
-			Outcomes: []audit.Outcome{{Class: "law_enforcement", Level: "full", Entries: 2}, {Class: "ngo", Level: "count", Entries: 1}},
-			Rules:    []string{"le_full", "ngo_count"}},
-		{Agency: "ngo-shelter", Action: "check", Result: audit.ResultAllowed, Purpose: "victim_support",
-			Outcomes: []audit.Outcome{{Class: "law_enforcement", Level: "flag", Entries: 1}}, Rules: []string{"ngo_flag"}},
-		{Agency: "police-us", Action: "overlaps", Result: audit.ResultRefused, Purpose: "investigation",
-			Reason: "a case reference is required", Rules: []string{"case_ref_required"}},
-		{Agency: "police-gb", Action: "check", Result: audit.ResultAllowed, Purpose: "investigation", CaseRef: "GB-2",
-			Outcomes: []audit.Outcome{{Class: "victim", Level: "count", Entries: 3}}},
-		{Agency: "ngo-shelter", Action: "overlaps", Result: audit.ResultRefused, Purpose: "research"},
-		{Agency: "police-us", Action: "request_disclosure", Result: audit.ResultAllowed, Purpose: "investigation", CaseRef: "US-7"},
-		{Agency: "police-gb", Action: "quota_usage", Result: audit.ResultAllowed,
-			Details: map[string]string{"evaluations": "100", "day": "2026-11-01"}},
-	}
-	for i := range recs {
-		recs[i].Time = base.Add(time.Duration(i) * time.Hour)
-		recs[i].DecisionID = "d-" + string(rune('a'+i))
-		recs[i].Caller = "spiffe://veilmatch.dev/agency/" + recs[i].Agency
-		recs[i].PolicyRevision = "rev-1"
-	}
-	return recs
-}
-
-// testEnv is an audit service over a real SQLite store, served over real
-// mTLS on loopback.
-type testEnv struct {
-	store  *sqlite.Store
-	dbPath string
-	addr   string
-	key    testKey
-	// roots holds the root hash of every size the log had.
-	roots map[uint64][]byte
-}
-
-type testKey struct {
-	signer   note.Signer
-	verifier note.Verifier
-	vkey     string
-}
-
-func newKey(t *testing.T, name string) testKey {
-	t.Helper()
-	skey, vkey, err := audit.GenerateKey(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := audit.NewVerifier(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testKey{signer: s, verifier: v, vkey: vkey}
-}
-
-// newEnv starts a service whose log holds recs.
-func newEnv(t *testing.T, recs []audit.Record) *testEnv {
-	t.Helper()
-	dbPath := filepath.Join(t.TempDir(), "hub.db")
-	st, err := sqlite.Open(t.Context(), dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	e := &testEnv{store: st, dbPath: dbPath, key: newKey(t, testOrigin), roots: map[uint64][]byte{}}
-	e.record(t, 0)
-	e.append(t, recs...)
-	e.addr = serve(t, auditsvc.New(st, e.key.signer, testOrigin, e.key.vkey, func() time.Time { return base }))
-	return e
-}
-
-// serve serves svc on 127.0.0.1:0 with the hub's development certificate.
-func serve(t *testing.T, svc veilmatchv1.AuditServiceServer) string {
-	t.Helper()
-	srv, err := rpc.New(rpc.ServerOptions{Listen: "127.0.0.1:0", TLS: servertest.ServerTLS(t, "hub"), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	veilmatchv1.RegisterAuditServiceServer(srv.GRPC, svc)
-	servertest.Serve(t, srv.Serve)
-	return srv.Addr().String()
-}
-
-func (e *testEnv) append(t *testing.T, recs ...audit.Record) {
-	t.Helper()
-	for _, r := range recs {
-		idx, err := e.store.AppendDecision(t.Context(), &r, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.record(t, idx+1)
-	}
-}
-
-// record keeps the root of the log at size.
-func (e *testEnv) record(t *testing.T, size uint64) {
-	t.Helper()
-	got, root, err := e.store.LogHead(t.Context())
-	if err != nil || got != size {
-		t.Fatalf("LogHead = %d, %v; want size %d", got, err, size)
-	}
-	e.roots[size] = root
-}
-
-// client dials the service as a development party.
-func (e *testEnv) client(t *testing.T, party string) veilmatchv1.AuditServiceClient {
-	t.Helper()
-	return veilmatchv1.NewAuditServiceClient(servertest.Dial(t, e.addr, servertest.ClientTLS(t, party)))
-}
 
 func wantCode(t *testing.T, err error, code codes.Code, contains string) {
 	t.Helper()
@@ -153,7 +28,7 @@ func wantCode(t *testing.T, err error, code codes.Code, contains string) {
 }
 
 func TestOnlyAuditors(t *testing.T) {
-	e := newEnv(t, testRecords())
+	e := servertest.NewAuditLog(t, servertest.SampleDecisions())
 	ctx := t.Context()
 	calls := map[string]func(veilmatchv1.AuditServiceClient) error{
 		"ListDecisions": func(c veilmatchv1.AuditServiceClient) error {
@@ -182,7 +57,7 @@ func TestOnlyAuditors(t *testing.T) {
 		},
 	}
 	for _, party := range []string{"police-gb", "ngo-shelter", "auditor"} {
-		c := e.client(t, party)
+		c := e.Client(t, party)
 		for name, call := range calls {
 			t.Run(party+"/"+name, func(t *testing.T) {
 				err := call(c)
@@ -211,9 +86,11 @@ func listAll(t *testing.T, c veilmatchv1.AuditServiceClient, req *veilmatchv1.Li
 }
 
 func TestListDecisionsFilters(t *testing.T) {
-	e := newEnv(t, testRecords())
-	c := e.client(t, "auditor")
-	at := func(h int) *timestamppb.Timestamp { return timestamppb.New(base.Add(time.Duration(h) * time.Hour)) }
+	e := servertest.NewAuditLog(t, servertest.SampleDecisions())
+	c := e.Client(t, "auditor")
+	at := func(h int) *timestamppb.Timestamp {
+		return timestamppb.New(servertest.AuditBase.Add(time.Duration(h) * time.Hour))
+	}
 	for _, tc := range []struct {
 		name string
 		req  *veilmatchv1.ListDecisionsRequest
@@ -258,9 +135,9 @@ func TestListDecisionsFilters(t *testing.T) {
 }
 
 func TestListDecisionsDecodes(t *testing.T) {
-	recs := testRecords()
-	e := newEnv(t, recs)
-	c := e.client(t, "auditor")
+	recs := servertest.SampleDecisions()
+	e := servertest.NewAuditLog(t, recs)
+	c := e.Client(t, "auditor")
 	_, all := listAll(t, c, &veilmatchv1.ListDecisionsRequest{})
 	for i, d := range all {
 		want := recs[i]
@@ -276,7 +153,7 @@ func TestListDecisionsDecodes(t *testing.T) {
 	d := all[1]
 	if d.GetAgency() != "police-gb" || d.GetAction() != "overlaps" || d.GetResult() != audit.ResultAllowed ||
 		d.GetPurpose() != "investigation" || d.GetCaseRef() != "GB-1" || d.GetCaller() != "spiffe://veilmatch.dev/agency/police-gb" ||
-		d.GetPolicyRevision() != "rev-1" || d.GetDecisionId() != "d-b" || !d.GetTime().AsTime().Equal(base.Add(time.Hour)) ||
+		d.GetPolicyRevision() != "rev-1" || d.GetDecisionId() != "d-b" || !d.GetTime().AsTime().Equal(servertest.AuditBase.Add(time.Hour)) ||
 		!slices.Equal(d.GetLevels(), []string{"count", "full"}) || !slices.Equal(d.GetRuleIds(), []string{"le_full", "ngo_count"}) ||
 		len(d.GetOutcomes()) != 2 || d.GetOutcomes()[0].GetLevel() != "full" || d.GetOutcomes()[0].GetEntries() != 2 {
 		t.Errorf("decision 1 = %v", d)
@@ -299,8 +176,8 @@ func TestListDecisionsDecodes(t *testing.T) {
 }
 
 func TestListDecisionsInvalid(t *testing.T) {
-	e := newEnv(t, testRecords())
-	c := e.client(t, "auditor")
+	e := servertest.NewAuditLog(t, servertest.SampleDecisions())
+	c := e.Client(t, "auditor")
 	for _, tc := range []struct {
 		req  *veilmatchv1.ListDecisionsRequest
 		want string
@@ -308,7 +185,7 @@ func TestListDecisionsInvalid(t *testing.T) {
 		{&veilmatchv1.ListDecisionsRequest{Raw: true, Agency: "police-gb"}, "raw"},
 		{&veilmatchv1.ListDecisionsRequest{Since: &timestamppb.Timestamp{Nanos: -1}}, "since"},
 		{&veilmatchv1.ListDecisionsRequest{Until: &timestamppb.Timestamp{Seconds: 1 << 62}}, "until"},
-		{&veilmatchv1.ListDecisionsRequest{Since: timestamppb.New(base.Add(time.Hour)), Until: timestamppb.New(base)}, "since"},
+		{&veilmatchv1.ListDecisionsRequest{Since: timestamppb.New(servertest.AuditBase.Add(time.Hour)), Until: timestamppb.New(servertest.AuditBase)}, "since"},
 	} {
 		_, err := c.ListDecisions(t.Context(), tc.req)
 		wantCode(t, err, codes.InvalidArgument, tc.want)
@@ -316,8 +193,8 @@ func TestListDecisionsInvalid(t *testing.T) {
 }
 
 func TestGetDecision(t *testing.T) {
-	e := newEnv(t, testRecords())
-	c := e.client(t, "auditor")
+	e := servertest.NewAuditLog(t, servertest.SampleDecisions())
+	c := e.Client(t, "auditor")
 	resp, err := c.GetDecision(t.Context(), &veilmatchv1.GetDecisionRequest{Index: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -332,9 +209,9 @@ func TestGetDecision(t *testing.T) {
 }
 
 func TestDamagedRecord(t *testing.T) {
-	e := newEnv(t, testRecords())
-	c := e.client(t, "auditor")
-	tamper(t, e, `UPDATE log_records SET record = CAST('{"garbage": true}' AS BLOB) WHERE idx = 2`)
+	e := servertest.NewAuditLog(t, servertest.SampleDecisions())
+	c := e.Client(t, "auditor")
+	e.Tamper(t, `UPDATE log_records SET record = CAST('{"garbage": true}' AS BLOB) WHERE idx = 2`)
 	_, err := c.GetDecision(t.Context(), &veilmatchv1.GetDecisionRequest{Index: 2})
 	wantCode(t, err, codes.Internal, "record 2")
 	if strings.Contains(status.Convert(err).Message(), "garbage") {
@@ -348,7 +225,7 @@ func TestDamagedRecord(t *testing.T) {
 		t.Fatalf("raw listing = %v, %v", resp, err)
 	}
 
-	tamper(t, e, `DELETE FROM log_records WHERE idx = 5`)
+	e.Tamper(t, `DELETE FROM log_records WHERE idx = 5`)
 	for _, req := range []*veilmatchv1.ListDecisionsRequest{{Raw: true, StartIndex: 3}, {StartIndex: 5}} {
 		resp, err = c.ListDecisions(t.Context(), req)
 		if req.GetStartIndex() == 3 {
@@ -365,17 +242,17 @@ func TestDamagedRecord(t *testing.T) {
 }
 
 func TestCheckpoint(t *testing.T) {
-	e := newEnv(t, testRecords())
-	c := e.client(t, "auditor")
+	e := servertest.NewAuditLog(t, servertest.SampleDecisions())
+	c := e.Client(t, "auditor")
 	resp, err := c.GetCheckpoint(t.Context(), &veilmatchv1.GetCheckpointRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.GetVerifierKey() != e.key.vkey || resp.GetOrigin() != testOrigin {
+	if resp.GetVerifierKey() != e.Key.VKey || resp.GetOrigin() != servertest.AuditOrigin {
 		t.Fatalf("verifier key %q, origin %q", resp.GetVerifierKey(), resp.GetOrigin())
 	}
 	// The standard signed-note library verifies it with the pinned key.
-	v, err := note.NewVerifier(e.key.vkey)
+	v, err := note.NewVerifier(e.Key.VKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,15 +260,15 @@ func TestCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatalf("note.Open: %v", err)
 	}
-	if !strings.HasPrefix(n.Text, testOrigin+"\n8\n") {
+	if !strings.HasPrefix(n.Text, servertest.AuditOrigin+"\n8\n") {
 		t.Fatalf("checkpoint text = %q", n.Text)
 	}
-	cp, err := audit.OpenCheckpoint(resp.GetCheckpoint(), e.key.verifier, testOrigin)
-	if err != nil || cp.Size != 8 || !bytes.Equal(cp.Root, e.roots[8]) {
-		t.Fatalf("checkpoint = %+v, %v; want size 8 root %x", cp, err, e.roots[8])
+	cp, err := audit.OpenCheckpoint(resp.GetCheckpoint(), e.Key.Verifier, servertest.AuditOrigin)
+	if err != nil || cp.Size != 8 || !bytes.Equal(cp.Root, e.Roots[8]) {
+		t.Fatalf("checkpoint = %+v, %v; want size 8 root %x", cp, err, e.Roots[8])
 	}
 	// It is stored, and served again while the log does not grow.
-	if size, text, err := e.store.LatestCheckpoint(t.Context()); err != nil || size != 8 || !bytes.Equal(text, resp.GetCheckpoint()) {
+	if size, text, err := e.Store.LatestCheckpoint(t.Context()); err != nil || size != 8 || !bytes.Equal(text, resp.GetCheckpoint()) {
 		t.Fatalf("stored checkpoint = %d, %v", size, err)
 	}
 	again, err := c.GetCheckpoint(t.Context(), &veilmatchv1.GetCheckpointRequest{})
@@ -399,23 +276,23 @@ func TestCheckpoint(t *testing.T) {
 		t.Fatalf("second checkpoint differs: %v", err)
 	}
 	// The log grows: a new checkpoint.
-	e.append(t, testRecords()[:2]...)
+	e.Append(t, servertest.SampleDecisions()[:2]...)
 	resp, err = c.GetCheckpoint(t.Context(), &veilmatchv1.GetCheckpointRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cp, err := audit.OpenCheckpoint(resp.GetCheckpoint(), e.key.verifier, testOrigin); err != nil || cp.Size != 10 || !bytes.Equal(cp.Root, e.roots[10]) {
+	if cp, err := audit.OpenCheckpoint(resp.GetCheckpoint(), e.Key.Verifier, servertest.AuditOrigin); err != nil || cp.Size != 10 || !bytes.Equal(cp.Root, e.Roots[10]) {
 		t.Fatalf("checkpoint after growth = %+v, %v", cp, err)
 	}
 }
 
 func TestEmptyLogCheckpoint(t *testing.T) {
-	e := newEnv(t, nil)
-	resp, err := e.client(t, "auditor").GetCheckpoint(t.Context(), &veilmatchv1.GetCheckpointRequest{})
+	e := servertest.NewAuditLog(t, nil)
+	resp, err := e.Client(t, "auditor").GetCheckpoint(t.Context(), &veilmatchv1.GetCheckpointRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cp, err := audit.OpenCheckpoint(resp.GetCheckpoint(), e.key.verifier, testOrigin); err != nil || cp.Size != 0 {
+	if cp, err := audit.OpenCheckpoint(resp.GetCheckpoint(), e.Key.Verifier, servertest.AuditOrigin); err != nil || cp.Size != 0 {
 		t.Fatalf("checkpoint = %+v, %v", cp, err)
 	}
 }
@@ -426,12 +303,12 @@ type brokenSigner struct{ note.Signer }
 func (brokenSigner) Sign([]byte) ([]byte, error) { return nil, errors.New("vault unreachable") }
 
 func TestCheckpointSignerDown(t *testing.T) {
-	e := newEnv(t, testRecords()[:3])
-	broken := brokenSigner{e.key.signer}
+	e := servertest.NewAuditLog(t, servertest.SampleDecisions()[:3])
+	broken := brokenSigner{e.Key.Signer}
 	down := veilmatchv1.NewAuditServiceClient(servertest.Dial(t,
-		serve(t, auditsvc.New(e.store, broken, testOrigin, e.key.vkey, nil)), servertest.ClientTLS(t, "auditor")))
+		servertest.ServeAudit(t, auditsvc.New(e.Store, broken, servertest.AuditOrigin, e.Key.VKey, nil)), servertest.ClientTLS(t, "auditor")))
 	nilSigner := veilmatchv1.NewAuditServiceClient(servertest.Dial(t,
-		serve(t, auditsvc.New(e.store, nil, testOrigin, e.key.vkey, nil)), servertest.ClientTLS(t, "auditor")))
+		servertest.ServeAudit(t, auditsvc.New(e.Store, nil, servertest.AuditOrigin, e.Key.VKey, nil)), servertest.ClientTLS(t, "auditor")))
 
 	// Nothing stored yet: UNAVAILABLE, never an unsigned checkpoint.
 	for _, c := range []veilmatchv1.AuditServiceClient{down, nilSigner} {
@@ -443,25 +320,25 @@ func TestCheckpointSignerDown(t *testing.T) {
 	}
 	// The working service signs size 3; the log grows; the broken one
 	// serves the stored checkpoint of size 3.
-	if _, err := e.client(t, "auditor").GetCheckpoint(t.Context(), &veilmatchv1.GetCheckpointRequest{}); err != nil {
+	if _, err := e.Client(t, "auditor").GetCheckpoint(t.Context(), &veilmatchv1.GetCheckpointRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	e.append(t, testRecords()[3])
+	e.Append(t, servertest.SampleDecisions()[3])
 	for _, c := range []veilmatchv1.AuditServiceClient{down, nilSigner} {
 		resp, err := c.GetCheckpoint(t.Context(), &veilmatchv1.GetCheckpointRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cp, err := audit.OpenCheckpoint(resp.GetCheckpoint(), e.key.verifier, testOrigin); err != nil || cp.Size != 3 {
+		if cp, err := audit.OpenCheckpoint(resp.GetCheckpoint(), e.Key.Verifier, servertest.AuditOrigin); err != nil || cp.Size != 3 {
 			t.Fatalf("fallback checkpoint = %+v, %v", cp, err)
 		}
 	}
 }
 
 func TestProofs(t *testing.T) {
-	recs := testRecords()
-	e := newEnv(t, recs)
-	c := e.client(t, "auditor")
+	recs := servertest.SampleDecisions()
+	e := servertest.NewAuditLog(t, recs)
+	c := e.Client(t, "auditor")
 	ctx := t.Context()
 	raw, err := c.ListDecisions(ctx, &veilmatchv1.ListDecisionsRequest{Raw: true})
 	if err != nil {
@@ -475,10 +352,10 @@ func TestProofs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := audit.VerifyInclusion(leaf, uint64(i), size, p.GetHashes(), e.roots[size]); err != nil {
+			if err := audit.VerifyInclusion(leaf, uint64(i), size, p.GetHashes(), e.Roots[size]); err != nil {
 				t.Fatalf("inclusion of %d in %d: %v", i, size, err)
 			}
-			if i > 0 && audit.VerifyInclusion(leaf, uint64(i-1), size, p.GetHashes(), e.roots[size]) == nil {
+			if i > 0 && audit.VerifyInclusion(leaf, uint64(i-1), size, p.GetHashes(), e.Roots[size]) == nil {
 				t.Fatalf("inclusion of %d verifies at index %d", i, i-1)
 			}
 		}
@@ -489,10 +366,10 @@ func TestProofs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := audit.VerifyConsistency(old, size, e.roots[old], e.roots[size], p.GetHashes()); err != nil {
+			if err := audit.VerifyConsistency(old, size, e.Roots[old], e.Roots[size], p.GetHashes()); err != nil {
 				t.Fatalf("consistency %d..%d: %v", old, size, err)
 			}
-			if old > 0 && old < size && audit.VerifyConsistency(old, size, e.roots[old-1], e.roots[size], p.GetHashes()) == nil {
+			if old > 0 && old < size && audit.VerifyConsistency(old, size, e.Roots[old-1], e.Roots[size], p.GetHashes()) == nil {
 				t.Fatalf("consistency %d..%d verifies with the root of %d", old, size, old-1)
 			}
 		}

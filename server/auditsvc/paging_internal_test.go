@@ -5,6 +5,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/store"
 )
 
@@ -51,7 +52,7 @@ func TestReadRecordsLarge(t *testing.T) {
 		}
 		start := uint64(len(got))
 		l.calls = nil
-		recs, end, size, err := s.readRecords(t.Context(), start, MaxPageSize)
+		recs, end, size, err := s.readRecords(t.Context(), start, audit.MaxPageSize)
 		if err != nil || size != uint64(len(l.recs)) || len(recs) == 0 {
 			t.Fatalf("readRecords(%d) = %d records, size %d, %v", start, len(recs), size, err)
 		}

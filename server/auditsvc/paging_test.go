@@ -14,18 +14,18 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/veilmatch/veilmatch/client/auditor"
 	"github.com/veilmatch/veilmatch/internal/servertest"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/audit"
-	"github.com/veilmatch/veilmatch/server/auditsvc"
 	"github.com/veilmatch/veilmatch/server/rpc"
 )
 
 // bigClient dials the service as the auditor accepting responses up to
 // rpc.MaxMessageSize, as the CLI does (the gRPC default is 4 MiB).
-func (e *testEnv) bigClient(t *testing.T) veilmatchv1.AuditServiceClient {
+func bigClient(t *testing.T, e *servertest.AuditLog) veilmatchv1.AuditServiceClient {
 	t.Helper()
-	conn, err := grpc.NewClient(e.addr,
+	conn, err := grpc.NewClient(e.Addr,
 		grpc.WithTransportCredentials(credentials.NewTLS(servertest.ClientTLS(t, "auditor"))),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(rpc.MaxMessageSize)))
 	if err != nil {
@@ -35,10 +35,10 @@ func (e *testEnv) bigClient(t *testing.T) veilmatchv1.AuditServiceClient {
 	return veilmatchv1.NewAuditServiceClient(conn)
 }
 
-// withCaseRef returns testRecords()[1], an overlaps decision for an
+// withCaseRef returns servertest.SampleDecisions()[1], an overlaps decision for an
 // investigation, stating a case reference of n bytes.
 func withCaseRef(n int) audit.Record {
-	r := testRecords()[1]
+	r := servertest.SampleDecisions()[1]
 	r.CaseRef = strings.Repeat("GB-", n/3+1)[:n]
 	return r
 }
@@ -57,7 +57,7 @@ func largeRecordLog() (recs []audit.Record, large map[uint64]bool) {
 		case i >= 100 && i < 117:
 			recs = append(recs, withCaseRef(256<<10))
 		default:
-			recs = append(recs, testRecords()[i%8])
+			recs = append(recs, servertest.SampleDecisions()[i%8])
 		}
 		recs[i].DecisionID = fmt.Sprintf("d-%d", i)
 	}
@@ -78,8 +78,8 @@ func pageThrough(t *testing.T, c veilmatchv1.AuditServiceClient, req *veilmatchv
 			t.Fatalf("ListDecisions from %d: %v", req.GetStartIndex(), err)
 		}
 		ds := resp.GetDecisions()
-		if size := proto.Size(resp); size > auditsvc.MaxPageBytes && len(ds) > 1 {
-			t.Errorf("page from %d: %d decisions in %d bytes, more than MaxPageBytes %d", req.GetStartIndex(), len(ds), size, auditsvc.MaxPageBytes)
+		if size := proto.Size(resp); size > audit.MaxPageBytes && len(ds) > 1 {
+			t.Errorf("page from %d: %d decisions in %d bytes, more than MaxPageBytes %d", req.GetStartIndex(), len(ds), size, audit.MaxPageBytes)
 		}
 		for _, d := range ds {
 			if d.GetIndex() < req.GetStartIndex() || d.GetIndex() >= resp.GetNextIndex() {
@@ -104,29 +104,29 @@ func pageThrough(t *testing.T, c veilmatchv1.AuditServiceClient, req *veilmatchv
 // detector, so the log holds only two.)
 func TestLargeRecords(t *testing.T) {
 	recs, large := largeRecordLog()
-	e := newEnv(t, recs)
+	e := servertest.NewAuditLog(t, recs)
 	n := uint64(len(recs))
 
 	t.Run("Verify", func(t *testing.T) {
 		// The client has gRPC's default receive limit of 4 MiB: Verify
 		// asks for what it needs.
-		rep, state, err := e.verify(t, nil)
+		rep, state, err := auditor.Verify(t.Context(), e.Client(t, "auditor"), e.Key.Verifier, servertest.AuditOrigin, nil)
 		if err != nil {
 			t.Fatalf("Verify: %v", err)
 		}
-		if rep.Records != n || rep.Size != n || !bytes.Equal(rep.Root, e.roots[n]) || state.Size != n {
-			t.Fatalf("report = %+v, state %+v; want %d records, root %x", rep, state, n, e.roots[n])
+		if rep.Records != n || rep.Size != n || !bytes.Equal(rep.Root, e.Roots[n]) || state.Size != n {
+			t.Fatalf("report = %+v, state %+v; want %d records, root %x", rep, state, n, e.Roots[n])
 		}
 		if got := rep.Actions["overlaps"]["allowed"]; got < uint64(len(large)) {
 			t.Errorf("the report counts %d allowed overlaps, fewer than the large records", got)
 		}
 	})
 
-	c := e.bigClient(t)
+	c := bigClient(t, e)
 	// leaves are the leaf hashes of the records listed raw.
 	var leaves [][]byte
 	t.Run("raw", func(t *testing.T) {
-		ds := pageThrough(t, c, &veilmatchv1.ListDecisionsRequest{Raw: true, PageSize: auditsvc.MaxPageSize})
+		ds := pageThrough(t, c, &veilmatchv1.ListDecisionsRequest{Raw: true, PageSize: audit.MaxPageSize})
 		tree, err := audit.NewTree(0, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -141,15 +141,15 @@ func TestLargeRecords(t *testing.T) {
 			}
 		}
 		// The records listed are those of the log, in order.
-		if root, err := tree.Root(); err != nil || uint64(len(ds)) != n || !bytes.Equal(root, e.roots[n]) {
-			t.Fatalf("listed %d records of root %x (%v); want %d of root %x", len(ds), root, err, n, e.roots[n])
+		if root, err := tree.Root(); err != nil || uint64(len(ds)) != n || !bytes.Equal(root, e.Roots[n]) {
+			t.Fatalf("listed %d records of root %x (%v); want %d of root %x", len(ds), root, err, n, e.Roots[n])
 		}
 	})
 
 	// A decoded decision carries its record twice: a 9 MB one, too large
 	// to send decoded, comes as in a raw listing.
 	t.Run("filtered", func(t *testing.T) {
-		req := &veilmatchv1.ListDecisionsRequest{Purpose: "investigation", PageSize: auditsvc.MaxPageSize}
+		req := &veilmatchv1.ListDecisionsRequest{Purpose: "investigation", PageSize: audit.MaxPageSize}
 		var want []uint64
 		for i, r := range recs {
 			if r.Purpose == req.GetPurpose() {
@@ -182,20 +182,20 @@ func TestLargeRecords(t *testing.T) {
 // (Decoding the record takes about a second under the race detector: the
 // test decodes it once.)
 func TestRecordTooLargeToSend(t *testing.T) {
-	recs := testRecords()
+	recs := servertest.SampleDecisions()
 	recs = append(recs[:3:3], withCaseRef(rpc.MaxMessageSize), recs[3])
-	e := newEnv(t, recs)
-	c := e.bigClient(t)
+	e := servertest.NewAuditLog(t, recs)
+	c := bigClient(t, e)
 
 	wantTooLarge := func(t *testing.T, err error) {
 		t.Helper()
 		wantCode(t, err, codes.ResourceExhausted, "record 3 of the decision log is")
 		for _, d := range status.Convert(err).Details() {
-			if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == auditsvc.ReasonRecordTooLarge && info.GetMetadata()["index"] == "3" {
+			if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == audit.ReasonRecordTooLarge && info.GetMetadata()["index"] == "3" {
 				return
 			}
 		}
-		t.Fatalf("error %v has no %s detail", err, auditsvc.ReasonRecordTooLarge)
+		t.Fatalf("error %v has no %s detail", err, audit.ReasonRecordTooLarge)
 	}
 	resp, err := c.ListDecisions(t.Context(), &veilmatchv1.ListDecisionsRequest{Raw: true})
 	if err != nil || len(resp.GetDecisions()) != 3 || resp.GetNextIndex() != 3 || resp.GetEndOfLog() {
@@ -206,8 +206,8 @@ func TestRecordTooLargeToSend(t *testing.T) {
 	_, err = c.ListDecisions(t.Context(), &veilmatchv1.ListDecisionsRequest{Agency: "police-gb", StartIndex: 3})
 	wantTooLarge(t, err)
 
-	_, _, err = e.verify(t, nil)
-	if f := (*auditsvc.Failure)(nil); err == nil || errors.As(err, &f) || !strings.Contains(err.Error(), "record 3 is too large") {
+	_, _, err = auditor.Verify(t.Context(), e.Client(t, "auditor"), e.Key.Verifier, servertest.AuditOrigin, nil)
+	if f := (*auditor.Failure)(nil); err == nil || errors.As(err, &f) || !strings.Contains(err.Error(), "record 3 is too large") {
 		t.Fatalf("Verify = %v; want an error, not a failure, naming record 3", err)
 	}
 }

@@ -13,13 +13,13 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/veilmatch/veilmatch/client"
+	"github.com/veilmatch/veilmatch/client/auditor"
 	"github.com/veilmatch/veilmatch/client/normalize"
 	"github.com/veilmatch/veilmatch/crypto/oprf"
 	"github.com/veilmatch/veilmatch/internal/servertest"
 	"github.com/veilmatch/veilmatch/internal/vaulttest"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/audit"
-	"github.com/veilmatch/veilmatch/server/auditsvc"
 	"github.com/veilmatch/veilmatch/server/hub"
 	"github.com/veilmatch/veilmatch/server/keys"
 	"github.com/veilmatch/veilmatch/server/keyserver"
@@ -230,7 +230,7 @@ func TestVaultOutage(t *testing.T) {
 	if err := e.srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	rep, _, err := auditsvc.Verify(ctx, aud, v, hub.DefaultLogOrigin, nil)
+	rep, _, err := auditor.Verify(ctx, aud, v, hub.DefaultLogOrigin, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package auditsvc
+package auditor
 
 import (
 	"bytes"
@@ -21,7 +21,6 @@ import (
 
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/audit"
-	"github.com/veilmatch/veilmatch/server/rpc"
 )
 
 // VerifyState is what an auditor keeps between runs of [Verify]: the last
@@ -247,23 +246,23 @@ func checkConsistency(ctx context.Context, c veilmatchv1.AuditServiceClient, pre
 // a record the hub reports missing, whose index it returns as missing (-1
 // if none).
 //
-// The hub ends a page at MaxPageBytes, or after a single larger record, so
+// The hub ends a page at audit.MaxPageBytes, or after a single larger record, so
 // a page may hold fewer records than asked for: download asks for the next
 // page from the first record not received until it has size records or
 // the hub reports the end of the log. It accepts pages of up to
-// rpc.MaxMessageSize, whatever the receive limit c was dialed with, so
+// maxResponse, whatever the receive limit c was dialed with, so
 // that a single large record can be received. A record too large for the
 // hub to send at all cannot be verified: that is an error, not a
 // [*Failure], since nothing shows that the log is wrong.
 func download(ctx context.Context, c veilmatchv1.AuditServiceClient, size uint64, fn func(data []byte) error) (next uint64, missing int64, err error) {
 	for next < size {
-		resp, err := c.ListDecisions(ctx, &veilmatchv1.ListDecisionsRequest{Raw: true, StartIndex: next, PageSize: MaxPageSize},
-			grpc.MaxCallRecvMsgSize(rpc.MaxMessageSize))
+		resp, err := c.ListDecisions(ctx, &veilmatchv1.ListDecisionsRequest{Raw: true, StartIndex: next, PageSize: audit.MaxPageSize},
+			grpc.MaxCallRecvMsgSize(maxResponse))
 		if err != nil {
-			if idx, ok := errorIndex(err, codes.DataLoss, ReasonRecordMissing); ok && idx < size {
+			if idx, ok := errorIndex(err, codes.DataLoss, audit.ReasonRecordMissing); ok && idx < size {
 				return next, int64(idx), nil
 			}
-			if idx, ok := errorIndex(err, codes.ResourceExhausted, ReasonRecordTooLarge); ok {
+			if idx, ok := errorIndex(err, codes.ResourceExhausted, audit.ReasonRecordTooLarge); ok {
 				return 0, -1, fmt.Errorf("record %d is too large for the hub to send, so the log cannot be verified: %w", idx, err)
 			}
 			return 0, -1, fmt.Errorf("list records from %d: %w", next, err)

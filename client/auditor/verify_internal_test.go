@@ -1,4 +1,4 @@
-package auditsvc
+package auditor
 
 import (
 	"slices"
