@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"testing"
-
 )
 
 // TestVersion: a version stamped with -ldflags "-X main.buildVersion=…"

@@ -1,7 +1,7 @@
 // Package auditsvc serves the hub's decision log to auditors (the gRPC
-// AuditService) and holds the auditor's side of it: [Verify] checks a signed
-// checkpoint against a pinned key, proves that the log only grew since the
-// last verified checkpoint, and checks every record against the checkpoint.
+// AuditService): decisions, signed checkpoints, and inclusion and
+// consistency proofs. The auditor's side, which verifies what it serves,
+// is package client/auditor.
 //
 // Only callers with an auditor identity may use the service; everyone else
 // gets PERMISSION_DENIED.
