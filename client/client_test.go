@@ -15,11 +15,10 @@ import (
 	"github.com/veilmatch/veilmatch/client/normalize"
 	"github.com/veilmatch/veilmatch/crypto/mtls"
 	"github.com/veilmatch/veilmatch/crypto/oprf"
+	"github.com/veilmatch/veilmatch/internal/devstack"
 	"github.com/veilmatch/veilmatch/internal/servertest"
-	"github.com/veilmatch/veilmatch/policy"
 	"github.com/veilmatch/veilmatch/server/hub"
 	"github.com/veilmatch/veilmatch/server/keyserver"
-	"github.com/veilmatch/veilmatch/server/quota"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -95,37 +94,15 @@ func TestStateIsPrivate(t *testing.T) {
 	}
 }
 
-// devServers starts a key server and a hub on loopback with the
-// development certificates, in dir, until ctx is done.
+// devServers starts the development stack (a key server and a hub on
+// loopback with the development certificates) in dir, until ctx is done.
 func devServers(ctx context.Context, dir string) (ks, hubAddr string, err error) {
-	key, err := oprf.GenerateKey("k1")
+	st, err := devstack.New(ctx, devstack.Config{Dir: dir, Logger: quiet})
 	if err != nil {
 		return "", "", err
 	}
-	ksTLS, err := mtls.ServerConfigFS(certs.DevFS, mtls.DevFiles(".", "keyserver"))
-	if err != nil {
-		return "", "", err
-	}
-	hubTLS, err := mtls.ServerConfigFS(certs.DevFS, mtls.DevFiles(".", "hub"))
-	if err != nil {
-		return "", "", err
-	}
-	pol, err := policy.New(ctx, policy.Options{Logger: quiet})
-	if err != nil {
-		return "", "", err
-	}
-	k, err := keyserver.New(ctx, keyserver.Config{Listen: "127.0.0.1:0", TLS: ksTLS, Keys: []*oprf.PrivateKey{key},
-		UsageLog: filepath.Join(dir, "quota.jsonl"), Quota: quota.Limits{Rate: 1e6, Burst: 1 << 16, Daily: 1 << 30}, Registry: pol, Logger: quiet})
-	if err != nil {
-		return "", "", err
-	}
-	h, err := hub.New(ctx, hub.Config{Listen: "127.0.0.1:0", TLS: hubTLS, DataDir: filepath.Join(dir, "hub"), Policy: pol, Logger: quiet})
-	if err != nil {
-		return "", "", err
-	}
-	go k.Serve(ctx)
-	go h.Serve(ctx)
-	return k.Addr().String(), h.Addr().String(), nil
+	go st.Serve(ctx)
+	return st.KeyServer.Addr().String(), st.Hub.Addr().String(), nil
 }
 
 // Example shows an agency publishing a watchlist and asking which of its

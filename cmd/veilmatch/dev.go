@@ -4,17 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/veilmatch/veilmatch/certs"
-	"github.com/veilmatch/veilmatch/crypto/oprf"
+	"github.com/veilmatch/veilmatch/internal/devstack"
 	"github.com/veilmatch/veilmatch/server/hub"
-	"github.com/veilmatch/veilmatch/server/keyserver"
-	"github.com/veilmatch/veilmatch/server/quota"
 )
 
 const devBanner = `
@@ -34,10 +29,6 @@ const defaultDevDir = ".veilmatch-dev"
 // verifier key by default, and where 'audit verify --as' looks for it.
 var devCheckpointKeyFile = filepath.Join(defaultDevDir, "hub", hub.CheckpointPubFile)
 
-// devQuota is explicit and generous: development and examples publish
-// synthetic data quickly.
-var devQuota = quota.Limits{Rate: 100_000, Burst: 65_536, Daily: 10_000_000}
-
 func cmdDev(ctx context.Context, e env, args []string) error {
 	if len(args) > 0 && args[0] == "certs" {
 		return cmdDevCerts(e, args[1:])
@@ -54,29 +45,7 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	fmt.Fprint(e.stderr, devBanner)
-	ksDir, hubDir := filepath.Join(*dir, "keyserver"), filepath.Join(*dir, "hub")
-	for _, d := range []string{ksDir, hubDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return fmt.Errorf("dev directory: %w", err)
-		}
-	}
-	key, err := oprf.LoadOrCreateKeyFile(filepath.Join(ksDir, "oprf.key"))
-	if err != nil {
-		return err
-	}
-	ksTLS, err := devServerTLS(*certDir, "keyserver")
-	if err != nil {
-		return err
-	}
-	hubTLS, err := devServerTLS(*certDir, "hub")
-	if err != nil {
-		return err
-	}
 	pol, err := loadPolicy(ctx, *policyDir)
-	if err != nil {
-		return err
-	}
-	ksClientTLS, err := devClientTLS(*certDir, "keyserver")
 	if err != nil {
 		return err
 	}
@@ -84,24 +53,15 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	ks, err := keyserver.New(ctx, keyserver.Config{
-		Listen: *ksAddr, TLS: ksTLS, Keys: []*oprf.PrivateKey{key}, UsageLog: filepath.Join(ksDir, "quota.jsonl"),
-		Quota: devQuota, MaxBatch: keyserver.DefaultMaxBatch, Reflection: true, Registry: pol,
-		Report:  &keyserver.ReportConfig{Hub: *hubAddr, TLS: ksClientTLS, CursorFile: filepath.Join(ksDir, "quota.cursor"), Every: 10 * time.Second},
-		Metrics: m,
+	st, err := devstack.New(ctx, devstack.Config{
+		Dir: *dir, KeyServerAddr: *ksAddr, HubAddr: *hubAddr, Certs: *certDir, Policy: pol,
+		ReportEvery: 10 * time.Second, Reflection: true, Metrics: m,
 	})
 	if err != nil {
 		return err
 	}
-	// The hub trusts the key server's key: dev knows it, so no stray key
-	// server can be trusted on first use in its place.
-	h, err := hub.New(ctx, hub.Config{Listen: *hubAddr, TLS: hubTLS, DataDir: hubDir, Policy: pol, Reflection: true, Metrics: m,
-		TrustedKeys: []oprf.PublicKey{key.Public()}})
-	if err != nil {
-		return errors.Join(err, ks.Close())
-	}
-	fmt.Fprintf(e.stdout, "key server  %s  (key %s)\nhub         %s  (database %s)\n", ks.Addr(), key.KeyID(), h.Addr(), filepath.Join(hubDir, hub.DBFile))
-	keyFile := filepath.Join(hubDir, hub.CheckpointPubFile)
+	keyFile := filepath.Join(st.HubDir, hub.CheckpointPubFile)
+	fmt.Fprintf(e.stdout, "key server  %s  (key %s)\nhub         %s  (database %s)\n", st.KeyServer.Addr(), st.Key.KeyID(), st.Hub.Addr(), filepath.Join(st.HubDir, hub.DBFile))
 	fmt.Fprintf(e.stdout, "audit key   %s  (pin it: %s)\n", keyFile, auditVerifyCommand(keyFile))
 	if mf.addr != "" {
 		fmt.Fprintf(e.stdout, "metrics     http://%s/metrics  (operator only, no authentication)\n", mf.addr)
@@ -109,10 +69,7 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	fmt.Fprintf(e.stdout, "parties     police-gb, police-us, police-th (law enforcement), ngo-shelter (NGO), auditor\n")
 	fmt.Fprintf(e.stdout, "try         veilmatch agency publish --as police-gb --list suspects --kind phone --category suspect --region GB FILE.csv\n")
 	fmt.Fprintf(e.stdout, "stop        Ctrl-C (data stays in %s)\n", *dir)
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return ks.Serve(gctx) })
-	g.Go(func() error { return h.Serve(gctx) })
-	err = errors.Join(g.Wait(), waitMetrics())
+	err = errors.Join(st.Serve(ctx), waitMetrics())
 	fmt.Fprintln(e.stderr, "veilmatch: dev stopped")
 	return err
 }

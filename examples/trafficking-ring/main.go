@@ -14,7 +14,6 @@ import (
 	"bytes"
 	"context"
 	"embed"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -24,7 +23,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
@@ -33,14 +31,11 @@ import (
 	"github.com/veilmatch/veilmatch/client/auditor"
 	"github.com/veilmatch/veilmatch/client/normalize"
 	"github.com/veilmatch/veilmatch/crypto/mtls"
-	"github.com/veilmatch/veilmatch/crypto/oprf"
-	"github.com/veilmatch/veilmatch/policy"
+	"github.com/veilmatch/veilmatch/internal/devstack"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/hub"
-	"github.com/veilmatch/veilmatch/server/keys"
 	"github.com/veilmatch/veilmatch/server/keyserver"
-	"github.com/veilmatch/veilmatch/server/quota"
 )
 
 //go:embed *.csv
@@ -280,44 +275,13 @@ func entries[N int | uint64](n N) string {
 	return fmt.Sprintf("%d entries", n)
 }
 
-// startServers runs a key server and a hub on 127.0.0.1:0.
+// startServers runs the development stack on 127.0.0.1:0 in dir.
 func startServers(ctx context.Context, dir string, o Options) (ksAddr, hubAddr string, wait func() error, err error) {
-	quiet := o.Logger
-	for _, d := range []string{"keyserver", "hub"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
-			return "", "", nil, err
-		}
-	}
-	if o.KeySource == nil {
-		keyFile := filepath.Join(dir, "keyserver", "oprf.key")
-		if _, err := oprf.LoadOrCreateKeyFile(keyFile); err != nil {
-			return "", "", nil, err
-		}
-		o.KeySource = keys.FileOPRF(keyFile)
-	}
-	ksTLS, err := mtls.ServerConfigFS(certs.DevFS, mtls.DevFiles(".", "keyserver"))
+	st, err := devstack.New(ctx, devstack.Config{Dir: dir, KeySource: o.KeySource, Signer: o.Signer, Logger: o.Logger})
 	if err != nil {
 		return "", "", nil, err
 	}
-	hubTLS, err := mtls.ServerConfigFS(certs.DevFS, mtls.DevFiles(".", "hub"))
-	if err != nil {
-		return "", "", nil, err
-	}
-	pol, err := policy.New(ctx, policy.Options{Logger: quiet})
-	if err != nil {
-		return "", "", nil, err
-	}
-	ks, err := keyserver.New(ctx, keyserver.Config{Listen: "127.0.0.1:0", TLS: ksTLS, KeySource: o.KeySource,
-		UsageLog: filepath.Join(dir, "keyserver", "quota.jsonl"), Quota: quota.Limits{Rate: 1e5, Burst: 65536, Daily: 1e7}, Registry: pol, Logger: quiet})
-	if err != nil {
-		return "", "", nil, err
-	}
-	h, err := hub.New(ctx, hub.Config{Listen: "127.0.0.1:0", TLS: hubTLS, DataDir: filepath.Join(dir, "hub"), Policy: pol, Logger: quiet, Signer: o.Signer})
-	if err != nil {
-		return "", "", nil, errors.Join(err, ks.Close())
-	}
-	g := new(errgroup.Group)
-	g.Go(func() error { return ks.Serve(ctx) })
-	g.Go(func() error { return h.Serve(ctx) })
-	return ks.Addr().String(), h.Addr().String(), g.Wait, nil
+	done := make(chan error, 1)
+	go func() { done <- st.Serve(ctx) }()
+	return st.KeyServer.Addr().String(), st.Hub.Addr().String(), func() error { return <-done }, nil
 }

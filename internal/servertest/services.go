@@ -8,6 +8,7 @@ import (
 
 	"github.com/veilmatch/veilmatch/client"
 	"github.com/veilmatch/veilmatch/crypto/oprf"
+	"github.com/veilmatch/veilmatch/internal/devstack"
 	"github.com/veilmatch/veilmatch/policy"
 	"github.com/veilmatch/veilmatch/server/hub"
 	"github.com/veilmatch/veilmatch/server/keyserver"
@@ -118,4 +119,26 @@ func Client(t testing.TB, cfg client.Config) *client.Client {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// Stack starts the development stack (devstack) and serves it until the
+// test ends. Zero fields of cfg get test defaults: a temporary directory,
+// Generous quotas and no logging.
+func Stack(t testing.TB, cfg devstack.Config) *devstack.Stack {
+	t.Helper()
+	if cfg.Dir == "" {
+		cfg.Dir = t.TempDir()
+	}
+	if cfg.Quota == (quota.Limits{}) {
+		cfg.Quota = Generous
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = quiet
+	}
+	st, err := devstack.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Serve(t, st.Serve)
+	return st
 }

@@ -22,11 +22,11 @@ import (
 
 	"github.com/veilmatch/veilmatch/client"
 	"github.com/veilmatch/veilmatch/client/normalize"
+	"github.com/veilmatch/veilmatch/internal/devstack"
 	"github.com/veilmatch/veilmatch/internal/servertest"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/hub"
-	"github.com/veilmatch/veilmatch/server/keyserver"
 	"github.com/veilmatch/veilmatch/server/metrics"
 )
 
@@ -38,13 +38,11 @@ type env struct {
 
 func start(t *testing.T) *env { return startWith(t, nil) }
 
-// startWith starts the key server and the hub, recording into m.
+// startWith starts the development stack, recording into m.
 func startWith(t *testing.T, m *metrics.Metrics) *env {
 	t.Helper()
-	ks := servertest.KeyServer(t, keyserver.Config{Metrics: m})
-	dir := t.TempDir()
-	h := servertest.Hub(t, hub.Config{DataDir: dir, Metrics: m})
-	return &env{ks: ks.Addr().String(), hub: h.Addr().String(), dataDir: dir}
+	st := servertest.Stack(t, devstack.Config{Metrics: m})
+	return &env{ks: st.KeyServer.Addr().String(), hub: st.Hub.Addr().String(), dataDir: st.HubDir}
 }
 
 func (e *env) client(t *testing.T, agency string, mod ...func(*client.Config)) *client.Client {

@@ -20,10 +20,10 @@ import (
 	"github.com/veilmatch/veilmatch/client/normalize"
 	"github.com/veilmatch/veilmatch/crypto/mtls"
 	"github.com/veilmatch/veilmatch/crypto/oprf"
+	"github.com/veilmatch/veilmatch/internal/devstack"
 	"github.com/veilmatch/veilmatch/policy"
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/hub"
-	"github.com/veilmatch/veilmatch/server/keyserver"
 	"github.com/veilmatch/veilmatch/server/quota"
 	"github.com/veilmatch/veilmatch/server/store"
 	"github.com/veilmatch/veilmatch/server/store/sqlite"
@@ -52,27 +52,16 @@ type servers struct {
 	stopErr  error
 }
 
-// startServers creates the key server's files, writes the background
-// tokens into the hub's store, and starts both servers on 127.0.0.1:0.
+// startServers writes the background tokens into the hub's store and
+// starts the development stack on 127.0.0.1:0 with it.
 func startServers(ctx context.Context, dir string, key *oprf.PrivateKey, o Options, p *progressWriter) (*servers, error) {
 	e := &servers{dir: dir, hubDir: filepath.Join(dir, "hub"), bg: newBackground(o.Background), tls: map[string]*tls.Config{}}
-	ksDir := filepath.Join(dir, "keyserver")
-	for _, d := range []string{ksDir, e.hubDir, filepath.Join(dir, "capture")} {
+	for _, d := range []string{e.hubDir, filepath.Join(dir, "capture")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err
 		}
 	}
-	if err := oprf.WriteKeyFile(filepath.Join(ksDir, "oprf.key"), key); err != nil {
-		return nil, err
-	}
-	ksTLS, err := mtls.ServerConfigFS(certs.DevFS, mtls.DevFiles(".", "keyserver"))
-	if err != nil {
-		return nil, err
-	}
-	hubTLS, err := mtls.ServerConfigFS(certs.DevFS, mtls.DevFiles(".", "hub"))
-	if err != nil {
-		return nil, err
-	}
+	var err error
 	for _, u := range units {
 		if e.tls[u], err = mtls.ClientConfigFS(certs.DevFS, mtls.DevFiles(".", u), "localhost"); err != nil {
 			return nil, err
@@ -97,25 +86,16 @@ func startServers(ctx context.Context, dir string, key *oprf.PrivateKey, o Optio
 	}
 	e.store = &captureStore{Store: st, dir: filepath.Join(dir, "capture"), files: map[string]*captureFile{}}
 
-	ks, err := keyserver.New(ctx, keyserver.Config{
-		Listen: "127.0.0.1:0", TLS: ksTLS, Keys: []*oprf.PrivateKey{key}, UsageLog: filepath.Join(ksDir, "quota.jsonl"),
-		MaxBatch: keyserver.DefaultMaxBatch, Quota: benchQuota, Registry: e.policy, Logger: o.Logger,
-	})
+	stack, err := devstack.New(ctx, devstack.Config{Dir: dir, Key: key, Store: e.store, Policy: e.policy, Quota: benchQuota, Logger: o.Logger})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	h, err := hub.New(ctx, hub.Config{Listen: "127.0.0.1:0", TLS: hubTLS, DataDir: e.hubDir, Store: e.store, Policy: e.policy, Logger: o.Logger})
-	if err != nil {
-		st.Close()
-		return nil, errors.Join(err, ks.Close())
-	}
-	e.ksAddr, e.hubAddr = ks.Addr().String(), h.Addr().String()
+	e.ksAddr, e.hubAddr = stack.KeyServer.Addr().String(), stack.Hub.Addr().String()
 	sctx, cancel := context.WithCancel(ctx)
 	e.cancel = cancel
 	e.g = &errgroup.Group{}
-	e.g.Go(func() error { return ks.Serve(sctx) })
-	e.g.Go(func() error { return h.Serve(sctx) })
+	e.g.Go(func() error { return stack.Serve(sctx) })
 	return e, nil
 }
 
