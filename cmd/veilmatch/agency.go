@@ -113,7 +113,8 @@ func (f *identityFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.as, "as", "", "development agency `ID` (uses certs/dev/ID and the dev endpoints)")
 	fs.StringVar(&f.config, "config", "", "agency configuration `FILE` (JSON) for real deployments")
 	fs.StringVar(&f.state, "state", "", "agency-side state `DIR` (default .veilmatch-agency/ID); holds raw values: keep it private")
-	fs.StringVar(&f.certsDir, "certs", "", "development certificate `DIR` for --as (default certs/dev if present, else built in)")
+	fs.StringVar(&f.certsDir, "dev-certs", "", "development certificate `DIR` for --as (default certs/dev if present, else built in)")
+	renamed(fs, "certs", "dev-certs")
 }
 
 // client builds the agency client from the flags.

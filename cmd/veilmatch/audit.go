@@ -74,7 +74,8 @@ type auditorFlags struct {
 func (f *auditorFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.as, "as", "", "development party `ID` (auditor; uses certs/dev/ID and the dev hub)")
 	fs.StringVar(&f.config, "config", "", "auditor configuration `FILE` (JSON) for real deployments")
-	fs.StringVar(&f.certsDir, "certs", "", "development certificate `DIR` for --as (default certs/dev if present, else built in)")
+	fs.StringVar(&f.certsDir, "dev-certs", "", "development certificate `DIR` for --as (default certs/dev if present, else built in)")
+	renamed(fs, "certs", "dev-certs")
 }
 
 // auditTarget is a hub to audit and how.
@@ -320,13 +321,15 @@ func levelSummary(outs []audit.Outcome) string {
 }
 
 func cmdAuditVerify(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "audit verify", "audit verify --as auditor [--state FILE] [--key VKEY | --key-file FILE] [--origin NAME]",
-		"veilmatch audit verify --as auditor --key-file hub-checkpoint.pub --state audit-state.json")
+	fs := newFlagSet(e, "audit verify", "audit verify --as auditor [--state FILE] [--verifier-key VKEY | --verifier-key-file FILE] [--origin NAME]",
+		"veilmatch audit verify --as auditor --verifier-key-file hub-checkpoint.pub --state audit-state.json")
 	var id auditorFlags
 	id.register(fs)
 	stateFile := fs.String("state", "", "`FILE` keeping the last verified checkpoint (default .veilmatch-agency/ID/audit-state.json for --as)")
-	keyFlag := fs.String("key", "", "the hub's checkpoint verifier key `VKEY` (name+hash+key), obtained out of band")
-	keyFile := fs.String("key-file", "", "`FILE` holding the hub's checkpoint verifier key (default for --as: "+devCheckpointKeyFile+")")
+	keyFlag := fs.String("verifier-key", "", "the hub's checkpoint verifier key `VKEY` (name+hash+key), obtained out of band")
+	keyFile := fs.String("verifier-key-file", "", "`FILE` holding the hub's checkpoint verifier key (default for --as: "+devCheckpointKeyFile+")")
+	renamed(fs, "key", "verifier-key")
+	renamed(fs, "key-file", "verifier-key-file")
 	origin := fs.String("origin", "", "the log's `NAME` (default: the verifier key's name)")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -336,7 +339,7 @@ func cmdAuditVerify(ctx context.Context, e env, args []string) error {
 		return usagef("", "unexpected argument %q", pos[0])
 	}
 	if *keyFlag != "" && *keyFile != "" {
-		return usagef("", "use either --key or --key-file, not both")
+		return usagef("", "use either --verifier-key or --verifier-key-file, not both")
 	}
 	target, err := id.load()
 	if err != nil {
@@ -392,7 +395,7 @@ func cmdAuditVerify(ctx context.Context, e env, args []string) error {
 	return nil
 }
 
-// verifier returns the pinned checkpoint verifier: --key, --key-file, the
+// verifier returns the pinned checkpoint verifier: --verifier-key, --verifier-key-file, the
 // configuration, or the development default for --as. With none, the
 // error shows the key the hub presents, to be confirmed out of band.
 func (t auditTarget) verifier(ctx context.Context, c veilmatchv1.AuditServiceClient, key, keyFile string) (note.Verifier, error) {
@@ -405,9 +408,9 @@ func (t auditTarget) verifier(ctx context.Context, c veilmatchv1.AuditServiceCli
 		}
 	}
 	if key == "" && keyFile == "" {
-		hint := "pass the hub's checkpoint verifier key with --key or --key-file; 'veilmatch dev' writes it to " + devCheckpointKeyFile
+		hint := "pass the hub's checkpoint verifier key with --verifier-key or --verifier-key-file; 'veilmatch dev' writes it to " + devCheckpointKeyFile
 		if resp, err := c.GetCheckpoint(ctx, &veilmatchv1.GetCheckpointRequest{}); err == nil && resp.GetVerifierKey() != "" {
-			hint = fmt.Sprintf("the hub presents the verifier key %s: confirm it with the hub operator out of band, then pin it with --key", resp.GetVerifierKey())
+			hint = fmt.Sprintf("the hub presents the verifier key %s: confirm it with the hub operator out of band, then pin it with --verifier-key", resp.GetVerifierKey())
 		}
 		return nil, withHint(errors.New("no pinned checkpoint verifier key"), hint)
 	}

@@ -9,7 +9,7 @@ import (
 )
 
 func cmdBench(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "bench", "bench [--agencies N] [--entries N] [--query N] [--overlap F] [--background N] [--large] [--format json] [--dir DIR]",
+	fs := newFlagSet(e, "bench", "bench [--agencies N] [--entries N] [--query N] [--overlap F] [--background N] [--large] [--format json] [--data DIR]",
 		"veilmatch bench --agencies 4 --entries 20000 --query 50000 --overlap 0.1")
 	def, big := bench.DefaultOptions(), bench.LargeOptions()
 	var (
@@ -20,8 +20,9 @@ func cmdBench(ctx context.Context, e env, args []string) error {
 		background = fs.Int("background", def.Background, fmt.Sprintf("random tokens written directly into the hub before it starts (--large: %d)", big.Background))
 		large      = fs.Bool("large", false, "large profile: 1M identifiers through the pipeline against a 10M-token hub (takes minutes)")
 		format     = fs.String("format", "text", "output format: text or json")
-		dir        = fs.String("dir", "", "keep the run's key, hub data and agency state in `DIR` (new or empty; default: a temporary directory, removed)")
+		dir        = fs.String("data", "", "keep the run's key, hub data and agency state in data `DIR` (new or empty; default: a temporary directory, removed)")
 	)
+	renamed(fs, "dir", "data")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err

@@ -33,12 +33,16 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	if len(args) > 0 && args[0] == "certs" {
 		return cmdDevCerts(e, args[1:])
 	}
-	fs := newFlagSet(e, "dev", "dev [--dir DIR] [--hub-addr ADDR] [--keyserver-addr ADDR]", "veilmatch dev --dir ./.veilmatch-dev")
-	dir := fs.String("dir", defaultDevDir, "`DIR` for the key, the quota journal and the hub's database (kept across restarts)")
-	hubAddr := fs.String("hub-addr", defaultHubAddr, "hub listen `ADDR`")
-	ksAddr := fs.String("keyserver-addr", defaultKeyserverAddr, "key server listen `ADDR`")
-	certDir := fs.String("certs", "", "certificate `DIR` laid out like certs/dev (default: built in)")
+	fs := newFlagSet(e, "dev", "dev [--data DIR] [--hub-listen ADDR] [--keyserver-listen ADDR]", "veilmatch dev --data ./.veilmatch-dev")
+	dir := fs.String("data", defaultDevDir, "data `DIR` for the key, the quota journal and the hub's database (kept across restarts)")
+	hubAddr := fs.String("hub-listen", defaultHubAddr, "`ADDR` the hub listens on")
+	ksAddr := fs.String("keyserver-listen", defaultKeyserverAddr, "`ADDR` the key server listens on")
+	certDir := fs.String("dev-certs", "", "development certificate `DIR` laid out like certs/dev (default: built in)")
 	policyDir := fs.String("policy-dir", "", "policy bundle `DIR` overriding the built-in policy")
+	renamed(fs, "dir", "data")
+	renamed(fs, "hub-addr", "hub-listen")
+	renamed(fs, "keyserver-addr", "keyserver-listen")
+	renamed(fs, "certs", "dev-certs")
 	var mf metricsFlags
 	mf.register(fs, defaultMetricsAddr)
 	if _, err := parse(fs, args); err != nil {
@@ -80,7 +84,7 @@ func auditVerifyCommand(keyFile string) string {
 	if keyFile == devCheckpointKeyFile {
 		return "veilmatch audit verify --as auditor"
 	}
-	return "veilmatch audit verify --as auditor --key-file " + keyFile
+	return "veilmatch audit verify --as auditor --verifier-key-file " + keyFile
 }
 
 func cmdDevCerts(e env, args []string) error {

@@ -23,12 +23,12 @@ func cmdKeyserver(ctx context.Context, e env, args []string) error {
 			return cmdPublicKey(e, args[1:])
 		}
 	}
-	fs := newFlagSet(e, "keyserver", "keyserver --key-file FILE (--dev-certs DIR | --cert F --key F --client-ca F) [flags]",
-		"veilmatch keyserver --listen 127.0.0.1:7443 --key-file oprf.key --dev-certs certs/dev")
+	fs := newFlagSet(e, "keyserver", "keyserver --oprf-key FILE (--dev-certs DIR | --cert F --key F --client-ca F) [flags]",
+		"veilmatch keyserver --listen 127.0.0.1:7443 --oprf-key oprf.key --dev-certs certs/dev")
 	var (
 		tlsf       serverTLSFlags
 		listen     = fs.String("listen", "127.0.0.1:7443", "`ADDR` to listen on")
-		keyFile    = fs.String("key-file", "", "OPRF key `FILE` (created by 'veilmatch keyserver init-key')")
+		keyFile    = fs.String("oprf-key", "", "OPRF key `FILE` (created by 'veilmatch keyserver init-key')")
 		usageLog   = fs.String("usage-log", "", "quota journal `FILE` (default: quota.jsonl beside the key file)")
 		maxBatch   = fs.Int("max-batch", keyserver.DefaultMaxBatch, "largest batch of blinded elements accepted")
 		def        = quota.DefaultLimits()
@@ -36,7 +36,7 @@ func cmdKeyserver(ctx context.Context, e env, args []string) error {
 		burst      = fs.Int("quota-burst", def.Burst, "token bucket size per agency (at least --max-batch)")
 		daily      = fs.Int("quota-daily", def.Daily, "evaluations per agency per UTC day")
 		reflection = fs.Bool("reflection", true, "enable gRPC server reflection")
-		vaultKV    = fs.String("vault-kv", "", "read the OPRF key from this Vault KV v2 `PATH` (mount/path) instead of --key-file; each version is an epoch")
+		vaultKV    = fs.String("vault-kv", "", "read the OPRF key from this Vault KV v2 `PATH` (mount/path) instead of --oprf-key; each version is an epoch")
 		vaultGrace = fs.Duration("vault-grace", 7*24*time.Hour, "how long the previous KV version's key stays available after a rotation")
 		reportHub  = fs.String("report-hub", "", "hub `ADDR` to deliver quota use and refusals to (its decision log); uses --cert/--key as client identity")
 		policyDir  = fs.String("policy-dir", "", "policy bundle `DIR` whose agency registry says who may evaluate: the hub's bundle (default: the built-in policy; reloaded on change or SIGHUP)")
@@ -48,11 +48,12 @@ func cmdKeyserver(ctx context.Context, e env, args []string) error {
 	tlsf.register(fs)
 	vf.register(fs)
 	mf.register(fs, "")
+	renamed(fs, "key-file", "oprf-key")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
 	if (*keyFile == "") == (*vaultKV == "") {
-		return usagef("create a key with: veilmatch keyserver init-key --out oprf.key (or --vault PATH)", "give exactly one of --key-file and --vault-kv")
+		return usagef("create a key with: veilmatch keyserver init-key --out oprf.key (or --vault PATH)", "give exactly one of --oprf-key and --vault-kv")
 	}
 	tlsCfg, err := tlsf.load("keyserver", e.stderr)
 	if err != nil {
@@ -161,20 +162,20 @@ func cmdInitKey(ctx context.Context, e env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "wrote OPRF key %s to %s\n", key.KeyID(), *out)
 	if n := len(key.Endorsements()); n > 0 {
-		fmt.Fprintf(e.stdout, "endorsed by %s (a chain of %s); serve it with: veilmatch keyserver --key-file %s …\n",
+		fmt.Fprintf(e.stdout, "endorsed by %s (a chain of %s); serve it with: veilmatch keyserver --oprf-key %s …\n",
 			*endorseWith, plural(n, "endorsement", "endorsements"), *out)
 	}
 	return nil
 }
 
 func cmdPublicKey(e env, args []string) error {
-	fs := newFlagSet(e, "keyserver public-key", "keyserver public-key --key-file FILE", "veilmatch keyserver public-key --key-file /etc/veilmatch/oprf.key")
-	keyFile := fs.String("key-file", "", "OPRF key `FILE`")
+	fs := newFlagSet(e, "keyserver public-key", "keyserver public-key --oprf-key FILE", "veilmatch keyserver public-key --oprf-key /etc/veilmatch/oprf.key")
+	keyFile := fs.String("oprf-key", "", "OPRF key `FILE`")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
 	if *keyFile == "" {
-		return usagef("", "--key-file is required")
+		return usagef("", "--oprf-key is required")
 	}
 	k, err := oprf.LoadKeyFile(*keyFile)
 	if err != nil {

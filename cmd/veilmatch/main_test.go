@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 
 // TestScripts runs the CLI scripts in testdata/script. Each script gets
 // free loopback addresses in VEILMATCH_HUB and VEILMATCH_KEYSERVER (for
-// `veilmatch dev --hub-addr … --keyserver-addr …` and for --as) and
+// `veilmatch dev --hub-listen … --keyserver-listen …` and for --as) and
 // VEILMATCH_METRICS, HOME=$WORK, and the built-in development certificates
 // copied to $DEVCERTS, for servers started by hand.
 func TestScripts(t *testing.T) {

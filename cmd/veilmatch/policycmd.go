@@ -15,14 +15,15 @@ import (
 var policyCommands = &group{
 	name: "policy",
 	cmds: []subcommand{
-		{"test", cmdPolicyTest, "\trun the policy bundle's Rego tests (built-in bundle, or --dir DIR)"},
+		{"test", cmdPolicyTest, "\trun the policy bundle's Rego tests (built-in bundle, or --policy-dir DIR)"},
 		{"eval", cmdPolicyEval, "\tdry-run one decision: print the level or verdict and the rules that fired"},
 	},
 }
 
 func cmdPolicyTest(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "policy test", "policy test [--dir DIR] [-v]", "veilmatch policy test --dir ./policy")
-	dir := fs.String("dir", "", "policy bundle `DIR` (default: the built-in bundle)")
+	fs := newFlagSet(e, "policy test", "policy test [--policy-dir DIR] [-v]", "veilmatch policy test --policy-dir ./policy")
+	dir := fs.String("policy-dir", "", "policy bundle `DIR` (default: the built-in bundle)")
+	renamed(fs, "dir", "policy-dir")
 	verbose := fs.Bool("v", false, "print every test, not only failures")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -53,10 +54,11 @@ func cmdPolicyTest(ctx context.Context, e env, args []string) error {
 }
 
 func cmdPolicyEval(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "policy eval", "policy eval --input FILE [--dir DIR] [--query Q] [--format json]",
+	fs := newFlagSet(e, "policy eval", "policy eval --input FILE [--policy-dir DIR] [--query Q] [--format json]",
 		"veilmatch policy eval --input decision.json")
 	input := fs.String("input", "", "input document `FILE` (JSON); with a counterparty it is a disclosure decision, without one an authorization")
-	dir := fs.String("dir", "", "policy bundle `DIR` (default: the built-in bundle)")
+	dir := fs.String("policy-dir", "", "policy bundle `DIR` (default: the built-in bundle)")
+	renamed(fs, "dir", "policy-dir")
 	query := fs.String("query", "", "Rego query (default: data.veilmatch.disclosure.decision or data.veilmatch.authz.decision)")
 	format := fs.String("format", "text", "output format: text or json")
 	if _, err := parse(fs, args); err != nil {

@@ -16,6 +16,24 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// The command line's rules, which every command follows:
+//
+//   - Results go to stdout: text, or JSON with --format json. Everything
+//     else goes to stderr: progress, row reports, logs and messages.
+//   - Messages are "veilmatch: error: …" (what failed, naming the input or
+//     service at fault), "veilmatch: hint: …" (what to do about it) and
+//     "veilmatch: warning: …" (the work went on, but look).
+//   - Exit status: 0 done (help asked for included); 1 failed; 2 the command
+//     line is wrong, and nothing was done; 3 done, but some input rows were
+//     rejected, each named with its line.
+//   - A flag means one thing everywhere: --data a data directory, --listen
+//     the address to listen on, --dev-certs the development certificate
+//     folder, --policy-dir a policy bundle, --as and --config who you are,
+//     --format text or json. A renamed flag's old name works for one
+//     release, with a warning (renamed).
+//   - Every command and group prints its usage with -h, --help or help,
+//     from the command tables below, on stdout, and exits 0.
+
 // commands is veilmatch's command table; its usage lists every command.
 var commands = &group{
 	header: `veilmatch: find where agencies' watchlists overlap without sharing them.
@@ -23,8 +41,8 @@ var commands = &group{
 Usage:
 `,
 	cmds: []subcommand{
-		{"dev", cmdDev, "[--dir DIR]\trun a key server and a hub on loopback (development)\ncerts --out DIR\tregenerate the development certificates"},
-		{"keyserver", cmdKeyserver, "--key-file FILE ...\trun the OPRF key server\ninit-key --out FILE [--endorse-with OLD]\tcreate a new OPRF key (endorsed by the one it replaces)\npublic-key --key-file FILE\tprint a key's ID=HEX public key, to pin or trust it"},
+		{"dev", cmdDev, "[--data DIR]\trun a key server and a hub on loopback (development)\ncerts --out DIR\tregenerate the development certificates"},
+		{"keyserver", cmdKeyserver, "--oprf-key FILE ...\trun the OPRF key server\ninit-key --out FILE [--endorse-with OLD]\tcreate a new OPRF key (endorsed by the one it replaces)\npublic-key --oprf-key FILE\tprint a key's ID=HEX public key, to pin or trust it"},
 		{"hub", cmdHub, "--data DIR ...\trun the hub"},
 		{"agency", agencyCommands.run, agencyCommands.names() + " ..."},
 		{"policy", policyCommands.run, policyCommands.names() + " ..."},
@@ -298,6 +316,32 @@ func newFlagSet(e env, name, synopsis, example string) *flag.FlagSet {
 		}
 	}
 	return fs
+}
+
+// renamed registers old as the deprecated name of flag name on fs: it sets
+// the same value and warns on fs's output. Renamed flags keep working for
+// one release.
+func renamed(fs *flag.FlagSet, old, name string) {
+	fs.Var(deprecatedFlag{fs.Lookup(name).Value, func() {
+		fmt.Fprintf(fs.Output(), "veilmatch: warning: --%s is deprecated; use --%s\n", old, name)
+	}}, old, "deprecated: use --"+name)
+}
+
+// deprecatedFlag is the value of a renamed flag's old name.
+type deprecatedFlag struct {
+	flag.Value
+	warn func()
+}
+
+func (d deprecatedFlag) Set(s string) error {
+	d.warn()
+	return d.Value.Set(s)
+}
+
+// IsBoolFlag keeps a renamed boolean flag usable without a value.
+func (d deprecatedFlag) IsBoolFlag() bool {
+	b, ok := d.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 // parse parses flags that may appear before or after positional arguments

@@ -28,14 +28,14 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-// TestAuditVerifyCommand: the dev banner omits --key-file only where
+// TestAuditVerifyCommand: the dev banner omits --verifier-key-file only where
 // 'audit verify --as' looks by default.
 func TestAuditVerifyCommand(t *testing.T) {
 	if got, want := auditVerifyCommand(filepath.Join(".veilmatch-dev", "hub", "checkpoint.pub")), "veilmatch audit verify --as auditor"; got != want {
 		t.Errorf("default dir: %q, want %q", got, want)
 	}
 	keyFile := filepath.Join(t.TempDir(), "hub", "checkpoint.pub")
-	if got, want := auditVerifyCommand(keyFile), "veilmatch audit verify --as auditor --key-file "+keyFile; got != want {
-		t.Errorf("--dir elsewhere: %q, want %q", got, want)
+	if got, want := auditVerifyCommand(keyFile), "veilmatch audit verify --as auditor --verifier-key-file "+keyFile; got != want {
+		t.Errorf("--data elsewhere: %q, want %q", got, want)
 	}
 }
