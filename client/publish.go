@@ -154,36 +154,13 @@ func (c *Client) Publish(ctx context.Context, r io.Reader, o PublishOptions) (Pu
 	if err != nil {
 		return res, err
 	}
-	values := make([]string, len(rows))
-	entries := make([]localEntry, len(rows))
-	for i, row := range rows {
-		values[i] = row.Value
-		entries[i] = localEntry{Line: row.Line, Value: row.Value}
-	}
-	meta := &veilmatchv1.ListInfo{
-		Name:          o.List,
-		Kind:          string(o.Kind),
-		Category:      o.Category,
-		Sharing:       &veilmatchv1.Sharing{VictimConsentRoles: o.Sharing.VictimConsentRoles, NgoVisible: o.Sharing.NGOVisible},
-		Normalization: o.Normalize.Metadata(o.Kind),
-		KeyId:         oc.KeyID(),
-		Entries:       uint64(len(values)),
-	}
-	if !o.ExpiresAt.IsZero() {
-		meta.ExpiresAt = timestamppb.New(o.ExpiresAt)
-	}
-	dig := digest(o.List, o.Kind, o.Category, oc.KeyID(), o.ExpiresAt.Unix(), o.Sharing, meta.Normalization, values)
-	next := &localVersion{Kind: string(o.Kind), KeyID: oc.KeyID(), Digest: dig, Entries: entries}
+	meta, next, values := newVersion(o, oc.KeyID(), rows)
 	local, held, err := c.resumePlan(ctx, o.List, next, &res)
 	if err != nil || res.Unchanged {
 		return res, err
 	}
 	if res.Previous != nil && !o.Force {
-		g := DefaultGuard
-		if o.Guard != nil {
-			g = *o.Guard
-		}
-		if err := g.check(o.List, res.Previous.GetEntries(), rep); err != nil {
+		if err := o.guard().check(o.List, res.Previous.GetEntries(), rep); err != nil {
 			return res, err
 		}
 	}
@@ -201,6 +178,41 @@ func (c *Client) Publish(ctx context.Context, r io.Reader, o PublishOptions) (Pu
 		return res, err
 	}
 	return res, nil
+}
+
+// guard returns the republish guard o asks for, DefaultGuard if none.
+func (o PublishOptions) guard() Guard {
+	if o.Guard != nil {
+		return *o.Guard
+	}
+	return DefaultGuard
+}
+
+// newVersion describes the list version rows make under key keyID: the
+// metadata sent to the hub, the version kept locally (with its digest, to
+// recognize an unchanged or interrupted publication), and the values to
+// blind in row order.
+func newVersion(o PublishOptions, keyID string, rows []normalize.Row) (*veilmatchv1.ListInfo, *localVersion, []string) {
+	values := make([]string, len(rows))
+	entries := make([]localEntry, len(rows))
+	for i, row := range rows {
+		values[i] = row.Value
+		entries[i] = localEntry{Line: row.Line, Value: row.Value}
+	}
+	meta := &veilmatchv1.ListInfo{
+		Name:          o.List,
+		Kind:          string(o.Kind),
+		Category:      o.Category,
+		Sharing:       &veilmatchv1.Sharing{VictimConsentRoles: o.Sharing.VictimConsentRoles, NgoVisible: o.Sharing.NGOVisible},
+		Normalization: o.Normalize.Metadata(o.Kind),
+		KeyId:         keyID,
+		Entries:       uint64(len(values)),
+	}
+	if !o.ExpiresAt.IsZero() {
+		meta.ExpiresAt = timestamppb.New(o.ExpiresAt)
+	}
+	dig := digest(o.List, o.Kind, o.Category, keyID, o.ExpiresAt.Unix(), o.Sharing, meta.Normalization, values)
+	return meta, &localVersion{Kind: string(o.Kind), KeyID: keyID, Digest: dig, Entries: entries}, values
 }
 
 // checkList checks the list's kind, category and consent roles against the

@@ -35,6 +35,19 @@ type answer struct {
 	counted map[string][]int64
 	entries map[int64]map[uint64]bool
 	cps     map[int64]*counterpart
+	// full and byLiaison gather, during the join, the entries disclosed in
+	// full per counterparty list and the flag matches per entry and
+	// liaison contact, until seal turns them into notices and matches.
+	full      map[int64]map[uint64]bool
+	byLiaison map[uint64]map[string][]int64
+}
+
+// newAnswer returns an empty answer.
+func newAnswer() *answer {
+	return &answer{
+		perClass: map[classLevel]map[uint64]bool{}, flagged: map[uint64][]int64{}, counted: map[string][]int64{},
+		entries: map[int64]map[uint64]bool{}, full: map[int64]map[uint64]bool{}, byLiaison: map[uint64]map[string][]int64{},
+	}
 }
 
 // counterpart is one counterparty list with the levels policy grants.
@@ -62,66 +75,78 @@ func (c *counterpart) disclosure(ref uint64) policy.Disclosure {
 // the same purpose and case upgrade the matches they name.
 func (s *Service) decide(ctx context.Context, r policy.Request, az policy.Authorization, kind, keyID string, own *store.List,
 	join func(fn func(ref uint64, cp int64) error) error) (*answer, error) {
-	a := &answer{
-		perClass: map[classLevel]map[uint64]bool{}, flagged: map[uint64][]int64{}, counted: map[string][]int64{},
-		entries: map[int64]map[uint64]bool{},
-	}
+	a := newAnswer()
 	rules := map[string]bool{}
 	for _, id := range az.Rules {
 		rules[id] = true
 	}
 	var err error
+	// 1. Find the counterparty lists and ask the policy about each.
 	if a.cps, err = s.counterparts(ctx, r, az, kind, keyID, own, rules); err != nil {
 		return nil, err
 	}
-	full := map[int64]map[uint64]bool{}
-	flagLiaison := map[uint64]map[string][]int64{}
-	err = join(func(ref uint64, cpID int64) error {
-		cp, ok := a.cps[cpID]
-		if !ok {
-			return nil
-		}
-		d := cp.disclosure(ref)
-		switch d.Level {
-		case policy.LevelFull:
-			a.matches = append(a.matches, &veilmatchv1.Match{
-				EntryRef: ref, Level: veilmatchv1.DisclosureLevel_DISCLOSURE_LEVEL_FULL,
-				Counterparty: &veilmatchv1.Counterparty{
-					Agency: cp.list.Owner, List: cp.list.Name, Category: cp.list.Category,
-					Jurisdiction: cp.list.Jurisdiction, Contact: d.Contact,
-				},
-			})
-			addEntry(full, cpID, ref)
-		case policy.LevelFlag:
-			if flagLiaison[ref] == nil {
-				flagLiaison[ref] = map[string][]int64{}
-			}
-			flagLiaison[ref][d.LiaisonContact] = append(flagLiaison[ref][d.LiaisonContact], cpID)
-			a.flagged[ref] = append(a.flagged[ref], cpID)
-			addEntry(a.entries, cpID, ref)
-		case policy.LevelCount:
-			if !slices.Contains(a.counted[d.Class], cpID) {
-				a.counted[d.Class] = append(a.counted[d.Class], cpID)
-			}
-			addEntry(a.entries, cpID, ref)
-		default:
-			return nil
-		}
-		addEntry(a.perClass, classLevel{d.Class, d.Level}, ref)
-		return nil
-	})
-	if err != nil {
+	// 2. Add each joined (entry, counterparty list) pair at its level.
+	if err := join(a.add); err != nil {
 		return nil, storeError(ctx, "join", err)
 	}
-	if err := s.flagMatches(a, r, own, flagLiaison); err != nil {
-		return nil, rpc.Internal(ctx, "seal match reference", err)
-	}
-	if err := s.classCounts(a, r, own); err != nil {
+	// 3. Seal flags and counts into match references; prepare the notices.
+	if err := s.seal(a, r, own); err != nil {
 		return nil, rpc.Internal(ctx, "seal match reference", err)
 	}
 	a.rules = slices.Sorted(maps.Keys(rules))
-	a.noticeFull(r, own, full)
 	return a, nil
+}
+
+// add adds one joined pair, the requester's entry ref matching counterparty
+// list cpID, at the level the policy grants for it. A counterparty at level
+// none adds nothing.
+func (a *answer) add(ref uint64, cpID int64) error {
+	cp, ok := a.cps[cpID]
+	if !ok {
+		return nil
+	}
+	d := cp.disclosure(ref)
+	switch d.Level {
+	case policy.LevelFull:
+		a.matches = append(a.matches, &veilmatchv1.Match{
+			EntryRef: ref, Level: veilmatchv1.DisclosureLevel_DISCLOSURE_LEVEL_FULL,
+			Counterparty: &veilmatchv1.Counterparty{
+				Agency: cp.list.Owner, List: cp.list.Name, Category: cp.list.Category,
+				Jurisdiction: cp.list.Jurisdiction, Contact: d.Contact,
+			},
+		})
+		addEntry(a.full, cpID, ref)
+	case policy.LevelFlag:
+		if a.byLiaison[ref] == nil {
+			a.byLiaison[ref] = map[string][]int64{}
+		}
+		a.byLiaison[ref][d.LiaisonContact] = append(a.byLiaison[ref][d.LiaisonContact], cpID)
+		a.flagged[ref] = append(a.flagged[ref], cpID)
+		addEntry(a.entries, cpID, ref)
+	case policy.LevelCount:
+		if !slices.Contains(a.counted[d.Class], cpID) {
+			a.counted[d.Class] = append(a.counted[d.Class], cpID)
+		}
+		addEntry(a.entries, cpID, ref)
+	default:
+		return nil
+	}
+	addEntry(a.perClass, classLevel{d.Class, d.Level}, ref)
+	return nil
+}
+
+// seal finishes an answer once the join is done: flag matches and class
+// counts get their match references, and every list disclosed in full gets
+// a notice to its owner.
+func (s *Service) seal(a *answer, r policy.Request, own *store.List) error {
+	if err := s.flagMatches(a, r, own); err != nil {
+		return err
+	}
+	if err := s.classCounts(a, r, own); err != nil {
+		return err
+	}
+	a.noticeFull(r, own)
+	return nil
 }
 
 // addEntry adds ref to the set m[k].
@@ -207,8 +232,8 @@ func (s *Service) ref(r policy.Request, own *store.List, entry *uint64, class st
 
 // flagMatches adds one flag match per entry and liaison contact, and sorts
 // the matches by entry and counterparty.
-func (s *Service) flagMatches(a *answer, r policy.Request, own *store.List, byLiaison map[uint64]map[string][]int64) error {
-	for ref, liaisons := range byLiaison {
+func (s *Service) flagMatches(a *answer, r policy.Request, own *store.List) error {
+	for ref, liaisons := range a.byLiaison {
 		mr, err := s.ref(r, own, &ref, "", policy.LevelFlag)
 		if err != nil {
 			return err
@@ -245,8 +270,8 @@ func (s *Service) classCounts(a *answer, r policy.Request, own *store.List) erro
 
 // noticeFull names the lists disclosed in full and prepares a notice to
 // each owner: every full disclosure, by overlaps or check, is told.
-func (a *answer) noticeFull(r policy.Request, own *store.List, full map[int64]map[uint64]bool) {
-	for cpID, refs := range full {
+func (a *answer) noticeFull(r policy.Request, own *store.List) {
+	for cpID, refs := range a.full {
 		cp := a.cps[cpID]
 		a.lists = append(a.lists, cp.list.Owner+"/"+cp.list.Name)
 		n := store.Notice{

@@ -16,87 +16,112 @@ import (
 	"github.com/veilmatch/veilmatch/server/store"
 )
 
-// Publish receives one upload: PublishBegin, batches, PublishCommit.
+// Publish receives one upload: PublishBegin, batches, PublishCommit. A
+// stream that ends before the commit leaves what it sent staged, so the
+// upload can resume.
 func (s *Service) Publish(stream veilmatchv1.HubService_PublishServer) error {
-	ctx := stream.Context()
-	id, a, err := s.requireAgency(ctx)
+	p, err := s.beginPublish(stream)
 	if err != nil {
 		return err
 	}
-	first, err := stream.Recv()
-	if errors.Is(err, io.EOF) {
-		return invalid("publish: the stream ended before PublishBegin")
-	}
-	if err != nil {
-		return err
-	}
-	begin := first.GetBegin()
-	if begin == nil {
-		return invalid("publish: the first message must be PublishBegin")
-	}
-	meta, err := s.listMeta(id.ID, a, begin.GetList())
-	if err != nil {
-		return err
-	}
-	if err := checkUploadID("begin.upload_id", begin.GetUploadId()); err != nil {
-		return err
-	}
-	pl := policyList(meta)
-	pr := policy.Request{Action: audit.ActionPublish, Time: s.now(), Requester: a, List: &pl}
-	az, err := s.authorizeRecorded(ctx, pr)
-	if err != nil {
-		return err
-	}
-	up := store.Upload{Owner: id.ID, List: meta.Name, ID: begin.GetUploadId(), Meta: meta}
-	if err := s.store.BeginUpload(ctx, up); err != nil {
-		return storeError(ctx, "begin upload of list "+meta.Name, err)
-	}
-
-	var received, duplicates uint64
 	for {
 		msg, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
-			// The client stopped without committing: what it sent is staged
-			// and the upload can resume.
-			return stream.SendAndClose(&veilmatchv1.PublishResponse{BatchesReceived: received, DuplicateBatches: duplicates})
+			return stream.SendAndClose(&veilmatchv1.PublishResponse{BatchesReceived: p.received, DuplicateBatches: p.duplicates})
 		}
 		if err != nil {
 			return err
 		}
 		switch m := msg.GetMsg().(type) {
 		case *veilmatchv1.PublishRequest_Batch:
-			dup, err := s.putBatch(stream, up, m.Batch, received)
+			dup, err := s.putBatch(stream, p.upload, m.Batch, p.received)
 			if err != nil {
 				return err
 			}
-			received++
+			p.received++
 			if dup {
-				duplicates++
+				p.duplicates++
 			}
 		case *veilmatchv1.PublishRequest_Commit:
-			pr.Time = s.now()
-			rec := s.newRecord(ctx, pr, az.Revision)
-			rec.Rules = az.Rules
-			l, err := s.store.CommitUpload(ctx, id.ID, meta.Name, up.ID, m.Commit.GetTotalBatches(), m.Commit.GetTotalEntries(), pr.Time, rec)
-			if err != nil {
-				return storeError(ctx, "commit list "+meta.Name, err)
-			}
-			if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
-				if err == nil {
-					return invalid("publish: message %d: nothing may follow PublishCommit", received+2)
-				}
-				return err
-			}
-			s.metrics.Published(id.ID, l.Entries)
-			s.metrics.Decided(rec.Action, rec.Result)
-			rpc.Logger(ctx).InfoContext(ctx, "list committed", "list", l.Name, "entries", l.Entries, "batches", m.Commit.GetTotalBatches(), "duplicate_batches", duplicates)
-			return stream.SendAndClose(&veilmatchv1.PublishResponse{List: listInfo(l), Committed: true, BatchesReceived: received, DuplicateBatches: duplicates})
+			return s.commitPublish(stream, p, m.Commit)
 		case *veilmatchv1.PublishRequest_Begin:
-			return invalid("publish: message %d: PublishBegin may only come first", received+2)
+			return invalid("publish: message %d: PublishBegin may only come first", p.received+2)
 		default:
-			return invalid("publish: message %d is empty", received+2)
+			return invalid("publish: message %d is empty", p.received+2)
 		}
 	}
+}
+
+// publishing is one upload in progress on a Publish stream.
+type publishing struct {
+	upload               store.Upload
+	req                  policy.Request
+	auth                 policy.Authorization
+	received, duplicates uint64
+}
+
+// beginPublish reads PublishBegin, checks the list it describes, asks the
+// policy (recording a refusal) and opens or resumes the upload.
+func (s *Service) beginPublish(stream veilmatchv1.HubService_PublishServer) (*publishing, error) {
+	ctx := stream.Context()
+	id, a, err := s.requireAgency(ctx)
+	if err != nil {
+		return nil, err
+	}
+	first, err := stream.Recv()
+	if errors.Is(err, io.EOF) {
+		return nil, invalid("publish: the stream ended before PublishBegin")
+	}
+	if err != nil {
+		return nil, err
+	}
+	begin := first.GetBegin()
+	if begin == nil {
+		return nil, invalid("publish: the first message must be PublishBegin")
+	}
+	meta, err := s.listMeta(id.ID, a, begin.GetList())
+	if err != nil {
+		return nil, err
+	}
+	if err := checkUploadID("begin.upload_id", begin.GetUploadId()); err != nil {
+		return nil, err
+	}
+	pl := policyList(meta)
+	p := &publishing{
+		upload: store.Upload{Owner: id.ID, List: meta.Name, ID: begin.GetUploadId(), Meta: meta},
+		req:    policy.Request{Action: audit.ActionPublish, Time: s.now(), Requester: a, List: &pl},
+	}
+	if p.auth, err = s.authorizeRecorded(ctx, p.req); err != nil {
+		return nil, err
+	}
+	if err := s.store.BeginUpload(ctx, p.upload); err != nil {
+		return nil, storeError(ctx, "begin upload of list "+meta.Name, err)
+	}
+	return p, nil
+}
+
+// commitPublish makes the upload the list's committed version, recording
+// the publication in the same transaction, once the stream has ended.
+func (s *Service) commitPublish(stream veilmatchv1.HubService_PublishServer, p *publishing, c *veilmatchv1.PublishCommit) error {
+	ctx := stream.Context()
+	up := p.upload
+	p.req.Time = s.now()
+	rec := s.newRecord(ctx, p.req, p.auth.Revision)
+	rec.Rules = p.auth.Rules
+	l, err := s.store.CommitUpload(ctx, up.Owner, up.List, up.ID, c.GetTotalBatches(), c.GetTotalEntries(), p.req.Time, rec)
+	if err != nil {
+		return storeError(ctx, "commit list "+up.List, err)
+	}
+	if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
+		if err == nil {
+			return invalid("publish: message %d: nothing may follow PublishCommit", p.received+2)
+		}
+		return err
+	}
+	s.metrics.Published(up.Owner, l.Entries)
+	s.metrics.Decided(rec.Action, rec.Result)
+	rpc.Logger(ctx).InfoContext(ctx, "list committed", "list", l.Name, "entries", l.Entries, "batches", c.GetTotalBatches(), "duplicate_batches", p.duplicates)
+	return stream.SendAndClose(&veilmatchv1.PublishResponse{List: listInfo(l), Committed: true, BatchesReceived: p.received, DuplicateBatches: p.duplicates})
 }
 
 // batchEntries validates a batch from the wire and returns its entries.

@@ -174,17 +174,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := svc.epochs.load(ctx); err != nil {
 		return nil, fmt.Errorf("hub: key epochs: %w", err)
 	}
-	signer := cfg.Signer
-	if signer == nil {
-		if signer, err = keys.FileSigner(filepath.Join(cfg.DataDir, CheckpointKeyFile), cfg.LogOrigin); err != nil {
-			return nil, fmt.Errorf("hub: checkpoint signer: %w", err)
-		}
-	}
-	if cfg.DataDir != "" {
-		// Published for auditors to pin; they should confirm it out of band.
-		if err := atomicfile.WriteFile(filepath.Join(cfg.DataDir, CheckpointPubFile), []byte(signer.VerifierKey()+"\n"), 0o644); err != nil {
-			return nil, fmt.Errorf("hub: write checkpoint verifier key: %w", err)
-		}
+	signer, err := checkpointSigner(cfg)
+	if err != nil {
+		return nil, err
 	}
 	log.Info("checkpoint verifier key", "key", signer.VerifierKey())
 	rs, err := rpc.New(rpc.ServerOptions{
@@ -197,6 +189,33 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	veilmatchv1.RegisterHubServiceServer(rs.GRPC, svc)
 	veilmatchv1.RegisterAuditServiceServer(rs.GRPC, auditsvc.New(st, signer, cfg.LogOrigin, signer.VerifierKey(), nil))
 	veilmatchv1.RegisterUsageServiceServer(rs.GRPC, NewUsageService(st, svc))
+	registerGauges(cfg, st)
+	log.Info("hub ready", "addr", rs.Addr().String(), "policy_revision", cfg.Policy.Revision())
+	return &Server{cfg: cfg, svc: svc, rpc: rs, store: st, lock: lock, log: log}, nil
+}
+
+// checkpointSigner returns the configured checkpoint signer or the one kept
+// in the data directory, and publishes its verifier key there for auditors
+// to pin (they should confirm it out of band).
+func checkpointSigner(cfg Config) (Signer, error) {
+	signer := cfg.Signer
+	if signer == nil {
+		var err error
+		if signer, err = keys.FileSigner(filepath.Join(cfg.DataDir, CheckpointKeyFile), cfg.LogOrigin); err != nil {
+			return nil, fmt.Errorf("hub: checkpoint signer: %w", err)
+		}
+	}
+	if cfg.DataDir != "" {
+		if err := atomicfile.WriteFile(filepath.Join(cfg.DataDir, CheckpointPubFile), []byte(signer.VerifierKey()+"\n"), 0o644); err != nil {
+			return nil, fmt.Errorf("hub: write checkpoint verifier key: %w", err)
+		}
+	}
+	return signer, nil
+}
+
+// registerGauges exports the size of the data directory and of the
+// decision log.
+func registerGauges(cfg Config, st store.Store) {
 	if cfg.DataDir != "" {
 		cfg.Metrics.GaugeFunc("veilmatch_hub_store_bytes", "Bytes on disk in the hub's data directory.", func() float64 { return float64(dirSize(cfg.DataDir)) })
 	}
@@ -207,8 +226,6 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 		return float64(size)
 	})
-	log.Info("hub ready", "addr", rs.Addr().String(), "policy_revision", cfg.Policy.Revision())
-	return &Server{cfg: cfg, svc: svc, rpc: rs, store: st, lock: lock, log: log}, nil
 }
 
 // MaxRecvMsgSize bounds a message the hub receives: a check of
