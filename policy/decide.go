@@ -50,7 +50,7 @@ type disclosureInput struct {
 }
 
 func newAgencyInput(a Agency) agencyInput {
-	return agencyInput{ID: a.ID, Role: a.Role, Jurisdiction: a.Jurisdiction, Contact: a.Contact}
+	return agencyInput(a)
 }
 
 func newListInput(l List) listInput {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/veilmatch/veilmatch/certs"
 	"github.com/veilmatch/veilmatch/crypto/mtls"
 )
 
@@ -47,15 +46,6 @@ func (f *serverTLSFlags) client(name string) (*tls.Config, error) {
 		return mtls.ClientConfig(mtls.DevFiles(f.devCerts, name), "")
 	}
 	return mtls.ClientConfig(mtls.Files{Cert: f.cert, Key: f.key, CA: f.clientCA}, "")
-}
-
-// devServerTLS returns a development server configuration from dir, or from
-// the certificates embedded in the binary when dir is empty.
-func devServerTLS(dir, name string) (*tls.Config, error) {
-	if dir == "" {
-		return mtls.ServerConfigFS(certs.DevFS, mtls.DevFiles(".", name))
-	}
-	return mtls.ServerConfig(mtls.DevFiles(dir, name))
 }
 
 // fileExists reports whether path exists.

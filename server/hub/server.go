@@ -234,7 +234,8 @@ func registerGauges(cfg Config, st store.Store) {
 const MaxRecvMsgSize = 4 << 20
 
 // serviceKinds are the identities that may call each of the hub's
-// services, refused before the hub reads a request.
+// services, refused before the hub reads a request. A new service or RPC
+// also needs its row in the authorization matrix, server/authz_test.go.
 var serviceKinds = map[string][]string{
 	veilmatchv1.HubService_ServiceDesc.ServiceName:   {mtls.KindAgency},
 	veilmatchv1.AuditService_ServiceDesc.ServiceName: {mtls.KindAuditor},
