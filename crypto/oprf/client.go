@@ -1,10 +1,10 @@
 package oprf
 
 import (
+	"crypto/sha512"
 	"fmt"
 
-	voprf "github.com/cloudflare/circl/oprf"
-	"github.com/cloudflare/circl/zk/dleq"
+	r255 "github.com/gtank/ristretto255"
 
 	"github.com/veilmatch/veilmatch/crypto/token"
 )
@@ -12,8 +12,9 @@ import (
 // Client blinds inputs and verifies and finalizes evaluations against one
 // pinned public key. It is safe for concurrent use.
 type Client struct {
-	keyID  string
-	client voprf.VerifiableClient
+	keyID string
+	pk    *r255.Element
+	pkEnc []byte
 }
 
 // NewClient pins pub: every evaluation must carry a proof for this key.
@@ -24,11 +25,11 @@ func NewClient(pub PublicKey) (*Client, error) {
 	if len(pub.Bytes) != ElementSize {
 		return nil, fmt.Errorf("%w: public key has %d bytes, want %d", ErrInvalidKey, len(pub.Bytes), ElementSize)
 	}
-	pk := new(voprf.PublicKey)
-	if err := pk.UnmarshalBinary(suite, pub.Bytes); err != nil {
+	pk, err := decodeElement(pub.Bytes)
+	if err != nil {
 		return nil, fmt.Errorf("%w: public key is not a valid non-identity element", ErrInvalidKey)
 	}
-	return &Client{keyID: pub.KeyID, client: voprf.NewVerifiableClient(suite, pk)}, nil
+	return &Client{keyID: pub.KeyID, pk: pk, pkEnc: append([]byte(nil), pub.Bytes...)}, nil
 }
 
 // KeyID returns the id of the pinned key.
@@ -37,8 +38,9 @@ func (c *Client) KeyID() string { return c.keyID }
 // Batch is the client's state for one batch between Blind and Finalize. It
 // holds the blinds: keep it in memory only.
 type Batch struct {
-	fin *voprf.FinalizeData
-	req *voprf.EvaluationRequest
+	inputs  [][]byte
+	blinds  []*r255.Scalar
+	blinded []*r255.Element
 	// Blinded holds the serialized blinded elements to send to the key server.
 	Blinded [][]byte
 }
@@ -48,28 +50,54 @@ func (b *Batch) Len() int { return len(b.Blinded) }
 
 // Blind blinds a batch of encoded inputs (see Input) with fresh random blinds.
 func (c *Client) Blind(inputs [][]byte) (*Batch, error) {
-	if len(inputs) == 0 {
-		return nil, ErrEmptyBatch
+	blinds := make([]*r255.Scalar, len(inputs))
+	for i := range blinds {
+		blinds[i] = randomScalar()
 	}
-	fin, req, err := c.client.Blind(inputs)
-	return newBatch(fin, req, err)
+	return c.blindWith(inputs, blinds)
 }
 
-// blind is Blind with caller-chosen blinds, for known-answer tests.
-func (c *Client) blind(inputs [][]byte, blinds []voprf.Blind) (*Batch, error) {
-	fin, req, err := c.client.DeterministicBlind(inputs, blinds)
-	return newBatch(fin, req, err)
-}
-
-func newBatch(fin *voprf.FinalizeData, req *voprf.EvaluationRequest, err error) (*Batch, error) {
-	if err != nil {
-		return nil, fmt.Errorf("blind: %w", err)
-	}
-	blinded, err := encodeElements(req.Elements)
-	if err != nil {
+// blindWith blinds inputs[i] with the non-zero scalar blinds[i] (RFC 9497
+// Blind): blinds[i]·HashToGroup(inputs[i]).
+func (c *Client) blindWith(inputs [][]byte, blinds []*r255.Scalar) (*Batch, error) {
+	if err := checkBatchLen(len(inputs)); err != nil {
 		return nil, err
 	}
-	return &Batch{fin: fin, req: req, Blinded: blinded}, nil
+	if len(blinds) != len(inputs) {
+		return nil, fmt.Errorf("blind: %w: %d blinds for %d inputs", ErrInvalidInput, len(blinds), len(inputs))
+	}
+	b := &Batch{
+		inputs:  inputs,
+		blinds:  blinds,
+		blinded: make([]*r255.Element, len(inputs)),
+		Blinded: make([][]byte, len(inputs)),
+	}
+	enc := make([]byte, 0, len(inputs)*ElementSize)
+	for i, in := range inputs {
+		if len(in) > 0xffff {
+			return nil, fmt.Errorf("blind: %w: input %d has %d bytes, more than 65535", ErrInvalidInput, i, len(in))
+		}
+		p := hashToGroup(in)
+		if isIdentity(p) {
+			return nil, fmt.Errorf("blind: %w: input %d hashes to the identity", ErrInvalidInput, i)
+		}
+		b.blinded[i] = r255.NewElement().ScalarMult(blinds[i], p) // the blind is secret: constant time
+		start := len(enc)
+		enc = b.blinded[i].Encode(enc)
+		b.Blinded[i] = enc[start:len(enc):len(enc)]
+	}
+	return b, nil
+}
+
+// checkBatchLen refuses an empty batch and one RFC 9497 cannot number.
+func checkBatchLen(n int) error {
+	switch {
+	case n == 0:
+		return ErrEmptyBatch
+	case n > MaxBatch:
+		return fmt.Errorf("%w: %d elements, at most %d", ErrBatchTooLarge, n, MaxBatch)
+	}
+	return nil
 }
 
 // Finalize verifies the key server's batched proof against the pinned key,
@@ -102,16 +130,22 @@ func (c *Client) finalize(b *Batch, evaluated [][]byte, proof []byte) ([][]byte,
 	if len(proof) != ProofSize {
 		return nil, fmt.Errorf("%w: proof has %d bytes, want %d", ErrInvalidProof, len(proof), ProofSize)
 	}
-	p := new(dleq.Proof)
-	if err := p.UnmarshalBinary(suite.Group(), proof); err != nil {
-		return nil, fmt.Errorf("%w: proof does not decode", ErrInvalidProof)
+	if !verifyProof(c.pk, c.pkEnc, b.blinded, elems, b.Blinded, evaluated, proof) {
+		return nil, ErrInvalidProof
 	}
-	outs, err := c.client.Finalize(b.fin, &voprf.Evaluation{Elements: elems, Proof: p})
-	if err != nil {
-		if err == voprf.ErrInvalidProof {
-			return nil, ErrInvalidProof
-		}
-		return nil, fmt.Errorf("finalize: %w", err)
+	inv := invertAll(b.blinds)
+	outs := make([][]byte, len(elems))
+	h := sha512.New()
+	var buf []byte
+	var unblinded [ElementSize]byte
+	for i, e := range elems {
+		n := r255.NewElement().ScalarMult(inv[i], e) // the blind is secret: constant time
+		buf = appendLen16(buf[:0], b.inputs[i])
+		buf = appendLen16(buf, n.Encode(unblinded[:0]))
+		buf = append(buf, labelFinalize...)
+		h.Reset()
+		h.Write(buf)
+		outs[i] = h.Sum(nil)
 	}
 	return outs, nil
 }

@@ -86,7 +86,7 @@ func Endorse(by *PrivateKey, key PublicKey) (Endorsement, error) {
 // prove sets e.Proof to by's proof for e's other fields, which the caller
 // has checked, ByKeyID and ByPublicKey being by's.
 func (e *Endorsement) prove(by *PrivateKey) error {
-	byPub, err := decodeElement(by.pub)
+	byPub, err := circlElement(by.pub)
 	if err != nil {
 		return fmt.Errorf("endorse: %w", err)
 	}
@@ -141,14 +141,14 @@ func (e Endorsement) Verify() error {
 	if _, err := decodeElement(e.PublicKey); err != nil {
 		return e.failf("endorsed public key: %v", err)
 	}
-	byPub, err := decodeElement(e.ByPublicKey)
+	byPub, err := circlElement(e.ByPublicKey)
 	if err != nil {
 		return e.failf("endorsing public key: %v", err)
 	}
 	if len(e.Proof) != endorsementProofSize {
 		return e.failf("proof has %d bytes, want %d", len(e.Proof), endorsementProofSize)
 	}
-	v, err := decodeElement(e.Proof[:ElementSize])
+	v, err := circlElement(e.Proof[:ElementSize])
 	if err != nil {
 		return e.failf("proof commitment: %v", err)
 	}
@@ -258,7 +258,7 @@ func EndorseKey(prev, next *PrivateKey) (*PrivateKey, error) {
 	if err := checkChain(chain, next.Public()); err != nil {
 		return nil, err
 	}
-	return &PrivateKey{id: next.id, k: next.k, pub: next.pub, chain: chain}, nil
+	return &PrivateKey{id: next.id, k: next.k, pub: next.pub, scalar: next.scalar, chain: chain}, nil
 }
 
 // checkChain checks that chain is at most MaxChain valid links, each

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	voprf "github.com/cloudflare/circl/oprf"
+	r255 "github.com/gtank/ristretto255"
 
 	"github.com/veilmatch/veilmatch/internal/atomicfile"
 )
@@ -36,11 +37,13 @@ func NewKeyID(now time.Time) string {
 // endorsements that vouches for it. It is deliberately not comparable with
 // ==; use Equal.
 type PrivateKey struct {
-	_     [0]func()
-	id    string
-	k     *voprf.PrivateKey
-	pub   []byte        // serialized public key, computed once
-	chain []Endorsement // links ending at this key, oldest first; never modified
+	_   [0]func()
+	id  string
+	k   *voprf.PrivateKey
+	pub []byte // serialized public key, computed once
+	// scalar is k for the evaluator's group operations.
+	scalar *r255.Scalar
+	chain  []Endorsement // links ending at this key, oldest first; never modified
 }
 
 // newPrivateKey wraps k. circl derives and caches the public key lazily,
@@ -51,7 +54,16 @@ func newPrivateKey(id string, k *voprf.PrivateKey) (*PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serialize public key: %w", err)
 	}
-	return &PrivateKey{id: id, k: k, pub: pub}, nil
+	sb, err := k.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("serialize private key: %w", err)
+	}
+	scalar, err := decodeScalar(sb)
+	clear(sb)
+	if err != nil {
+		return nil, fmt.Errorf("%w: private key: %v", ErrInvalidKey, err)
+	}
+	return &PrivateKey{id: id, k: k, pub: pub, scalar: scalar}, nil
 }
 
 // PublicKey is a key server's public key as clients pin it.

@@ -2,25 +2,26 @@ package oprf
 
 import (
 	"errors"
-	"fmt"
 
-	voprf "github.com/cloudflare/circl/oprf"
+	r255 "github.com/gtank/ristretto255"
 )
 
-// ErrEmptyBatch reports a batch with no elements.
-var ErrEmptyBatch = errors.New("oprf: empty batch")
+// Errors about a batch's size.
+var (
+	// ErrEmptyBatch reports a batch with no elements.
+	ErrEmptyBatch = errors.New("oprf: empty batch")
+	// ErrBatchTooLarge reports a batch of more than MaxBatch elements.
+	ErrBatchTooLarge = errors.New("oprf: batch too large")
+)
 
 // Evaluator evaluates the VOPRF for one private key. It is safe for
 // concurrent use.
 type Evaluator struct {
-	key    *PrivateKey
-	server voprf.VerifiableServer
+	key *PrivateKey
 }
 
 // NewEvaluator returns an evaluator for k.
-func NewEvaluator(k *PrivateKey) *Evaluator {
-	return &Evaluator{key: k, server: voprf.NewVerifiableServer(suite, k.k)}
-}
+func NewEvaluator(k *PrivateKey) *Evaluator { return &Evaluator{key: k} }
 
 // KeyID returns the id of the evaluator's key.
 func (e *Evaluator) KeyID() string { return e.key.id }
@@ -30,7 +31,10 @@ func (e *Evaluator) PublicKey() PublicKey { return e.key.Public() }
 
 // BlindedBatch is a validated batch of blinded elements.
 type BlindedBatch struct {
-	elems []voprf.Blinded
+	elems []*r255.Element
+	// enc holds the elements as received; decoding accepts only canonical
+	// encodings, so these are their serializations.
+	enc [][]byte
 }
 
 // Len returns the number of elements.
@@ -40,30 +44,40 @@ func (b *BlindedBatch) Len() int { return len(b.elems) }
 // canonical, non-identity ristretto255 element. A bad element yields an
 // *ElementError naming its index.
 func DecodeBatch(blinded [][]byte) (*BlindedBatch, error) {
-	if len(blinded) == 0 {
-		return nil, ErrEmptyBatch
+	if err := checkBatchLen(len(blinded)); err != nil {
+		return nil, err
 	}
 	elems, err := decodeElements(blinded)
 	if err != nil {
 		return nil, err
 	}
-	return &BlindedBatch{elems: elems}, nil
+	buf := make([]byte, 0, len(blinded)*ElementSize)
+	enc := make([][]byte, len(blinded))
+	for i, b := range blinded {
+		start := len(buf)
+		buf = append(buf, b...)
+		enc[i] = buf[start:len(buf):len(buf)]
+	}
+	return &BlindedBatch{elems: elems, enc: enc}, nil
 }
 
 // Evaluate evaluates a validated batch and returns the serialized evaluated
 // elements, in order, with one batched DLEQ proof.
 func (e *Evaluator) Evaluate(b *BlindedBatch) (evaluated [][]byte, proof []byte, err error) {
-	ev, err := e.server.Evaluate(&voprf.EvaluationRequest{Elements: b.elems})
-	if err != nil {
-		return nil, nil, fmt.Errorf("evaluate: %w", err)
-	}
-	evaluated, err = encodeElements(ev.Elements)
-	if err != nil {
-		return nil, nil, err
-	}
-	proof, err = ev.Proof.MarshalBinary()
-	if err != nil {
-		return nil, nil, fmt.Errorf("serialize proof: %w", err)
-	}
+	evaluated, proof = e.evaluate(b, randomScalar())
 	return evaluated, proof, nil
+}
+
+// evaluate is RFC 9497 BlindEvaluate with proof nonce r.
+func (e *Evaluator) evaluate(b *BlindedBatch, r *r255.Scalar) (evaluated [][]byte, proof []byte) {
+	k := e.key.scalar
+	evaluated = make([][]byte, len(b.elems))
+	buf := make([]byte, 0, len(b.elems)*ElementSize)
+	for i, be := range b.elems {
+		z := r255.NewElement().ScalarMult(k, be) // the key is secret: constant time
+		start := len(buf)
+		buf = z.Encode(buf)
+		evaluated[i] = buf[start:len(buf):len(buf)]
+	}
+	return evaluated, prove(k, e.key.pub, b.elems, b.enc, evaluated, r)
 }

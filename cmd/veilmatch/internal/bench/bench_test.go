@@ -45,6 +45,13 @@ func TestRunTiny(t *testing.T) {
 		"limit":                      r.Crypto.LimitPerSec,
 		"measured limit":             r.Crypto.MeasuredLimitPerSec,
 		"normalize µs":               r.Crypto.NormalizeMicros,
+		"circl blind µs":             r.Crypto.Circl.Blind.SingleCoreMicros,
+		"circl evaluate µs":          r.Crypto.Circl.Evaluate.SingleCoreMicros,
+		"circl finalize µs":          r.Crypto.Circl.Finalize.SingleCoreMicros,
+		"circl evaluate all cores":   r.Crypto.Circl.Evaluate.AllCoresPerSec,
+		"circl limit":                r.Crypto.Circl.LimitPerSec,
+		"publish ratio to circl":     r.Publish.RatioToCirclRoundTrip,
+		"keyserver ratio to circl":   r.KeyServer.RatioToCirclEvaluate,
 		"publish rows/s":             r.Publish.RowsPerSec,
 		"publish ratio":              r.Publish.RatioToLimit,
 		"publish ratio measured":     r.Publish.RatioToMeasuredLimit,
@@ -79,6 +86,12 @@ func TestRunTiny(t *testing.T) {
 	if want := float64(r.Profile.Cores) * 1e6 / sum; math.Abs(r.Crypto.LimitPerSec-want) > 1e-6*want {
 		t.Errorf("limit = %v, want cores / (t_blind + t_eval + t_final) = %v", r.Crypto.LimitPerSec, want)
 	}
+	for name, cc := range map[string]CryptoCost{"veilmatch": r.Crypto.CryptoCost, "circl": r.Crypto.Circl} {
+		sum := cc.Blind.SingleCoreMicros + cc.Evaluate.SingleCoreMicros + cc.Finalize.SingleCoreMicros
+		if math.Abs(cc.RoundTripMicros-sum) > 1e-6*sum {
+			t.Errorf("%s round trip = %v µs, want t_blind + t_eval + t_final = %v", name, cc.RoundTripMicros, sum)
+		}
+	}
 	if r.Publish.Rows != pl.rows() || r.Publish.Lists != o.Agencies+1 {
 		t.Errorf("published %d rows in %d lists, want %d in %d", r.Publish.Rows, r.Publish.Lists, pl.rows(), o.Agencies+1)
 	}
@@ -107,8 +120,8 @@ func TestRunTiny(t *testing.T) {
 	if r.Overlaps.MemoryTokens == 0 || r.Overlaps.MemoryTokens >= tokens {
 		t.Errorf("the in-memory join held %d tokens, want some but not the query owner's (%d in the hub)", r.Overlaps.MemoryTokens, tokens)
 	}
-	if len(r.Targets) != 4 {
-		t.Errorf("%d targets, want 4", len(r.Targets))
+	if len(r.Targets) != 6 {
+		t.Errorf("%d targets, want 6", len(r.Targets))
 	}
 
 	if _, err := json.Marshal(r); err != nil {
@@ -118,13 +131,13 @@ func TestRunTiny(t *testing.T) {
 	if err := r.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"physical limit", "publish / physical limit", "key server / bare evaluate", "overlaps p50 / p95", "in-memory hash join", "B/token", "VmHWM", "RSS during publish", "RSS during overlaps", "background: 3,000 synthetic tokens inserted directly"} {
+	for _, want := range []string{"physical limit", "publish / physical limit", "key server / bare evaluate", "publish / circl round trip", "key server / circl evaluate", "(circl ", "overlaps p50 / p95", "in-memory hash join", "B/token", "VmHWM", "RSS during publish", "RSS during overlaps", "background: 3,000 synthetic tokens inserted directly"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
 	}
-	if got := strings.Count(table.String(), "PASS") + strings.Count(table.String(), "MISS"); got != 4 {
-		t.Errorf("table has %d PASS/MISS verdicts, want 4:\n%s", got, table.String())
+	if got := strings.Count(table.String(), "PASS") + strings.Count(table.String(), "MISS"); got != 6 {
+		t.Errorf("table has %d PASS/MISS verdicts, want 6:\n%s", got, table.String())
 	}
 	if !strings.Contains(progress.String(), "publish") {
 		t.Errorf("no progress for the publish phase:\n%s", progress.String())

@@ -12,8 +12,21 @@ import (
 	"github.com/veilmatch/veilmatch/crypto/oprf"
 )
 
-// cryptoWorker holds one goroutine's inputs and a prepared batch at every
-// stage, so that each operation can be repeated on its own.
+// worker holds one goroutine's inputs and a prepared batch at every stage
+// of one VOPRF implementation, so that each operation can be repeated on
+// its own, from and to the bytes the wire carries.
+type worker interface {
+	blind() error
+	// evaluate is the key server's work on a batch from the wire: decode and
+	// validate the blinded elements, evaluate, prove, serialize.
+	evaluate() error
+	// finalize is the client's work on the answer: decode, verify the proof,
+	// unblind, hash.
+	finalize() error
+	len() int
+}
+
+// cryptoWorker is a worker on crypto/oprf, the path veilmatch runs.
 type cryptoWorker struct {
 	client    *oprf.Client
 	eval      *oprf.Evaluator
@@ -23,19 +36,12 @@ type cryptoWorker struct {
 	proof     []byte
 }
 
-func newCryptoWorker(key *oprf.PrivateKey, batch, seed int) (*cryptoWorker, error) {
+func newCryptoWorker(key *oprf.PrivateKey, inputs [][]byte) (worker, error) {
 	c, err := oprf.NewClient(key.Public())
 	if err != nil {
 		return nil, err
 	}
-	w := &cryptoWorker{client: c, eval: oprf.NewEvaluator(key)}
-	for i := range batch {
-		in, err := oprf.Input(string(normalize.Phone), number(seed*batch+i))
-		if err != nil {
-			return nil, err
-		}
-		w.inputs = append(w.inputs, in)
-	}
+	w := &cryptoWorker{client: c, eval: oprf.NewEvaluator(key), inputs: inputs}
 	if w.batch, err = c.Blind(w.inputs); err != nil {
 		return nil, err
 	}
@@ -45,13 +51,13 @@ func newCryptoWorker(key *oprf.PrivateKey, batch, seed int) (*cryptoWorker, erro
 	return w, w.finalize()
 }
 
+func (w *cryptoWorker) len() int { return len(w.inputs) }
+
 func (w *cryptoWorker) blind() error {
 	_, err := w.client.Blind(w.inputs)
 	return err
 }
 
-// evaluate is the key server's work on a batch from the wire: validate and
-// decode the blinded elements, evaluate, prove.
 func (w *cryptoWorker) evaluate() error {
 	b, err := oprf.DecodeBatch(w.batch.Blinded)
 	if err != nil {
@@ -61,47 +67,75 @@ func (w *cryptoWorker) evaluate() error {
 	return err
 }
 
-// finalize is the client's work on the answer: decode, verify the proof,
-// unblind, hash to tokens.
 func (w *cryptoWorker) finalize() error {
 	_, err := w.client.Finalize(w.batch, w.evaluated, w.proof)
 	return err
 }
 
-// op names one of the three operations of a worker.
-type op func(*cryptoWorker) error
-
-var ops = [3]op{(*cryptoWorker).blind, (*cryptoWorker).evaluate, (*cryptoWorker).finalize}
-
-// measureCrypto measures each operation on one goroutine (one core), then
-// on GOMAXPROCS goroutines at once.
-func measureCrypto(ctx context.Context, key *oprf.PrivateKey, o Options) (Crypto, error) {
-	n := cores()
-	c := Crypto{Batch: o.Batch, Cores: n}
-	workers := make([]*cryptoWorker, n)
-	for i := range workers {
+// workerInputs returns the encoded inputs of one worker's batch: synthetic
+// phone numbers, distinct per seed.
+func workerInputs(batch, seed int) ([][]byte, error) {
+	inputs := make([][]byte, batch)
+	for i := range inputs {
 		var err error
-		if workers[i], err = newCryptoWorker(key, o.Batch, i); err != nil {
-			return c, err
+		if inputs[i], err = oprf.Input(string(normalize.Phone), number(seed*batch+i)); err != nil {
+			return nil, err
+		}
+	}
+	return inputs, nil
+}
+
+// op names one of the three operations of a worker.
+type op func(worker) error
+
+var ops = [3]op{worker.blind, worker.evaluate, worker.finalize}
+
+// measureCrypto measures veilmatch's VOPRF (crypto/oprf) and circl's, the
+// reference, each operation on one goroutine (one core), then on
+// GOMAXPROCS goroutines at once.
+func measureCrypto(ctx context.Context, key *oprf.PrivateKey, o Options) (Crypto, error) {
+	c := Crypto{Batch: o.Batch, Cores: cores()}
+	var err error
+	if c.CryptoCost, err = measureImpl(ctx, key, o, newCryptoWorker); err != nil {
+		return c, err
+	}
+	c.Circl, err = measureImpl(ctx, key, o, newCirclWorker)
+	return c, err
+}
+
+// measureImpl measures one implementation's three operations and the limit
+// they set.
+func measureImpl(ctx context.Context, key *oprf.PrivateKey, o Options, newWorker func(*oprf.PrivateKey, [][]byte) (worker, error)) (CryptoCost, error) {
+	n := cores()
+	var cc CryptoCost
+	workers := make([]worker, n)
+	for i := range workers {
+		inputs, err := workerInputs(o.Batch, i)
+		if err != nil {
+			return cc, err
+		}
+		if workers[i], err = newWorker(key, inputs); err != nil {
+			return cc, err
 		}
 	}
 	var single, all [3]float64
 	for i, f := range ops {
 		var err error
 		if single[i], err = bestOf(ctx, workers[:1], f, o.CryptoTime); err != nil {
-			return c, err
+			return cc, err
 		}
 		if all[i], err = bestOf(ctx, workers, f, o.CryptoTime); err != nil {
-			return c, err
+			return cc, err
 		}
 	}
-	c.Blind = CryptoOp{SingleCoreMicros: single[0] / 1e3, AllCoresPerSec: 1e9 / all[0]}
-	c.Evaluate = CryptoOp{SingleCoreMicros: single[1] / 1e3, AllCoresPerSec: 1e9 / all[1]}
-	c.Finalize = CryptoOp{SingleCoreMicros: single[2] / 1e3, AllCoresPerSec: 1e9 / all[2]}
+	cc.Blind = CryptoOp{SingleCoreMicros: single[0] / 1e3, AllCoresPerSec: 1e9 / all[0]}
+	cc.Evaluate = CryptoOp{SingleCoreMicros: single[1] / 1e3, AllCoresPerSec: 1e9 / all[1]}
+	cc.Finalize = CryptoOp{SingleCoreMicros: single[2] / 1e3, AllCoresPerSec: 1e9 / all[2]}
 	sum := single[0] + single[1] + single[2]
-	c.LimitPerSec = float64(n) * 1e9 / sum
-	c.MeasuredLimitPerSec = 1e9 / (all[0] + all[1] + all[2])
-	return c, nil
+	cc.RoundTripMicros = sum / 1e3
+	cc.LimitPerSec = float64(n) * 1e9 / sum
+	cc.MeasuredLimitPerSec = 1e9 / (all[0] + all[1] + all[2])
+	return cc, nil
 }
 
 // cryptoTrials is how many trials share a measurement's time. The best is
@@ -111,7 +145,7 @@ const cryptoTrials = 3
 
 // bestOf returns the lowest wall time per element of cryptoTrials runs of
 // f, each for d/cryptoTrials.
-func bestOf(ctx context.Context, workers []*cryptoWorker, f op, d time.Duration) (float64, error) {
+func bestOf(ctx context.Context, workers []worker, f op, d time.Duration) (float64, error) {
 	best := 0.0
 	for i := range cryptoTrials {
 		perElem, err := runOp(ctx, workers, f, d/cryptoTrials)
@@ -127,7 +161,7 @@ func bestOf(ctx context.Context, workers []*cryptoWorker, f op, d time.Duration)
 
 // runOp runs f on every worker, each on its own goroutine, for at least d
 // and one batch each, and returns the wall time per element processed.
-func runOp(ctx context.Context, workers []*cryptoWorker, f op, d time.Duration) (float64, error) {
+func runOp(ctx context.Context, workers []worker, f op, d time.Duration) (float64, error) {
 	var (
 		mu    sync.Mutex
 		elems int
@@ -142,7 +176,7 @@ func runOp(ctx context.Context, workers []*cryptoWorker, f op, d time.Duration) 
 				if err := f(w); err != nil {
 					return err
 				}
-				n += len(w.inputs)
+				n += w.len()
 				if time.Now().After(deadline) {
 					break
 				}

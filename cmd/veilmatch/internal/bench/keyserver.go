@@ -29,6 +29,10 @@ func measureKeyServer(ctx context.Context, e *servers, key *oprf.PrivateKey, o O
 		kc  veilmatchv1.KeyServiceClient
 		req *veilmatchv1.EvaluateRequest
 	}
+	oc, err := oprf.NewClient(key.Public())
+	if err != nil {
+		return ks, err
+	}
 	cs := make([]caller, n)
 	for i := range cs {
 		conn, err := grpc.NewClient(e.ksAddr, grpc.WithTransportCredentials(credentials.NewTLS(e.tls[units[i%len(units)]])))
@@ -36,11 +40,15 @@ func measureKeyServer(ctx context.Context, e *servers, key *oprf.PrivateKey, o O
 			return ks, err
 		}
 		defer conn.Close()
-		w, err := newCryptoWorker(key, o.Batch, 1000+i)
+		inputs, err := workerInputs(o.Batch, 1000+i)
 		if err != nil {
 			return ks, err
 		}
-		cs[i] = caller{kc: veilmatchv1.NewKeyServiceClient(conn), req: &veilmatchv1.EvaluateRequest{KeyId: key.KeyID(), BlindedElements: w.batch.Blinded}}
+		batch, err := oc.Blind(inputs)
+		if err != nil {
+			return ks, err
+		}
+		cs[i] = caller{kc: veilmatchv1.NewKeyServiceClient(conn), req: &veilmatchv1.EvaluateRequest{KeyId: key.KeyID(), BlindedElements: batch.Blinded}}
 		// Warm-up: the TLS handshake and the first call are not timed.
 		if _, err := cs[i].kc.Evaluate(ctx, cs[i].req); err != nil {
 			return ks, fmt.Errorf("evaluate: %w", err)
