@@ -4,8 +4,9 @@
 // what the pipeline achieves beside what the cryptography allows on this
 // machine.
 //
-// Every figure is measured in the same run: circl's bare per-element cost
-// of blind, evaluate and finalize (the physical limit of the pipeline), the
+// Every figure is measured in the same run: the bare per-element cost of
+// blind, evaluate and finalize (the physical limit of the pipeline), of
+// veilmatch's VOPRF and of circl's beside it as the reference, the
 // end-to-end publish rate, the key server's evaluations per second over
 // gRPC+mTLS, the latency of an overlaps query beside an in-memory hash join
 // of the same tokens, the hub's bytes on disk per token, and resident
