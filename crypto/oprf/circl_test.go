@@ -34,7 +34,7 @@ func (c *Client) blind(inputs [][]byte, blinds []voprf.Blind) (*Batch, error) {
 			return nil, err
 		}
 	}
-	return c.blindWith(inputs, s)
+	return blindWith(inputs, s)
 }
 
 // TestRFC9497Proofs checks that, given the RFC's proof nonce, the evaluator

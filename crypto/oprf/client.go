@@ -49,17 +49,20 @@ type Batch struct {
 func (b *Batch) Len() int { return len(b.Blinded) }
 
 // Blind blinds a batch of encoded inputs (see Input) with fresh random blinds.
-func (c *Client) Blind(inputs [][]byte) (*Batch, error) {
+func (c *Client) Blind(inputs [][]byte) (*Batch, error) { return blind(inputs) }
+
+// blind blinds inputs with fresh random blinds.
+func blind(inputs [][]byte) (*Batch, error) {
 	blinds := make([]*r255.Scalar, len(inputs))
 	for i := range blinds {
 		blinds[i] = randomScalar()
 	}
-	return c.blindWith(inputs, blinds)
+	return blindWith(inputs, blinds)
 }
 
 // blindWith blinds inputs[i] with the non-zero scalar blinds[i] (RFC 9497
 // Blind): blinds[i]·HashToGroup(inputs[i]).
-func (c *Client) blindWith(inputs [][]byte, blinds []*r255.Scalar) (*Batch, error) {
+func blindWith(inputs [][]byte, blinds []*r255.Scalar) (*Batch, error) {
 	if err := checkBatchLen(len(inputs)); err != nil {
 		return nil, err
 	}
@@ -109,17 +112,21 @@ func (c *Client) Finalize(b *Batch, evaluated [][]byte, proof []byte) ([]token.T
 	if err != nil {
 		return nil, err
 	}
-	toks := make([]token.Token, len(outs))
-	for i, o := range outs {
-		if toks[i], err = token.FromOutput(o); err != nil {
-			return nil, fmt.Errorf("finalize element %d: %w", i, err)
-		}
-	}
-	return toks, nil
+	return tokens(outs)
 }
 
 // finalize returns the full 64-byte RFC 9497 outputs.
 func (c *Client) finalize(b *Batch, evaluated [][]byte, proof []byte) ([][]byte, error) {
+	elems, err := checkAnswer(b, evaluated, proof, c.pk, c.pkEnc)
+	if err != nil {
+		return nil, err
+	}
+	return unblind(b, elems), nil
+}
+
+// checkAnswer decodes a key server's answer for batch b and verifies its
+// proof against the public key pk (serialized pkEnc).
+func checkAnswer(b *Batch, evaluated [][]byte, proof []byte, pk *r255.Element, pkEnc []byte) ([]*r255.Element, error) {
 	if len(evaluated) != b.Len() {
 		return nil, fmt.Errorf("%w: %d evaluated elements for %d blinded", ErrInvalidElement, len(evaluated), b.Len())
 	}
@@ -130,9 +137,15 @@ func (c *Client) finalize(b *Batch, evaluated [][]byte, proof []byte) ([][]byte,
 	if len(proof) != ProofSize {
 		return nil, fmt.Errorf("%w: proof has %d bytes, want %d", ErrInvalidProof, len(proof), ProofSize)
 	}
-	if !verifyProof(c.pk, c.pkEnc, b.blinded, elems, b.Blinded, evaluated, proof) {
+	if !verifyProof(pk, pkEnc, b.blinded, elems, b.Blinded, evaluated, proof) {
 		return nil, ErrInvalidProof
 	}
+	return elems, nil
+}
+
+// unblind returns the RFC 9497 outputs of b from the elements k·B_i:
+// Hash(input, blind⁻¹·k·B_i, "Finalize").
+func unblind(b *Batch, elems []*r255.Element) [][]byte {
 	inv := invertAll(b.blinds)
 	outs := make([][]byte, len(elems))
 	h := sha512.New()
@@ -147,5 +160,17 @@ func (c *Client) finalize(b *Batch, evaluated [][]byte, proof []byte) ([][]byte,
 		h.Write(buf)
 		outs[i] = h.Sum(nil)
 	}
-	return outs, nil
+	return outs
+}
+
+// tokens turns RFC 9497 outputs into tokens.
+func tokens(outs [][]byte) ([]token.Token, error) {
+	toks := make([]token.Token, len(outs))
+	for i, o := range outs {
+		var err error
+		if toks[i], err = token.FromOutput(o); err != nil {
+			return nil, fmt.Errorf("finalize element %d: %w", i, err)
+		}
+	}
+	return toks, nil
 }

@@ -62,6 +62,9 @@ type Endorsement struct {
 // nonce v the prover fixed before the challenge c; and the proof, being
 // zero-knowledge, tells OPRF clients nothing about k.
 func Endorse(by *PrivateKey, key PublicKey) (Endorsement, error) {
+	if by.share != nil {
+		return Endorsement{}, fmt.Errorf("%w: key %q is one share of a threshold key, which no single share can speak for", ErrBadEndorsement, by.id)
+	}
 	if !ValidKeyID(key.KeyID) {
 		return Endorsement{}, fmt.Errorf("%w: endorsed key id is not a valid key id", ErrInvalidKey)
 	}
@@ -258,7 +261,7 @@ func EndorseKey(prev, next *PrivateKey) (*PrivateKey, error) {
 	if err := checkChain(chain, next.Public()); err != nil {
 		return nil, err
 	}
-	return &PrivateKey{id: next.id, k: next.k, pub: next.pub, scalar: next.scalar, chain: chain}, nil
+	return next.withChain(chain), nil
 }
 
 // checkChain checks that chain is at most MaxChain valid links, each

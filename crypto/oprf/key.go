@@ -40,10 +40,24 @@ type PrivateKey struct {
 	_   [0]func()
 	id  string
 	k   *voprf.PrivateKey
-	pub []byte // serialized public key, computed once
+	pub []byte // serialized k·G, computed once: what evaluations are proved against
 	// scalar is k for the evaluator's group operations.
 	scalar *r255.Scalar
-	chain  []Endorsement // links ending at this key, oldest first; never modified
+	chain  []Endorsement // links ending at this key (a share: its group key), oldest first; never modified
+	// share, for one share of a threshold key, says which; nil for a
+	// whole key.
+	share *shareOf
+}
+
+// shareOf places a share in its threshold key.
+type shareOf struct {
+	index int
+	set   KeySet
+}
+
+// withChain returns a copy of k with another endorsement chain.
+func (k *PrivateKey) withChain(chain []Endorsement) *PrivateKey {
+	return &PrivateKey{id: k.id, k: k.k, pub: k.pub, scalar: k.scalar, chain: chain, share: k.share}
 }
 
 // newPrivateKey wraps k. circl derives and caches the public key lazily,
@@ -104,9 +118,22 @@ func NewPrivateKey(keyID string, scalar []byte) (*PrivateKey, error) {
 // KeyID returns the key's id.
 func (k *PrivateKey) KeyID() string { return k.id }
 
-// Public returns the matching public key.
+// Public returns the public key tokens are made under: k·G, or for a share
+// its group key.
 func (k *PrivateKey) Public() PublicKey {
+	if k.share != nil {
+		return k.share.set.Public()
+	}
 	return PublicKey{KeyID: k.id, Bytes: bytes.Clone(k.pub)}
+}
+
+// Share reports, for one share of a threshold key, its index and the key
+// set; ok is false for a whole key.
+func (k *PrivateKey) Share() (index int, set KeySet, ok bool) {
+	if k.share == nil {
+		return 0, KeySet{}, false
+	}
+	return k.share.index, k.share.set.clone(), true
 }
 
 // Endorsements returns a copy of the key's endorsement chain: the links
@@ -133,6 +160,7 @@ type keyFile struct {
 	Suite        string            `json:"suite"`
 	KeyID        string            `json:"key_id"`
 	PrivateKey   string            `json:"private_key"`
+	Share        *shareJSON        `json:"share,omitempty"`
 	Endorsements []endorsementJSON `json:"endorsements,omitempty"`
 }
 
@@ -172,6 +200,10 @@ func MarshalKey(k *PrivateKey) ([]byte, error) {
 		return nil, fmt.Errorf("serialize private key: %w", err)
 	}
 	f := keyFile{Suite: SuiteID, KeyID: k.id, PrivateKey: hex.EncodeToString(s)}
+	clear(s)
+	if k.share != nil {
+		f.Share = &shareJSON{Index: k.share.index, KeySet: keySetToJSON(k.share.set)}
+	}
 	for _, e := range k.chain {
 		f.Endorsements = append(f.Endorsements, endorsementJSON{
 			KeyID:       e.KeyID,
@@ -200,8 +232,14 @@ func ParseKey(data []byte) (*PrivateKey, error) {
 		return nil, fmt.Errorf("%w: private_key is not hex", ErrInvalidKey)
 	}
 	k, err := NewPrivateKey(f.KeyID, s)
+	clear(s)
 	if err != nil {
 		return nil, err
+	}
+	if f.Share != nil {
+		if k, err = f.Share.place(k); err != nil {
+			return nil, err
+		}
 	}
 	chain := make([]Endorsement, len(f.Endorsements))
 	for i, j := range f.Endorsements {
