@@ -30,11 +30,17 @@ type Party struct {
 	ID   string
 }
 
-// DefaultParties are the holders in the committed development set: the hub
-// and key server, four example agencies, and an auditor.
+// DefaultParties are the holders in the committed development set: the hub,
+// the key server and five key servers for threshold keys (keyserver-1 to
+// keyserver-5), four example agencies, and an auditor.
 var DefaultParties = []Party{
 	{Kind: mtls.KindServer, ID: "hub"},
 	{Kind: mtls.KindServer, ID: "keyserver"},
+	{Kind: mtls.KindServer, ID: "keyserver-1"},
+	{Kind: mtls.KindServer, ID: "keyserver-2"},
+	{Kind: mtls.KindServer, ID: "keyserver-3"},
+	{Kind: mtls.KindServer, ID: "keyserver-4"},
+	{Kind: mtls.KindServer, ID: "keyserver-5"},
 	{Kind: mtls.KindAgency, ID: "police-gb"},
 	{Kind: mtls.KindAgency, ID: "police-us"},
 	{Kind: mtls.KindAgency, ID: "police-th"},

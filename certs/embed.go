@@ -5,7 +5,7 @@ import (
 	"io/fs"
 )
 
-//go:embed dev/*.crt dev/hub.key dev/keyserver.key dev/police-*.key dev/ngo-shelter.key dev/auditor.key
+//go:embed dev/*.crt dev/hub.key dev/keyserver.key dev/keyserver-*.key dev/police-*.key dev/ngo-shelter.key dev/auditor.key
 var devFiles embed.FS
 
 // DevFS holds the committed development set of certs/dev (ca.crt, and

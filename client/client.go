@@ -120,7 +120,7 @@ func New(cfg Config) (*Client, error) {
 		c.hub = veilmatchv1.NewHubServiceClient(c.hubConn)
 	}
 	if cfg.KeyServer != "" {
-		tlsCfg, err := mtls.ForServer(cfg.TLS, cfg.KeyServerID)
+		tlsCfg, err := mtls.ForServerFamily(cfg.TLS, cfg.KeyServerID)
 		if err != nil {
 			c.Close()
 			return nil, err

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Files names the PEM files of one party: its certificate (leaf first,
@@ -182,6 +183,22 @@ func parseCertificates(data []byte) ([]*x509.Certificate, error) {
 // veilmatch server cannot stand in for another (the hub for the key server,
 // say). The trust domain is the client certificate's own.
 func ForServer(cfg *tls.Config, id string) (*tls.Config, error) {
+	return forServer(cfg, id, func(got string) bool { return got == id })
+}
+
+// ForServerFamily is ForServer for a family of servers: it accepts the
+// server id family itself and family-<name>, such as keyserver and
+// keyserver-gb, the several key servers of a threshold key.
+func ForServerFamily(cfg *tls.Config, family string) (*tls.Config, error) {
+	return forServer(cfg, family, func(got string) bool { return InFamily(got, family) })
+}
+
+// InFamily reports whether a server id is family or family-<name>.
+func InFamily(id, family string) bool {
+	return id == family || strings.HasPrefix(id, family+"-") && len(id) > len(family)+1
+}
+
+func forServer(cfg *tls.Config, id string, match func(string) bool) (*tls.Config, error) {
 	if len(cfg.Certificates) == 0 || cfg.Certificates[0].Leaf == nil && len(cfg.Certificates[0].Certificate) == 0 {
 		return nil, errors.New("mtls: ForServer needs a client configuration with a certificate")
 	}
@@ -206,7 +223,7 @@ func ForServer(cfg *tls.Config, id string) (*tls.Config, error) {
 		if err != nil {
 			return err
 		}
-		if got != want {
+		if got.TrustDomain != want.TrustDomain || got.Kind != KindServer || !match(got.ID) {
 			return fmt.Errorf("%w: connected to %s, expected %s", ErrUntrustedPeer, got, want)
 		}
 		return nil

@@ -417,4 +417,27 @@ func TestForServer(t *testing.T) {
 	if _, err := mtls.ForServer(gb, "Bad ID"); err == nil {
 		t.Fatal("invalid server id accepted")
 	}
+	// A client pinned to the key server family accepts keyserver-2 as well,
+	// still not the hub; one pinned to keyserver exactly refuses keyserver-2.
+	toFamily, err := mtls.ForServerFamily(gb, "keyserver")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks2 := serverConfig(t, mtls.DevFiles(dir, "keyserver-2"))
+	for name, srv := range map[string]*tls.Config{"keyserver": ks, "keyserver-2": ks2} {
+		if srvErr, cliErr := handshake(t, srv, toFamily); srvErr != nil || cliErr != nil {
+			t.Fatalf("family client refused %s: %v / %v", name, srvErr, cliErr)
+		}
+	}
+	if _, cliErr := handshake(t, hub, toFamily); !errors.Is(cliErr, mtls.ErrUntrustedPeer) {
+		t.Fatalf("family client accepted the hub: %v", cliErr)
+	}
+	if _, cliErr := handshake(t, ks2, toKS); !errors.Is(cliErr, mtls.ErrUntrustedPeer) {
+		t.Fatalf("exact client accepted keyserver-2: %v", cliErr)
+	}
+	for id, want := range map[string]bool{"keyserver": true, "keyserver-gb": true, "keyserver-": false, "keyserverx": false, "hub": false} {
+		if mtls.InFamily(id, "keyserver") != want {
+			t.Errorf("InFamily(%q, keyserver) = %v", id, !want)
+		}
+	}
 }

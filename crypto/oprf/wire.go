@@ -1,6 +1,8 @@
 package oprf
 
 import (
+	"fmt"
+
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 )
 
@@ -21,4 +23,26 @@ func EndorsementsFromProto(pb []*veilmatchv1.KeyEndorsement) []Endorsement {
 		out[i] = Endorsement{KeyID: e.GetKeyId(), PublicKey: e.GetPublicKey(), ByKeyID: e.GetByKeyId(), ByPublicKey: e.GetByPublicKey(), Proof: e.GetProof()}
 	}
 	return out
+}
+
+// KeySetProto returns s in its wire form.
+func KeySetProto(s KeySet) *veilmatchv1.KeySet {
+	pb := &veilmatchv1.KeySet{KeyId: s.KeyID, GroupPublicKey: s.GroupKey, Threshold: uint32(s.Threshold), Generation: s.Generation}
+	for _, sh := range s.Shares {
+		pb.Shares = append(pb.Shares, &veilmatchv1.ShareKey{Index: uint32(sh.Index), PublicKey: sh.PublicKey})
+	}
+	return pb
+}
+
+// KeySetFromProto returns a key set from its wire form, checked (see
+// KeySet.Check).
+func KeySetFromProto(pb *veilmatchv1.KeySet) (KeySet, error) {
+	if len(pb.GetShares()) > MaxShares {
+		return KeySet{}, fmt.Errorf("%w: %d shares, at most %d", ErrInvalidKeySet, len(pb.GetShares()), MaxShares)
+	}
+	s := KeySet{KeyID: pb.GetKeyId(), GroupKey: pb.GetGroupPublicKey(), Threshold: int(pb.GetThreshold()), Generation: pb.GetGeneration()}
+	for _, sh := range pb.GetShares() {
+		s.Shares = append(s.Shares, ShareKey{Index: int(sh.GetIndex()), PublicKey: sh.GetPublicKey()})
+	}
+	return s, s.Check()
 }

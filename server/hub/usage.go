@@ -20,7 +20,7 @@ import (
 )
 
 // KeyServerID is the SPIFFE id (server/<id>) the hub accepts usage reports
-// from.
+// from: keyserver, or keyserver-<name> for each server of a threshold key.
 const KeyServerID = "keyserver"
 
 // maxRefusalReason bounds the reason of a reported quota refusal.
@@ -51,7 +51,7 @@ func (u *UsageService) ReportKeyUsage(ctx context.Context, req *veilmatchv1.Repo
 	if err != nil {
 		return nil, err
 	}
-	if caller.ID != KeyServerID {
+	if !mtls.InFamily(caller.ID, KeyServerID) {
 		return nil, status.Errorf(codes.PermissionDenied, "only the key server reports usage, not %s", caller)
 	}
 	served, err := servedKeys(req.GetKeys())

@@ -111,13 +111,18 @@ func (s *Service) SetKeys(keys []*oprf.PrivateKey) error {
 }
 
 // GetPublicKey returns the current public key, with the endorsements by
-// which earlier keys vouch for it.
+// which earlier keys vouch for it, and for one share of a threshold key the
+// key set and the share's index.
 func (s *Service) GetPublicKey(ctx context.Context, _ *veilmatchv1.GetPublicKeyRequest) (*veilmatchv1.GetPublicKeyResponse, error) {
 	k := s.ring.Load().keys[0]
 	pub := k.Public()
-	return &veilmatchv1.GetPublicKeyResponse{
+	resp := &veilmatchv1.GetPublicKeyResponse{
 		KeyId: pub.KeyID, Suite: oprf.SuiteID, PublicKey: pub.Bytes, Endorsements: oprf.EndorsementsProto(k.Endorsements()),
-	}, nil
+	}
+	if index, set, ok := k.Share(); ok {
+		resp.KeySet, resp.ShareIndex = oprf.KeySetProto(set), uint32(index)
+	}
+	return resp, nil
 }
 
 // Evaluate evaluates one batch for an agency.

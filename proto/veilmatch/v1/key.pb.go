@@ -61,14 +61,22 @@ func (*GetPublicKeyRequest) Descriptor() ([]byte, []int) {
 // GetPublicKeyResponse names the key (its epoch), the suite and the RFC 9497
 // serialization of the public key (SerializeElement).
 type GetPublicKeyResponse struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	KeyId     string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
-	Suite     string                 `protobuf:"bytes,2,opt,name=suite,proto3" json:"suite,omitempty"`
-	PublicKey []byte                 `protobuf:"bytes,3,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	KeyId string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Suite string                 `protobuf:"bytes,2,opt,name=suite,proto3" json:"suite,omitempty"`
+	// public_key is the key tokens are made under: for a key server holding
+	// one share of a threshold key, the group key.
+	PublicKey []byte `protobuf:"bytes,3,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
 	// endorsements are the links, oldest first, by which each earlier key
 	// vouched for the next up to this one. A client that pinned an earlier key
 	// trusts this key only through them.
-	Endorsements  []*KeyEndorsement `protobuf:"bytes,4,rep,name=endorsements,proto3" json:"endorsements,omitempty"`
+	Endorsements []*KeyEndorsement `protobuf:"bytes,4,rep,name=endorsements,proto3" json:"endorsements,omitempty"`
+	// key_set is set when this key server holds one share of a threshold key:
+	// its Evaluate proofs are then against the key of share share_index, and
+	// the client combines the answers of threshold servers.
+	KeySet *KeySet `protobuf:"bytes,5,opt,name=key_set,json=keySet,proto3" json:"key_set,omitempty"`
+	// share_index is the index (1 to n) of the share this server holds.
+	ShareIndex    uint32 `protobuf:"varint,6,opt,name=share_index,json=shareIndex,proto3" json:"share_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -131,6 +139,154 @@ func (x *GetPublicKeyResponse) GetEndorsements() []*KeyEndorsement {
 	return nil
 }
 
+func (x *GetPublicKeyResponse) GetKeySet() *KeySet {
+	if x != nil {
+		return x.KeySet
+	}
+	return nil
+}
+
+func (x *GetPublicKeyResponse) GetShareIndex() uint32 {
+	if x != nil {
+		return x.ShareIndex
+	}
+	return 0
+}
+
+// KeySet describes a threshold key: the group key, any threshold of whose
+// shares evaluate, and the public key of every share. The share keys lie on
+// one polynomial through the group key; clients check it.
+type KeySet struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	KeyId          string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	GroupPublicKey []byte                 `protobuf:"bytes,2,opt,name=group_public_key,json=groupPublicKey,proto3" json:"group_public_key,omitempty"`
+	Threshold      uint32                 `protobuf:"varint,3,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	// generation counts the sharings of the group key: 1 for the first, one
+	// more after each resharing.
+	Generation    uint64      `protobuf:"varint,4,opt,name=generation,proto3" json:"generation,omitempty"`
+	Shares        []*ShareKey `protobuf:"bytes,5,rep,name=shares,proto3" json:"shares,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeySet) Reset() {
+	*x = KeySet{}
+	mi := &file_veilmatch_v1_key_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeySet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeySet) ProtoMessage() {}
+
+func (x *KeySet) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_key_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeySet.ProtoReflect.Descriptor instead.
+func (*KeySet) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_key_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *KeySet) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *KeySet) GetGroupPublicKey() []byte {
+	if x != nil {
+		return x.GroupPublicKey
+	}
+	return nil
+}
+
+func (x *KeySet) GetThreshold() uint32 {
+	if x != nil {
+		return x.Threshold
+	}
+	return 0
+}
+
+func (x *KeySet) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *KeySet) GetShares() []*ShareKey {
+	if x != nil {
+		return x.Shares
+	}
+	return nil
+}
+
+// ShareKey is the public key (RFC 9497 SerializeElement) of share index.
+type ShareKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	PublicKey     []byte                 `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShareKey) Reset() {
+	*x = ShareKey{}
+	mi := &file_veilmatch_v1_key_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShareKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShareKey) ProtoMessage() {}
+
+func (x *ShareKey) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_key_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShareKey.ProtoReflect.Descriptor instead.
+func (*ShareKey) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_key_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ShareKey) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ShareKey) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
 // KeyEndorsement says that the key (key_id, public_key) is endorsed by the
 // key (by_key_id, by_public_key): proof is a Schnorr proof of knowledge of
 // the endorsing private key (V || R, 64 bytes) bound to all four fields.
@@ -147,7 +303,7 @@ type KeyEndorsement struct {
 
 func (x *KeyEndorsement) Reset() {
 	*x = KeyEndorsement{}
-	mi := &file_veilmatch_v1_key_proto_msgTypes[2]
+	mi := &file_veilmatch_v1_key_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -159,7 +315,7 @@ func (x *KeyEndorsement) String() string {
 func (*KeyEndorsement) ProtoMessage() {}
 
 func (x *KeyEndorsement) ProtoReflect() protoreflect.Message {
-	mi := &file_veilmatch_v1_key_proto_msgTypes[2]
+	mi := &file_veilmatch_v1_key_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -172,7 +328,7 @@ func (x *KeyEndorsement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyEndorsement.ProtoReflect.Descriptor instead.
 func (*KeyEndorsement) Descriptor() ([]byte, []int) {
-	return file_veilmatch_v1_key_proto_rawDescGZIP(), []int{2}
+	return file_veilmatch_v1_key_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *KeyEndorsement) GetKeyId() string {
@@ -222,7 +378,7 @@ type EvaluateRequest struct {
 
 func (x *EvaluateRequest) Reset() {
 	*x = EvaluateRequest{}
-	mi := &file_veilmatch_v1_key_proto_msgTypes[3]
+	mi := &file_veilmatch_v1_key_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -234,7 +390,7 @@ func (x *EvaluateRequest) String() string {
 func (*EvaluateRequest) ProtoMessage() {}
 
 func (x *EvaluateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_veilmatch_v1_key_proto_msgTypes[3]
+	mi := &file_veilmatch_v1_key_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -247,7 +403,7 @@ func (x *EvaluateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateRequest.ProtoReflect.Descriptor instead.
 func (*EvaluateRequest) Descriptor() ([]byte, []int) {
-	return file_veilmatch_v1_key_proto_rawDescGZIP(), []int{3}
+	return file_veilmatch_v1_key_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *EvaluateRequest) GetKeyId() string {
@@ -277,7 +433,7 @@ type EvaluateResponse struct {
 
 func (x *EvaluateResponse) Reset() {
 	*x = EvaluateResponse{}
-	mi := &file_veilmatch_v1_key_proto_msgTypes[4]
+	mi := &file_veilmatch_v1_key_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -289,7 +445,7 @@ func (x *EvaluateResponse) String() string {
 func (*EvaluateResponse) ProtoMessage() {}
 
 func (x *EvaluateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_veilmatch_v1_key_proto_msgTypes[4]
+	mi := &file_veilmatch_v1_key_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -302,7 +458,7 @@ func (x *EvaluateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateResponse.ProtoReflect.Descriptor instead.
 func (*EvaluateResponse) Descriptor() ([]byte, []int) {
-	return file_veilmatch_v1_key_proto_rawDescGZIP(), []int{4}
+	return file_veilmatch_v1_key_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *EvaluateResponse) GetKeyId() string {
@@ -331,13 +487,28 @@ var File_veilmatch_v1_key_proto protoreflect.FileDescriptor
 const file_veilmatch_v1_key_proto_rawDesc = "" +
 	"\n" +
 	"\x16veilmatch/v1/key.proto\x12\fveilmatch.v1\"\x15\n" +
-	"\x13GetPublicKeyRequest\"\xa4\x01\n" +
+	"\x13GetPublicKeyRequest\"\xf4\x01\n" +
 	"\x14GetPublicKeyResponse\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x14\n" +
 	"\x05suite\x18\x02 \x01(\tR\x05suite\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x03 \x01(\fR\tpublicKey\x12@\n" +
-	"\fendorsements\x18\x04 \x03(\v2\x1c.veilmatch.v1.KeyEndorsementR\fendorsements\"\x9c\x01\n" +
+	"\fendorsements\x18\x04 \x03(\v2\x1c.veilmatch.v1.KeyEndorsementR\fendorsements\x12-\n" +
+	"\akey_set\x18\x05 \x01(\v2\x14.veilmatch.v1.KeySetR\x06keySet\x12\x1f\n" +
+	"\vshare_index\x18\x06 \x01(\rR\n" +
+	"shareIndex\"\xb7\x01\n" +
+	"\x06KeySet\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12(\n" +
+	"\x10group_public_key\x18\x02 \x01(\fR\x0egroupPublicKey\x12\x1c\n" +
+	"\tthreshold\x18\x03 \x01(\rR\tthreshold\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x04 \x01(\x04R\n" +
+	"generation\x12.\n" +
+	"\x06shares\x18\x05 \x03(\v2\x16.veilmatch.v1.ShareKeyR\x06shares\"?\n" +
+	"\bShareKey\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x02 \x01(\fR\tpublicKey\"\x9c\x01\n" +
 	"\x0eKeyEndorsement\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1d\n" +
 	"\n" +
@@ -369,25 +540,29 @@ func file_veilmatch_v1_key_proto_rawDescGZIP() []byte {
 	return file_veilmatch_v1_key_proto_rawDescData
 }
 
-var file_veilmatch_v1_key_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_veilmatch_v1_key_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_veilmatch_v1_key_proto_goTypes = []any{
 	(*GetPublicKeyRequest)(nil),  // 0: veilmatch.v1.GetPublicKeyRequest
 	(*GetPublicKeyResponse)(nil), // 1: veilmatch.v1.GetPublicKeyResponse
-	(*KeyEndorsement)(nil),       // 2: veilmatch.v1.KeyEndorsement
-	(*EvaluateRequest)(nil),      // 3: veilmatch.v1.EvaluateRequest
-	(*EvaluateResponse)(nil),     // 4: veilmatch.v1.EvaluateResponse
+	(*KeySet)(nil),               // 2: veilmatch.v1.KeySet
+	(*ShareKey)(nil),             // 3: veilmatch.v1.ShareKey
+	(*KeyEndorsement)(nil),       // 4: veilmatch.v1.KeyEndorsement
+	(*EvaluateRequest)(nil),      // 5: veilmatch.v1.EvaluateRequest
+	(*EvaluateResponse)(nil),     // 6: veilmatch.v1.EvaluateResponse
 }
 var file_veilmatch_v1_key_proto_depIdxs = []int32{
-	2, // 0: veilmatch.v1.GetPublicKeyResponse.endorsements:type_name -> veilmatch.v1.KeyEndorsement
-	0, // 1: veilmatch.v1.KeyService.GetPublicKey:input_type -> veilmatch.v1.GetPublicKeyRequest
-	3, // 2: veilmatch.v1.KeyService.Evaluate:input_type -> veilmatch.v1.EvaluateRequest
-	1, // 3: veilmatch.v1.KeyService.GetPublicKey:output_type -> veilmatch.v1.GetPublicKeyResponse
-	4, // 4: veilmatch.v1.KeyService.Evaluate:output_type -> veilmatch.v1.EvaluateResponse
-	3, // [3:5] is the sub-list for method output_type
-	1, // [1:3] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	4, // 0: veilmatch.v1.GetPublicKeyResponse.endorsements:type_name -> veilmatch.v1.KeyEndorsement
+	2, // 1: veilmatch.v1.GetPublicKeyResponse.key_set:type_name -> veilmatch.v1.KeySet
+	3, // 2: veilmatch.v1.KeySet.shares:type_name -> veilmatch.v1.ShareKey
+	0, // 3: veilmatch.v1.KeyService.GetPublicKey:input_type -> veilmatch.v1.GetPublicKeyRequest
+	5, // 4: veilmatch.v1.KeyService.Evaluate:input_type -> veilmatch.v1.EvaluateRequest
+	1, // 5: veilmatch.v1.KeyService.GetPublicKey:output_type -> veilmatch.v1.GetPublicKeyResponse
+	6, // 6: veilmatch.v1.KeyService.Evaluate:output_type -> veilmatch.v1.EvaluateResponse
+	5, // [5:7] is the sub-list for method output_type
+	3, // [3:5] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_veilmatch_v1_key_proto_init() }
@@ -401,7 +576,7 @@ func file_veilmatch_v1_key_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_veilmatch_v1_key_proto_rawDesc), len(file_veilmatch_v1_key_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
