@@ -34,9 +34,14 @@ type Config struct {
 	Agency string
 	// Hub and KeyServer are the services' addresses.
 	Hub, KeyServer string
+	// KeyServers, if set, replaces KeyServer: the addresses of the key
+	// servers holding the shares of a threshold key, in the order the
+	// client prefers them. One address keeps the single-key protocol.
+	KeyServers []string
 	// HubID and KeyServerID are the SPIFFE server ids the services must
 	// present (default "hub" and "keyserver"), so neither can stand in for
-	// the other.
+	// the other. Key servers may also present KeyServerID-<name>, as the
+	// servers of a threshold key do.
 	HubID, KeyServerID string
 	// TLS is the agency's mTLS client configuration.
 	TLS *tls.Config
@@ -65,9 +70,8 @@ type Config struct {
 type Client struct {
 	cfg     Config
 	hubConn *grpc.ClientConn
-	keyConn *grpc.ClientConn
 	hub     veilmatchv1.HubServiceClient
-	keys    veilmatchv1.KeyServiceClient
+	keys    []*keyServer
 	state   *stateDir
 	log     *slog.Logger
 }
@@ -79,7 +83,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, errors.New("client config: agency is required")
 	case cfg.TLS == nil:
 		return nil, errors.New("client config: TLS configuration is required")
-	case cfg.Hub == "" && cfg.KeyServer == "":
+	case cfg.Hub == "" && len(cfg.keyServers()) == 0:
 		return nil, errors.New("client config: a hub or key server address is required")
 	case cfg.StateDir == "":
 		return nil, errors.New("client config: state directory is required")
@@ -119,17 +123,11 @@ func New(cfg Config) (*Client, error) {
 		}
 		c.hub = veilmatchv1.NewHubServiceClient(c.hubConn)
 	}
-	if cfg.KeyServer != "" {
-		tlsCfg, err := mtls.ForServerFamily(cfg.TLS, cfg.KeyServerID)
-		if err != nil {
+	if len(cfg.keyServers()) > 0 {
+		if c.keys, err = dialKeyServers(cfg, maxMsg); err != nil {
 			c.Close()
 			return nil, err
 		}
-		if c.keyConn, err = grpc.NewClient(cfg.KeyServer, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)), maxMsg); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("key server %s: %w", cfg.KeyServer, err)
-		}
-		c.keys = veilmatchv1.NewKeyServiceClient(c.keyConn)
 	}
 	return c, nil
 }
@@ -140,8 +138,8 @@ func (c *Client) Close() error {
 	if c.hubConn != nil {
 		errs = append(errs, c.hubConn.Close())
 	}
-	if c.keyConn != nil {
-		errs = append(errs, c.keyConn.Close())
+	for _, k := range c.keys {
+		errs = append(errs, k.conn.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -160,26 +158,6 @@ func (c *Client) needHub() error {
 		return errors.New("no hub address configured")
 	}
 	return nil
-}
-
-// oprfClient fetches the key server's current public key, checks it against
-// the pin, and returns a client bound to it.
-func (c *Client) oprfClient(ctx context.Context) (*oprf.Client, error) {
-	if c.keys == nil {
-		return nil, errors.New("no key server address configured")
-	}
-	resp, err := c.keys.GetPublicKey(ctx, &veilmatchv1.GetPublicKeyRequest{})
-	if err != nil {
-		return nil, fmt.Errorf("get key server public key: %w", err)
-	}
-	if resp.GetSuite() != oprf.SuiteID {
-		return nil, fmt.Errorf("key server speaks suite %q, want %q", resp.GetSuite(), oprf.SuiteID)
-	}
-	pub := oprf.PublicKey{KeyID: resp.GetKeyId(), Bytes: resp.GetPublicKey()}
-	if err := c.pin(pub, oprf.EndorsementsFromProto(resp.GetEndorsements())); err != nil {
-		return nil, err
-	}
-	return oprf.NewClient(pub)
 }
 
 // Vocabulary is the hub policy's closed vocabulary, as the agency may use

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/veilmatch/veilmatch/client/normalize"
-	"github.com/veilmatch/veilmatch/crypto/oprf"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 )
 
@@ -79,6 +78,9 @@ type PublishResult struct {
 	BatchesSkipped int
 	// Unchanged is true when the hub already held exactly this list.
 	Unchanged bool
+	// KeyServersSkipped are the key servers of a threshold key left out,
+	// and why.
+	KeyServersSkipped []SkippedServer
 }
 
 // ErrNoRows reports a file without a single acceptable row.
@@ -150,11 +152,11 @@ func (c *Client) Publish(ctx context.Context, r io.Reader, o PublishOptions) (Pu
 	if res.Previous, err = c.list(ctx, o.List); err != nil {
 		return res, err
 	}
-	oc, err := c.oprfClient(ctx)
+	ks, err := c.newSession(ctx)
 	if err != nil {
 		return res, err
 	}
-	meta, next, values := newVersion(o, oc.KeyID(), rows)
+	meta, next, values := newVersion(o, ks.KeyID(), rows)
 	local, held, err := c.resumePlan(ctx, o.List, next, &res)
 	if err != nil || res.Unchanged {
 		return res, err
@@ -174,10 +176,9 @@ func (c *Client) Publish(ctx context.Context, r io.Reader, o PublishOptions) (Pu
 	if err := c.state.saveList(local); err != nil {
 		return res, err
 	}
-	if err := c.upload(ctx, oc, meta, next, values, held, &res); err != nil {
-		return res, err
-	}
-	return res, nil
+	err = c.upload(ctx, ks, meta, next, values, held, &res)
+	res.KeyServersSkipped = ks.Skipped()
+	return res, err
 }
 
 // guard returns the republish guard o asks for, DefaultGuard if none.
@@ -302,7 +303,7 @@ func (c *Client) resumePlan(ctx context.Context, list string, next *localVersion
 
 // upload streams next's batches that the hub does not hold, then commits;
 // once the hub confirms, next becomes the list's current version here.
-func (c *Client) upload(ctx context.Context, oc *oprf.Client, meta *veilmatchv1.ListInfo, next *localVersion, values []string, held map[uint64]bool, res *PublishResult) error {
+func (c *Client) upload(ctx context.Context, ks *session, meta *veilmatchv1.ListInfo, next *localVersion, values []string, held map[uint64]bool, res *PublishResult) error {
 	list := meta.GetName()
 	nBatches := (len(values) + c.cfg.BatchSize - 1) / c.cfg.BatchSize
 	var todo []int
@@ -324,7 +325,7 @@ func (c *Client) upload(ctx context.Context, oc *oprf.Client, meta *veilmatchv1.
 	if res.BatchesSkipped > 0 {
 		p.add(min(res.BatchesSkipped*c.cfg.BatchSize, len(values)))
 	}
-	err = c.tokenize(ctx, oc, next.Kind, next.Entries, todo, func(b batchResult) error {
+	err = c.tokenize(ctx, ks, next.Kind, next.Entries, todo, func(b batchResult) error {
 		es := make([]*veilmatchv1.Entry, len(b.toks))
 		for i, t := range b.toks {
 			es[i] = &veilmatchv1.Entry{Token: t.Bytes(), EntryRef: uint64(b.seq*c.cfg.BatchSize + i)}

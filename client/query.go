@@ -52,6 +52,9 @@ type Result struct {
 	Counts     []ClassCount `json:"counts"`
 	// Report is the CSV report of a check; absent for overlaps.
 	Report *normalize.Report `json:"-"`
+	// KeyServersSkipped are, for a check under a threshold key, the key
+	// servers left out, and why.
+	KeyServersSkipped []SkippedServer `json:"key_servers_skipped,omitempty"`
 }
 
 // Query states why the agency asks.
@@ -171,7 +174,7 @@ func (c *Client) Check(ctx context.Context, r io.Reader, o CheckOptions, q Query
 	if o.DryRun {
 		return Result{List: o.Name, Report: &rep}, nil
 	}
-	oc, err := c.oprfClient(ctx)
+	ks, err := c.newSession(ctx)
 	if err != nil {
 		return Result{Report: &rep}, err
 	}
@@ -181,7 +184,7 @@ func (c *Client) Check(ctx context.Context, r io.Reader, o CheckOptions, q Query
 		seqs[i] = i
 	}
 	p := &progress{c: c, what: "check", total: len(entries)}
-	err = c.tokenize(ctx, oc, string(o.Kind), entries, seqs, func(b batchResult) error {
+	err = c.tokenize(ctx, ks, string(o.Kind), entries, seqs, func(b batchResult) error {
 		for i, t := range b.toks {
 			toks[b.seq*c.cfg.BatchSize+i] = t.Bytes()
 		}
@@ -189,13 +192,13 @@ func (c *Client) Check(ctx context.Context, r io.Reader, o CheckOptions, q Query
 		return nil
 	})
 	if err != nil {
-		return Result{Report: &rep}, err
+		return Result{Report: &rep, KeyServersSkipped: ks.Skipped()}, err
 	}
-	resp, err := c.hub.Check(ctx, &veilmatchv1.CheckRequest{Kind: string(o.Kind), KeyId: oc.KeyID(), Tokens: toks, Purpose: q.Purpose, CaseRef: q.CaseRef})
+	resp, err := c.hub.Check(ctx, &veilmatchv1.CheckRequest{Kind: string(o.Kind), KeyId: ks.KeyID(), Tokens: toks, Purpose: q.Purpose, CaseRef: q.CaseRef})
 	if err != nil {
 		return Result{Report: &rep}, fmt.Errorf("check: %w", err)
 	}
 	res := result(o.Name, resp.GetDecisionId(), resp.GetMatches(), resp.GetCounts(), entries)
-	res.Report = &rep
+	res.Report, res.KeyServersSkipped = &rep, ks.Skipped()
 	return res, nil
 }

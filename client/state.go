@@ -29,6 +29,11 @@ var ErrKeyChanged = errors.New("client: key server public key changed")
 // would match nothing.
 var ErrKeyNotVouched = errors.New("client: key server key not vouched for")
 
+// ErrKeySetRolledBack reports key servers that present an older sharing
+// of a threshold key than the agency has used: shares that a resharing
+// retired, which must not evaluate any more.
+var ErrKeySetRolledBack = errors.New("client: key set older than one already used")
+
 // stateDir is the agency-side state: pinned keys and list entries.
 type stateDir struct {
 	dir string
@@ -70,6 +75,30 @@ func readJSON(path string, v any) error {
 type pins map[string]string
 
 func (s *stateDir) pinsPath() string { return filepath.Join(s.dir, "pinned-keys.json") }
+
+// checkGeneration refuses a key set older than the newest generation of
+// the same key the agency has used, and records a newer one.
+func (s *stateDir) checkGeneration(set oprf.KeySet) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	path := filepath.Join(s.dir, "key-set-generations.json")
+	seen := map[string]uint64{}
+	if err := readJSON(path, &seen); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read key set generations %s: %w", path, err)
+	}
+	switch g := seen[set.KeyID]; {
+	case set.Generation < g:
+		return fmt.Errorf("%w: the key servers hold shares of generation %d of key %s, but generation %d has been used here since a resharing; their shares are retired (%s)",
+			ErrKeySetRolledBack, set.Generation, set.KeyID, g, path)
+	case set.Generation == g:
+		return nil
+	}
+	seen[set.KeyID] = set.Generation
+	if err := writeJSON(path, seen); err != nil {
+		return fmt.Errorf("record key set generation: %w", err)
+	}
+	return nil
+}
 
 // trusted returns the configured keys and the pinned ones.
 func (c *Client) trusted(p pins) []oprf.PublicKey {

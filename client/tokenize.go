@@ -25,13 +25,14 @@ type batchResult struct {
 	toks []token.Token
 }
 
-// tokenize turns the values of rows into tokens under oc's key, batch by
-// batch: blind, evaluate at the key server, verify the proof, finalize.
+// tokenize turns the values of rows into tokens under the session's key,
+// batch by batch: blind, evaluate at the key server (or the share servers),
+// verify the proofs, finalize.
 // Only the batches listed in seqs are computed; emit receives each, in
 // completion order, from a single goroutine. Several batches are in flight
 // at once so the key server's and this machine's cores stay busy. Errors
 // name the rows' lines in the agency's file.
-func (c *Client) tokenize(ctx context.Context, oc *oprf.Client, kind string, rows []localEntry, seqs []int, emit func(batchResult) error) error {
+func (c *Client) tokenize(ctx context.Context, ks *session, kind string, rows []localEntry, seqs []int, emit func(batchResult) error) error {
 	g, ctx := errgroup.WithContext(ctx)
 	work := make(chan int)
 	out := make(chan batchResult, c.cfg.Workers)
@@ -52,7 +53,7 @@ func (c *Client) tokenize(ctx context.Context, oc *oprf.Client, kind string, row
 			for seq := range work {
 				lo := seq * c.cfg.BatchSize
 				hi := min(lo+c.cfg.BatchSize, len(rows))
-				toks, err := c.tokenizeBatch(ctx, oc, kind, rows[lo:hi])
+				toks, err := c.tokenizeBatch(ctx, ks, kind, rows[lo:hi])
 				if err != nil {
 					return err
 				}
@@ -82,7 +83,7 @@ func (c *Client) tokenize(ctx context.Context, oc *oprf.Client, kind string, row
 }
 
 // tokenizeBatch computes the tokens of one batch of rows.
-func (c *Client) tokenizeBatch(ctx context.Context, oc *oprf.Client, kind string, rows []localEntry) ([]token.Token, error) {
+func (c *Client) tokenizeBatch(ctx context.Context, ks *session, kind string, rows []localEntry) ([]token.Token, error) {
 	inputs := make([][]byte, len(rows))
 	for i, r := range rows {
 		in, err := oprf.Input(kind, r.Value)
@@ -91,27 +92,23 @@ func (c *Client) tokenizeBatch(ctx context.Context, oc *oprf.Client, kind string
 		}
 		inputs[i] = in
 	}
-	lines := fmt.Sprintf("lines %d-%d", rows[0].Line, rows[len(rows)-1].Line)
-	batch, err := oc.Blind(inputs)
-	if err != nil {
-		return nil, err
-	}
-	req := &veilmatchv1.EvaluateRequest{KeyId: oc.KeyID(), BlindedElements: batch.Blinded}
+	return ks.tokens(ctx, inputs, fmt.Sprintf("lines %d-%d", rows[0].Line, rows[len(rows)-1].Line))
+}
+
+// evaluate has key server k evaluate req, waiting out a rate limit of up to
+// maxQuotaWait that the server asks for.
+func (c *Client) evaluate(ctx context.Context, k *keyServer, req *veilmatchv1.EvaluateRequest) (*veilmatchv1.EvaluateResponse, error) {
 	for {
-		resp, err := c.keys.Evaluate(ctx, req)
+		resp, err := k.kc.Evaluate(ctx, req)
 		if err == nil {
-			if resp.GetKeyId() != oc.KeyID() {
-				return nil, fmt.Errorf("%w: asked for key %q, evaluated under %q", ErrKeyChanged, oc.KeyID(), resp.GetKeyId())
+			if resp.GetKeyId() != req.GetKeyId() {
+				return nil, fmt.Errorf("%w: asked for key %q, evaluated under %q", ErrKeyChanged, req.GetKeyId(), resp.GetKeyId())
 			}
-			toks, err := oc.Finalize(batch, resp.GetEvaluatedElements(), resp.GetProof())
-			if err != nil {
-				return nil, fmt.Errorf("key server answer for %s: %w", lines, err)
-			}
-			return toks, nil
+			return resp, nil
 		}
 		wait, ok := retryDelay(err)
 		if !ok || wait > maxQuotaWait {
-			return nil, fmt.Errorf("evaluate %s: %w", lines, err)
+			return nil, err
 		}
 		select {
 		case <-time.After(wait):
@@ -119,6 +116,21 @@ func (c *Client) tokenizeBatch(ctx context.Context, oc *oprf.Client, kind string
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// errorText says what went wrong in a call to a key server, in words.
+func errorText(err error) string {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err.Error()
+	}
+	switch st.Code() {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return "unreachable: " + st.Message()
+	case codes.ResourceExhausted:
+		return "quota refused: " + st.Message()
+	}
+	return st.Code().String() + ": " + st.Message()
 }
 
 // retryDelay returns the delay a RESOURCE_EXHAUSTED answer asks for.

@@ -87,7 +87,9 @@ func (p partyConfig) clientTLS(path, what string, extra ...[2]string) (*tls.Conf
 // agencyConfig is the --config file of an agency in a real deployment.
 type agencyConfig struct {
 	partyConfig
-	Agency    string `json:"agency"`
+	Agency string `json:"agency"`
+	// KeyServer is the key server's address, or the comma-separated
+	// addresses of the servers of a threshold key.
 	KeyServer string `json:"keyserver"`
 	StateDir  string `json:"state_dir"`
 	// PinnedKeys are the key server keys the agency's operator trusts:
@@ -130,7 +132,7 @@ func (f *identityFlags) client(e env, needKeys bool) (*client.Client, error) {
 		}
 		cfg.Agency, cfg.TLS = f.as, tlsCfg
 		cfg.Hub = envOr("VEILMATCH_HUB", defaultHubAddr)
-		cfg.KeyServer = envOr("VEILMATCH_KEYSERVER", defaultKeyserverAddr)
+		cfg.KeyServers = splitAddrs(envOr("VEILMATCH_KEYSERVER", defaultKeyserverAddr))
 		cfg.StateDir = filepath.Join(".veilmatch-agency", f.as)
 	case f.config != "":
 		var ac agencyConfig
@@ -145,7 +147,7 @@ func (f *identityFlags) client(e env, needKeys bool) (*client.Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		cfg.Agency, cfg.TLS, cfg.Hub, cfg.KeyServer, cfg.StateDir = ac.Agency, tlsCfg, ac.Hub, ac.KeyServer, ac.StateDir
+		cfg.Agency, cfg.TLS, cfg.Hub, cfg.KeyServers, cfg.StateDir = ac.Agency, tlsCfg, ac.Hub, splitAddrs(ac.KeyServer), ac.StateDir
 		if ac.PinnedKey != nil {
 			ac.PinnedKeys = append(ac.PinnedKeys, *ac.PinnedKey)
 		}
@@ -159,14 +161,27 @@ func (f *identityFlags) client(e env, needKeys bool) (*client.Client, error) {
 	default:
 		return nil, usagef("for the development setup use --as police-gb", "say who you are: --as ID or --config FILE")
 	}
-	if needKeys && cfg.KeyServer == "" {
+	if needKeys && len(cfg.KeyServers) == 0 {
 		return nil, errors.New("no key server address configured")
 	}
 	if f.state != "" {
 		cfg.StateDir = f.state
 	}
-	f.hub, f.keyServer = cfg.Hub, cfg.KeyServer
+	f.hub, f.keyServer = cfg.Hub, strings.Join(cfg.KeyServers, ",")
 	return client.New(cfg)
+}
+
+// splitAddrs splits a comma-separated list of addresses, as
+// VEILMATCH_KEYSERVER and the configuration's keyserver name the key
+// servers of a threshold key.
+func splitAddrs(s string) []string {
+	var out []string
+	for a := range strings.SplitSeq(s, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // keyServerOps start the client library's errors from calls to the key
@@ -188,6 +203,10 @@ func (f *identityFlags) explain(err error) error {
 			"If the operators confirm the new key out of band, add it to pinned_keys in your configuration ('veilmatch keyserver public-key' prints it)")
 	case errors.Is(err, client.ErrKeyChanged):
 		return withHint(err, "the key server presents another key under a key id you pinned: it may be tagging your agency; stop and tell its operator and the auditors")
+	case errors.Is(err, client.ErrTooFewKeyServers):
+		return withHint(err, "a threshold key needs that many of its key servers: start the stopped ones or ask their operators; nothing was sent to the hub")
+	case errors.Is(err, client.ErrKeySetRolledBack):
+		return withHint(err, "point VEILMATCH_KEYSERVER (or keyserver in your configuration) at the key servers holding the current shares")
 	case errors.Is(err, client.ErrNoMapping):
 		return withHint(err, "the rows behind a list's entries stay on the machine that published it (--state DIR)")
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -21,6 +22,8 @@ func cmdKeyserver(ctx context.Context, e env, args []string) error {
 			return cmdInitKey(ctx, e, args[1:])
 		case "public-key":
 			return cmdPublicKey(e, args[1:])
+		case "split-key":
+			return cmdSplitKey(e, args[1:])
 		}
 	}
 	fs := newFlagSet(e, "keyserver", "keyserver --oprf-key FILE (--dev-certs DIR | --cert F --key F --client-ca F) [flags]",
@@ -28,7 +31,7 @@ func cmdKeyserver(ctx context.Context, e env, args []string) error {
 	var (
 		tlsf       serverTLSFlags
 		listen     = fs.String("listen", "127.0.0.1:7443", "`ADDR` to listen on")
-		keyFile    = fs.String("oprf-key", "", "OPRF key `FILE` (created by 'veilmatch keyserver init-key')")
+		keyFile    = fs.String("oprf-key", "", "OPRF key `FILE` (created by 'veilmatch keyserver init-key'), or one share of a threshold key (also --share-file)")
 		usageLog   = fs.String("usage-log", "", "quota journal `FILE` (default: quota.jsonl beside the key file)")
 		maxBatch   = fs.Int("max-batch", keyserver.DefaultMaxBatch, "largest batch of blinded elements accepted")
 		def        = quota.DefaultLimits()
@@ -48,6 +51,7 @@ func cmdKeyserver(ctx context.Context, e env, args []string) error {
 	tlsf.register(fs)
 	vf.register(fs)
 	mf.register(fs, "")
+	fs.StringVar(keyFile, "share-file", "", "one share of a threshold key: the same as --oprf-key `FILE`")
 	renamed(fs, "key-file", "oprf-key")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -55,7 +59,8 @@ func cmdKeyserver(ctx context.Context, e env, args []string) error {
 	if (*keyFile == "") == (*vaultKV == "") {
 		return usagef("create a key with: veilmatch keyserver init-key --out oprf.key (or --vault PATH)", "give exactly one of --oprf-key and --vault-kv")
 	}
-	tlsCfg, err := tlsf.load("keyserver", e.stderr)
+	name := devServerName(*keyFile)
+	tlsCfg, err := tlsf.load(name, e.stderr)
 	if err != nil {
 		return err
 	}
@@ -87,7 +92,7 @@ func cmdKeyserver(ctx context.Context, e env, args []string) error {
 		MaxBatch: *maxBatch, Quota: quota.Limits{Rate: *rate, Burst: *burst, Daily: *daily}, Reflection: *reflection,
 	}
 	if *reportHub != "" {
-		clientTLS, err := tlsf.client("keyserver")
+		clientTLS, err := tlsf.client(name)
 		if err != nil {
 			return err
 		}
@@ -104,6 +109,79 @@ func cmdKeyserver(ctx context.Context, e env, args []string) error {
 	}
 	fmt.Fprintf(e.stderr, "veilmatch: key server listening on %s\n", srv.Addr())
 	return errors.Join(srv.Serve(ctx), waitMetrics())
+}
+
+// devServerName is the development certificate a key server uses: that of
+// keyserver-<i> for share i of a threshold key, else keyserver's.
+func devServerName(keyFile string) string {
+	if keyFile != "" {
+		if k, err := oprf.LoadKeyFile(keyFile); err == nil {
+			if i, _, ok := k.Share(); ok {
+				return fmt.Sprintf("keyserver-%d", i)
+			}
+		}
+	}
+	return "keyserver"
+}
+
+func cmdSplitKey(e env, args []string) error {
+	fs := newFlagSet(e, "keyserver split-key", "keyserver split-key --oprf-key FILE --shares N --threshold T --out DIR",
+		"veilmatch keyserver split-key --oprf-key oprf.key --shares 3 --threshold 2 --out shares")
+	keyFile := fs.String("oprf-key", "", "the whole OPRF key `FILE` to split (also --key-file)")
+	fs.StringVar(keyFile, "key-file", "", "the same as --oprf-key `FILE`")
+	n := fs.Int("shares", 0, "`N`, the number of shares (key servers)")
+	t := fs.Int("threshold", 0, "`T`, how many shares evaluate (1 ≤ T ≤ N)")
+	out := fs.String("out", "", "`DIR` to write share-1.json … share-N.json to (mode 0600, never overwritten)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case *keyFile == "" || *out == "":
+		return usagef("", "--oprf-key and --out are required")
+	case *t < 1 || *t > *n || *n > oprf.MaxShares:
+		return usagef("", "--threshold %d of --shares %d: want 1 ≤ T ≤ N ≤ %d", *t, *n, oprf.MaxShares)
+	}
+	key, err := oprf.LoadKeyFile(*keyFile)
+	if err != nil {
+		return err
+	}
+	shares, err := oprf.Split(key, *n, *t)
+	if err != nil {
+		return err
+	}
+	if err := writeShares(*out, shares); err != nil {
+		return err
+	}
+	_, set, _ := shares[0].Share()
+	fmt.Fprintf(e.stdout, "split key %s into %d shares, any %d of which evaluate; tokens are unchanged\n", key.KeyID(), *n, *t)
+	printShares(e, *out, set)
+	fmt.Fprintf(e.stderr, "veilmatch: warning: %s still holds the whole key: whoever has it alone can compute the token of any identifier. "+
+		"Once the share servers run, destroy it (for example: shred -u %s) and every copy of it.\n", *keyFile, *keyFile)
+	return nil
+}
+
+// writeShares writes each share to DIR/share-<i>.json.
+func writeShares(dir string, shares []*oprf.PrivateKey) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, sh := range shares {
+		i, _, _ := sh.Share()
+		if err := oprf.WriteKeyFile(filepath.Join(dir, fmt.Sprintf("share-%d.json", i)), sh); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// printShares lists a key set's share files and keys, for the operators to
+// compare out of band.
+func printShares(e env, dir string, set oprf.KeySet) {
+	fmt.Fprintf(e.stdout, "group key %s=%s (generation %d)\n", set.KeyID, hex.EncodeToString(set.GroupKey), set.Generation)
+	for _, sh := range set.Shares {
+		fmt.Fprintf(e.stdout, "share %d  %s  key %x\n", sh.Index, filepath.Join(dir, fmt.Sprintf("share-%d.json", sh.Index)), sh.PublicKey)
+	}
+	fmt.Fprintf(e.stdout, "serve each with: veilmatch keyserver --share-file %s …\n", filepath.Join(dir, "share-N.json"))
 }
 
 func cmdInitKey(ctx context.Context, e env, args []string) error {
