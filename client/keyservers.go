@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -245,12 +246,7 @@ func (c *Client) bindSingle(s *session, info keyInfo) error {
 // servers with another key set, a whole key or a share already claimed are
 // skipped. At least threshold servers must remain.
 func (c *Client) bindThreshold(s *session, infos []keyInfo) error {
-	var set *oprf.KeySet
-	for _, i := range infos {
-		if i.set != nil && (set == nil || i.set.Generation > set.Generation) {
-			set = i.set
-		}
-	}
+	set := c.chooseSet(infos)
 	if set == nil {
 		if len(infos) > 0 {
 			return fmt.Errorf("%d key servers are configured but none holds a share of a threshold key; configure one key server for a whole key", len(c.keys))
@@ -290,9 +286,48 @@ func (c *Client) bindThreshold(s *session, infos []keyInfo) error {
 	return nil
 }
 
+// chooseSet picks the key set to use among the servers' answers: one whose
+// group key the agency already trusts before one it does not, then the
+// newest generation, then the set most servers hold.
+func (c *Client) chooseSet(infos []keyInfo) *oprf.KeySet {
+	trusted := c.trustedKeys()
+	holders := map[*oprf.KeySet]int{}
+	var sets []*oprf.KeySet
+	for _, i := range infos {
+		if i.set == nil {
+			continue
+		}
+		k := slices.IndexFunc(sets, func(s *oprf.KeySet) bool { return s.Equal(*i.set) })
+		if k < 0 {
+			sets = append(sets, i.set)
+			k = len(sets) - 1
+		}
+		holders[sets[k]]++
+	}
+	isTrusted := func(s *oprf.KeySet) bool {
+		return slices.ContainsFunc(trusted, func(p oprf.PublicKey) bool { return p.KeyID == s.KeyID && bytes.Equal(p.Bytes, s.GroupKey) })
+	}
+	better := func(a, b *oprf.KeySet) bool {
+		if ta, tb := isTrusted(a), isTrusted(b); ta != tb {
+			return ta
+		}
+		if a.Generation != b.Generation {
+			return a.Generation > b.Generation
+		}
+		return holders[a] > holders[b]
+	}
+	var best *oprf.KeySet
+	for _, s := range sets {
+		if best == nil || better(s, best) {
+			best = s
+		}
+	}
+	return best
+}
+
 // describeSet names a key set in messages: "k1 (2-of-3, generation 1)".
 func describeSet(s oprf.KeySet) string {
-	return fmt.Sprintf("%s (%d-of-%d, generation %d)", s.KeyID, s.Threshold, len(s.Shares), s.Generation)
+	return fmt.Sprintf("%s (%d-of-%d, generation %d, group key %x…)", s.KeyID, s.Threshold, len(s.Shares), s.Generation, s.GroupKey[:4])
 }
 
 // tooFew returns the ErrTooFewKeyServers error naming every server at

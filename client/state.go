@@ -111,6 +111,16 @@ func (c *Client) trusted(p pins) []oprf.PublicKey {
 	return out
 }
 
+// trustedKeys returns the configured and pinned keys.
+func (c *Client) trustedKeys() []oprf.PublicKey {
+	s := c.state
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := pins{}
+	_ = readJSON(s.pinsPath(), &p) // pin reports a bad file
+	return c.trusted(p)
+}
+
 // pin decides whether to trust the key server's current key pub. A key
 // already trusted (configured or pinned) is; the same key id with another
 // key is refused (ErrKeyChanged); a new key id is trusted only if a chain
