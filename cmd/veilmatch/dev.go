@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/veilmatch/veilmatch/certs"
@@ -33,10 +35,11 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	if len(args) > 0 && args[0] == "certs" {
 		return cmdDevCerts(e, args[1:])
 	}
-	fs := newFlagSet(e, "dev", "dev [--data DIR] [--hub-listen ADDR] [--keyserver-listen ADDR]", "veilmatch dev --data ./.veilmatch-dev")
+	fs := newFlagSet(e, "dev", "dev [--data DIR] [--hub-listen ADDR] [--keyserver-listen ADDR[,ADDR...]] [--threshold T-of-N]", "veilmatch dev --data ./.veilmatch-dev")
 	dir := fs.String("data", defaultDevDir, "data `DIR` for the key, the quota journal and the hub's database (kept across restarts)")
 	hubAddr := fs.String("hub-listen", defaultHubAddr, "`ADDR` the hub listens on")
-	ksAddr := fs.String("keyserver-listen", defaultKeyserverAddr, "`ADDR` the key server listens on")
+	ksAddr := fs.String("keyserver-listen", "", "`ADDR` the key server listens on (default "+defaultKeyserverAddr+"); with --threshold, one address per key server (default "+defaultThresholdAddrs+"…)")
+	threshold := fs.String("threshold", "", "run N key servers, each holding one share of a `T-of-N` key made by a distributed key generation among them, such as 2-of-3")
 	certDir := fs.String("dev-certs", "", "development certificate `DIR` laid out like certs/dev (default: built in)")
 	policyDir := fs.String("policy-dir", "", "policy bundle `DIR` overriding the built-in policy")
 	renamed(fs, "dir", "data")
@@ -48,6 +51,10 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
+	cfg := devstack.Config{Dir: *dir, HubAddr: *hubAddr, Certs: *certDir, ReportEvery: 10 * time.Second, Reflection: true}
+	if err := devKeyServers(&cfg, *ksAddr, *threshold); err != nil {
+		return err
+	}
 	fmt.Fprint(e.stderr, devBanner)
 	pol, err := loadPolicy(ctx, *policyDir)
 	if err != nil {
@@ -57,15 +64,14 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := devstack.New(ctx, devstack.Config{
-		Dir: *dir, KeyServerAddr: *ksAddr, HubAddr: *hubAddr, Certs: *certDir, Policy: pol,
-		ReportEvery: 10 * time.Second, Reflection: true, Metrics: m,
-	})
+	cfg.Policy, cfg.Metrics = pol, m
+	st, err := devstack.New(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	keyFile := filepath.Join(st.HubDir, hub.CheckpointPubFile)
-	fmt.Fprintf(e.stdout, "key server  %s  (key %s)\nhub         %s  (database %s)\n", st.KeyServer.Addr(), st.Key.KeyID(), st.Hub.Addr(), filepath.Join(st.HubDir, hub.DBFile))
+	printKeyServers(e, st)
+	fmt.Fprintf(e.stdout, "hub         %s  (database %s)\n", st.Hub.Addr(), filepath.Join(st.HubDir, hub.DBFile))
 	fmt.Fprintf(e.stdout, "audit key   %s  (pin it: %s)\n", keyFile, auditVerifyCommand(keyFile))
 	if mf.addr != "" {
 		fmt.Fprintf(e.stdout, "metrics     http://%s/metrics  (operator only, no authentication)\n", mf.addr)
@@ -76,6 +82,54 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	err = errors.Join(st.Serve(ctx), waitMetrics())
 	fmt.Fprintln(e.stderr, "veilmatch: dev stopped")
 	return err
+}
+
+// defaultThresholdAddrs is where the key servers of 'veilmatch dev
+// --threshold' listen by default: 127.0.0.1:7461, 7462, ….
+const (
+	defaultThresholdAddrs = "127.0.0.1:7461,127.0.0.1:7462"
+	firstThresholdPort    = 7461
+)
+
+// devKeyServers sets the key servers of the dev stack from --keyserver-listen
+// and --threshold.
+func devKeyServers(cfg *devstack.Config, listen, threshold string) error {
+	if threshold == "" {
+		cfg.KeyServerAddr = cmp.Or(listen, defaultKeyserverAddr)
+		if strings.Contains(cfg.KeyServerAddr, ",") {
+			return usagef("several key servers hold the shares of a threshold key: add --threshold T-of-N", "--keyserver-listen takes one address without --threshold")
+		}
+		return nil
+	}
+	var t, n int
+	if _, err := fmt.Sscanf(threshold, "%d-of-%d", &t, &n); err != nil || fmt.Sprintf("%d-of-%d", t, n) != threshold || t < 1 || t > n || n > 5 {
+		return usagef("for example --threshold 2-of-3", "--threshold %q: want T-of-N with 1 ≤ T ≤ N ≤ 5 (the development certificates keyserver-1 to keyserver-5)", threshold)
+	}
+	addrs := splitAddrs(listen)
+	if listen == "" {
+		for i := range n {
+			addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", firstThresholdPort+i))
+		}
+	}
+	if len(addrs) != n {
+		return usagef("", "--keyserver-listen names %d addresses for %d key servers", len(addrs), n)
+	}
+	cfg.Threshold = &devstack.Threshold{T: t, N: n, Addrs: addrs}
+	return nil
+}
+
+// printKeyServers prints the key server, or the key servers of a threshold
+// key and how to point agencies at them.
+func printKeyServers(e env, st *devstack.Stack) {
+	if len(st.Shares) == 0 {
+		fmt.Fprintf(e.stdout, "key server  %s  (key %s)\n", st.KeyServer.Addr(), st.Key.KeyID())
+		return
+	}
+	_, set, _ := st.Shares[0].Share()
+	for i, ks := range st.KeyServers {
+		fmt.Fprintf(e.stdout, "key server  %s  (share %d of %d-of-%d key %s)\n", ks.Addr(), i+1, set.Threshold, len(set.Shares), set.KeyID)
+	}
+	fmt.Fprintf(e.stdout, "agencies    export VEILMATCH_KEYSERVER=%s\n", st.KeyServerAddrs())
 }
 
 // auditVerifyCommand returns the command that verifies the decision log of

@@ -71,6 +71,13 @@ func setupScript(env *testscript.Env) error {
 	if err != nil {
 		return err
 	}
+	for _, name := range []string{"KS1", "KS2", "KS3"} {
+		addr, err := freeLoopbackAddr()
+		if err != nil {
+			return err
+		}
+		env.Setenv(name, addr)
+	}
 	env.Setenv("VEILMATCH_HUB", hub)
 	env.Setenv("VEILMATCH_KEYSERVER", ks)
 	env.Setenv("VEILMATCH_METRICS", metrics)

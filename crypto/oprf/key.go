@@ -204,15 +204,7 @@ func MarshalKey(k *PrivateKey) ([]byte, error) {
 	if k.share != nil {
 		f.Share = &shareJSON{Index: k.share.index, KeySet: keySetToJSON(k.share.set)}
 	}
-	for _, e := range k.chain {
-		f.Endorsements = append(f.Endorsements, endorsementJSON{
-			KeyID:       e.KeyID,
-			PublicKey:   hex.EncodeToString(e.PublicKey),
-			ByKeyID:     e.ByKeyID,
-			ByPublicKey: hex.EncodeToString(e.ByPublicKey),
-			Proof:       hex.EncodeToString(e.Proof),
-		})
-	}
+	f.Endorsements = endorsementsToJSON(k.chain)
 	return json.MarshalIndent(f, "", "  ")
 }
 
@@ -241,11 +233,9 @@ func ParseKey(data []byte) (*PrivateKey, error) {
 			return nil, err
 		}
 	}
-	chain := make([]Endorsement, len(f.Endorsements))
-	for i, j := range f.Endorsements {
-		if chain[i], err = j.endorsement(); err != nil {
-			return nil, fmt.Errorf("%w: endorsement %d: %w", ErrInvalidKey, i, err)
-		}
+	chain, err := endorsementsFromJSON(f.Endorsements)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidKey, err)
 	}
 	if err := checkChain(chain, k.Public()); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidKey, err)
@@ -304,4 +294,32 @@ func WriteKeyFile(path string, k *PrivateKey) error {
 		return fmt.Errorf("write key file: %w", err)
 	}
 	return nil
+}
+
+// endorsementsToJSON returns chain's JSON form.
+func endorsementsToJSON(chain []Endorsement) []endorsementJSON {
+	var out []endorsementJSON
+	for _, e := range chain {
+		out = append(out, endorsementJSON{
+			KeyID:       e.KeyID,
+			PublicKey:   hex.EncodeToString(e.PublicKey),
+			ByKeyID:     e.ByKeyID,
+			ByPublicKey: hex.EncodeToString(e.ByPublicKey),
+			Proof:       hex.EncodeToString(e.Proof),
+		})
+	}
+	return out
+}
+
+// endorsementsFromJSON decodes a chain; it does not verify it.
+func endorsementsFromJSON(js []endorsementJSON) ([]Endorsement, error) {
+	var out []Endorsement
+	for i, j := range js {
+		e, err := j.endorsement()
+		if err != nil {
+			return nil, fmt.Errorf("endorsement %d: %w", i, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }

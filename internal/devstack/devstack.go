@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -58,6 +59,9 @@ type Config struct {
 	Quota quota.Limits
 	// Key is the OPRF key to serve instead of the key file in Dir.
 	Key *oprf.PrivateKey
+	// Threshold, if set, runs several key servers, each holding one share
+	// of a threshold key, instead of one with the whole key.
+	Threshold *Threshold
 	// KeySource supplies the keys instead (Vault, a file to refresh).
 	KeySource keyserver.KeySource
 	// Store is the hub's store instead of SQLite in Dir/hub.
@@ -75,19 +79,47 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Stack is a running key server and hub.
+// Threshold configures the key servers of a T-of-N threshold key.
+type Threshold struct {
+	T, N int
+	// Shares are the N shares to serve (share i by the server with the
+	// development certificate keyserver-<i>). Nil means the share files in
+	// Dir/keyserver-<i>, made on first start by a distributed key
+	// generation among the N — all in this one process: DEV ONLY.
+	Shares []*oprf.PrivateKey
+	// Addrs are the key servers' listen addresses (default 127.0.0.1:0).
+	Addrs []string
+}
+
+// Stack is a running key server (or the key servers of a threshold key)
+// and hub.
 type Stack struct {
-	KeyServer *keyserver.Server
-	Hub       *hub.Server
-	// Key is the key served, unless a KeySource supplies the keys.
+	// KeyServer is the key server, or the first of KeyServers.
+	KeyServer  *keyserver.Server
+	KeyServers []*keyserver.Server
+	Hub        *hub.Server
+	// Key is the whole key served, unless a KeySource supplies the keys or
+	// the key is a threshold key.
 	Key *oprf.PrivateKey
+	// Shares are the shares served, for a threshold key.
+	Shares []*oprf.PrivateKey
 	// HubDir is the hub's data directory.
 	HubDir string
 }
 
-// New creates the stack's directories and key, and starts both servers
+// KeyServerAddrs returns the key servers' addresses, comma-separated, as
+// VEILMATCH_KEYSERVER takes them.
+func (s *Stack) KeyServerAddrs() string {
+	addrs := make([]string, len(s.KeyServers))
+	for i, k := range s.KeyServers {
+		addrs[i] = k.Addr().String()
+	}
+	return strings.Join(addrs, ",")
+}
+
+// New creates the stack's directories and key, and starts the servers
 // listening; Serve serves them. On failure it releases whatever it made.
-func New(ctx context.Context, c Config) (*Stack, error) {
+func New(ctx context.Context, c Config) (_ *Stack, err error) {
 	if c.Dir == "" {
 		return nil, errors.New("devstack: a data directory is required")
 	}
@@ -95,65 +127,140 @@ func New(ctx context.Context, c Config) (*Stack, error) {
 		return nil, err
 	}
 	s := &Stack{HubDir: filepath.Join(c.Dir, "hub")}
-	ksDir := filepath.Join(c.Dir, "keyserver")
-	for _, d := range []string{ksDir, s.HubDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("devstack: %w", err)
-		}
+	if err := os.MkdirAll(s.HubDir, 0o700); err != nil {
+		return nil, fmt.Errorf("devstack: %w", err)
 	}
-	var err error
-	if s.Key, err = c.key(ksDir); err != nil {
-		return nil, err
-	}
-	tlsFor := func(name string) (server, client *tls.Config, err error) {
-		files := mtls.DevFiles(c.Certs, name)
-		if c.Certs == "" {
-			server, err = mtls.ServerConfigFS(certs.DevFS, mtls.DevFiles(".", name))
-			if err == nil {
-				client, err = mtls.ClientConfigFS(certs.DevFS, mtls.DevFiles(".", name), "")
-			}
-			return server, client, err
-		}
-		if server, err = mtls.ServerConfig(files); err == nil {
-			client, err = mtls.ClientConfig(files, "")
-		}
-		return server, client, err
-	}
-	ksTLS, ksClientTLS, err := tlsFor("keyserver")
+	servers, err := c.keyServers(s)
 	if err != nil {
 		return nil, err
 	}
-	hubTLS, _, err := tlsFor("hub")
+	hubTLS, _, err := c.tlsFor("hub")
 	if err != nil {
 		return nil, err
-	}
-	ksCfg := keyserver.Config{
-		Listen: c.KeyServerAddr, TLS: ksTLS, KeySource: c.KeySource, UsageLog: filepath.Join(ksDir, UsageLog),
-		Quota: c.Quota, Registry: c.Policy, Reflection: c.Reflection, Metrics: c.Metrics, Logger: c.Logger,
-	}
-	if s.Key != nil {
-		ksCfg.Keys = []*oprf.PrivateKey{s.Key}
 	}
 	hubCfg := hub.Config{
 		Listen: c.HubAddr, TLS: hubTLS, DataDir: s.HubDir, Store: c.Store, Policy: c.Policy, Signer: c.Signer,
 		Reflection: c.Reflection, Metrics: c.Metrics, Logger: c.Logger,
 	}
-	if s.Key != nil {
+	if k := s.served(); k != nil {
 		// The hub trusts the key it knows is served, so no stray key
 		// server can be trusted on first use in its place.
-		hubCfg.TrustedKeys = []oprf.PublicKey{s.Key.Public()}
+		hubCfg.TrustedKeys = []oprf.PublicKey{k.Public()}
 	}
 	if s.Hub, err = hub.New(ctx, hubCfg); err != nil {
 		return nil, err
 	}
-	if c.ReportEvery > 0 {
-		ksCfg.Report = &keyserver.ReportConfig{Hub: s.Hub.Addr().String(), TLS: ksClientTLS,
-			CursorFile: filepath.Join(ksDir, UsageCursor), Every: c.ReportEvery}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, s.Close())
+		}
+	}()
+	for _, ks := range servers {
+		if c.ReportEvery > 0 {
+			ks.cfg.Report = &keyserver.ReportConfig{Hub: s.Hub.Addr().String(), TLS: ks.clientTLS,
+				CursorFile: filepath.Join(ks.dir, UsageCursor), Every: c.ReportEvery}
+		}
+		srv, err := keyserver.New(ctx, ks.cfg)
+		if err != nil {
+			return nil, err
+		}
+		s.KeyServers = append(s.KeyServers, srv)
 	}
-	if s.KeyServer, err = keyserver.New(ctx, ksCfg); err != nil {
-		return nil, errors.Join(err, s.Hub.Close())
-	}
+	s.KeyServer = s.KeyServers[0]
 	return s, nil
+}
+
+// served is a key the stack serves (a share's public key is the group
+// key), or nil when a KeySource supplies them.
+func (s *Stack) served() *oprf.PrivateKey {
+	if len(s.Shares) > 0 {
+		return s.Shares[0]
+	}
+	return s.Key
+}
+
+// keyServerSetup is one key server to start: its configuration, its
+// directory and its client identity for reports to the hub.
+type keyServerSetup struct {
+	cfg       keyserver.Config
+	dir       string
+	clientTLS *tls.Config
+}
+
+// keyServers prepares the key servers: one with the whole key, or one per
+// share of a threshold key, each in its own directory.
+func (c *Config) keyServers(s *Stack) ([]keyServerSetup, error) {
+	if c.Threshold == nil {
+		dir := filepath.Join(c.Dir, "keyserver")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("devstack: %w", err)
+		}
+		var err error
+		if s.Key, err = c.key(dir); err != nil {
+			return nil, err
+		}
+		var keys []*oprf.PrivateKey
+		if s.Key != nil {
+			keys = []*oprf.PrivateKey{s.Key}
+		}
+		ks, err := c.keyServer("keyserver", dir, c.KeyServerAddr, keys)
+		return []keyServerSetup{ks}, err
+	}
+	var err error
+	if s.Shares, err = c.shares(); err != nil {
+		return nil, err
+	}
+	var out []keyServerSetup
+	for i, sh := range s.Shares {
+		addr := "127.0.0.1:0"
+		if i < len(c.Threshold.Addrs) {
+			addr = c.Threshold.Addrs[i]
+		}
+		name := fmt.Sprintf("keyserver-%d", i+1)
+		ks, err := c.keyServer(name, filepath.Join(c.Dir, name), addr, []*oprf.PrivateKey{sh})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ks)
+	}
+	return out, nil
+}
+
+// keyServer prepares one key server named name (its certificate) serving
+// keys, or the KeySource when keys is empty.
+func (c *Config) keyServer(name, dir, addr string, keys []*oprf.PrivateKey) (keyServerSetup, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return keyServerSetup{}, fmt.Errorf("devstack: %w", err)
+	}
+	srvTLS, clientTLS, err := c.tlsFor(name)
+	if err != nil {
+		return keyServerSetup{}, err
+	}
+	cfg := keyserver.Config{
+		Listen: addr, TLS: srvTLS, Keys: keys, UsageLog: filepath.Join(dir, UsageLog),
+		Quota: c.Quota, Registry: c.Policy, Reflection: c.Reflection, Metrics: c.Metrics, Logger: c.Logger,
+	}
+	if len(keys) == 0 {
+		cfg.KeySource = c.KeySource
+	}
+	return keyServerSetup{cfg: cfg, dir: dir, clientTLS: clientTLS}, nil
+}
+
+// tlsFor returns the server and client configurations of a development
+// party from Certs, or from the set built into the binary.
+func (c *Config) tlsFor(name string) (server, client *tls.Config, err error) {
+	if c.Certs == "" {
+		server, err = mtls.ServerConfigFS(certs.DevFS, mtls.DevFiles(".", name))
+		if err == nil {
+			client, err = mtls.ClientConfigFS(certs.DevFS, mtls.DevFiles(".", name), "")
+		}
+		return server, client, err
+	}
+	files := mtls.DevFiles(c.Certs, name)
+	if server, err = mtls.ServerConfig(files); err == nil {
+		client, err = mtls.ClientConfig(files, "")
+	}
+	return server, client, err
 }
 
 func (c *Config) setDefaults(ctx context.Context) error {
@@ -187,15 +294,21 @@ func (c *Config) key(dir string) (*oprf.PrivateKey, error) {
 	return oprf.LoadOrCreateKeyFile(filepath.Join(dir, KeyFile))
 }
 
-// Serve serves both servers until ctx is done, then stops both.
+// Serve serves every server until ctx is done, then stops them all.
 func (s *Stack) Serve(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.KeyServer.Serve(gctx) })
+	for _, ks := range s.KeyServers {
+		g.Go(func() error { return ks.Serve(gctx) })
+	}
 	g.Go(func() error { return s.Hub.Serve(gctx) })
 	return g.Wait()
 }
 
 // Close releases a stack that will not be served.
 func (s *Stack) Close() error {
-	return errors.Join(s.KeyServer.Close(), s.Hub.Close())
+	var errs []error
+	for _, ks := range s.KeyServers {
+		errs = append(errs, ks.Close())
+	}
+	return errors.Join(append(errs, s.Hub.Close())...)
 }

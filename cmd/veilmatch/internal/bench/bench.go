@@ -179,6 +179,11 @@ func Run(ctx context.Context, o Options, progress io.Writer) (Report, error) {
 	}
 	sampler.setPhase(phaseIdle)
 
+	p.printf("threshold: publish agency lists through one key server, then 2-of-3 and 3-of-5 share servers")
+	if r.Threshold, err = measureThreshold(ctx, e, key, plan, o, p); err != nil {
+		return r, fmt.Errorf("bench: threshold: %w", err)
+	}
+
 	p.printf("overlaps: query list of %d against a hub of %d tokens, %d repetitions", o.Query, e.hubTokens(), o.Repetitions)
 	sampler.setPhase(phaseOverlaps)
 	if r.Overlaps, err = measureOverlaps(ctx, e, plan, o, p); err != nil {

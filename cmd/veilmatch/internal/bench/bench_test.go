@@ -120,8 +120,11 @@ func TestRunTiny(t *testing.T) {
 	if r.Overlaps.MemoryTokens == 0 || r.Overlaps.MemoryTokens >= tokens {
 		t.Errorf("the in-memory join held %d tokens, want some but not the query owner's (%d in the hub)", r.Overlaps.MemoryTokens, tokens)
 	}
-	if len(r.Targets) != 6 {
-		t.Errorf("%d targets, want 6", len(r.Targets))
+	if len(r.Targets) != 7 {
+		t.Errorf("%d targets, want 7", len(r.Targets))
+	}
+	if th := r.Threshold; th.Single.RowsPerSec <= 0 || len(th.Runs) != 2 || th.Runs[0].RatioToSingle <= 0 || th.Runs[1].Shares != 5 || th.Rows != o.Agencies*o.Entries {
+		t.Errorf("threshold publish = %+v, want the whole key, 2-of-3 and 3-of-5 over %d rows", th, o.Agencies*o.Entries)
 	}
 
 	if _, err := json.Marshal(r); err != nil {
@@ -131,13 +134,13 @@ func TestRunTiny(t *testing.T) {
 	if err := r.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"physical limit", "publish / physical limit", "key server / bare evaluate", "publish / circl round trip", "key server / circl evaluate", "(circl ", "overlaps p50 / p95", "in-memory hash join", "B/token", "VmHWM", "RSS during publish", "RSS during overlaps", "background: 3,000 synthetic tokens inserted directly"} {
+	for _, want := range []string{"physical limit", "publish / physical limit", "key server / bare evaluate", "publish / circl round trip", "key server / circl evaluate", "(circl ", "through 2-of-3 share servers", "through 3-of-5 share servers", "overlaps p50 / p95", "in-memory hash join", "B/token", "VmHWM", "RSS during publish", "RSS during overlaps", "background: 3,000 synthetic tokens inserted directly"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
 	}
-	if got := strings.Count(table.String(), "PASS") + strings.Count(table.String(), "MISS"); got != 6 {
-		t.Errorf("table has %d PASS/MISS verdicts, want 6:\n%s", got, table.String())
+	if got := strings.Count(table.String(), "PASS") + strings.Count(table.String(), "MISS"); got != 7 {
+		t.Errorf("table has %d PASS/MISS verdicts, want 7:\n%s", got, table.String())
 	}
 	if !strings.Contains(progress.String(), "publish") {
 		t.Errorf("no progress for the publish phase:\n%s", progress.String())

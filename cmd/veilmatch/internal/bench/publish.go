@@ -60,6 +60,29 @@ func runPublish(ctx context.Context, e *servers, pl plan, o Options, p *progress
 	})
 	cpu0, machine0 := cpuTime(), machineCPU()
 	start := time.Now()
+	warnings, err := publishAll(ctx, clients, lists, files)
+	elapsed := time.Since(start)
+	cpu := cpuTime() - cpu0
+	res.OtherLoad = otherLoad(machineCPU()-machine0, cpu, elapsed)
+	close(done)
+	ticker.Wait() // no progress line after the phase's own
+	if err != nil {
+		return res, err
+	}
+	p.printf("publish: %d rows stored in %.1fs", e.store.tokens.Load()-tokens0, elapsed.Seconds())
+	res.Warnings = warnings
+	res.Seconds = elapsed.Seconds()
+	res.RowsPerSec = float64(res.Rows) / res.Seconds
+	res.CPUMicrosPerRow = micros(cpu) / float64(res.Rows)
+	res.CPUUtilization = cpu.Seconds() / (res.Seconds * float64(cores()))
+	res.StoreBusySeconds = (e.store.busyTime() - busy0).Seconds()
+	return res, nil
+}
+
+// publishAll publishes every list through its client at once, checks that
+// no synthetic row was rejected and that the hub committed every row, and
+// returns the number of rows with warnings.
+func publishAll(ctx context.Context, clients []*client.Client, lists []list, files [][]byte) (int, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	warnings := make([]int, len(lists))
 	for i, l := range lists {
@@ -81,24 +104,11 @@ func runPublish(ctx context.Context, e *servers, pl plan, o Options, p *progress
 		})
 	}
 	err := g.Wait()
-	elapsed := time.Since(start)
-	cpu := cpuTime() - cpu0
-	res.OtherLoad = otherLoad(machineCPU()-machine0, cpu, elapsed)
-	close(done)
-	ticker.Wait() // no progress line after the phase's own
-	if err != nil {
-		return res, err
-	}
-	p.printf("publish: %d rows stored in %.1fs", e.store.tokens.Load()-tokens0, elapsed.Seconds())
+	total := 0
 	for _, w := range warnings {
-		res.Warnings += w
+		total += w
 	}
-	res.Seconds = elapsed.Seconds()
-	res.RowsPerSec = float64(res.Rows) / res.Seconds
-	res.CPUMicrosPerRow = micros(cpu) / float64(res.Rows)
-	res.CPUUtilization = cpu.Seconds() / (res.Seconds * float64(cores()))
-	res.StoreBusySeconds = (e.store.busyTime() - busy0).Seconds()
-	return res, nil
+	return total, err
 }
 
 // otherLoad is the share of the machine's cores that other processes used

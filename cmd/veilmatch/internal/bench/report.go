@@ -17,6 +17,7 @@ type Report struct {
 	Crypto    Crypto    `json:"crypto"`
 	Publish   Publish   `json:"publish"`
 	KeyServer KeyServer `json:"keyserver"`
+	Threshold Threshold `json:"threshold"`
 	Overlaps  Overlaps  `json:"overlaps"`
 	Storage   Storage   `json:"storage"`
 	Memory    Memory    `json:"memory"`
@@ -203,6 +204,16 @@ type Target struct {
 	Pass  bool    `json:"pass"`
 }
 
+// ratio is the publish rate of the t-of-n run to the whole key's, or 0.
+func (th Threshold) ratio(t, n int) float64 {
+	for _, r := range th.Runs {
+		if r.Threshold == t && r.Shares == n {
+			return r.RatioToSingle
+		}
+	}
+	return 0
+}
+
 // ratio is a/b, or 0 when it is not a finite number.
 func ratio(a, b float64) float64 {
 	r := a / b
@@ -220,6 +231,7 @@ const (
 	targetBytes          = 100.0
 	targetPublishCircl   = 1.25
 	targetKeyServerCircl = 1.30
+	targetThreshold2of3  = 0.60
 )
 
 // evaluate derives the ratios, the targets and the notes.
@@ -238,6 +250,7 @@ func (r *Report) evaluate() {
 		{Name: "keyserver_vs_bare_evaluate", Value: r.KeyServer.RatioToBare, Goal: "≥ 90% of bare evaluate", Pass: r.KeyServer.RatioToBare >= targetKeyServer},
 		{Name: "publish_vs_circl_round_trip", Value: r.Publish.RatioToCirclRoundTrip, Goal: "≥ 1.25× a circl round trip", Pass: r.Publish.RatioToCirclRoundTrip >= targetPublishCircl},
 		{Name: "keyserver_vs_circl_evaluate", Value: r.KeyServer.RatioToCirclEvaluate, Goal: "≥ 1.3× circl evaluate", Pass: r.KeyServer.RatioToCirclEvaluate >= targetKeyServerCircl},
+		{Name: "threshold_2of3_vs_single", Value: r.Threshold.ratio(2, 3), Goal: "≥ 0.6× the whole key", Pass: r.Threshold.ratio(2, 3) >= targetThreshold2of3},
 		{Name: "overlaps_vs_memory_join", Value: r.Overlaps.RatioToMemory, Goal: "≤ 5× the in-memory join", Pass: r.Overlaps.RatioToMemory > 0 && r.Overlaps.RatioToMemory <= targetOverlaps},
 		{Name: "bytes_per_token", Value: r.Storage.BytesPerToken, Goal: "≤ 100 B/token", Pass: r.Storage.BytesPerToken > 0 && r.Storage.BytesPerToken <= targetBytes},
 	}
@@ -321,6 +334,17 @@ func (r Report) WriteTable(w io.Writer) error {
 	g, res = target("keyserver_vs_circl_evaluate")
 	row("key server / circl evaluate on "+n+" cores", fmt.Sprintf("%.2f×", ks.RatioToCirclEvaluate), g, res)
 
+	th := r.Threshold
+	row(fmt.Sprintf("publish %s lists (%s rows), one key server", count(th.Lists), count(th.Rows)), rate(th.Single.RowsPerSec, "rows/s")+fmt.Sprintf(", %.0f µs CPU/row", th.Single.CPUMicrosPerRow), "", "")
+	for _, run := range th.Runs {
+		g, res = "", ""
+		if run.Threshold == 2 && run.Shares == 3 {
+			g, res = target("threshold_2of3_vs_single")
+		}
+		row(fmt.Sprintf("  through %d-of-%d share servers", run.Threshold, run.Shares),
+			fmt.Sprintf("%s, %.0f µs CPU/row: %.2f× the whole key", rate(run.RowsPerSec, "rows/s"), run.CPUMicrosPerRow, run.RatioToSingle), g, res)
+	}
+
 	ov := r.Overlaps
 	row(fmt.Sprintf("overlaps p50 / p95, %s vs hub of %s tokens", count(ov.QueryEntries), count(int(ov.HubTokens))), fmt.Sprintf("%s / %s ms", ms(ov.P50Millis), ms(ov.P95Millis)), "", "")
 	row("  hub RPC alone p50 / p95", fmt.Sprintf("%s / %s ms", ms(ov.RPCP50Millis), ms(ov.RPCP95Millis)), "", "")
@@ -377,6 +401,8 @@ func (r Report) summary() string {
 			miss = append(miss, fmt.Sprintf("publish at %.2f× a circl round trip (target 1.25×)", t.Value))
 		case "keyserver_vs_circl_evaluate":
 			miss = append(miss, fmt.Sprintf("key server at %.2f× circl evaluate (target 1.3×)", t.Value))
+		case "threshold_2of3_vs_single":
+			miss = append(miss, fmt.Sprintf("2-of-3 publish at %.2f× the whole key (target 0.6×)", t.Value))
 		case "bytes_per_token":
 			miss = append(miss, fmt.Sprintf("%.1f bytes per token (target 100)", t.Value))
 		}
