@@ -1,6 +1,7 @@
 package oprf
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 
@@ -42,6 +43,42 @@ type ReshareParams struct {
 	Chain []Endorsement
 	// N and T are the new number of holders and the new threshold.
 	N, T int
+}
+
+// reshareParamsJSON is the JSON form of ReshareParams.
+type reshareParamsJSON struct {
+	Old          *keySetJSON       `json:"old_key_set"`
+	Endorsements []endorsementJSON `json:"endorsements,omitempty"`
+	N            int               `json:"n"`
+	T            int               `json:"t"`
+}
+
+// MarshalJSON encodes the parameters as {"old_key_set", "endorsements",
+// "n", "t"}, the key set and endorsements as in key files.
+func (p ReshareParams) MarshalJSON() ([]byte, error) {
+	return json.Marshal(reshareParamsJSON{Old: keySetToJSON(p.Old), Endorsements: endorsementsToJSON(p.Chain), N: p.N, T: p.T})
+}
+
+// UnmarshalJSON decodes and checks the parameters.
+func (p *ReshareParams) UnmarshalJSON(data []byte) error {
+	var j reshareParamsJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return fmt.Errorf("%w: resharing parameters: %w", ErrCeremony, err)
+	}
+	old, err := j.Old.keySet()
+	if err != nil {
+		return fmt.Errorf("%w: old key set: %w", ErrCeremony, err)
+	}
+	chain, err := endorsementsFromJSON(j.Endorsements)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrCeremony, err)
+	}
+	q := ReshareParams{Old: old, Chain: chain, N: j.N, T: j.T}
+	if _, err := q.ceremony(); err != nil {
+		return err
+	}
+	*p = q
+	return nil
 }
 
 // ceremony checks p and returns its ceremony.

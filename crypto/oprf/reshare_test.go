@@ -1,7 +1,9 @@
 package oprf
 
 import (
+	"bytes"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	mrand "math/rand/v2"
 	"slices"
@@ -306,3 +308,33 @@ func TestReshareRefuses(t *testing.T) {
 
 // second returns the error of a three-valued call.
 func second[A, B any](_ A, _ B, err error) error { return err }
+
+// TestReshareParamsJSON round-trips the public parameters of a resharing
+// and refuses an old key set that does not check.
+func TestReshareParamsJSON(t *testing.T) {
+	key, _ := GenerateKey("k")
+	shares, err := Split(key, 3, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, set, _ := shares[0].Share()
+	p := ReshareParams{Old: set, N: 4, T: 3}
+	data, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back ReshareParams
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !back.Old.Equal(set) || back.N != 4 || back.T != 3 {
+		t.Fatalf("round trip: %+v", back)
+	}
+	bad := bytes.Replace(data, []byte(`"threshold":2`), []byte(`"threshold":1`), 1)
+	if bytes.Equal(bad, data) {
+		t.Fatal("test did not alter the threshold")
+	}
+	if err := json.Unmarshal(bad, &back); !errors.Is(err, ErrCeremony) {
+		t.Fatalf("an inconsistent old key set: %v", err)
+	}
+}

@@ -150,14 +150,10 @@ func (s KeySet) Check() error {
 // lagrangeAtZero returns the Lagrange coefficients at zero of the share
 // indices idx, as scalars of the evaluation group. They are public.
 func lagrangeAtZero(idx []int) ([]*r255.Scalar, error) {
-	g := group.Ristretto255
-	xs := make([]group.Scalar, len(idx))
-	for i, x := range idx {
-		xs[i] = g.NewScalar().SetUint64(uint64(x))
-	}
+	w := lagrangeWeights(idx)
 	out := make([]*r255.Scalar, len(idx))
-	for i := range idx {
-		b, err := polynomial.LagrangeBase(uint(i), xs, g.NewScalar()).MarshalBinary()
+	for i := range w {
+		b, err := w[i].MarshalBinary()
 		if err != nil {
 			return nil, err
 		}
