@@ -24,6 +24,10 @@ func cmdKeyserver(ctx context.Context, e env, args []string) error {
 			return cmdPublicKey(e, args[1:])
 		case "split-key":
 			return cmdSplitKey(e, args[1:])
+		case "dkg":
+			return cmdDKG(e, args[1:])
+		case "reshare":
+			return cmdReshare(e, args[1:])
 		}
 	}
 	fs := newFlagSet(e, "keyserver", "keyserver --oprf-key FILE (--dev-certs DIR | --cert F --key F --client-ca F) [flags]",

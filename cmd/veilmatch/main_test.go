@@ -71,7 +71,7 @@ func setupScript(env *testscript.Env) error {
 	if err != nil {
 		return err
 	}
-	for _, name := range []string{"KS1", "KS2", "KS3"} {
+	for _, name := range []string{"KS1", "KS2", "KS3", "KS4", "KS5", "KS6"} {
 		addr, err := freeLoopbackAddr()
 		if err != nil {
 			return err
