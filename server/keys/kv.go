@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -97,6 +98,9 @@ func (s *VaultOPRF) Keys(ctx context.Context) ([]*oprf.PrivateKey, error) {
 			return nil, err
 		}
 		if prev, dup := holder[k.KeyID()]; dup {
+			if supersedes(keys[len(keys)-1], k) {
+				continue // a share made from it by a split or a resharing retires it at once
+			}
 			return nil, fmt.Errorf("keys: OPRF key in vault at %s: versions %d and %d both hold key id %q; each version must have its own key id",
 				s.dataPath(), prev, n, k.KeyID())
 		}
@@ -104,6 +108,19 @@ func (s *VaultOPRF) Keys(ctx context.Context) ([]*oprf.PrivateKey, error) {
 		keys = append(keys, k)
 	}
 	return keys, nil
+}
+
+// supersedes reports whether newer replaces older under the same key id:
+// a share of the same group key, split from older (a whole key) or
+// reshared from it (an older generation). Tokens do not change, and the
+// key it replaces must evaluate no more.
+func supersedes(newer, older *oprf.PrivateKey) bool {
+	_, ns, isShare := newer.Share()
+	if !isShare || newer.KeyID() != older.KeyID() || !bytes.Equal(newer.Public().Bytes, older.Public().Bytes) {
+		return false
+	}
+	_, oldSet, wasShare := older.Share()
+	return !wasShare || oldSet.Generation < ns.Generation
 }
 
 // readVersion reads and parses version n of the secret.
@@ -141,7 +158,10 @@ func parseKVKey(sec *api.KVSecret, path string, n int) (*oprf.PrivateKey, error)
 // mount and returns the version number. It uses check-and-set with the
 // current version (0 for a new secret), so of two concurrent rotations one
 // fails with ErrConflict instead of silently replacing the other. It
-// refuses a key whose id a kept version already holds. The newest live
+// refuses a key whose id a kept version already holds, unless it is a
+// share that supersedes that version (a split or resharing of its key,
+// whose tokens are the same; the version it replaces is no longer
+// served). The newest live
 // version's key endorses k (oprf.EndorseKey), so that clients and the hub
 // that trust it trust k; with none, k is written as it is. The key goes
 // straight from memory to Vault.
@@ -173,7 +193,7 @@ func (v *Vault) WriteOPRFKey(ctx context.Context, mount, path string, k *oprf.Pr
 			if err != nil {
 				return 0, fmt.Errorf("keys: write OPRF key: %w", err)
 			}
-			if old.KeyID() == k.KeyID() {
+			if old.KeyID() == k.KeyID() && !supersedes(k, old) {
 				return 0, fmt.Errorf("keys: write OPRF key: version %d of %s already holds key id %q; a new key needs a new id",
 					n, s.dataPath(), k.KeyID())
 			}
@@ -182,7 +202,7 @@ func (v *Vault) WriteOPRFKey(ctx context.Context, mount, path string, k *oprf.Pr
 			}
 		}
 	}
-	if newest != nil {
+	if newest != nil && !supersedes(k, newest) {
 		if k, err = oprf.EndorseKey(newest, k); err != nil {
 			return 0, fmt.Errorf("keys: write OPRF key: endorse it with key %s: %w", newest.KeyID(), err)
 		}

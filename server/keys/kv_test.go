@@ -167,3 +167,105 @@ func TestWriteOPRFKeyEndorses(t *testing.T) {
 		t.Fatalf("the chain does not vouch for the third key: %v", err)
 	}
 }
+
+// TestKeysThresholdShares: a share lives in KV v2 as a whole key does. A
+// share split from the key at the same path, and then a resharing of it,
+// each replace the version before at once (same key id, same tokens, no
+// grace), while a share of another key under the same id is refused.
+func TestKeysThresholdShares(t *testing.T) {
+	srv, e := testServer(t)
+	ctx := t.Context()
+	v := e.dial(t, srv.RootToken)
+	const path = "veilmatch/oprf-1"
+	whole := newKey(t, "split-1")
+	if _, err := v.WriteOPRFKey(ctx, "secret", path, whole); err != nil {
+		t.Fatal(err)
+	}
+	shares, err := oprf.Split(whole, 3, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.WriteOPRFKey(ctx, "secret", path, shares[0]); err != nil {
+		t.Fatalf("write a share of the key in place: %v", err)
+	}
+	src := v.OPRFSource("secret", path, 7*24*time.Hour)
+	keys, err := src.Keys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKeys(t, keys, shares[0])
+	if i, _, ok := keys[0].Share(); !ok || i != 1 {
+		t.Fatalf("served key is share %d (ok=%v), want share 1", i, ok)
+	}
+
+	// A share of another key under the same id is refused.
+	other, _ := oprf.Split(newKey(t, "split-1"), 3, 2)
+	if _, err := v.WriteOPRFKey(ctx, "secret", path, other[0]); err == nil {
+		t.Fatal("wrote a share of another key under the same key id")
+	}
+
+	// A resharing (generation 2) replaces generation 1 at once.
+	reshared := reshare(t, shares, 3, 2)
+	if _, err := v.WriteOPRFKey(ctx, "secret", path, reshared[0]); err != nil {
+		t.Fatalf("write a reshared share: %v", err)
+	}
+	if keys, err = src.Keys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantKeys(t, keys, reshared[0])
+	if _, set, _ := keys[0].Share(); set.Generation != 2 {
+		t.Fatalf("served generation %d, want 2", set.Generation)
+	}
+	// Going back to generation 1 is refused.
+	if _, err := v.WriteOPRFKey(ctx, "secret", path, shares[1]); err == nil {
+		t.Fatal("wrote an older generation over a newer one")
+	}
+}
+
+// reshare runs a resharing of shares (all dealing) to n holders, any t.
+func reshare(t *testing.T, shares []*oprf.PrivateKey, n, thr int) []*oprf.PrivateKey {
+	t.Helper()
+	_, set, _ := shares[0].Share()
+	p := oprf.ReshareParams{Old: set, Chain: shares[0].Endorsements(), N: n, T: thr}
+	recv := make([]*oprf.ReshareReceiver, n)
+	hellos := make([]*oprf.DKGHello, n)
+	for i := range recv {
+		var err error
+		if recv[i], hellos[i], err = oprf.NewReshareReceiver(p, i+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var deals []*oprf.DKGDeal
+	var dealers []*oprf.ReshareDealer
+	for _, sh := range shares {
+		d, deal, err := oprf.ReshareDeal(p, sh, hellos)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dealers, deals = append(dealers, d), append(deals, deal)
+	}
+	var complaints []*oprf.DKGComplaints
+	for _, r := range recv {
+		c, err := r.Complain(deals)
+		if err != nil {
+			t.Fatal(err)
+		}
+		complaints = append(complaints, c)
+	}
+	var reveals []*oprf.DKGReveal
+	for _, d := range dealers {
+		r, err := d.Reveal(complaints)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reveals = append(reveals, r)
+	}
+	out := make([]*oprf.PrivateKey, n)
+	for i, r := range recv {
+		var err error
+		if out[i], _, err = r.Finish(deals, complaints, reveals); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
