@@ -64,3 +64,54 @@ func BenchmarkVOPRF(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkThresholdFinalize measures the client's work on t share
+// servers' answers per element — t proof verifications and the
+// combination — beside the whole key's finalize, at batch 1024.
+func BenchmarkThresholdFinalize(b *testing.B) {
+	key, err := GenerateKey("bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	inputs := randomInputs(mrand.NewChaCha8([32]byte{5}), 1024)
+	for _, tn := range [][2]int{{1, 1}, {2, 3}, {3, 5}} {
+		shares, err := Split(key, tn[1], tn[0])
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, set, _ := shares[0].Share()
+		tc, err := NewThresholdClient(set)
+		if err != nil {
+			b.Fatal(err)
+		}
+		batch, err := tc.Blind(inputs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		type answer struct {
+			evaluated [][]byte
+			proof     []byte
+		}
+		answers := make([]answer, tn[0])
+		for i := range answers {
+			answers[i].evaluated, answers[i].proof, err = NewEvaluator(shares[i]).Evaluate(mustDecodeBatch(b, batch.Blinded))
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.Run(fmt.Sprintf("%d-of-%d", tn[0], tn[1]), func(b *testing.B) {
+			for b.Loop() {
+				evs := make([]*ShareEvaluation, len(answers))
+				for i, a := range answers {
+					if evs[i], err = tc.VerifyShare(batch, i+1, a.evaluated, a.proof); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if _, err := tc.Combine(batch, evs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(inputs)), "ns/element")
+		})
+	}
+}

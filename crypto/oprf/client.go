@@ -143,22 +143,29 @@ func checkAnswer(b *Batch, evaluated [][]byte, proof []byte, pk *r255.Element, p
 	return elems, nil
 }
 
-// unblind returns the RFC 9497 outputs of b from the elements k·B_i:
-// Hash(input, blind⁻¹·k·B_i, "Finalize").
+// unblind returns the RFC 9497 outputs of b from the elements k·B_j:
+// Hash(input, blind⁻¹·k·B_j, "Finalize").
 func unblind(b *Batch, elems []*r255.Element) [][]byte {
+	return outputs(b, func(j int, inv *r255.Scalar) *r255.Element {
+		return r255.NewElement().ScalarMult(inv, elems[j]) // the blind is secret: constant time
+	})
+}
+
+// outputs returns the RFC 9497 outputs of b, Hash(input, N_j, "Finalize"),
+// where unblinded(j, 1/blind_j) computes the unblinded element N_j.
+func outputs(b *Batch, unblinded func(j int, inv *r255.Scalar) *r255.Element) [][]byte {
 	inv := invertAll(b.blinds)
-	outs := make([][]byte, len(elems))
+	outs := make([][]byte, len(b.inputs))
 	h := sha512.New()
 	var buf []byte
-	var unblinded [ElementSize]byte
-	for i, e := range elems {
-		n := r255.NewElement().ScalarMult(inv[i], e) // the blind is secret: constant time
-		buf = appendLen16(buf[:0], b.inputs[i])
-		buf = appendLen16(buf, n.Encode(unblinded[:0]))
+	var enc [ElementSize]byte
+	for j := range outs {
+		buf = appendLen16(buf[:0], b.inputs[j])
+		buf = appendLen16(buf, unblinded(j, inv[j]).Encode(enc[:0]))
 		buf = append(buf, labelFinalize...)
 		h.Reset()
 		h.Write(buf)
-		outs[i] = h.Sum(nil)
+		outs[j] = h.Sum(nil)
 	}
 	return outs
 }

@@ -18,8 +18,8 @@ import (
 // circl's. Nothing here computes on coordinates.
 //
 // Constant time: every operation on a secret (the key, a blind, the proof
-// nonce) uses a constant-time call — ScalarMult, ScalarBaseMult, Scalar
-// Multiply and Invert. Variable-time calls (VarTimeMultiScalarMult,
+// nonce) uses a constant-time call — ScalarMult, ScalarBaseMult,
+// MultiScalarMult, Scalar Multiply and Invert. Variable-time calls (VarTimeMultiScalarMult,
 // VarTimeDoubleScalarBaseMult) only ever see public values: elements that
 // travel on the wire, the public key, and scalars derived from them by
 // hashing or sent in the proof.

@@ -242,15 +242,18 @@ func (c *ThresholdClient) Combine(b *Batch, evs []*ShareEvaluation) ([]token.Tok
 	if err != nil {
 		return nil, err
 	}
-	combined := make([]*r255.Element, b.Len())
+	scalars := make([]*r255.Scalar, len(use))
 	points := make([]*r255.Element, len(use))
-	for j := range combined {
+	for i := range scalars {
+		scalars[i] = r255.NewScalar()
+	}
+	return tokens(outputs(b, func(j int, inv *r255.Scalar) *r255.Element {
+		// Unblinding folded into the combination: N_j = Σ (λ_i·blind_j⁻¹)·Z_ij,
+		// in constant time since the blind is secret.
 		for i, e := range use {
+			scalars[i].Multiply(lambda[i], inv)
 			points[i] = e.elems[j]
 		}
-		// Public coefficients and verified public elements: variable time
-		// is safe.
-		combined[j] = r255.NewElement().VarTimeMultiScalarMult(lambda, points)
-	}
-	return tokens(unblind(b, combined))
+		return r255.NewElement().MultiScalarMult(scalars, points)
+	}))
 }
