@@ -76,26 +76,50 @@ type pins map[string]string
 
 func (s *stateDir) pinsPath() string { return filepath.Join(s.dir, "pinned-keys.json") }
 
-// checkGeneration refuses a key set older than the newest generation of
-// the same key the agency has used, and records a newer one.
+// keySetPin is what the agency remembers of the newest key set it used
+// for a key id.
+type keySetPin struct {
+	Generation uint64 `json:"generation"`
+	// Shares is the hash of the share keys and threshold, so that the same
+	// generation cannot come back with other share keys.
+	Shares string `json:"shares"`
+}
+
+// keySetHash identifies a key set's threshold and share keys.
+func keySetHash(set oprf.KeySet) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%d/%d/", set.Threshold, len(set.Shares))
+	for _, sh := range set.Shares {
+		h.Write(sh.PublicKey)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// checkGeneration pins the key set: it refuses one older than the newest
+// generation of the same key the agency has used, or that generation with
+// other share keys, and records a newer one.
 func (s *stateDir) checkGeneration(set oprf.KeySet) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	path := filepath.Join(s.dir, "key-set-generations.json")
-	seen := map[string]uint64{}
+	path := filepath.Join(s.dir, "key-sets.json")
+	seen := map[string]keySetPin{}
 	if err := readJSON(path, &seen); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("read key set generations %s: %w", path, err)
+		return fmt.Errorf("read pinned key sets %s: %w", path, err)
 	}
-	switch g := seen[set.KeyID]; {
-	case set.Generation < g:
+	pin, now := seen[set.KeyID], keySetPin{Generation: set.Generation, Shares: keySetHash(set)}
+	switch {
+	case set.Generation < pin.Generation:
 		return fmt.Errorf("%w: the key servers hold shares of generation %d of key %s, but generation %d has been used here since a resharing; their shares are retired (%s)",
-			ErrKeySetRolledBack, set.Generation, set.KeyID, g, path)
-	case set.Generation == g:
+			ErrKeySetRolledBack, set.Generation, set.KeyID, pin.Generation, path)
+	case set.Generation == pin.Generation && pin.Shares != now.Shares:
+		return fmt.Errorf("%w: generation %d of key %s comes with other share keys than when it was pinned in %s",
+			ErrKeyChanged, set.Generation, set.KeyID, path)
+	case set.Generation == pin.Generation:
 		return nil
 	}
-	seen[set.KeyID] = set.Generation
+	seen[set.KeyID] = now
 	if err := writeJSON(path, seen); err != nil {
-		return fmt.Errorf("record key set generation: %w", err)
+		return fmt.Errorf("pin key set: %w", err)
 	}
 	return nil
 }

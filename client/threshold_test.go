@@ -202,3 +202,26 @@ func TestOneShareServerIsNotEnough(t *testing.T) {
 		t.Fatalf("err = %v, want ErrTooFewKeyServers asking for more key servers", err)
 	}
 }
+
+// TestKeySetPinned: a second split of the same key is generation 1 again,
+// with other share keys; an agency that used the first refuses it.
+func TestKeySetPinned(t *testing.T) {
+	key, _ := oprf.GenerateKey("k1")
+	hubAddr, state := startHub(t), t.TempDir()
+	publish := func(addrs []string, list string) error {
+		c, err := client.New(client.Config{Agency: "police-gb", Hub: hubAddr, KeyServers: addrs, TLS: servertest.ClientTLS(t, "police-gb"), StateDir: state, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, err = c.Publish(context.Background(), strings.NewReader(thresholdRows), suspects(list))
+		return err
+	}
+	if err := publish(startShareServers(t, splitKey(t, key, 3, 2)), "a"); err != nil {
+		t.Fatal(err)
+	}
+	err := publish(startShareServers(t, splitKey(t, key, 3, 2)), "b")
+	if !errors.Is(err, client.ErrKeyChanged) || !strings.Contains(err.Error(), "other share keys") {
+		t.Fatalf("err = %v, want ErrKeyChanged for generation 1 with other share keys", err)
+	}
+}
