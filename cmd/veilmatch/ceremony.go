@@ -178,119 +178,6 @@ func nextStep(e env, path, when, step string, cf ceremonyFlags) error {
 	return nil
 }
 
-func cmdDKGDeal(e env, args []string) error {
-	cf, p, err := dkgParticipant(e, "deal", args)
-	if err != nil {
-		return err
-	}
-	hellos, err := readBoard[oprf.DKGHello](cf.board, boardHello)
-	if err != nil {
-		return err
-	}
-	deal, err := p.Deal(hellos)
-	if err != nil {
-		return err
-	}
-	if err := saveState(cf.state, p); err != nil {
-		return err
-	}
-	path, err := publish(cf.board, boardDeal, p.Index(), deal)
-	if err != nil {
-		return err
-	}
-	return nextStep(e, path, "when every officer's deal is on the board", "dkg complain", cf)
-}
-
-// dkgParticipant parses a DKG step's flags and loads the state.
-func dkgParticipant(e env, step string, args []string, extra ...func(*flag.FlagSet)) (ceremonyFlags, *oprf.DKGParticipant, error) {
-	fs := newFlagSet(e, "keyserver dkg "+step, "keyserver dkg "+step+" --state FILE --board DIR",
-		"veilmatch keyserver dkg "+step+" --state officer1.state --board board")
-	var cf ceremonyFlags
-	cf.register(fs)
-	for _, f := range extra {
-		f(fs)
-	}
-	if _, err := parse(fs, args); err != nil {
-		return cf, nil, err
-	}
-	if err := cf.check(); err != nil {
-		return cf, nil, err
-	}
-	p := new(oprf.DKGParticipant)
-	return cf, p, loadState(cf.state, p)
-}
-
-func cmdDKGComplain(e env, args []string) error {
-	cf, p, err := dkgParticipant(e, "complain", args)
-	if err != nil {
-		return err
-	}
-	deals, err := readBoard[oprf.DKGDeal](cf.board, boardDeal)
-	if err != nil {
-		return err
-	}
-	c, err := p.Complain(deals)
-	if err != nil {
-		return err
-	}
-	return publishComplaints(e, cf, c, "dkg reveal")
-}
-
-// publishComplaints publishes a receiver's complaints and says what they
-// mean.
-func publishComplaints(e env, cf ceremonyFlags, c *oprf.DKGComplaints, next string) error {
-	path, err := publish(cf.board, boardComplaints, c.Index, c)
-	if err != nil {
-		return err
-	}
-	if len(c.Against) > 0 {
-		fmt.Fprintf(e.stderr, "veilmatch: warning: complaint against dealer(s) %v: their share for you did not verify; they must reveal it, or be disqualified\n", c.Against)
-	}
-	return nextStep(e, path, "when every officer's complaints are on the board", next, cf)
-}
-
-func cmdDKGReveal(e env, args []string) error {
-	cf, p, err := dkgParticipant(e, "reveal", args)
-	if err != nil {
-		return err
-	}
-	complaints, err := readBoard[oprf.DKGComplaints](cf.board, boardComplaints)
-	if err != nil {
-		return err
-	}
-	r, err := p.Reveal(complaints)
-	if err != nil {
-		return err
-	}
-	path, err := publish(cf.board, boardReveal, p.Index(), r)
-	if err != nil {
-		return err
-	}
-	return nextStep(e, path, "when every officer's reveal is on the board", "dkg finish --out SHARE.json", cf)
-}
-
-func cmdDKGFinish(e env, args []string) error {
-	var out string
-	cf, p, err := dkgParticipant(e, "finish", args, func(fs *flag.FlagSet) {
-		fs.StringVar(&out, "out", "", "share `FILE` to write (mode 0600, never overwritten)")
-	})
-	if err != nil {
-		return err
-	}
-	if out == "" {
-		return usagef("", "--out is required")
-	}
-	deals, complaints, reveals, err := readRounds(cf.board)
-	if err != nil {
-		return err
-	}
-	share, disq, err := p.Finish(deals, complaints, reveals)
-	if err != nil {
-		return err
-	}
-	return writeFinished(e, cf, out, share, disq)
-}
-
 // readRounds reads the deals, complaints and reveals on the board.
 func readRounds(board string) ([]*oprf.DKGDeal, []*oprf.DKGComplaints, []*oprf.DKGReveal, error) {
 	deals, err := readBoard[oprf.DKGDeal](board, boardDeal)
@@ -431,37 +318,84 @@ func cmdReshareDeal(e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := saveState(cf.state, d); err != nil {
+	return publishDeal(e, cf, d, d.Index(), deal, "when every new holder's complaints are on the board", "reshare reveal")
+}
+
+// publishDeal saves the dealer's state, then publishes its deal.
+func publishDeal(e env, cf ceremonyFlags, state any, index int, deal *oprf.DKGDeal, when, next string) error {
+	if err := saveState(cf.state, state); err != nil {
 		return err
 	}
-	path, err := publish(cf.board, boardDeal, d.Index(), deal)
+	path, err := publish(cf.board, boardDeal, index, deal)
 	if err != nil {
 		return err
 	}
-	return nextStep(e, path, "when every new holder's complaints are on the board", "reshare reveal", cf)
+	return nextStep(e, path, when, next, cf)
 }
 
-// reshareReceiver parses a receiver's step flags and loads its state.
-func reshareReceiver(e env, step string, args []string, extra ...func(*flag.FlagSet)) (ceremonyFlags, *oprf.ReshareReceiver, error) {
-	fs := newFlagSet(e, "keyserver reshare "+step, "keyserver reshare "+step+" --state FILE --board DIR",
-		"veilmatch keyserver reshare "+step+" --state holder4.state --board board")
+// loadStep parses a ceremony step's flags (extra adds more) and loads the
+// officer's state into st.
+func loadStep(e env, cmd, step, example string, st any, args []string, extra ...func(*flag.FlagSet)) (ceremonyFlags, error) {
+	fs := newFlagSet(e, "keyserver "+cmd+" "+step, "keyserver "+cmd+" "+step+" --state FILE --board DIR",
+		"veilmatch keyserver "+cmd+" "+step+" --state "+example+" --board board")
 	var cf ceremonyFlags
 	cf.register(fs)
 	for _, f := range extra {
 		f(fs)
 	}
 	if _, err := parse(fs, args); err != nil {
-		return cf, nil, err
+		return cf, err
 	}
 	if err := cf.check(); err != nil {
-		return cf, nil, err
+		return cf, err
 	}
-	r := new(oprf.ReshareReceiver)
-	return cf, r, loadState(cf.state, r)
+	return cf, loadState(cf.state, st)
+}
+
+// receiver is who receives shares in a ceremony: a DKG participant or a
+// new holder in a resharing.
+type receiver interface {
+	Complain(deals []*oprf.DKGDeal) (*oprf.DKGComplaints, error)
+	Finish(deals []*oprf.DKGDeal, complaints []*oprf.DKGComplaints, reveals []*oprf.DKGReveal) (*oprf.PrivateKey, []int, error)
+}
+
+// dealer is who answers complaints: a DKG participant or an old holder.
+type dealer interface {
+	Index() int
+	Reveal(complaints []*oprf.DKGComplaints) (*oprf.DKGReveal, error)
+}
+
+func cmdDKGDeal(e env, args []string) error {
+	p := new(oprf.DKGParticipant)
+	cf, err := loadStep(e, "dkg", "deal", "officer1.state", p, args)
+	if err != nil {
+		return err
+	}
+	hellos, err := readBoard[oprf.DKGHello](cf.board, boardHello)
+	if err != nil {
+		return err
+	}
+	deal, err := p.Deal(hellos)
+	if err != nil {
+		return err
+	}
+	return publishDeal(e, cf, p, p.Index(), deal, "when every officer's deal is on the board", "dkg complain")
+}
+
+func cmdDKGComplain(e env, args []string) error {
+	p := new(oprf.DKGParticipant)
+	return complainStep(e, "dkg", "officer1.state", p, args, "dkg reveal")
 }
 
 func cmdReshareComplain(e env, args []string) error {
-	cf, r, err := reshareReceiver(e, "complain", args)
+	r := new(oprf.ReshareReceiver)
+	return complainStep(e, "reshare", "holder4.state", r, args, "reshare finish --out SHARE.json (after the old holders' reveals)")
+}
+
+// complainStep checks the deals on the board and publishes the receiver's
+// complaints.
+func complainStep(e env, cmd, example string, r receiver, args []string, next string) error {
+	cf, err := loadStep(e, cmd, "complain", example, r, args)
 	if err != nil {
 		return err
 	}
@@ -473,33 +407,28 @@ func cmdReshareComplain(e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return publishComplaints(e, cf, c, "reshare finish --out SHARE.json (after the old holders' reveals)")
+	path, err := publish(cf.board, boardComplaints, c.Index, c)
+	if err != nil {
+		return err
+	}
+	if len(c.Against) > 0 {
+		fmt.Fprintf(e.stderr, "veilmatch: warning: complaint against dealer(s) %v: their share for you did not verify; they must reveal it, or be disqualified\n", c.Against)
+	}
+	return nextStep(e, path, "when every officer's complaints are on the board", next, cf)
+}
+
+func cmdDKGReveal(e env, args []string) error {
+	p := new(oprf.DKGParticipant)
+	cf, path, err := revealStep(e, "dkg", "officer1.state", p, args)
+	if err != nil {
+		return err
+	}
+	return nextStep(e, path, "when every officer's reveal is on the board", "dkg finish --out SHARE.json", cf)
 }
 
 func cmdReshareReveal(e env, args []string) error {
-	fs := newFlagSet(e, "keyserver reshare reveal", "keyserver reshare reveal --state FILE --board DIR",
-		"veilmatch keyserver reshare reveal --state dealer1.state --board board")
-	var cf ceremonyFlags
-	cf.register(fs)
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := cf.check(); err != nil {
-		return err
-	}
 	d := new(oprf.ReshareDealer)
-	if err := loadState(cf.state, d); err != nil {
-		return err
-	}
-	complaints, err := readBoard[oprf.DKGComplaints](cf.board, boardComplaints)
-	if err != nil {
-		return err
-	}
-	r, err := d.Reveal(complaints)
-	if err != nil {
-		return err
-	}
-	path, err := publish(cf.board, boardReveal, d.Index(), r)
+	cf, path, err := revealStep(e, "reshare", "dealer1.state", d, args)
 	if err != nil {
 		return err
 	}
@@ -510,10 +439,37 @@ func cmdReshareReveal(e env, args []string) error {
 	return nil
 }
 
+// revealStep answers the complaints on the board against the dealer.
+func revealStep(e env, cmd, example string, d dealer, args []string) (ceremonyFlags, string, error) {
+	cf, err := loadStep(e, cmd, "reveal", example, d, args)
+	if err != nil {
+		return cf, "", err
+	}
+	complaints, err := readBoard[oprf.DKGComplaints](cf.board, boardComplaints)
+	if err != nil {
+		return cf, "", err
+	}
+	r, err := d.Reveal(complaints)
+	if err != nil {
+		return cf, "", err
+	}
+	path, err := publish(cf.board, boardReveal, d.Index(), r)
+	return cf, path, err
+}
+
+func cmdDKGFinish(e env, args []string) error {
+	return finishStep(e, "dkg", "officer1.state", new(oprf.DKGParticipant), args)
+}
+
 func cmdReshareFinish(e env, args []string) error {
+	return finishStep(e, "reshare", "holder4.state", new(oprf.ReshareReceiver), args)
+}
+
+// finishStep computes the receiver's share from the board and writes it.
+func finishStep(e env, cmd, example string, r receiver, args []string) error {
 	var out string
-	cf, r, err := reshareReceiver(e, "finish", args, func(fs *flag.FlagSet) {
-		fs.StringVar(&out, "out", "", "new share `FILE` to write (mode 0600, never overwritten)")
+	cf, err := loadStep(e, cmd, "finish", example, r, args, func(fs *flag.FlagSet) {
+		fs.StringVar(&out, "out", "", "share `FILE` to write (mode 0600, never overwritten)")
 	})
 	if err != nil {
 		return err
