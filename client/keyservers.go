@@ -66,11 +66,27 @@ func (cfg Config) keyServers() []string {
 
 // SkippedServer is a key server left out of an operation, and why.
 type SkippedServer struct {
-	Addr   string `json:"addr"`
+	Addr string `json:"addr"`
+	// Name is the server's certificate id, when it got that far.
+	Name   string `json:"name,omitempty"`
 	Reason string `json:"reason"`
 }
 
-func (s SkippedServer) String() string { return s.Addr + ": " + s.Reason }
+// fault reads "ADDR (NAME): REASON".
+func (s SkippedServer) fault() string {
+	if s.Name != "" {
+		return s.Addr + " (" + s.Name + "): " + s.Reason
+	}
+	return s.Addr + ": " + s.Reason
+}
+
+// String reads "ADDR (NAME) skipped: REASON".
+func (s SkippedServer) String() string {
+	if s.Name != "" {
+		return s.Addr + " (" + s.Name + ") skipped: " + s.Reason
+	}
+	return s.Addr + " skipped: " + s.Reason
+}
 
 // keyInfo is one key server's answer to GetPublicKey.
 type keyInfo struct {
@@ -79,13 +95,6 @@ type keyInfo struct {
 	resp  *veilmatchv1.GetPublicKeyResponse
 	set   *oprf.KeySet
 	index int
-}
-
-func (k keyInfo) label() string {
-	if k.name != "" {
-		return k.srv.addr + " (" + k.name + ")"
-	}
-	return k.srv.addr
 }
 
 // session is one operation's view of the key servers: the key tokens are
@@ -108,8 +117,9 @@ type session struct {
 // KeyID returns the id of the key tokens are made under.
 func (s *session) KeyID() string { return s.keyID }
 
-// skip records that a server is left out, once.
-func (s *session) skip(addr, reason string) {
+// skip records that a server (its certificate id name, when known) is
+// left out, once.
+func (s *session) skip(addr, name, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.bad == nil {
@@ -119,9 +129,10 @@ func (s *session) skip(addr, reason string) {
 		return
 	}
 	s.bad[addr] = true
-	s.skipped = append(s.skipped, SkippedServer{Addr: addr, Reason: reason})
-	s.c.log.Warn("key server skipped", "addr", addr, "reason", reason)
-	fmt.Fprintf(s.c.cfg.Progress, "key server %s skipped: %s\n", addr, reason)
+	sk := SkippedServer{Addr: addr, Name: name, Reason: reason}
+	s.skipped = append(s.skipped, sk)
+	s.c.log.Warn("key server skipped", "addr", addr, "name", name, "reason", reason)
+	fmt.Fprintf(s.c.cfg.Progress, "key server %s\n", sk)
 }
 
 // Skipped returns the servers left out so far.
@@ -179,12 +190,12 @@ func (c *Client) queryKeys(ctx context.Context, s *session) []keyInfo {
 			var p peer.Peer
 			resp, err := k.kc.GetPublicKey(qctx, &veilmatchv1.GetPublicKeyRequest{}, grpc.Peer(&p))
 			if err != nil {
-				s.skip(k.addr, "get public key: "+errorText(err))
+				s.skip(k.addr, "", "get public key: "+errorText(err))
 				return
 			}
 			info, err := readKeyInfo(k, resp, &p)
 			if err != nil {
-				s.skip(k.addr, err.Error())
+				s.skip(k.addr, "", err.Error())
 				return
 			}
 			infos[i] = info
@@ -258,11 +269,11 @@ func (c *Client) bindThreshold(s *session, infos []keyInfo) error {
 	for _, i := range infos {
 		switch {
 		case i.set == nil:
-			s.skip(i.srv.addr, "holds a whole key, not a share of key set "+describeSet(*set))
+			s.skip(i.srv.addr, i.name, "holds a whole key, not a share of key set "+describeSet(*set))
 		case !i.set.Equal(*set):
-			s.skip(i.srv.addr, fmt.Sprintf("holds a share of key set %s, not of the current %s", describeSet(*i.set), describeSet(*set)))
+			s.skip(i.srv.addr, i.name, fmt.Sprintf("holds a share of key set %s, not of the current %s", describeSet(*i.set), describeSet(*set)))
 		case claimed[i.index]:
-			s.skip(i.srv.addr, fmt.Sprintf("also claims share %d", i.index))
+			s.skip(i.srv.addr, i.name, fmt.Sprintf("also claims share %d", i.index))
 		default:
 			claimed[i.index] = true
 			s.shares = append(s.shares, i)
@@ -335,7 +346,7 @@ func describeSet(s oprf.KeySet) string {
 func (s *session) tooFew(got, t, n int) error {
 	var names []string
 	for _, sk := range s.Skipped() {
-		names = append(names, sk.String())
+		names = append(names, sk.fault())
 	}
 	if len(names) == 0 {
 		return fmt.Errorf("%w: a %d-of-%d key needs %d key servers, and only %d are configured; name at least %d (VEILMATCH_KEYSERVER=addr1,addr2,...)",
@@ -411,7 +422,7 @@ func (s *session) thresholdTokens(ctx context.Context, inputs [][]byte, lines st
 		a := <-answers
 		running--
 		if a.err != nil {
-			s.skip(a.info.srv.addr, a.err.Error())
+			s.skip(a.info.srv.addr, a.info.name, a.err.Error())
 			if len(evs)+running < t {
 				launch()
 			}
