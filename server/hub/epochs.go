@@ -20,7 +20,8 @@ import (
 // the hub too. A key id it has not reported yet (a rotation the report has
 // not caught up with) is not retired. Reports are stored, so a retired key
 // id stays retired across restarts; memory mirrors the store for the hot
-// path.
+// path, reloaded before every report and every few seconds (see
+// Server.monitor), so that hub replicas sharing a store follow each other.
 //
 // A report can retire lists only if the hub trusts every key in it: a key
 // it knows (with the same public key), one its operator configured, one
@@ -106,6 +107,10 @@ func (e *epochs) admit(served []servedKey) (firstUse bool, err error) {
 func (e *epochs) set(ctx context.Context, served []servedKey, rec *audit.Record) (bool, error) {
 	e.write.Lock()
 	defer e.write.Unlock()
+	// Another hub replica may have stored a report since.
+	if err := e.load(ctx); err != nil {
+		return false, err
+	}
 	firstUse, err := e.admit(served)
 	if err != nil {
 		return false, err

@@ -269,7 +269,8 @@ func (s *Server) Serve(ctx context.Context) error {
 }
 
 // monitor turns the hub's health NOT_SERVING while its store does not
-// answer, and back to SERVING when it does.
+// answer, and back to SERVING when it does; it also reloads the key epochs,
+// which replicas sharing the store may change.
 func (s *Server) monitor(ctx context.Context) {
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
@@ -282,6 +283,10 @@ func (s *Server) monitor(ctx context.Context) {
 		}
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, _, err := s.store.LogHead(pctx)
+		if err == nil {
+			// Another replica may have stored a key server report.
+			err = s.svc.epochs.load(pctx)
+		}
 		cancel()
 		switch {
 		case err != nil && serving && ctx.Err() == nil:
@@ -310,20 +315,19 @@ func dirSize(dir string) int64 {
 	return n
 }
 
+// purge drops abandoned uploads and erases lists at the end of their
+// retention, hourly. With a store that several replicas share, one replica
+// at a time does it.
 func (s *Server) purge(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		n, err := s.store.PurgeUploads(ctx, time.Now().Add(-s.cfg.UploadTTL))
-		if err != nil && ctx.Err() == nil {
-			s.log.Warn("purge abandoned uploads", "error", err)
-		} else if n > 0 {
-			s.log.Info("purged abandoned uploads", "uploads", n)
-		}
-		if n, err := s.svc.EraseExpired(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("erase expired lists", "error", err)
-		} else if n > 0 {
-			s.log.Info("erased lists at the end of their retention", "lists", n)
+		if ex, ok := s.store.(store.Exclusive); ok {
+			if _, err := ex.RunExclusive(ctx, "retention", s.retention); err != nil && ctx.Err() == nil {
+				s.log.Warn("retention jobs", "error", err)
+			}
+		} else {
+			_ = s.retention(ctx)
 		}
 		select {
 		case <-ctx.Done():
@@ -331,4 +335,22 @@ func (s *Server) purge(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// retention drops uploads abandoned for longer than UploadTTL and erases
+// the lists past their retention. It logs what it did and what failed, and
+// returns nil, so that RunExclusive reports only its own failures.
+func (s *Server) retention(ctx context.Context) error {
+	n, err := s.store.PurgeUploads(ctx, time.Now().Add(-s.cfg.UploadTTL))
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("purge abandoned uploads", "error", err)
+	} else if n > 0 {
+		s.log.Info("purged abandoned uploads", "uploads", n)
+	}
+	if n, err := s.svc.EraseExpired(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("erase expired lists", "error", err)
+	} else if n > 0 {
+		s.log.Info("erased lists at the end of their retention", "lists", n)
+	}
+	return nil
 }

@@ -181,6 +181,14 @@ type Store interface {
 	CheckUse
 }
 
+// Exclusive is implemented by stores that several hub processes (replicas)
+// share: it runs a background job in at most one of them at a time.
+type Exclusive interface {
+	// RunExclusive runs fn unless another process runs the job named job
+	// right now, in which case it returns false without running it.
+	RunExclusive(ctx context.Context, job string, fn func(ctx context.Context) error) (ran bool, err error)
+}
+
 // KeyEpoch is an OPRF key (epoch) the key server reported serving.
 type KeyEpoch struct {
 	// KeyID names the epoch.
