@@ -1,20 +1,19 @@
-// Package certs generates veilmatch's development PKI: a throwaway CA and a
-// certificate per server and party, each carrying a SPIFFE ID as its URI SAN.
-// The committed set lives in certs/dev and is embedded as DevFS. It is for
-// development only; production certificates come from the agency's own PKI.
+// Package certs issues veilmatch's certificates, each carrying a SPIFFE ID
+// as its URI SAN: from a private CA of one trust domain (NewCA, LoadCA,
+// CA.Issue, behind 'veilmatch certs'), and as a whole development PKI, a
+// throwaway CA and a certificate per server and party (Generate). The
+// committed development set lives in certs/dev and is embedded as DevFS; it
+// is for development only. Production certificates come from the agency's
+// own PKI or a private CA whose key is kept offline.
 package certs
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
+	"crypto"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -64,9 +63,10 @@ type Options struct {
 
 // Generate writes a fresh development CA (ca.crt, ca.key) and a certificate
 // and key for every party into dir, creating dir if needed and overwriting
-// existing files. Servers get ServerAuth certificates for DNS localhost and
-// IPs 127.0.0.1 and ::1; agencies and auditors get ClientAuth certificates.
-// Keys are ECDSA P-256 in PKCS#8 PEM, written with mode 0600.
+// existing files. The certificates are those CA.Issue makes: servers get
+// ServerAuth and ClientAuth certificates for DNS localhost and IPs 127.0.0.1
+// and ::1; agencies and auditors get ClientAuth certificates. Keys are ECDSA
+// P-256 in PKCS#8 PEM, written with mode 0600. LoadCA reads the CA back.
 func Generate(dir string, opts Options) error {
 	files, err := issue(opts, time.Now())
 	if err != nil {
@@ -90,6 +90,9 @@ type file struct {
 	perm os.FileMode
 }
 
+// devOrganization marks every certificate of the development set.
+const devOrganization = "veilmatch DEV ONLY"
+
 // issue creates the CA and all certificates in memory, so invalid options
 // leave nothing behind.
 func issue(opts Options, now time.Time) ([]file, error) {
@@ -102,62 +105,39 @@ func issue(opts Options, now time.Time) ([]file, error) {
 	if opts.NotAfter.IsZero() {
 		opts.NotAfter = now.AddDate(10, 0, 0)
 	}
-	if !opts.NotAfter.After(opts.NotBefore) {
-		return nil, fmt.Errorf("certs: NotAfter %s is not after NotBefore %s", opts.NotAfter, opts.NotBefore)
-	}
 	if len(opts.Parties) == 0 {
 		opts.Parties = DefaultParties
 	}
-
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generate CA key: %w", err)
-	}
-	caTmpl := &x509.Certificate{
-		Subject: pkix.Name{
-			Organization: []string{"veilmatch DEV ONLY"},
-			CommonName:   "veilmatch development CA " + opts.TrustDomain,
-		},
-		NotBefore:             opts.NotBefore,
-		NotAfter:              opts.NotAfter,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, fmt.Errorf("create CA certificate: %w", err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, fmt.Errorf("parse CA certificate: %w", err)
-	}
-	caFiles, err := pemFiles("ca", caDER, caKey)
+	ca, err := NewCA(CAOptions{
+		TrustDomain:  opts.TrustDomain,
+		CommonName:   "veilmatch development CA " + opts.TrustDomain,
+		Organization: devOrganization,
+		NotBefore:    opts.NotBefore,
+		NotAfter:     opts.NotAfter,
+	})
 	if err != nil {
 		return nil, err
 	}
-
-	files := caFiles
-	seen := map[string]bool{"ca": true}
+	files, err := pemFiles("ca", ca.Certificate.Raw, ca.key)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
 	for _, p := range opts.Parties {
 		if seen[p.ID] {
-			return nil, fmt.Errorf("certs: party %q: duplicate or reserved id", p.ID)
+			return nil, fmt.Errorf("certs: party %q: duplicate id", p.ID)
 		}
 		seen[p.ID] = true
-		tmpl, err := leafTemplate(opts, p)
+		r := Request{Party: p, NotBefore: ca.Certificate.NotBefore, NotAfter: ca.Certificate.NotAfter}
+		if p.Kind == mtls.KindServer {
+			r.DNSNames = []string{"localhost"}
+			r.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+		}
+		leaf, err := ca.Issue(r)
 		if err != nil {
 			return nil, err
 		}
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, fmt.Errorf("generate key for %s: %w", p.ID, err)
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			return nil, fmt.Errorf("create certificate for %s: %w", p.ID, err)
-		}
-		leafFiles, err := pemFiles(p.ID, der, key)
+		leafFiles, err := pemFiles(p.ID, leaf.Certificate.Raw, leaf.key)
 		if err != nil {
 			return nil, err
 		}
@@ -166,42 +146,8 @@ func issue(opts Options, now time.Time) ([]file, error) {
 	return files, nil
 }
 
-// leafTemplate returns the certificate template for p, with its SPIFFE ID
-// validated by mtls.ParseID.
-func leafTemplate(opts Options, p Party) (*x509.Certificate, error) {
-	id, err := mtls.ParseID(mtls.Identity{TrustDomain: opts.TrustDomain, Kind: p.Kind, ID: p.ID}.String())
-	if err != nil {
-		return nil, fmt.Errorf("certs: party %q: %w", p.ID, err)
-	}
-	uri, err := url.Parse(id.String())
-	if err != nil {
-		return nil, fmt.Errorf("certs: party %q: %w", p.ID, err)
-	}
-	tmpl := &x509.Certificate{
-		Subject: pkix.Name{
-			Organization: []string{"veilmatch DEV ONLY"},
-			CommonName:   p.ID,
-		},
-		NotBefore:             opts.NotBefore,
-		NotAfter:              opts.NotAfter,
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		URIs:                  []*url.URL{uri},
-	}
-	if p.Kind == mtls.KindServer {
-		// Servers also call each other (the key server reports quota use
-		// to the hub), so they may authenticate as clients too.
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
-		tmpl.DNSNames = []string{"localhost"}
-		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
-	} else {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	}
-	return tmpl, nil
-}
-
 // pemFiles encodes a certificate as <name>.crt and its key as <name>.key.
-func pemFiles(name string, der []byte, key *ecdsa.PrivateKey) ([]file, error) {
+func pemFiles(name string, der []byte, key crypto.Signer) ([]file, error) {
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return nil, fmt.Errorf("encode key for %s: %w", name, err)

@@ -60,6 +60,7 @@ func cmdHub(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	tlsf.watch(ctx, "hub", m)
 	var signer hub.Signer
 	if *transit != "" {
 		mount, name, err := keys.SplitMountPath(*transit)
@@ -158,7 +159,7 @@ func (f *metricsFlags) start(ctx context.Context) (*metrics.Metrics, func() erro
 	if f.addr == "" {
 		return nil, func() error { return nil }, nil
 	}
-	m := metrics.New(metrics.Options{PerAgency: f.perAgency})
+	m := metrics.New(metrics.Options{PerAgency: f.perAgency, Version: strings.Fields(version())[0]})
 	_, wait, err := m.Serve(ctx, f.addr, slog.Default())
 	if err != nil {
 		return nil, nil, err

@@ -107,6 +107,7 @@ func cmdKeyserver(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	cfg.Metrics = m
+	tlsf.watch(ctx, name, m)
 	srv, err := keyserver.New(ctx, cfg)
 	if err != nil {
 		return err

@@ -68,13 +68,7 @@ func serverConfig(read readFunc, f Files) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tls.Config{
-		MinVersion:       tls.VersionTLS13,
-		Certificates:     []tls.Certificate{m.cert},
-		ClientAuth:       tls.RequireAndVerifyClientCert,
-		ClientCAs:        m.roots,
-		VerifyConnection: verifyPeer(m.id.TrustDomain, ""),
-	}, nil
+	return m.serverConfig(), nil
 }
 
 func clientConfig(read readFunc, f Files, serverName string) (*tls.Config, error) {
@@ -82,13 +76,29 @@ func clientConfig(read readFunc, f Files, serverName string) (*tls.Config, error
 	if err != nil {
 		return nil, err
 	}
+	return m.clientConfig(serverName), nil
+}
+
+// serverConfig is the server configuration of ServerConfig for m.
+func (m material) serverConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion:       tls.VersionTLS13,
+		Certificates:     []tls.Certificate{m.cert},
+		ClientAuth:       tls.RequireAndVerifyClientCert,
+		ClientCAs:        m.roots,
+		VerifyConnection: verifyPeer(m.id.TrustDomain, ""),
+	}
+}
+
+// clientConfig is the client configuration of ClientConfig for m.
+func (m material) clientConfig(serverName string) *tls.Config {
 	return &tls.Config{
 		MinVersion:       tls.VersionTLS13,
 		Certificates:     []tls.Certificate{m.cert},
 		RootCAs:          m.roots,
 		ServerName:       serverName,
 		VerifyConnection: verifyPeer(m.id.TrustDomain, KindServer),
-	}, nil
+	}
 }
 
 // verifyPeer returns a tls.Config.VerifyConnection callback that accepts a
@@ -110,9 +120,11 @@ func verifyPeer(trustDomain, kind string) func(tls.ConnectionState) error {
 	}
 }
 
-// material is a loaded Files: key pair, trusted roots and own identity.
+// material is a loaded Files: key pair, its parsed leaf, trusted roots and
+// own identity.
 type material struct {
 	cert  tls.Certificate
+	leaf  *x509.Certificate
 	roots *x509.CertPool
 	id    Identity
 }
@@ -150,7 +162,7 @@ func load(read readFunc, f Files) (material, error) {
 	for _, ca := range cas {
 		roots.AddCert(ca)
 	}
-	return material{cert: cert, roots: roots, id: id}, nil
+	return material{cert: cert, leaf: chain[0], roots: roots, id: id}, nil
 }
 
 // parseCertificates parses every CERTIFICATE block in data, in order, and

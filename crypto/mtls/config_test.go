@@ -334,7 +334,8 @@ func TestConfigLoadErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, srvErr := mtls.ServerConfig(tt.f)
 			_, cliErr := mtls.ClientConfig(tt.f, "localhost")
-			for _, err := range []error{srvErr, cliErr} {
+			_, relErr := mtls.NewReloader(tt.f)
+			for _, err := range []error{srvErr, cliErr, relErr} {
 				if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 					t.Fatalf("error = %v, want prefix %q", err, tt.want)
 				}
@@ -439,5 +440,52 @@ func TestForServer(t *testing.T) {
 		if mtls.InFamily(id, "keyserver") != want {
 			t.Errorf("InFamily(%q, keyserver) = %v", id, !want)
 		}
+	}
+}
+
+// TestIssuedCertificates: certificates from a private CA (certs.NewCA and
+// CA.Issue, as 'veilmatch certs' makes them) work with ServerConfig and
+// ClientConfig in their own trust domain, and an agency's cannot serve.
+func TestIssuedCertificates(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	ca, err := certs.NewCA(certs.CAOptions{TrustDomain: "example.org", NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []certs.Request{
+		{Party: certs.Party{Kind: mtls.KindServer, ID: "hub"}, DNSNames: []string{"hub.example.org"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}},
+		{Party: certs.Party{Kind: mtls.KindAgency, ID: "police-fr"}},
+		{Party: certs.Party{Kind: mtls.KindAuditor, ID: "oversight"}},
+	} {
+		r.NotBefore, r.NotAfter = now.Add(-time.Minute), now.Add(time.Hour)
+		leaf, err := ca.Issue(r)
+		if err != nil {
+			t.Fatalf("Issue %s: %v", r.ID, err)
+		}
+		if err := leaf.Save(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hub := serverConfig(t, mtls.DevFiles(dir, "hub"))
+	for _, tt := range []struct{ party, serverName string }{
+		{"police-fr", "hub.example.org"},
+		{"police-fr", "127.0.0.1"},
+		{"oversight", "hub.example.org"},
+		{"hub", "hub.example.org"}, // servers call each other
+	} {
+		cli := clientConfig(t, mtls.DevFiles(dir, tt.party), tt.serverName)
+		if srvErr, cliErr := handshake(t, hub, cli); srvErr != nil || cliErr != nil {
+			t.Errorf("%s to %s: server: %v; client: %v", tt.party, tt.serverName, srvErr, cliErr)
+		}
+	}
+	// An agency's certificate cannot serve: it lacks ServerAuth, names no
+	// host, and is of kind agency.
+	agencyServes := serverConfig(t, mtls.DevFiles(dir, "police-fr"))
+	if _, cliErr := handshake(t, agencyServes, clientConfig(t, mtls.DevFiles(dir, "oversight"), "")); cliErr == nil {
+		t.Error("a client accepted an agency's certificate as a server's")
 	}
 }

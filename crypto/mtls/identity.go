@@ -72,7 +72,7 @@ func ParseID(uri string) (Identity, error) {
 		return Identity{}, fmt.Errorf("%w %q: want spiffe://<trust-domain>/<kind>/<id>", ErrInvalidID, uri)
 	}
 	id := Identity{TrustDomain: parts[0], Kind: parts[1], ID: parts[2]}
-	if !trustDomainRE.MatchString(id.TrustDomain) {
+	if !ValidTrustDomain(id.TrustDomain) {
 		return Identity{}, fmt.Errorf("%w %q: bad trust domain", ErrInvalidID, uri)
 	}
 	switch id.Kind {
@@ -80,11 +80,20 @@ func ParseID(uri string) (Identity, error) {
 	default:
 		return Identity{}, fmt.Errorf("%w %q: kind is not agency, auditor or server", ErrInvalidID, uri)
 	}
-	if !idRE.MatchString(id.ID) {
+	if !ValidID(id.ID) {
 		return Identity{}, fmt.Errorf("%w %q: bad id", ErrInvalidID, uri)
 	}
 	return id, nil
 }
+
+// ValidTrustDomain reports whether td may be the trust domain of a SPIFFE
+// ID: 1 to 255 lower-case letters, digits, '.', '-' and '_'.
+func ValidTrustDomain(td string) bool { return trustDomainRE.MatchString(td) }
+
+// ValidID reports whether id may be the last segment of a SPIFFE ID: 1 to
+// 63 lower-case letters, digits, '.', '-' and '_', starting with a letter or
+// a digit.
+func ValidID(id string) bool { return idRE.MatchString(id) }
 
 // FromCertificate returns the SPIFFE ID of cert, which must carry exactly one
 // URI SAN, and that one a valid SPIFFE ID. It does not verify the certificate.

@@ -226,6 +226,7 @@ func registerGauges(cfg Config, st store.Store) {
 		}
 		return float64(size)
 	})
+	cfg.Metrics.CheckpointAge(func() (time.Duration, error) { return checkpointAge(context.Background(), st, time.Now()) })
 }
 
 // MaxRecvMsgSize bounds a message the hub receives: a check of

@@ -1,6 +1,8 @@
 // Package metrics exposes veilmatch's operational metrics in the Prometheus
 // format on a listener of its own: RPC latencies, OPRF evaluations and quota
-// refusals, publish and match counters, and the size of the hub's store.
+// refusals, publish and match counters, the size of the hub's store, how long
+// its decisions wait for a signed checkpoint, the build, and when the TLS
+// certificates expire.
 //
 // The listener has no authentication: it is for the operator only, binds to
 // loopback unless told otherwise, and its counters carry no agency label
@@ -10,12 +12,14 @@
 package metrics
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,6 +45,9 @@ type Options struct {
 	// PerAgency labels evaluations, refusals and published entries with the
 	// agency; off, they are totals.
 	PerAgency bool
+	// Version is the release the process runs, the version label of
+	// veilmatch_build_info; empty means "unknown".
+	Version string
 }
 
 // New returns a registry with the veilmatch collectors and the standard
@@ -73,7 +80,12 @@ func New(o Options) *Metrics {
 			Name: "veilmatch_hub_decisions_total", Help: "Decisions appended to the decision log, by action and result.",
 		}, []string{"action", "result"}),
 	}
-	m.reg.MustRegister(m.rpcDuration, m.evaluations, m.refusals, m.published, m.matches, m.decisions,
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "veilmatch_build_info", Help: "Always 1; its labels name the release and the Go version of the build.",
+		ConstLabels: prometheus.Labels{"version": cmp.Or(o.Version, "unknown"), "go_version": runtime.Version()},
+	})
+	buildInfo.Set(1)
+	m.reg.MustRegister(m.rpcDuration, m.evaluations, m.refusals, m.published, m.matches, m.decisions, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -134,6 +146,57 @@ func (m *Metrics) GaugeFunc(name, help string, f func() float64) {
 	if m != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 	}
+}
+
+// CertificateExpiry exports veilmatch_tls_certificate_expiry_seconds with
+// label role (such as "hub"): the seconds until notAfter, negative once it
+// has passed. notAfter is read on each scrape, so the gauge follows
+// certificate reloads (pass mtls.Reloader.NotAfter). Register each role
+// once.
+func (m *Metrics) CertificateExpiry(role string, notAfter func() time.Time) {
+	if m != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "veilmatch_tls_certificate_expiry_seconds", Help: "Seconds until the served TLS certificate expires, by role.",
+			ConstLabels: prometheus.Labels{"role": role},
+		}, func() float64 { return time.Until(notAfter()).Seconds() }))
+	}
+}
+
+// CheckpointAge exports veilmatch_hub_checkpoint_age_seconds, read from age
+// on each scrape: how long the oldest decision-log record that no signed
+// checkpoint covers has waited, zero when the latest checkpoint covers the
+// whole log. A scrape at which age fails leaves the gauge out, so that an
+// alert on it sees no value rather than a wrong one, and logs the error.
+func (m *Metrics) CheckpointAge(age func() (time.Duration, error)) {
+	if m != nil {
+		const name = "veilmatch_hub_checkpoint_age_seconds"
+		m.reg.MustRegister(optionalGauge{
+			name:  name,
+			desc:  prometheus.NewDesc(name, "Seconds the oldest decision-log record not covered by a signed checkpoint has waited (0: all covered).", nil, nil),
+			value: age,
+		})
+	}
+}
+
+// optionalGauge is a gauge read on each scrape, left out of the scrapes at
+// which it cannot be read.
+type optionalGauge struct {
+	name  string
+	desc  *prometheus.Desc
+	value func() (time.Duration, error)
+}
+
+// Describe implements prometheus.Collector.
+func (g optionalGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+// Collect implements prometheus.Collector.
+func (g optionalGauge) Collect(ch chan<- prometheus.Metric) {
+	v, err := g.value()
+	if err != nil {
+		slog.Warn("metrics: gauge left out of the scrape", "gauge", g.name, "error", err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, v.Seconds())
 }
 
 // Handler serves the metrics.

@@ -256,16 +256,10 @@ func Unavailable(ctx context.Context, op string, err error) error {
 }
 
 // acceptKinds returns a copy of cfg whose handshake also refuses a client
-// whose identity is of none of kinds.
+// whose identity is of none of kinds. mtls.WithVerify applies the check to
+// the per-client configuration of a reloading cfg (mtls.Reloader) too.
 func acceptKinds(cfg *tls.Config, kinds []string) *tls.Config {
-	out := cfg.Clone()
-	verify := cfg.VerifyConnection
-	out.VerifyConnection = func(cs tls.ConnectionState) error {
-		if verify != nil {
-			if err := verify(cs); err != nil {
-				return err
-			}
-		}
+	return mtls.WithVerify(cfg, func(cs tls.ConnectionState) error {
 		if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
 			return mtls.ErrNoPeer
 		}
@@ -277,8 +271,7 @@ func acceptKinds(cfg *tls.Config, kinds []string) *tls.Config {
 			return fmt.Errorf("%w: %s may not connect here (only %s)", mtls.ErrUntrustedPeer, id, strings.Join(kinds, ", "))
 		}
 		return nil
-	}
-	return out
+	})
 }
 
 // tapKinds refuses a call to a service whose ServiceKinds do not include
