@@ -20,6 +20,14 @@ import (
 )
 
 func cmdHub(ctx context.Context, e env, args []string) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "backup":
+			return cmdHubBackup(ctx, e, args[1:])
+		case "restore":
+			return cmdHubRestore(ctx, e, args[1:])
+		}
+	}
 	fs := newFlagSet(e, "hub", "hub --data DIR (--dev-certs DIR | --cert F --key F --client-ca F) [flags]",
 		"veilmatch hub --listen 127.0.0.1:7444 --data /var/lib/veilmatch --dev-certs certs/dev")
 	var (

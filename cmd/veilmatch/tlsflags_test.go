@@ -103,7 +103,7 @@ func TestServerTLSFlagsReload(t *testing.T) {
 	}
 
 	for _, name := range []string{"hub.crt", "hub.key"} {
-		copyFile(t, path("renewed", name), path("hub", name))
+		mustCopyFile(t, path("renewed", name), path("hub", name))
 	}
 	hangUp(t)
 	eventually(t, "the renewed certificate", func() bool { return !servedBy(t, addr, cli).Equal(first) })
@@ -209,13 +209,9 @@ func expiryDays(t *testing.T, m *metrics.Metrics) float64 {
 	return v / (24 * 3600)
 }
 
-func copyFile(t *testing.T, from, to string) {
+func mustCopyFile(t *testing.T, from, to string) {
 	t.Helper()
-	data, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, data, 0o600); err != nil {
+	if err := copyFile(from, to); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -175,4 +176,59 @@ func wrap(ctx context.Context, op string, err error) error {
 		return fmt.Errorf("%s: %w (%w)", op, cerr, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)
+}
+
+// Backup writes a consistent copy of the database to path, which must not
+// exist, while the store stays in use: SQLite's VACUUM INTO reads one
+// snapshot and writes a compact new database (mode 0600), never a copy of
+// a live file and its write-ahead log.
+func (s *Store) Backup(ctx context.Context, path string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	if _, err := os.Stat(abs); err == nil {
+		return fmt.Errorf("backup: %s exists; a backup never replaces a file", abs)
+	}
+	// VACUUM INTO creates the file with the process's umask; create it
+	// empty with mode 0600 first (SQLite writes into an empty file).
+	f, err := os.OpenFile(abs, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	if _, err := s.w.ExecContext(ctx, "VACUUM INTO ?", abs); err != nil {
+		os.Remove(abs)
+		return wrap(ctx, "backup", err)
+	}
+	return nil
+}
+
+// IntegrityCheck runs SQLite's integrity check on the database and returns an error
+// describing what it found unless it reports ok.
+func (s *Store) IntegrityCheck(ctx context.Context) error {
+	rows, err := s.r.QueryContext(ctx, "PRAGMA integrity_check")
+	if err != nil {
+		return wrap(ctx, "integrity check", err)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return wrap(ctx, "integrity check", err)
+		}
+		if line != "ok" {
+			problems = append(problems, line)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return wrap(ctx, "integrity check", err)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("integrity check: %s", strings.Join(problems, "; "))
+	}
+	return nil
 }

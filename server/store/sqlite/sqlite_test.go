@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/store"
 	"github.com/veilmatch/veilmatch/server/store/storetest"
 )
@@ -480,5 +481,59 @@ func TestUpgrade(t *testing.T) {
 	}
 	if n, err := s.CheckUse(ctx, "a", "2026-11-30"); err != nil || n != 0 {
 		t.Fatalf("CheckUse after the upgrade = %d, %v", n, err)
+	}
+}
+
+// TestBackup: a backup taken while the store is in use opens as a store
+// with the lists and decision log of that moment, passes the integrity
+// check, has mode 0600, and never replaces a file.
+func TestBackup(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	closeOnCleanup(t, s)
+	rec := func() *audit.Record {
+		return &audit.Record{Time: time.Now(), DecisionID: "d", Caller: "c", Agency: "police-gb", Action: audit.ActionPublish, Result: audit.ResultAllowed}
+	}
+	publish(t, s, "police-gb", "a", "phone", entries("a", 100), 64)
+	if _, err := s.AppendDecision(ctx, rec(), nil); err != nil {
+		t.Fatal(err)
+	}
+	size, root, err := s.LogHead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "backup.db")
+	if err := s.Backup(ctx, path); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, s, "police-gb", "b", "phone", entries("b", 10), 64) // after the backup
+	if _, err := s.AppendDecision(ctx, rec(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Backup(ctx, path); err == nil {
+		t.Fatal("a backup replaced a file")
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("backup mode %04o", fi.Mode().Perm())
+	}
+	b, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeOnCleanup(t, b)
+	if err := b.IntegrityCheck(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lists, err := b.Lists(ctx, "police-gb")
+	if err != nil || len(lists) != 1 || lists[0].Name != "a" || lists[0].Entries != 100 {
+		t.Fatalf("backup holds %+v (%v), want list a of 100 entries", lists, err)
+	}
+	bsize, broot, err := b.LogHead(ctx)
+	if err != nil || bsize != size || !bytes.Equal(root, broot) {
+		t.Fatalf("backup log: size %d, want %d with the same root (%v)", bsize, size, err)
 	}
 }
