@@ -42,6 +42,7 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	threshold := fs.String("threshold", "", "run N key servers, each holding one share of a `T-of-N` key made by a distributed key generation among them, such as 2-of-3")
 	certDir := fs.String("dev-certs", "", "development certificate `DIR` laid out like certs/dev (default: built in)")
 	policyDir := fs.String("policy-dir", "", "policy bundle `DIR` overriding the built-in policy")
+	storeURL := fs.String("store", "", "keep the hub's lists and decision log in PostgreSQL at this `DSN` (postgres://…) instead of SQLite")
 	renamed(fs, "dir", "data")
 	renamed(fs, "hub-addr", "hub-listen")
 	renamed(fs, "keyserver-addr", "keyserver-listen")
@@ -65,13 +66,23 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	cfg.Policy, cfg.Metrics = pol, m
+	if cfg.Store, err = openStore(ctx, *storeURL); err != nil {
+		return err
+	}
 	st, err := devstack.New(ctx, cfg)
 	if err != nil {
+		if cfg.Store != nil {
+			cfg.Store.Close()
+		}
 		return err
 	}
 	keyFile := filepath.Join(st.HubDir, hub.CheckpointPubFile)
 	printKeyServers(e, st)
-	fmt.Fprintf(e.stdout, "hub         %s  (database %s)\n", st.Hub.Addr(), filepath.Join(st.HubDir, hub.DBFile))
+	db := filepath.Join(st.HubDir, hub.DBFile)
+	if *storeURL != "" {
+		db = "PostgreSQL"
+	}
+	fmt.Fprintf(e.stdout, "hub         %s  (database %s)\n", st.Hub.Addr(), db)
 	fmt.Fprintf(e.stdout, "audit key   %s  (pin it: %s)\n", keyFile, auditVerifyCommand(keyFile))
 	if mf.addr != "" {
 		fmt.Fprintf(e.stdout, "metrics     http://%s/metrics  (operator only, no authentication)\n", mf.addr)

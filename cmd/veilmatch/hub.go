@@ -17,6 +17,8 @@ import (
 	"github.com/veilmatch/veilmatch/server/hub"
 	"github.com/veilmatch/veilmatch/server/keys"
 	"github.com/veilmatch/veilmatch/server/metrics"
+	"github.com/veilmatch/veilmatch/server/store"
+	"github.com/veilmatch/veilmatch/server/store/postgres"
 )
 
 func cmdHub(ctx context.Context, e env, args []string) error {
@@ -33,7 +35,8 @@ func cmdHub(ctx context.Context, e env, args []string) error {
 	var (
 		tlsf       serverTLSFlags
 		listen     = fs.String("listen", defaultHubAddr, "`ADDR` to listen on")
-		data       = fs.String("data", "", "data `DIR` for the embedded SQLite store")
+		data       = fs.String("data", "", "data `DIR` for the embedded SQLite store and the hub's keys (match references, checkpoint signing)")
+		storeURL   = fs.String("store", "", "keep lists and the decision log in PostgreSQL at this `DSN` (postgres://…) instead of SQLite in --data; hub replicas share one")
 		policyDir  = fs.String("policy-dir", "", "policy bundle `DIR` overriding the built-in policy (reloaded on change or SIGHUP)")
 		reflection = fs.Bool("reflection", true, "enable gRPC server reflection")
 		transit    = fs.String("vault-transit", "", "sign audit checkpoints with this Vault Transit ed25519 key `PATH` (mount/key) instead of a key file in --data")
@@ -84,13 +87,40 @@ func cmdHub(ctx context.Context, e env, args []string) error {
 			return err
 		}
 	}
-	srv, err := hub.New(ctx, hub.Config{Listen: *listen, TLS: tlsCfg, DataDir: *data, Policy: pol, Reflection: *reflection, Metrics: m,
-		Signer: signer, LogOrigin: *origin, CheckBudget: *budget, MatchRefTTL: *refTTL, TrustedKeys: trust})
+	st, err := openStore(ctx, *storeURL)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "veilmatch: hub listening on %s (data in %s)\n", srv.Addr(), *data)
+	srv, err := hub.New(ctx, hub.Config{Listen: *listen, TLS: tlsCfg, DataDir: *data, Store: st, Policy: pol, Reflection: *reflection, Metrics: m,
+		Signer: signer, LogOrigin: *origin, CheckBudget: *budget, MatchRefTTL: *refTTL, TrustedKeys: trust})
+	if err != nil {
+		if st != nil {
+			st.Close()
+		}
+		return err
+	}
+	where := "SQLite in " + *data
+	if st != nil {
+		where = "PostgreSQL, keys in " + *data
+	}
+	fmt.Fprintf(e.stderr, "veilmatch: hub listening on %s (%s)\n", srv.Addr(), where)
 	return errors.Join(srv.Serve(ctx), waitMetrics())
+}
+
+// openStore opens the PostgreSQL store at dsn, or returns nil (SQLite)
+// when dsn is empty.
+func openStore(ctx context.Context, dsn string) (store.Store, error) {
+	if dsn == "" {
+		return nil, nil
+	}
+	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+		return nil, usagef("for example --store postgres://veilmatch@db.example:5432/veilmatch", "--store takes a PostgreSQL URL (postgres://…)")
+	}
+	st, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		return nil, withHint(err, "is the PostgreSQL server up, and may this user create tables in the database?")
+	}
+	return st, nil
 }
 
 // trustedKeys is the repeatable --trust-key flag: key server public keys

@@ -1,0 +1,375 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/veilmatch/veilmatch/server/audit"
+	"github.com/veilmatch/veilmatch/server/store"
+)
+
+// meta is a list's metadata in the form it is stored in the columns
+// metaColumns, with the JSON fields in Go's canonical encoding. It is
+// comparable, so that a resumed upload's metadata can be checked with ==.
+type meta struct {
+	kind, keyID, category, jurisdiction string
+	expiresAt                           int64  // Unix microseconds, 0: never
+	consentRoles                        string // JSON array
+	ngoVisible                          bool
+	normalization                       string // JSON object
+}
+
+// metaColumns are the columns of lists that hold a meta, in the order of
+// meta.args.
+const metaColumns = `kind, key_id, category, jurisdiction, expires_at, consent_roles, ngo_visible, normalization`
+
+// listColumns are the columns of lists that scanList reads.
+const listColumns = `id, owner, name, upload_id, entries, committed_at, ` + metaColumns
+
+func (m meta) args() []any {
+	return []any{m.kind, m.keyID, m.category, m.jurisdiction, timestamp(fromMicros(m.expiresAt)), m.consentRoles, m.ngoVisible, m.normalization}
+}
+
+// encodeMeta validates the upload's metadata and returns it in stored form.
+func encodeMeta(u store.Upload) (meta, error) {
+	l := u.Meta
+	switch {
+	case l.Owner != "" && l.Owner != u.Owner:
+		return meta{}, fmt.Errorf("%w: metadata owner %q differs from upload owner %q", store.ErrInvalid, l.Owner, u.Owner)
+	case l.Name != "" && l.Name != u.List:
+		return meta{}, fmt.Errorf("%w: metadata name %q differs from upload list %q", store.ErrInvalid, l.Name, u.List)
+	case l.Kind == "":
+		return meta{}, fmt.Errorf("%w: list kind is required", store.ErrInvalid)
+	case l.KeyID == "":
+		return meta{}, fmt.Errorf("%w: list key id is required", store.ErrInvalid)
+	}
+	roles := l.Sharing.VictimConsentRoles
+	if roles == nil {
+		roles = []string{}
+	}
+	rj, err := json.Marshal(roles)
+	if err != nil {
+		return meta{}, err
+	}
+	norm := l.Normalization
+	if norm == nil {
+		norm = map[string]string{}
+	}
+	nj, err := json.Marshal(norm) // map keys are sorted: the encoding is canonical
+	if err != nil {
+		return meta{}, err
+	}
+	return meta{
+		kind:          l.Kind,
+		keyID:         l.KeyID,
+		category:      l.Category,
+		jurisdiction:  l.Jurisdiction,
+		expiresAt:     micros(l.ExpiresAt),
+		consentRoles:  string(rj),
+		ngoVisible:    l.Sharing.NGOVisible,
+		normalization: string(nj),
+	}, nil
+}
+
+// scanList reads a row of listColumns.
+func scanList(row pgx.Row) (store.List, error) {
+	var l store.List
+	err := scanListInto(row, &l)
+	return l, err
+}
+
+// scanListInto reads a row of listColumns followed by the columns of extra.
+func scanListInto(row pgx.Row, l *store.List, extra ...any) error {
+	var (
+		committed, expires pgtype.Timestamptz
+		roles, norm        string
+	)
+	dest := []any{&l.ID, &l.Owner, &l.Name, &l.UploadID, &l.Entries, &committed,
+		&l.Kind, &l.KeyID, &l.Category, &l.Jurisdiction, &expires, &roles, &l.Sharing.NGOVisible, &norm}
+	if err := row.Scan(append(dest, extra...)...); err != nil {
+		return err
+	}
+	l.CommittedAt, l.ExpiresAt = fromTimestamp(committed), fromTimestamp(expires)
+	if err := json.Unmarshal([]byte(roles), &l.Sharing.VictimConsentRoles); err != nil {
+		return fmt.Errorf("list %d: consent roles: %w", l.ID, err)
+	}
+	if len(l.Sharing.VictimConsentRoles) == 0 {
+		l.Sharing.VictimConsentRoles = nil
+	}
+	if err := json.Unmarshal([]byte(norm), &l.Normalization); err != nil {
+		return fmt.Errorf("list %d: normalization: %w", l.ID, err)
+	}
+	if len(l.Normalization) == 0 {
+		l.Normalization = nil
+	}
+	return nil
+}
+
+// micros returns t as Unix microseconds, 0 for the zero time.
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+// fromMicros inverts micros, in UTC.
+func fromMicros(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(n).UTC()
+}
+
+// timestamp returns t, truncated to the microsecond, as a timestamptz
+// parameter; the zero time is NULL.
+func timestamp(t time.Time) pgtype.Timestamptz {
+	if t.IsZero() {
+		return pgtype.Timestamptz{}
+	}
+	return pgtype.Timestamptz{Time: fromMicros(micros(t)), Valid: true}
+}
+
+// fromTimestamp inverts timestamp, in UTC.
+func fromTimestamp(ts pgtype.Timestamptz) time.Time {
+	if !ts.Valid {
+		return time.Time{}
+	}
+	return fromMicros(ts.Time.UnixMicro())
+}
+
+// checkNames rejects an empty owner, list name or upload id.
+func checkNames(owner, list, uploadID string) error {
+	if owner == "" || list == "" || uploadID == "" {
+		return fmt.Errorf("%w: owner, list name and upload id are required", store.ErrInvalid)
+	}
+	return nil
+}
+
+// getList returns list version id, whatever its state.
+func getList(ctx context.Context, tx pgx.Tx, id int64) (store.List, error) {
+	return scanList(tx.QueryRow(ctx, `SELECT `+listColumns+` FROM lists WHERE id = $1`, id))
+}
+
+// queryAll returns every row the query selects, each read by scan.
+func queryAll[T any](ctx context.Context, tx pgx.Tx, scan func(pgx.Row) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := tx.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// viewAll runs one query in its own read-only transaction and returns
+// every row it selects, each read by scan.
+func viewAll[T any](ctx context.Context, s *Store, op string, scan func(pgx.Row) (T, error), query string, args ...any) ([]T, error) {
+	var out []T
+	err := s.view(ctx, op, func(tx pgx.Tx) error {
+		var err error
+		out, err = queryAll(ctx, tx, scan, query, args...)
+		return err
+	})
+	return out, err
+}
+
+// GetList implements store.Store.
+func (s *Store) GetList(ctx context.Context, owner, name string) (store.List, error) {
+	var l store.List
+	err := s.view(ctx, "get list", func(tx pgx.Tx) error {
+		var err error
+		l, err = scanList(tx.QueryRow(ctx, `SELECT `+listColumns+` FROM lists
+			WHERE owner = $1 AND name = $2 AND state = $3`, owner, name, stateCommitted))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: list %q of %q", store.ErrNotFound, name, owner)
+		}
+		return err
+	})
+	return l, err
+}
+
+// Lists implements store.Store.
+func (s *Store) Lists(ctx context.Context, owner string) ([]store.List, error) {
+	return viewAll(ctx, s, "list lists", scanList, `SELECT `+listColumns+` FROM lists
+		WHERE owner = $1 AND state = $2 ORDER BY name`, owner, stateCommitted)
+}
+
+// VisibleLists implements store.Store.
+func (s *Store) VisibleLists(ctx context.Context, kind, keyID string) ([]store.List, error) {
+	return viewAll(ctx, s, "visible lists", scanList, `SELECT `+listColumns+` FROM lists
+		WHERE kind = $1 AND key_id = $2 AND state = $3 ORDER BY id`, kind, keyID, stateCommitted)
+}
+
+// ExpiredLists implements store.Store.
+func (s *Store) ExpiredLists(ctx context.Context, now time.Time) ([]store.List, error) {
+	return viewAll(ctx, s, "expired lists", scanList, `SELECT `+listColumns+` FROM lists
+		WHERE state = $1 AND expires_at < $2 ORDER BY id`, stateCommitted, timestamp(now))
+}
+
+// DeleteList implements store.Store. It locks the list's rows before erasing
+// their tokens, so that no batch lands meanwhile, and runs VACUUM after the
+// deletion (see Store.vacuum).
+func (s *Store) DeleteList(ctx context.Context, owner, name string, rec *audit.Record) (uint64, error) {
+	var n uint64
+	err := s.update(ctx, "delete list", func(tx pgx.Tx) error {
+		n = 0
+		if err := lock(ctx, tx, lockList, listKey(owner, name)); err != nil {
+			return err
+		}
+		ids, err := collectIDs(tx.Query(ctx, `SELECT id FROM lists WHERE owner = $1 AND name = $2 ORDER BY id FOR UPDATE`, owner, name))
+		if err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			return fmt.Errorf("%w: list %q of %q", store.ErrNotFound, name, owner)
+		}
+		for _, id := range ids {
+			c, err := eraseTokens(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			n += c
+		}
+		if _, err = tx.Exec(ctx, `DELETE FROM lists WHERE id = ANY($1)`, ids); err != nil {
+			return err
+		}
+		return maybeAppend(ctx, tx, rec)
+	})
+	if err != nil {
+		return 0, err
+	}
+	s.vacuum(ctx)
+	return n, nil
+}
+
+// overlapsSQL joins the tokens of list version $1 on the token prefix index,
+// confirms each candidate against the full token, and keeps committed lists
+// of owners other than $2 with kind $3 and key id $4. overlapsPlan makes the
+// requester's list drive the join, one index probe per token.
+var overlapsSQL = fmt.Sprintf(`
+SELECT DISTINCT a.ref, l.id
+FROM tokens AS a
+	JOIN tokens AS b ON token_prefix(b.token) = token_prefix(a.token) AND b.token = a.token
+	JOIN lists AS l ON l.id = b.list_id
+WHERE a.list_id = $1::bigint
+	AND l.state = %d AND l.owner <> $2 AND l.kind = $3 AND l.key_id = $4`, stateCommitted)
+
+// overlapsPlan fixes the plan of overlapsSQL: the joins in the order
+// written, as nested loops over the indexes. A hash or merge join would
+// read, and might spill to temporary files, every token of the kind.
+const overlapsPlan = `SET LOCAL join_collapse_limit = 1; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off`
+
+// checkSQL finds the committed lists with kind $2 and key id $3 that hold
+// token $1.
+var checkSQL = fmt.Sprintf(`
+SELECT DISTINCT l.id
+FROM tokens AS t
+	JOIN lists AS l ON l.id = t.list_id
+WHERE token_prefix(t.token) = token_prefix($1::bytea) AND t.token = $1::bytea
+	AND l.state = %d AND l.kind = $2 AND l.key_id = $3`, stateCommitted)
+
+// Overlaps implements store.Store. It reads from one snapshot and streams
+// the rows as fn consumes them; fn runs while the snapshot is held and may
+// call the store's other methods.
+func (s *Store) Overlaps(ctx context.Context, listID int64, fn func(entryRef uint64, counterpartyListID int64) error) error {
+	return s.view(ctx, "overlaps", func(tx pgx.Tx) error {
+		var owner, kind, keyID string
+		err := tx.QueryRow(ctx, `SELECT owner, kind, key_id FROM lists WHERE id = $1 AND state = $2`,
+			listID, stateCommitted).Scan(&owner, &kind, &keyID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: list version %d", store.ErrNotFound, listID)
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, overlapsPlan); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, overlapsSQL, listID, owner, kind, keyID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var ref, cp int64
+			if err := rows.Scan(&ref, &cp); err != nil {
+				return err
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := fn(uint64(ref), cp); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+}
+
+// checkPipeline is how many tokens' queries Check sends in one round trip.
+const checkPipeline = 256
+
+// Check implements store.Store. It only reads, in a read-only transaction,
+// one query per token, so that nothing of the tokens is stored, not even in
+// a temporary file.
+func (s *Store) Check(ctx context.Context, kind, keyID string, tokens [][]byte, fn func(index int, counterpartyListID int64) error) error {
+	const op = "check"
+	for i, t := range tokens {
+		if len(t) != store.TokenSize {
+			return fmt.Errorf("%s: %w: token %d is %d bytes, want %d", op, store.ErrInvalid, i, len(t), store.TokenSize)
+		}
+	}
+	return s.view(ctx, op, func(tx pgx.Tx) error {
+		for first := 0; first < len(tokens); first += checkPipeline {
+			part := tokens[first:min(first+checkPipeline, len(tokens))]
+			if err := checkPart(ctx, tx, kind, keyID, part, first, fn); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// checkPart sends the queries of tokens, which start at index first, in one
+// batch and calls fn with their results in order.
+func checkPart(ctx context.Context, tx pgx.Tx, kind, keyID string, tokens [][]byte, first int, fn func(int, int64) error) (err error) {
+	b := &pgx.Batch{}
+	for _, t := range tokens {
+		b.Queue(checkSQL, t, kind, keyID)
+	}
+	br := tx.SendBatch(ctx, b)
+	defer func() {
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	for i := range tokens {
+		ids, err := collectIDs(br.Query())
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := fn(first+i, id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
