@@ -2,10 +2,12 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/veilmatch/veilmatch/server/audit"
+	"github.com/veilmatch/veilmatch/server/store"
 )
 
 // EraseExpired erases every list past its retention, each with a decision
@@ -16,16 +18,20 @@ func (s *Service) EraseExpired(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	erased := 0
 	for _, l := range lists {
 		rec := &audit.Record{
 			Time: now, DecisionID: newDecisionID(), Caller: "hub retention", Agency: l.Owner, Action: audit.ActionExpire,
 			Result: audit.ResultAllowed, Reason: "retention ended " + l.ExpiresAt.UTC().Format(time.RFC3339),
 			Lists: []string{l.Owner + "/" + l.Name}, PolicyRevision: s.policy.Revision(),
 		}
-		if _, err := s.store.DeleteList(ctx, l.Owner, l.Name, rec); err != nil {
-			return 0, fmt.Errorf("erase expired list %s/%s: %w", l.Owner, l.Name, err)
+		if _, err := s.store.DeleteList(ctx, l.Owner, l.Name, rec); errors.Is(err, store.ErrNotFound) {
+			continue // its owner, or another hub replica, erased it first
+		} else if err != nil {
+			return erased, fmt.Errorf("erase expired list %s/%s: %w", l.Owner, l.Name, err)
 		}
+		erased++
 		s.metrics.Decided(rec.Action, rec.Result)
 	}
-	return len(lists), nil
+	return erased, nil
 }

@@ -91,6 +91,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -210,6 +211,7 @@ const (
 	lockList        int32 = 0x564d0003 // a list's current version; key: listKey
 	lockKeyEpochs   int32 = 0x564d0004 // key epoch reports
 	lockDisclosures int32 = 0x564d0005 // creation of disclosure requests
+	lockJob         int32 = 0x564d0006 // a background job; key: jobKey
 )
 
 // lock takes the transaction-level advisory lock (class, key), waiting for
@@ -219,6 +221,36 @@ func lock(ctx context.Context, tx pgx.Tx, class, key int32) error {
 		return fmt.Errorf("take lock %#x/%d: %w", class, key, err)
 	}
 	return nil
+}
+
+// RunExclusive runs fn unless another process (a hub replica) runs the
+// job right now: it holds a session-level advisory lock on a connection of
+// its own for as long as fn runs (implements store.Exclusive).
+func (s *Store) RunExclusive(ctx context.Context, job string, fn func(ctx context.Context) error) (bool, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return false, fmt.Errorf("job %s: %w", job, err)
+	}
+	defer conn.Release()
+	h := fnv.New32a()
+	h.Write([]byte(job))
+	key := int32(h.Sum32())
+	var got bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, lockJob, key).Scan(&got); err != nil {
+		return false, fmt.Errorf("job %s: take lock: %w", job, err)
+	}
+	if !got {
+		return false, nil
+	}
+	defer func() {
+		// A fresh context: the lock must go even when ctx is done.
+		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock($1, $2)`, lockJob, key); err != nil {
+			conn.Conn().Close(uctx) // closing the session releases it
+		}
+	}()
+	return true, fn(ctx)
 }
 
 // listKey is the lockList key of the owner's list name. Two lists may share

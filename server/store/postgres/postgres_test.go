@@ -984,3 +984,42 @@ func TestTextPostgresCannotStore(t *testing.T) {
 		}
 	}
 }
+
+// TestRunExclusive: while one replica runs a background job, another that
+// tries the same job does not run it, and runs it once the first is done;
+// another job is not held up.
+func TestRunExclusive(t *testing.T) {
+	ctx := context.Background()
+	a, dsn := openTemp(t)
+	b := openDSN(t, dsn)
+	started, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		ran, err := a.RunExclusive(ctx, "retention", func(context.Context) error {
+			close(started)
+			<-release
+			return nil
+		})
+		if err == nil && !ran {
+			err = errors.New("the first replica did not run the job")
+		}
+		done <- err
+	}()
+	<-started
+	ranB, err := b.RunExclusive(ctx, "retention", func(context.Context) error { return nil })
+	if err != nil || ranB {
+		t.Fatalf("second replica: ran %v (%v), want skipped while the first runs", ranB, err)
+	}
+	if ran, err := b.RunExclusive(ctx, "other", func(context.Context) error { return nil }); err != nil || !ran {
+		t.Fatalf("another job: ran %v (%v)", ran, err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	want := errors.New("job failed")
+	ranB, err = b.RunExclusive(ctx, "retention", func(context.Context) error { return want })
+	if !ranB || !errors.Is(err, want) {
+		t.Fatalf("after the first finished: ran %v, err %v", ranB, err)
+	}
+}
