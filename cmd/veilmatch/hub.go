@@ -28,6 +28,8 @@ func cmdHub(ctx context.Context, e env, args []string) error {
 			return cmdHubBackup(ctx, e, args[1:])
 		case "restore":
 			return cmdHubRestore(ctx, e, args[1:])
+		case "migrate":
+			return cmdHubMigrate(ctx, e, args[1:])
 		}
 	}
 	fs := newFlagSet(e, "hub", "hub --data DIR (--dev-certs DIR | --cert F --key F --client-ca F) [flags]",

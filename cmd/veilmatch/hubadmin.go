@@ -4,16 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 
 	"github.com/veilmatch/veilmatch/internal/dirlock"
 	"github.com/veilmatch/veilmatch/server/hub"
+	"github.com/veilmatch/veilmatch/server/store/postgres"
 	"github.com/veilmatch/veilmatch/server/store/sqlite"
 )
 
 // The hub's administration commands: backup and restore of the embedded
-// SQLite store.
+// SQLite store, and its migration to PostgreSQL.
 
 func cmdHubBackup(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet(e, "hub backup", "hub backup --data DIR --out FILE",
@@ -115,4 +117,46 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return f.Close()
+}
+
+func cmdHubMigrate(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet(e, "hub migrate", "hub migrate --from DIR --to DSN",
+		"veilmatch hub migrate --from /var/lib/veilmatch --to postgres://veilmatch@db.example/veilmatch")
+	from := fs.String("from", "", "the SQLite hub's data `DIR` (the hub stopped)")
+	to := fs.String("to", "", "the PostgreSQL `DSN` (postgres://…) of a new, empty database")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *from == "" || *to == "" {
+		return usagef("", "--from and --to are required")
+	}
+	lock, err := dirlock.Acquire(*from)
+	if err != nil {
+		return withHint(fmt.Errorf("migrate: %w", err), "stop the hub first: its database must not change while it is copied")
+	}
+	defer lock.Release()
+	st, err := openStore(ctx, *to)
+	if err != nil {
+		return err
+	}
+	pg := st.(*postgres.Store)
+	defer pg.Close()
+	rep, err := pg.ImportSQLite(ctx, filepath.Join(*from, hub.DBFile))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "copied %d list versions, %d tokens, %d decision records, %d disclosure requests and %d notices\n",
+		rep.Lists, rep.Tokens, rep.Records, rep.Requests, rep.Notices)
+	fmt.Fprintf(e.stdout, "decision log: %d records, root %x (the same as before: auditors' saved state verifies)\n", rep.LogSize, rep.LogRoot)
+	fmt.Fprintf(e.stdout, "start the hub with: veilmatch hub --data %s --store %s … (its keys stay in --data)\n", *from, redactDSN(*to))
+	return nil
+}
+
+// redactDSN hides the password of a PostgreSQL URL.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "postgres://…"
+	}
+	return u.Redacted()
 }

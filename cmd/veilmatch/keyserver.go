@@ -240,6 +240,9 @@ func cmdInitKey(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(e.stdout, "wrote OPRF key %s to Vault %s as version %d\n", key.KeyID(), *vaultPath, version)
 		return nil
 	}
+	if err := os.MkdirAll(filepath.Dir(*out), 0o700); err != nil {
+		return err
+	}
 	if err := oprf.WriteKeyFile(*out, key); err != nil {
 		return err
 	}

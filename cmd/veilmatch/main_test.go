@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/rogpeppe/go-internal/testscript"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -54,8 +56,77 @@ func TestScripts(t *testing.T) {
 			"httpget":     cmdHTTPGet,
 			"jsondrop":    cmdJSONDrop,
 			"mode":        cmdMode,
+			"pgdb":        cmdPGDB,
+			"pgwait":      cmdPGWait,
+		},
+		Condition: func(cond string) (bool, error) {
+			if cond != "postgres" {
+				return false, fmt.Errorf("unknown condition %q", cond)
+			}
+			if os.Getenv("VEILMATCH_TEST_POSTGRES") == "" && os.Getenv("CI") != "" {
+				return false, errors.New("VEILMATCH_TEST_POSTGRES must point at a PostgreSQL server in CI (.ci/postgres starts one)")
+			}
+			return os.Getenv("VEILMATCH_TEST_POSTGRES") != "", nil
 		},
 	})
+}
+
+// cmdPGWait polls the database of pgdb until a query returns true, for
+// up to waitTimeout:
+//
+//	pgwait 'SELECT count(*) >= 2 FROM batches'
+func cmdPGWait(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: pgwait QUERY")
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, ts.Getenv("PGDSN"))
+	ts.Check(err)
+	defer conn.Close(ctx)
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		var ok bool
+		ts.Check(conn.QueryRow(ctx, args[0]).Scan(&ok))
+		if ok {
+			return
+		}
+		if time.Since(start) > waitTimeout {
+			ts.Fatalf("pgwait: %q still false after %s", args[0], waitTimeout)
+		}
+	}
+}
+
+// cmdPGDB creates a new, empty PostgreSQL database on the server of
+// VEILMATCH_TEST_POSTGRES, dropped when the script ends, and sets PGDSN to
+// its URL:
+//
+//	pgdb
+func cmdPGDB(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: pgdb")
+	}
+	server := os.Getenv("VEILMATCH_TEST_POSTGRES")
+	if server == "" {
+		ts.Fatalf("pgdb: VEILMATCH_TEST_POSTGRES is not set (guard the script with [!postgres] skip)")
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, server)
+	ts.Check(err)
+	defer conn.Close(ctx)
+	name := fmt.Sprintf("vm_script_%d", rand.Int64N(1<<62))
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+name)
+	ts.Check(err)
+	ts.Defer(func() {
+		c, err := pgx.Connect(ctx, server)
+		if err != nil {
+			return
+		}
+		defer c.Close(ctx)
+		_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	})
+	u, err := url.Parse(server)
+	ts.Check(err)
+	u.Path = "/" + name
+	ts.Setenv("PGDSN", u.String())
 }
 
 func setupScript(env *testscript.Env) error {

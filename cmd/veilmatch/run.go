@@ -43,7 +43,7 @@ Usage:
 	cmds: []subcommand{
 		{"dev", cmdDev, "[--data DIR]\trun a key server and a hub on loopback (development)\ncerts --out DIR\tregenerate the development certificates"},
 		{"keyserver", cmdKeyserver, "--oprf-key FILE ...\trun the OPRF key server\ninit-key --out FILE [--endorse-with OLD]\tcreate a new OPRF key (endorsed by the one it replaces)\npublic-key --oprf-key FILE\tprint a key's ID=HEX public key, to pin or trust it\nsplit-key --oprf-key FILE --shares N --threshold T --out DIR\tsplit a key into shares for T-of-N key servers (tokens unchanged)\ndkg init|deal|complain|reveal|finish ...\tmake a T-of-N key no machine ever holds whole (a key ceremony)\nreshare propose|init|deal|complain|reveal|finish ...\tmove a threshold key to new holders (tokens unchanged)"},
-		{"hub", cmdHub, "--data DIR ...\trun the hub\nbackup --data DIR --out FILE\ta consistent copy of a running hub's SQLite store\nrestore --from FILE --data DIR\tput a backup in place (the hub stopped)"},
+		{"hub", cmdHub, "--data DIR ...\trun the hub\nbackup --data DIR --out FILE\ta consistent copy of a running hub's SQLite store\nrestore --from FILE --data DIR\tput a backup in place (the hub stopped)\nmigrate --from DIR --to DSN\tcopy a SQLite hub into PostgreSQL (same decision log root)"},
 		{"certs", certsCommands.run, certsCommands.names() + " ..."},
 		{"agency", agencyCommands.run, agencyCommands.names() + " ..."},
 		{"policy", policyCommands.run, policyCommands.names() + " ..."},

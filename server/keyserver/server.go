@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -125,6 +126,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, fmt.Errorf("keyserver: load OPRF keys: %w", err)
 		}
 		cfg.Keys = keys
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.UsageLog), 0o700); err != nil {
+		return nil, fmt.Errorf("keyserver: usage log directory: %w", err)
 	}
 	lock, err := dirlock.Acquire(filepath.Dir(cfg.UsageLog))
 	if err != nil {
