@@ -151,7 +151,7 @@ func (t *trustedKeys) Set(v string) error {
 // directory, reloads it on file changes and on SIGHUP until ctx is done.
 // A bundle that fails validation is refused and the previous one kept.
 func loadPolicy(ctx context.Context, dir string) (*policy.Engine, error) {
-	pol, err := policy.New(ctx, policy.Options{Dir: dir})
+	pol, err := policy.New(ctx, policy.Options{Dir: dir, Logger: slog.Default()})
 	if err != nil {
 		return nil, fmt.Errorf("load policy: %w", err)
 	}
