@@ -9,7 +9,7 @@ import (
 )
 
 func cmdBench(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "bench", "bench [--agencies N] [--entries N] [--query N] [--overlap F] [--background N] [--large] [--format json] [--data DIR]",
+	fs := newFlagSet(e, "bench", "bench [--agencies N] [--entries N] [--query N] [--overlap F] [--background N] [--large] [--store DSN] [--format json] [--data DIR]",
 		"veilmatch bench --agencies 4 --entries 20000 --query 50000 --overlap 0.1")
 	def, big := bench.DefaultOptions(), bench.LargeOptions()
 	var (
@@ -19,6 +19,7 @@ func cmdBench(ctx context.Context, e env, args []string) error {
 		overlap    = fs.Float64("overlap", def.Overlap, "fraction of every list shared with the other lists, 0 to 1")
 		background = fs.Int("background", def.Background, fmt.Sprintf("random tokens written directly into the hub before it starts (--large: %d)", big.Background))
 		large      = fs.Bool("large", false, "large profile: 1M identifiers through the pipeline against a 10M-token hub (takes minutes)")
+		storeURL   = fs.String("store", "", "also run the phases that depend on the hub's store on PostgreSQL at this `DSN` (postgres://…), beside SQLite, in a new schema dropped afterwards")
 		format     = fs.String("format", "text", "output format: text or json")
 		dir        = fs.String("data", "", "keep the run's key, hub data and agency state in data `DIR` (new or empty; default: a temporary directory, removed)")
 	)
@@ -52,7 +53,7 @@ func cmdBench(ctx context.Context, e env, args []string) error {
 			o.Background = *background
 		}
 	})
-	o.Dir = *dir
+	o.Dir, o.Store = *dir, *storeURL
 	if err := o.Validate(); err != nil {
 		return usagef("run 'veilmatch bench -h' for the flags", "%v", err)
 	}

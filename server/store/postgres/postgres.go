@@ -263,6 +263,15 @@ func listKey(owner, name string) int32 {
 	return int32(h.Sum32())
 }
 
+// summarize summarizes the block ranges of tokens_list that have none yet,
+// so that the list version just committed is found through its few ranges
+// at once, not by reading every range written since the last VACUUM. Like
+// vacuum it runs after the commit and its failure fails nothing
+// (autosummarize on the index catches up).
+func (s *Store) summarize(ctx context.Context) {
+	_, _ = s.pool.Exec(context.WithoutCancel(ctx), `SELECT brin_summarize_new_values('tokens_list')`)
+}
+
 // vacuum runs VACUUM on the tables that hold tokens and batch digests, so
 // that the rows just erased are removed from heap and indexes (see the
 // package documentation). It runs after the erasing transaction committed,

@@ -80,7 +80,7 @@ CREATE TABLE tokens (
 ) WITH (fillfactor = 100);
 -- A block range index: uploads append their tokens, so a list version
 -- lies in few ranges, at a few bytes per thousand tokens.
-CREATE INDEX tokens_list ON tokens USING brin (list_id);
+CREATE INDEX tokens_list ON tokens USING brin (list_id) WITH (autosummarize = on);
 CREATE INDEX tokens_prefix ON tokens (token_prefix(token));
 `,
 	`

@@ -283,6 +283,9 @@ func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, 
 	if err == nil && superseded {
 		s.vacuum(ctx)
 	}
+	if err == nil {
+		s.summarize(ctx)
+	}
 	return l, err
 }
 

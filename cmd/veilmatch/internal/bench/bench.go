@@ -13,6 +13,12 @@
 // memory while the hub grows. Targets are reported, never asserted: a
 // benchmark that fails on a slow machine measures the machine.
 //
+// The hub's store is SQLite. Given a PostgreSQL URL (Options.Store), the
+// run measures the phases that depend on the store — the background
+// insert, publish, overlaps and the store's size — again with the store on
+// PostgreSQL, in a schema of its own that it drops afterwards, and reports
+// them beside SQLite's.
+//
 // The data is synthetic: phone numbers +1415555xxxx and onwards, unique per
 // row except for the shared fraction, and, for a large hub, random tokens
 // written straight into the store. Nothing here is a real identifier.
@@ -55,6 +61,13 @@ type Options struct {
 	Background int
 	// Large labels the run as the large profile in the report.
 	Large bool
+	// Store is the URL of a PostgreSQL database (postgres://…). If set,
+	// the phases that depend on the hub's store (the background insert,
+	// publish, overlaps and the store's size) run again with the hub's
+	// store on PostgreSQL, in a schema the run creates in that database
+	// and drops afterwards, and are reported beside SQLite's. Empty means
+	// SQLite only.
+	Store string
 	// Dir is the working directory (key, quota journal, hub data, agency
 	// state). It must be empty or absent, and is kept. Empty means a
 	// temporary directory, removed afterwards.
@@ -117,6 +130,9 @@ func (o Options) Validate() error {
 	case o.Repetitions < 1:
 		return fmt.Errorf("bench: repetitions must be at least 1, got %d", o.Repetitions)
 	}
+	if err := checkStoreURL(o.Store); err != nil {
+		return err
+	}
 	if n := newPlan(o).distinct(); n > maxNumbers {
 		return fmt.Errorf("bench: %d distinct phone numbers needed, the synthetic range holds %d; lower --agencies, --entries or --query", n, maxNumbers)
 	}
@@ -136,6 +152,11 @@ func Run(ctx context.Context, o Options, progress io.Writer) (Report, error) {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	began := time.Now()
+	if o.Store != "" {
+		if err := checkStore(ctx, o.Store); err != nil {
+			return Report{}, fmt.Errorf("bench: postgres: %w", err)
+		}
+	}
 	dir, cleanup, err := workDir(o.Dir)
 	if err != nil {
 		return Report{}, err
@@ -158,10 +179,31 @@ func Run(ctx context.Context, o Options, progress io.Writer) (Report, error) {
 		return r, fmt.Errorf("bench: normalize: %w", err)
 	}
 
-	plan := newPlan(o)
-	e, err := startServers(ctx, dir, key, o, p)
+	bgTime, err := runSQLite(ctx, dir, key, o, p, &r)
 	if err != nil {
-		return r, fmt.Errorf("bench: start servers: %w", err)
+		return r, err
+	}
+	if o.Store != "" {
+		if r.Postgres, err = runPostgres(ctx, dir, key, o, p); err != nil {
+			return r, fmt.Errorf("bench: postgres: %w", err)
+		}
+		if b := r.Postgres.Background; b != nil {
+			b.SQLiteSeconds = bgTime.Seconds()
+		}
+	}
+	r.Seconds = time.Since(began).Seconds()
+	r.evaluate()
+	return r, nil
+}
+
+// runSQLite runs the phases that need the servers, with the hub's store in
+// SQLite, and fills in their figures. It returns the time the background
+// insert took.
+func runSQLite(ctx context.Context, dir string, key *oprf.PrivateKey, o Options, p *progressWriter, r *Report) (time.Duration, error) {
+	plan := newPlan(o)
+	e, err := startServers(ctx, dir, sqliteBackend{}, key, o, p)
+	if err != nil {
+		return 0, fmt.Errorf("bench: start servers: %w", err)
 	}
 	defer e.stop()
 	sampler := startSampler(e.hubTokens)
@@ -169,25 +211,23 @@ func Run(ctx context.Context, o Options, progress io.Writer) (Report, error) {
 
 	p.printf("key server: %d concurrent callers, batch %d, for %s", callers(), o.Batch, o.KeyServerTime)
 	if r.KeyServer, err = measureKeyServer(ctx, e, key, o); err != nil {
-		return r, fmt.Errorf("bench: key server throughput: %w", err)
+		return 0, fmt.Errorf("bench: key server throughput: %w", err)
 	}
 
-	p.printf("publish: %d lists, %d rows, concurrently through the full pipeline", plan.lists(), plan.rows())
 	sampler.setPhase(phasePublish)
 	if r.Publish, err = runPublish(ctx, e, plan, o, p); err != nil {
-		return r, fmt.Errorf("bench: publish: %w", err)
+		return 0, fmt.Errorf("bench: publish: %w", err)
 	}
 	sampler.setPhase(phaseIdle)
 
 	p.printf("threshold: publish agency lists through one key server, then 2-of-3 and 3-of-5 share servers")
 	if r.Threshold, err = measureThreshold(ctx, e, key, plan, o, p); err != nil {
-		return r, fmt.Errorf("bench: threshold: %w", err)
+		return 0, fmt.Errorf("bench: threshold: %w", err)
 	}
 
-	p.printf("overlaps: query list of %d against a hub of %d tokens, %d repetitions", o.Query, e.hubTokens(), o.Repetitions)
 	sampler.setPhase(phaseOverlaps)
 	if r.Overlaps, err = measureOverlaps(ctx, e, plan, o, p); err != nil {
-		return r, fmt.Errorf("bench: overlaps: %w", err)
+		return 0, fmt.Errorf("bench: overlaps: %w", err)
 	}
 	sampler.setPhase(phaseIdle)
 	r.Memory = sampler.report()
@@ -198,20 +238,17 @@ func Run(ctx context.Context, o Options, progress io.Writer) (Report, error) {
 		r.Memory.Background = PhaseRSS{Samples: 2, StartMiB: mib(b[0]), MaxMiB: mib(max(b[0], b[1])), EndMiB: mib(b[1]), HubTokensEnd: int64(o.Background)}
 	}
 
-	p.printf("in-memory hash join: building a map of the counterparty tokens")
-	if err := memoryJoin(ctx, e, plan, o, &r.Overlaps); err != nil {
-		return r, fmt.Errorf("bench: in-memory join: %w", err)
+	if err := memoryJoin(ctx, e, plan, o, p, &r.Overlaps); err != nil {
+		return 0, fmt.Errorf("bench: in-memory join: %w", err)
 	}
 
 	if err := e.stop(); err != nil {
-		return r, fmt.Errorf("bench: stop servers: %w", err)
+		return 0, fmt.Errorf("bench: stop servers: %w", err)
 	}
-	if r.Storage, err = measureDisk(e, o); err != nil {
-		return r, fmt.Errorf("bench: hub size on disk: %w", err)
+	if r.Storage, err = measureDisk(ctx, e, o); err != nil {
+		return 0, fmt.Errorf("bench: hub size on disk: %w", err)
 	}
-	r.Seconds = time.Since(began).Seconds()
-	r.evaluate()
-	return r, nil
+	return e.bgTime, nil
 }
 
 // workDir returns the run's directory and what removes it afterwards.
@@ -237,16 +274,24 @@ func workDir(dir string) (string, func(), error) {
 	return dir, func() {}, nil
 }
 
-// progressWriter prefixes progress lines with the time since the start. It
-// is safe for concurrent use: phases report from background tickers.
+// progressWriter prefixes progress lines with the time since the start,
+// and with prefix. It is safe for concurrent use: phases report from
+// background tickers.
 type progressWriter struct {
-	mu    sync.Mutex
-	w     io.Writer
-	start time.Time
+	mu     sync.Mutex
+	w      io.Writer
+	start  time.Time
+	prefix string
+}
+
+// sub returns a writer to the same output whose lines begin with prefix
+// and ": ". Lines of the two writers may interleave.
+func (p *progressWriter) sub(prefix string) *progressWriter {
+	return &progressWriter{w: p.w, start: p.start, prefix: p.prefix + prefix + ": "}
 }
 
 func (p *progressWriter) printf(format string, args ...any) {
-	line := fmt.Sprintf("bench %5.1fs: %s\n", time.Since(p.start).Seconds(), fmt.Sprintf(format, args...))
+	line := fmt.Sprintf("bench %5.1fs: %s%s\n", time.Since(p.start).Seconds(), p.prefix, fmt.Sprintf(format, args...))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	io.WriteString(p.w, line)

@@ -33,8 +33,91 @@ func TestRunTiny(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v\nprogress:\n%s", err, progress.String())
 	}
+	table := checkReport(t, o, r, progress.String())
+	if r.Postgres != nil || strings.Contains(table, "PostgreSQL") {
+		t.Errorf("a PostgreSQL run without a store URL:\n%s", table)
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(data, []byte(`"postgres"`)) {
+		t.Errorf("the JSON has a postgres field without a store URL: %s", data)
+	}
+	t.Logf("\n%s", table)
+}
+
+// checkReport checks that every figure of the SQLite run is present and
+// plausible, and returns the report as a table.
+func checkReport(t *testing.T, o Options, r Report, progress string) string {
+	t.Helper()
 	pl := newPlan(o)
 
+	checkFigures(t, r)
+	if r.Publish.Rows != pl.rows() || r.Publish.Lists != o.Agencies+1 {
+		t.Errorf("published %d rows in %d lists, want %d in %d", r.Publish.Rows, r.Publish.Lists, pl.rows(), o.Agencies+1)
+	}
+	if r.Publish.Warnings != 0 {
+		t.Errorf("%d normalization warnings on synthetic numbers", r.Publish.Warnings)
+	}
+	if r.KeyServer.Evaluations < int64(r.KeyServer.Callers*o.Batch) {
+		t.Errorf("%d evaluations by %d callers, want at least one batch each", r.KeyServer.Evaluations, r.KeyServer.Callers)
+	}
+
+	// 60 of the query's rows are shared with both agency lists (police-us
+	// and police-th, counterparties of police-gb's query list).
+	if r.Overlaps.Pairs == 0 || r.Overlaps.Pairs != int64(pl.expectedPairs()) {
+		t.Errorf("overlaps joined %d pairs, want %d (> 0)", r.Overlaps.Pairs, pl.expectedPairs())
+	}
+	if r.Overlaps.Matches+r.Overlaps.CountedClasses == 0 {
+		t.Error("the overlaps answer disclosed nothing")
+	}
+	tokens := int64(pl.rows() + o.Background)
+	if r.Storage.Tokens != tokens || r.Overlaps.HubTokens != tokens {
+		t.Errorf("hub holds %d tokens (overlaps saw %d), want %d", r.Storage.Tokens, r.Overlaps.HubTokens, tokens)
+	}
+	if r.Storage.BytesPerToken < 32 {
+		t.Errorf("%.1f bytes on disk per token: less than the token itself", r.Storage.BytesPerToken)
+	}
+	if r.Overlaps.MemoryTokens == 0 || r.Overlaps.MemoryTokens >= tokens {
+		t.Errorf("the in-memory join held %d tokens, want some but not the query owner's (%d in the hub)", r.Overlaps.MemoryTokens, tokens)
+	}
+	targets := 7
+	if o.Store != "" {
+		targets++
+	}
+	if len(r.Targets) != targets {
+		t.Errorf("%d targets, want %d", len(r.Targets), targets)
+	}
+	if th := r.Threshold; th.Single.RowsPerSec <= 0 || len(th.Runs) != 2 || th.Runs[0].RatioToSingle <= 0 || th.Runs[1].Shares != 5 || th.Rows != o.Agencies*o.Entries {
+		t.Errorf("threshold publish = %+v, want the whole key, 2-of-3 and 3-of-5 over %d rows", th, o.Agencies*o.Entries)
+	}
+
+	if _, err := json.Marshal(r); err != nil {
+		t.Errorf("the report does not marshal (a ratio that is not finite?): %v", err)
+	}
+	var table bytes.Buffer
+	if err := r.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"physical limit", "publish / physical limit", "key server / bare evaluate", "publish / circl round trip", "key server / circl evaluate", "(circl ", "through 2-of-3 share servers", "through 3-of-5 share servers", "overlaps p50 / p95", "in-memory hash join", "B/token", "VmHWM", "RSS during publish", "RSS during overlaps", "background: 3,000 synthetic tokens inserted directly"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+	if got := strings.Count(table.String(), "PASS") + strings.Count(table.String(), "MISS"); got != targets {
+		t.Errorf("table has %d PASS/MISS verdicts, want %d:\n%s", got, targets, table.String())
+	}
+	if !strings.Contains(progress, "publish") {
+		t.Errorf("no progress for the publish phase:\n%s", progress)
+	}
+	return table.String()
+}
+
+// checkFigures checks that every figure of the SQLite run is a positive
+// finite number, and that the limits follow from the crypto's times.
+func checkFigures(t *testing.T, r Report) {
+	t.Helper()
 	positive := map[string]float64{
 		"crypto blind µs":            r.Crypto.Blind.SingleCoreMicros,
 		"crypto evaluate µs":         r.Crypto.Evaluate.SingleCoreMicros,
@@ -92,60 +175,6 @@ func TestRunTiny(t *testing.T) {
 			t.Errorf("%s round trip = %v µs, want t_blind + t_eval + t_final = %v", name, cc.RoundTripMicros, sum)
 		}
 	}
-	if r.Publish.Rows != pl.rows() || r.Publish.Lists != o.Agencies+1 {
-		t.Errorf("published %d rows in %d lists, want %d in %d", r.Publish.Rows, r.Publish.Lists, pl.rows(), o.Agencies+1)
-	}
-	if r.Publish.Warnings != 0 {
-		t.Errorf("%d normalization warnings on synthetic numbers", r.Publish.Warnings)
-	}
-	if r.KeyServer.Evaluations < int64(r.KeyServer.Callers*o.Batch) {
-		t.Errorf("%d evaluations by %d callers, want at least one batch each", r.KeyServer.Evaluations, r.KeyServer.Callers)
-	}
-
-	// 60 of the query's rows are shared with both agency lists (police-us
-	// and police-th, counterparties of police-gb's query list).
-	if r.Overlaps.Pairs == 0 || r.Overlaps.Pairs != int64(pl.expectedPairs()) {
-		t.Errorf("overlaps joined %d pairs, want %d (> 0)", r.Overlaps.Pairs, pl.expectedPairs())
-	}
-	if r.Overlaps.Matches+r.Overlaps.CountedClasses == 0 {
-		t.Error("the overlaps answer disclosed nothing")
-	}
-	tokens := int64(pl.rows() + o.Background)
-	if r.Storage.Tokens != tokens || r.Overlaps.HubTokens != tokens {
-		t.Errorf("hub holds %d tokens (overlaps saw %d), want %d", r.Storage.Tokens, r.Overlaps.HubTokens, tokens)
-	}
-	if r.Storage.BytesPerToken < 32 {
-		t.Errorf("%.1f bytes on disk per token: less than the token itself", r.Storage.BytesPerToken)
-	}
-	if r.Overlaps.MemoryTokens == 0 || r.Overlaps.MemoryTokens >= tokens {
-		t.Errorf("the in-memory join held %d tokens, want some but not the query owner's (%d in the hub)", r.Overlaps.MemoryTokens, tokens)
-	}
-	if len(r.Targets) != 7 {
-		t.Errorf("%d targets, want 7", len(r.Targets))
-	}
-	if th := r.Threshold; th.Single.RowsPerSec <= 0 || len(th.Runs) != 2 || th.Runs[0].RatioToSingle <= 0 || th.Runs[1].Shares != 5 || th.Rows != o.Agencies*o.Entries {
-		t.Errorf("threshold publish = %+v, want the whole key, 2-of-3 and 3-of-5 over %d rows", th, o.Agencies*o.Entries)
-	}
-
-	if _, err := json.Marshal(r); err != nil {
-		t.Errorf("the report does not marshal (a ratio that is not finite?): %v", err)
-	}
-	var table bytes.Buffer
-	if err := r.WriteTable(&table); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"physical limit", "publish / physical limit", "key server / bare evaluate", "publish / circl round trip", "key server / circl evaluate", "(circl ", "through 2-of-3 share servers", "through 3-of-5 share servers", "overlaps p50 / p95", "in-memory hash join", "B/token", "VmHWM", "RSS during publish", "RSS during overlaps", "background: 3,000 synthetic tokens inserted directly"} {
-		if !strings.Contains(table.String(), want) {
-			t.Errorf("table lacks %q:\n%s", want, table.String())
-		}
-	}
-	if got := strings.Count(table.String(), "PASS") + strings.Count(table.String(), "MISS"); got != 7 {
-		t.Errorf("table has %d PASS/MISS verdicts, want 7:\n%s", got, table.String())
-	}
-	if !strings.Contains(progress.String(), "publish") {
-		t.Errorf("no progress for the publish phase:\n%s", progress.String())
-	}
-	t.Logf("\n%s", table.String())
 }
 
 func TestRunRefusesNonEmptyDir(t *testing.T) {
@@ -171,12 +200,18 @@ func TestOptionsValidate(t *testing.T) {
 		"background": func(o *Options) { o.Background = -1 },
 		"batch":      func(o *Options) { o.Batch = 5000 },
 		"numbers":    func(o *Options) { o.Agencies, o.Entries = 100, 100_000 },
+		"store":      func(o *Options) { o.Store = "host=db user=hub" },
+		"store url":  func(o *Options) { o.Store = "postgres://hub:secret@db:port/hub" },
 	} {
 		t.Run(name, func(t *testing.T) {
 			o := DefaultOptions()
 			mut(&o)
-			if err := o.Validate(); err == nil {
-				t.Error("accepted")
+			err := o.Validate()
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Errorf("the error shows the password: %v", err)
 			}
 		})
 	}

@@ -3,9 +3,8 @@ package bench
 import (
 	"bufio"
 	"bytes"
-	"io/fs"
+	"context"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -157,28 +156,14 @@ func phaseRSS(ss []sample) PhaseRSS {
 	return p
 }
 
-// measureDisk sums the sizes of the files in the hub's data directory at
-// rest: after the hub has stopped and closed its database, which
-// checkpoints the write-ahead log into it.
-func measureDisk(e *servers, o Options) (Storage, error) {
+// measureDisk measures the hub's store at rest, after the hub has stopped
+// and closed it.
+func measureDisk(ctx context.Context, e *servers, o Options) (Storage, error) {
 	st := Storage{Background: int64(o.Background), Tokens: e.hubTokens()}
-	err := filepath.WalkDir(e.hubDir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		st.Bytes += fi.Size()
-		st.Files++
-		return nil
-	})
-	if err != nil {
+	var err error
+	if st.Bytes, st.Files, err = e.backend.size(ctx, e.hubDir); err != nil {
 		return st, err
 	}
-	if st.Tokens > 0 {
-		st.BytesPerToken = float64(st.Bytes) / float64(st.Tokens)
-	}
+	st.BytesPerToken = ratio(float64(st.Bytes), float64(st.Tokens))
 	return st, nil
 }

@@ -25,24 +25,22 @@ var benchQuery = client.Query{Purpose: "investigation", CaseRef: "BENCH-1"}
 // untimed warm-up.
 func measureOverlaps(ctx context.Context, e *servers, pl plan, o Options, p *progressWriter) (Overlaps, error) {
 	ov := Overlaps{QueryEntries: pl.query.rows(), HubTokens: e.hubTokens(), Repetitions: o.Repetitions, ExpectedPairs: int64(pl.expectedPairs())}
+	p.printf("overlaps: query list of %d against a hub of %d tokens, %d repetitions", ov.QueryEntries, ov.HubTokens, o.Repetitions)
 	c, err := e.newClient(pl.query, o)
 	if err != nil {
 		return ov, err
 	}
 	defer c.Close()
-	lat := make([]time.Duration, 0, o.Repetitions)
-	for i := range o.Repetitions + 1 {
-		start := time.Now()
+	ov.P50Millis, ov.P95Millis, err = timed(o.Repetitions, func() error {
 		res, err := c.Overlaps(ctx, queryList, benchQuery)
-		if err != nil {
-			return ov, err
+		if err == nil {
+			ov.Matches, ov.CountedClasses = len(res.Matches), len(res.Counts)
 		}
-		if i > 0 {
-			lat = append(lat, time.Since(start))
-		}
-		ov.Matches, ov.CountedClasses = len(res.Matches), len(res.Counts)
+		return err
+	})
+	if err != nil {
+		return ov, err
 	}
-	ov.P50Millis, ov.P95Millis = percentiles(lat)
 	p.printf("overlaps: through the client p50 %s ms; now the hub's RPC alone", ms(ov.P50Millis))
 
 	// The hub's RPC alone, without the client reading its state and
@@ -55,51 +53,65 @@ func measureOverlaps(ctx context.Context, e *servers, pl plan, o Options, p *pro
 	defer conn.Close()
 	hc := veilmatchv1.NewHubServiceClient(conn)
 	req := &veilmatchv1.OverlapsRequest{List: queryList, Purpose: benchQuery.Purpose, CaseRef: benchQuery.CaseRef}
-	lat = lat[:0]
-	for i := range o.Repetitions + 1 {
-		start := time.Now()
-		if _, err := hc.Overlaps(ctx, req); err != nil {
-			return ov, err
-		}
-		if i > 0 {
-			lat = append(lat, time.Since(start))
-		}
-	}
-	ov.RPCP50Millis, ov.RPCP95Millis = percentiles(lat)
-	p.printf("overlaps: hub RPC p50 %s ms; now the store's join alone", ms(ov.RPCP50Millis))
-
-	l, err := e.store.GetList(ctx, queryOwner, queryList)
+	ov.RPCP50Millis, ov.RPCP95Millis, err = timed(o.Repetitions, func() error {
+		_, err := hc.Overlaps(ctx, req)
+		return err
+	})
 	if err != nil {
 		return ov, err
 	}
-	lat = lat[:0]
-	for i := range o.Repetitions + 1 {
-		pairs := int64(0)
-		start := time.Now()
-		err := e.store.Overlaps(ctx, l.ID, func(uint64, int64) error {
-			pairs++
-			return nil
-		})
-		if err != nil {
-			return ov, err
-		}
-		if i > 0 {
-			lat = append(lat, time.Since(start))
-		}
-		ov.Pairs = pairs
+	p.printf("overlaps: hub RPC p50 %s ms; now the store's join alone", ms(ov.RPCP50Millis))
+
+	if ov.StoreP50Millis, ov.StoreP95Millis, ov.Pairs, err = timeStoreJoin(ctx, e, o); err != nil {
+		return ov, err
 	}
-	ov.StoreP50Millis, ov.StoreP95Millis = percentiles(lat)
 	if ov.Pairs != ov.ExpectedPairs {
 		return ov, fmt.Errorf("the store's join found %d (entry, list) pairs, the synthetic data has %d", ov.Pairs, ov.ExpectedPairs)
 	}
 	return ov, nil
 }
 
+// timeStoreJoin times the store's join of the query list alone, and
+// returns the distinct (entry, list) pairs it found.
+func timeStoreJoin(ctx context.Context, e *servers, o Options) (p50, p95 float64, pairs int64, err error) {
+	l, err := e.store.GetList(ctx, queryOwner, queryList)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	p50, p95, err = timed(o.Repetitions, func() error {
+		pairs = 0
+		return e.store.Overlaps(ctx, l.ID, func(uint64, int64) error {
+			pairs++
+			return nil
+		})
+	})
+	return p50, p95, pairs, err
+}
+
+// timed calls fn once untimed, as a warm-up, then n times timed, and
+// returns the latencies' nearest-rank 50th and 95th percentiles in
+// milliseconds.
+func timed(n int, fn func() error) (p50, p95 float64, err error) {
+	lat := make([]time.Duration, 0, n)
+	for i := range n + 1 {
+		start := time.Now()
+		if err := fn(); err != nil {
+			return 0, 0, err
+		}
+		if i > 0 {
+			lat = append(lat, time.Since(start))
+		}
+	}
+	p50, p95 = percentiles(lat)
+	return p50, p95, nil
+}
+
 // memoryJoin is the reference: a Go map of every counterparty token (the
 // lists of other owners, which the hub joins against), built beforehand,
 // probed with the query list's tokens; only the probing is timed, with the
 // same repetitions and warm-up as the hub's overlaps.
-func memoryJoin(ctx context.Context, e *servers, pl plan, o Options, ov *Overlaps) error {
+func memoryJoin(ctx context.Context, e *servers, pl plan, o Options, p *progressWriter, ov *Overlaps) error {
+	p.printf("in-memory hash join: building a map of the counterparty tokens")
 	if err := e.store.flush(); err != nil {
 		return err
 	}
@@ -148,20 +160,16 @@ func memoryJoin(ctx context.Context, e *servers, pl plan, o Options, ov *Overlap
 	ov.MemoryTokens = int64(len(j.m))
 	ov.MemoryBuildSeconds = time.Since(start).Seconds()
 
-	lat := make([]time.Duration, 0, o.Repetitions)
-	for i := range o.Repetitions + 1 {
+	var err error
+	ov.MemoryP50Millis, ov.MemoryP95Millis, err = timed(o.Repetitions, func() error {
 		pairs := int64(0)
-		start := time.Now()
 		j.probe(query, func(uint64, int32) { pairs++ })
-		if i > 0 {
-			lat = append(lat, time.Since(start))
-		}
 		if pairs != ov.Pairs {
 			return fmt.Errorf("the in-memory join found %d pairs, the store %d: they did not join the same tokens", pairs, ov.Pairs)
 		}
-	}
-	ov.MemoryP50Millis, ov.MemoryP95Millis = percentiles(lat)
-	return nil
+		return nil
+	})
+	return err
 }
 
 // hashJoin maps a token to the list holding it, or, for a token on several

@@ -29,6 +29,7 @@ func (e *servers) newClient(l list, o Options) (*client.Client, error) {
 // server over gRPC, verified and finalized, and uploaded to the hub, which
 // stores them. The clock runs from the first row read to the last commit.
 func runPublish(ctx context.Context, e *servers, pl plan, o Options, p *progressWriter) (Publish, error) {
+	p.printf("publish: %d lists, %d rows, concurrently through the full pipeline", pl.lists(), pl.rows())
 	lists := append([]list{pl.query}, pl.agencies...)
 	files := make([][]byte, len(lists))
 	clients := make([]*client.Client, len(lists))

@@ -21,9 +21,12 @@ type Report struct {
 	Overlaps  Overlaps  `json:"overlaps"`
 	Storage   Storage   `json:"storage"`
 	Memory    Memory    `json:"memory"`
-	Targets   []Target  `json:"targets"`
-	Notes     []string  `json:"notes"`
-	Seconds   float64   `json:"seconds"`
+	// Postgres is the phases that depend on the hub's store run again on
+	// PostgreSQL (Options.Store); nil without.
+	Postgres *Postgres `json:"postgres,omitempty"`
+	Targets  []Target  `json:"targets"`
+	Notes    []string  `json:"notes"`
+	Seconds  float64   `json:"seconds"`
 }
 
 // Profile is what was run, on what.
@@ -165,10 +168,11 @@ type Overlaps struct {
 	CountedClasses int `json:"counted_classes"`
 }
 
-// Storage is the hub's data directory at rest.
+// Storage is the hub's store at rest: the files of its data directory
+// (SQLite), or its tables (PostgreSQL, no files).
 type Storage struct {
 	Bytes         int64   `json:"bytes"`
-	Files         int     `json:"files"`
+	Files         int     `json:"files,omitempty"`
 	Tokens        int64   `json:"tokens"`
 	Background    int64   `json:"background_tokens"`
 	BytesPerToken float64 `json:"bytes_per_token"`
@@ -237,13 +241,10 @@ const (
 // evaluate derives the ratios, the targets and the notes.
 func (r *Report) evaluate() {
 	c := r.Crypto
-	r.Publish.RatioToLimit = ratio(r.Publish.RowsPerSec, c.LimitPerSec)
-	r.Publish.RatioToMeasuredLimit = ratio(r.Publish.RowsPerSec, c.MeasuredLimitPerSec)
+	r.Publish.compare(c)
 	r.KeyServer.RatioToBare = ratio(r.KeyServer.PerSec, c.Evaluate.AllCoresPerSec)
-	r.Publish.RatioToCirclRoundTrip = ratio(r.Publish.RowsPerSec, c.Circl.LimitPerSec)
 	r.KeyServer.RatioToCirclEvaluate = ratio(r.KeyServer.PerSec, c.Circl.Evaluate.AllCoresPerSec)
-	r.Overlaps.RatioToMemory = ratio(r.Overlaps.P50Millis, r.Overlaps.MemoryP50Millis)
-	r.Overlaps.RatioToMemoryP95 = ratio(r.Overlaps.P95Millis, r.Overlaps.MemoryP95Millis)
+	r.Overlaps.compare()
 
 	r.Targets = []Target{
 		{Name: "publish_vs_limit", Value: r.Publish.RatioToLimit, Goal: "≥ 80% of the limit", Pass: r.Publish.RatioToLimit >= targetPublish},
@@ -280,6 +281,34 @@ func (r *Report) evaluate() {
 			100*ratio(ov.StoreP50Millis, ov.P50Millis), 100*ratio(ov.RPCP50Millis-ov.StoreP50Millis, ov.P50Millis),
 			count(ov.QueryEntries), 100*ratio(ov.P50Millis-ov.RPCP50Millis, ov.P50Millis), count(int(ov.MemoryTokens)), ov.MemoryBuildSeconds))
 	}
+	r.evaluatePostgres()
+}
+
+// compare derives the publish rate's ratios to the limits of c.
+func (p *Publish) compare(c Crypto) {
+	p.RatioToLimit = ratio(p.RowsPerSec, c.LimitPerSec)
+	p.RatioToMeasuredLimit = ratio(p.RowsPerSec, c.MeasuredLimitPerSec)
+	p.RatioToCirclRoundTrip = ratio(p.RowsPerSec, c.Circl.LimitPerSec)
+}
+
+// compare derives the latencies' ratios to the in-memory join's.
+func (ov *Overlaps) compare() {
+	ov.RatioToMemory = ratio(ov.P50Millis, ov.MemoryP50Millis)
+	ov.RatioToMemoryP95 = ratio(ov.P95Millis, ov.MemoryP95Millis)
+}
+
+// verdict returns the goal of the named target and PASS or MISS, or
+// nothing when the report has no such target.
+func (r Report) verdict(name string) (goal, result string) {
+	for _, t := range r.Targets {
+		if t.Name == name {
+			if t.Pass {
+				return t.Goal, "PASS"
+			}
+			return t.Goal, "MISS"
+		}
+	}
+	return "", ""
 }
 
 // WriteTable writes the report as a table with a target and PASS or MISS
@@ -294,44 +323,22 @@ func (r Report) WriteTable(w io.Writer) error {
 	row := func(figure, value, goal, result string) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", figure, value, goal, result)
 	}
-	target := func(name string) (string, string) {
-		for _, t := range r.Targets {
-			if t.Name == name {
-				if t.Pass {
-					return t.Goal, "PASS"
-				}
-				return t.Goal, "MISS"
-			}
-		}
-		return "", ""
-	}
 	n := strconv.Itoa(p.Cores)
-	c := r.Crypto
 	row("FIGURE", "VALUE", "TARGET", "RESULT")
-	cc := c.Circl
-	row("blind, 1 core", fmt.Sprintf("%.1f µs/element (circl %.1f)", c.Blind.SingleCoreMicros, cc.Blind.SingleCoreMicros), "", "")
-	row("evaluate, 1 core (decode, evaluate, prove)", fmt.Sprintf("%.1f µs/element (circl %.1f)", c.Evaluate.SingleCoreMicros, cc.Evaluate.SingleCoreMicros), "", "")
-	row("finalize, 1 core (verify, unblind, hash)", fmt.Sprintf("%.1f µs/element (circl %.1f)", c.Finalize.SingleCoreMicros, cc.Finalize.SingleCoreMicros), "", "")
-	row("round trip, 1 core", fmt.Sprintf("%.1f µs/element (circl %.1f): %.2f× faster", c.RoundTripMicros, cc.RoundTripMicros, ratio(cc.RoundTripMicros, c.RoundTripMicros)), "", "")
-	row("blind, "+n+" cores", rate(c.Blind.AllCoresPerSec, "elements/s")+" (circl "+num(cc.Blind.AllCoresPerSec)+")", "", "")
-	row("evaluate, "+n+" cores", rate(c.Evaluate.AllCoresPerSec, "elements/s")+" (circl "+num(cc.Evaluate.AllCoresPerSec)+")", "", "")
-	row("finalize, "+n+" cores", rate(c.Finalize.AllCoresPerSec, "elements/s")+" (circl "+num(cc.Finalize.AllCoresPerSec)+")", "", "")
-	row("physical limit = "+n+" / (t_blind + t_eval + t_final)", rate(c.LimitPerSec, "elements/s")+" (circl "+num(cc.LimitPerSec)+")", "", "")
-	row("physical limit, measured on "+n+" cores", rate(c.MeasuredLimitPerSec, "elements/s")+" (circl "+num(cc.MeasuredLimitPerSec)+")", "", "")
-	row("normalize a CSV row, 1 core", fmt.Sprintf("%.1f µs/row", c.NormalizeMicros), "", "")
+	r.Crypto.writeRows(row, n)
 
 	pub := r.Publish
-	row(fmt.Sprintf("publish end to end, %s lists at once", count(pub.Lists)), fmt.Sprintf("%s in %.1fs", rate(pub.RowsPerSec, "rows/s"), pub.Seconds), "", "")
-	g, res := target("publish_vs_limit")
+	row(fmt.Sprintf("publish end to end, %s lists at once", count(pub.Lists)), pub.rate(), "", "")
+	g, res := r.verdict("publish_vs_limit")
 	row("publish / physical limit", fmt.Sprintf("%.0f%% (%.0f%% of measured)", 100*pub.RatioToLimit, 100*pub.RatioToMeasuredLimit), g, res)
-	g, res = target("publish_vs_circl_round_trip")
+	g, res = r.verdict("publish_vs_circl_round_trip")
 	row("publish / circl round trip on "+n+" cores", fmt.Sprintf("%.2f×", pub.RatioToCirclRoundTrip), g, res)
 
 	ks := r.KeyServer
 	row(fmt.Sprintf("key server over gRPC+mTLS, %d callers", ks.Callers), rate(ks.PerSec, "evaluations/s"), "", "")
-	g, res = target("keyserver_vs_bare_evaluate")
+	g, res = r.verdict("keyserver_vs_bare_evaluate")
 	row("key server / bare evaluate on "+n+" cores", fmt.Sprintf("%.0f%%", 100*ks.RatioToBare), g, res)
-	g, res = target("keyserver_vs_circl_evaluate")
+	g, res = r.verdict("keyserver_vs_circl_evaluate")
 	row("key server / circl evaluate on "+n+" cores", fmt.Sprintf("%.2f×", ks.RatioToCirclEvaluate), g, res)
 
 	th := r.Threshold
@@ -339,19 +346,19 @@ func (r Report) WriteTable(w io.Writer) error {
 	for _, run := range th.Runs {
 		g, res = "", ""
 		if run.Threshold == 2 && run.Shares == 3 {
-			g, res = target("threshold_2of3_vs_single")
+			g, res = r.verdict("threshold_2of3_vs_single")
 		}
 		row(fmt.Sprintf("  through %d-of-%d share servers", run.Threshold, run.Shares),
 			fmt.Sprintf("%s, %.0f µs CPU/row: %.2f× the whole key", rate(run.RowsPerSec, "rows/s"), run.CPUMicrosPerRow, run.RatioToSingle), g, res)
 	}
 
 	ov := r.Overlaps
-	row(fmt.Sprintf("overlaps p50 / p95, %s vs hub of %s tokens", count(ov.QueryEntries), count(int(ov.HubTokens))), fmt.Sprintf("%s / %s ms", ms(ov.P50Millis), ms(ov.P95Millis)), "", "")
-	row("  hub RPC alone p50 / p95", fmt.Sprintf("%s / %s ms", ms(ov.RPCP50Millis), ms(ov.RPCP95Millis)), "", "")
-	row("  store join alone p50 / p95", fmt.Sprintf("%s / %s ms", ms(ov.StoreP50Millis), ms(ov.StoreP95Millis)), "", "")
-	row("  in-memory hash join p50 / p95", fmt.Sprintf("%s / %s ms", ms(ov.MemoryP50Millis), ms(ov.MemoryP95Millis)), "", "")
-	g, res = target("overlaps_vs_memory_join")
-	row("overlaps / in-memory join, p50 (p95)", fmt.Sprintf("%.1f× (%.1f×)", ov.RatioToMemory, ov.RatioToMemoryP95), g, res)
+	row(ov.title(), msPair(ov.P50Millis, ov.P95Millis), "", "")
+	row(rpcTitle, msPair(ov.RPCP50Millis, ov.RPCP95Millis), "", "")
+	row(storeJoinTitle, msPair(ov.StoreP50Millis, ov.StoreP95Millis), "", "")
+	row(memoryJoinTitle, msPair(ov.MemoryP50Millis, ov.MemoryP95Millis), "", "")
+	g, res = r.verdict("overlaps_vs_memory_join")
+	row(toMemoryTitle, ov.toMemory(), g, res)
 	classes := "classes"
 	if ov.CountedClasses == 1 {
 		classes = "class"
@@ -359,8 +366,8 @@ func (r Report) WriteTable(w io.Writer) error {
 	row("  joined", fmt.Sprintf("%s pairs; answer: %s matches, counts for %d %s", count(int(ov.Pairs)), count(ov.Matches), ov.CountedClasses, classes), "", "")
 
 	st := r.Storage
-	g, res = target("bytes_per_token")
-	row(fmt.Sprintf("hub on disk at rest, %s tokens", count(int(st.Tokens))), fmt.Sprintf("%.1f MiB, %.1f B/token", mib(st.Bytes), st.BytesPerToken), g, res)
+	g, res = r.verdict("bytes_per_token")
+	row(fmt.Sprintf("hub on disk at rest, %s tokens", count(int(st.Tokens))), st.size(), g, res)
 
 	m := r.Memory
 	row("peak resident memory (VmHWM)", mibOrNA(m.PeakRSSMiB), "", "")
@@ -372,6 +379,9 @@ func (r Report) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := r.writePostgres(w); err != nil {
+		return err
+	}
 	if len(r.Notes) > 0 {
 		fmt.Fprintln(w)
 		for _, n := range r.Notes {
@@ -380,6 +390,21 @@ func (r Report) WriteTable(w io.Writer) error {
 	}
 	_, err := fmt.Fprintf(w, "\nmisses are reported, not failed: %s\n", r.summary())
 	return err
+}
+
+// writeRows writes the crypto's rows of the table, on 1 core and on n.
+func (c Crypto) writeRows(row func(figure, value, goal, result string), n string) {
+	cc := c.Circl
+	row("blind, 1 core", fmt.Sprintf("%.1f µs/element (circl %.1f)", c.Blind.SingleCoreMicros, cc.Blind.SingleCoreMicros), "", "")
+	row("evaluate, 1 core (decode, evaluate, prove)", fmt.Sprintf("%.1f µs/element (circl %.1f)", c.Evaluate.SingleCoreMicros, cc.Evaluate.SingleCoreMicros), "", "")
+	row("finalize, 1 core (verify, unblind, hash)", fmt.Sprintf("%.1f µs/element (circl %.1f)", c.Finalize.SingleCoreMicros, cc.Finalize.SingleCoreMicros), "", "")
+	row("round trip, 1 core", fmt.Sprintf("%.1f µs/element (circl %.1f): %.2f× faster", c.RoundTripMicros, cc.RoundTripMicros, ratio(cc.RoundTripMicros, c.RoundTripMicros)), "", "")
+	row("blind, "+n+" cores", rate(c.Blind.AllCoresPerSec, "elements/s")+" (circl "+num(cc.Blind.AllCoresPerSec)+")", "", "")
+	row("evaluate, "+n+" cores", rate(c.Evaluate.AllCoresPerSec, "elements/s")+" (circl "+num(cc.Evaluate.AllCoresPerSec)+")", "", "")
+	row("finalize, "+n+" cores", rate(c.Finalize.AllCoresPerSec, "elements/s")+" (circl "+num(cc.Finalize.AllCoresPerSec)+")", "", "")
+	row("physical limit = "+n+" / (t_blind + t_eval + t_final)", rate(c.LimitPerSec, "elements/s")+" (circl "+num(cc.LimitPerSec)+")", "", "")
+	row("physical limit, measured on "+n+" cores", rate(c.MeasuredLimitPerSec, "elements/s")+" (circl "+num(cc.MeasuredLimitPerSec)+")", "", "")
+	row("normalize a CSV row, 1 core", fmt.Sprintf("%.1f µs/row", c.NormalizeMicros), "", "")
 }
 
 // summary is one line: how many targets passed, and which missed by how
@@ -405,6 +430,8 @@ func (r Report) summary() string {
 			miss = append(miss, fmt.Sprintf("2-of-3 publish at %.2f× the whole key (target 0.6×)", t.Value))
 		case "bytes_per_token":
 			miss = append(miss, fmt.Sprintf("%.1f bytes per token (target 100)", t.Value))
+		case "publish_postgres_vs_sqlite":
+			miss = append(miss, fmt.Sprintf("publish on PostgreSQL at %.2f× SQLite (target 0.8×)", t.Value))
 		}
 	}
 	s := fmt.Sprintf("%d of %d targets met", len(r.Targets)-len(miss), len(r.Targets))
@@ -413,6 +440,37 @@ func (r Report) summary() string {
 	}
 	return s
 }
+
+// Rows of the overlaps figures, in both tables.
+const (
+	rpcTitle        = "  hub RPC alone p50 / p95"
+	storeJoinTitle  = "  store join alone p50 / p95"
+	memoryJoinTitle = "  in-memory hash join p50 / p95"
+	toMemoryTitle   = "overlaps / in-memory join, p50 (p95)"
+)
+
+// title names the end-to-end overlaps row.
+func (ov Overlaps) title() string {
+	return fmt.Sprintf("overlaps p50 / p95, %s vs hub of %s tokens", count(ov.QueryEntries), count(int(ov.HubTokens)))
+}
+
+// toMemory is the overlaps latency against the in-memory join's.
+func (ov Overlaps) toMemory() string {
+	return fmt.Sprintf("%.1f× (%.1f×)", ov.RatioToMemory, ov.RatioToMemoryP95)
+}
+
+// rate is the publish rate and time.
+func (p Publish) rate() string {
+	return fmt.Sprintf("%s in %.1fs", rate(p.RowsPerSec, "rows/s"), p.Seconds)
+}
+
+// size is the store's size at rest, whole and per token.
+func (st Storage) size() string {
+	return fmt.Sprintf("%.1f MiB, %.1f B/token", mib(st.Bytes), st.BytesPerToken)
+}
+
+// msPair writes a p50 and a p95 in milliseconds.
+func msPair(p50, p95 float64) string { return fmt.Sprintf("%s / %s ms", ms(p50), ms(p95)) }
 
 func phase(p PhaseRSS) string {
 	if p.Samples == 0 {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -38,13 +39,16 @@ var benchQuota = quota.Limits{Rate: 1e9, Burst: 1 << 20, Daily: math.MaxInt32}
 type servers struct {
 	dir             string // the run's directory
 	hubDir          string
+	backend         backend
 	ksAddr, hubAddr string
 	store           *captureStore
 	bg              background
 	policy          *policy.Engine
 	tls             map[string]*tls.Config // client configurations by party
-	// bgRSS is resident memory before and after the background insert.
-	bgRSS [2]int64
+	// bgRSS is resident memory before and after the background insert,
+	// and bgTime the time it took.
+	bgRSS  [2]int64
+	bgTime time.Duration
 
 	cancel   context.CancelFunc
 	g        *errgroup.Group
@@ -52,10 +56,46 @@ type servers struct {
 	stopErr  error
 }
 
-// startServers writes the background tokens into the hub's store and
-// starts the development stack on 127.0.0.1:0 with it.
-func startServers(ctx context.Context, dir string, key *oprf.PrivateKey, o Options, p *progressWriter) (*servers, error) {
-	e := &servers{dir: dir, hubDir: filepath.Join(dir, "hub"), bg: newBackground(o.Background), tls: map[string]*tls.Config{}}
+// backend is where the hub keeps its store.
+type backend interface {
+	// open opens the hub's store; hubDir is the hub's data directory.
+	open(ctx context.Context, hubDir string) (store.Store, error)
+	// size returns the bytes the store takes at rest, once the hub has
+	// closed it, and in how many files (0 where it is not in files).
+	size(ctx context.Context, hubDir string) (bytes int64, files int, err error)
+}
+
+// sqliteBackend keeps the store in SQLite in the hub's data directory, as
+// a hub does by default.
+type sqliteBackend struct{}
+
+func (sqliteBackend) open(ctx context.Context, hubDir string) (store.Store, error) {
+	return sqlite.Open(ctx, filepath.Join(hubDir, hub.DBFile))
+}
+
+// size sums the sizes of the files in the hub's data directory: after the
+// hub has closed its database, which checkpoints the write-ahead log into
+// it.
+func (sqliteBackend) size(_ context.Context, hubDir string) (bytes int64, files int, err error) {
+	err = filepath.WalkDir(hubDir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		bytes += fi.Size()
+		files++
+		return nil
+	})
+	return bytes, files, err
+}
+
+// startServers writes the background tokens into the hub's store, opened
+// from b, and starts the development stack in dir on 127.0.0.1:0 with it.
+func startServers(ctx context.Context, dir string, b backend, key *oprf.PrivateKey, o Options, p *progressWriter) (*servers, error) {
+	e := &servers{dir: dir, hubDir: filepath.Join(dir, "hub"), backend: b, bg: newBackground(o.Background), tls: map[string]*tls.Config{}}
 	for _, d := range []string{e.hubDir, filepath.Join(dir, "capture")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err
@@ -76,7 +116,7 @@ func startServers(ctx context.Context, dir string, key *oprf.PrivateKey, o Optio
 		}
 	}
 
-	st, err := sqlite.Open(ctx, filepath.Join(e.hubDir, hub.DBFile))
+	st, err := b.open(ctx, e.hubDir)
 	if err != nil {
 		return nil, err
 	}
@@ -133,8 +173,9 @@ func (e *servers) insertBackground(ctx context.Context, st store.Store, keyID st
 	}
 	p.printf("background: inserting %s random tokens in %d lists directly into the store", count(total), len(e.bg.sizes))
 	e.bgRSS[0] = procStatus("VmRSS")
-	defer func() { e.bgRSS[1] = procStatus("VmRSS") }()
-	done, last := 0, time.Now()
+	start := time.Now()
+	defer func() { e.bgRSS[1], e.bgTime = procStatus("VmRSS"), time.Since(start) }()
+	done, last := 0, start
 	for i, size := range e.bg.sizes {
 		owner, name := e.bg.owner(i), e.bg.name(i)
 		a, _ := e.policy.Agency(owner)
@@ -164,23 +205,24 @@ func (e *servers) insertBackground(ctx context.Context, st store.Store, keyID st
 			return err
 		}
 	}
-	p.printf("background: %d/%d tokens committed", done, total)
+	p.printf("background: %d/%d tokens committed in %.1fs", done, total, time.Since(start).Seconds())
 	return nil
 }
 
-// captureStore is the hub's real store with a tap: it counts the tokens
-// written, times the writes, and keeps a copy of every list's tokens in a
-// file so that the in-memory reference join can be built from exactly the
-// tokens the hub holds. The tap writes sequentially to buffered files and
-// keeps nothing in memory.
+// captureStore is the hub's real store, SQLite or PostgreSQL, with a tap:
+// it counts the tokens written, times the writes, and keeps a copy of
+// every list's tokens in a file so that the in-memory reference join can be
+// built from exactly the tokens the hub holds. The tap writes sequentially
+// to buffered files and keeps nothing in memory.
 type captureStore struct {
 	store.Store
 	dir    string
 	tokens atomic.Int64
 
 	// busy is the wall time during which at least one PutBatch or
-	// CommitUpload was in flight (the store serializes them on one
-	// connection); active counts the calls in flight since since.
+	// CommitUpload was in flight (SQLite serializes them on one
+	// connection, PostgreSQL runs them on several); active counts the
+	// calls in flight since since.
 	busyMu sync.Mutex
 	busy   time.Duration
 	active int
