@@ -271,9 +271,11 @@ WHERE a.list_id = $1::bigint
 // overlapsPlan fixes the plan of overlapsSQL: the joins in the order
 // written, as nested loops over the indexes. A hash or merge join would
 // read, and might spill to temporary files, every token of the kind; JIT
-// compilation and parallel workers cost more than such a join takes.
+// compilation costs more than such a join takes. (Parallel workers are left
+// on: they slow a join of a few hundred tokens by some milliseconds but
+// take a 50k-token list's join from 110 to 50 ms here.)
 const overlapsPlan = `SET LOCAL join_collapse_limit = 1; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; ` +
-	`SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL jit = off`
+	`SET LOCAL jit = off`
 
 // checkSQL finds the committed lists with kind $2 and key id $3 that hold
 // token $1.
