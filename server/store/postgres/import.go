@@ -13,8 +13,9 @@ import (
 	"path/filepath"
 
 	"github.com/jackc/pgx/v5"
-
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, to read the hub's SQLite file
+
+	"github.com/veilmatch/veilmatch/server/store/internal/listrow"
 )
 
 // ImportReport says what ImportSQLite copied.
@@ -164,8 +165,8 @@ func importLists(ctx context.Context, src *sql.DB, tx pgx.Tx, rep *ImportReport)
 				roles, norm                                    string
 			)
 			err := r.Scan(&id, &owner, &name, &upload, &state, &kind, &key, &cat, &jur, &expires, &roles, &ngo, &norm, &begun, &staged, &entries, &committed)
-			return []any{id, owner, name, upload, state, kind, key, cat, jur, timestamp(fromMicros(expires)),
-				json.RawMessage(roles), ngo, json.RawMessage(norm), timestamp(fromMicros(begun)), staged, entries, timestamp(fromMicros(committed))}, err
+			return []any{id, owner, name, upload, state, kind, key, cat, jur, timestamp(listrow.FromMicros(expires)),
+				json.RawMessage(roles), ngo, json.RawMessage(norm), timestamp(listrow.FromMicros(begun)), staged, entries, timestamp(listrow.FromMicros(committed))}, err
 		})
 	if err != nil {
 		return err
@@ -291,7 +292,7 @@ func importDisclosures(ctx context.Context, src *sql.DB, tx pgx.Tx, rep *ImportR
 			v, err := scanAll(len(cols))(r)
 			if err == nil {
 				v[8] = json.RawMessage(v[8].(string))
-				v[15], v[16] = timestamp(fromMicros(v[15].(int64))), timestamp(fromMicros(v[16].(int64)))
+				v[15], v[16] = timestamp(listrow.FromMicros(v[15].(int64))), timestamp(listrow.FromMicros(v[16].(int64)))
 			}
 			return v, err
 		})
@@ -303,7 +304,7 @@ func importDisclosures(ctx context.Context, src *sql.DB, tx pgx.Tx, rep *ImportR
 		decision_id FROM notices ORDER BY id`, "notices", ncols, func(r *sql.Rows) ([]any, error) {
 		v, err := scanAll(len(ncols))(r)
 		if err == nil {
-			v[9] = timestamp(fromMicros(v[9].(int64)))
+			v[9] = timestamp(listrow.FromMicros(v[9].(int64)))
 		}
 		return v, err
 	})

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -12,69 +11,18 @@ import (
 
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/store"
+	"github.com/veilmatch/veilmatch/server/store/internal/listrow"
 )
 
-// meta is a list's metadata in the form it is stored in the columns
-// metaColumns, with the JSON fields in Go's canonical encoding. It is
-// comparable, so that a resumed upload's metadata can be checked with ==.
-type meta struct {
-	kind, keyID, category, jurisdiction string
-	expiresAt                           int64  // Unix microseconds, 0: never
-	consentRoles                        string // JSON array
-	ngoVisible                          bool
-	normalization                       string // JSON object
-}
-
-// metaColumns are the columns of lists that hold a meta, in the order of
-// meta.args.
+// metaColumns are the columns of lists that hold a listrow.Meta, in the
+// order of metaArgs.
 const metaColumns = `kind, key_id, category, jurisdiction, expires_at, consent_roles, ngo_visible, normalization`
 
 // listColumns are the columns of lists that scanList reads.
 const listColumns = `id, owner, name, upload_id, entries, committed_at, ` + metaColumns
 
-func (m meta) args() []any {
-	return []any{m.kind, m.keyID, m.category, m.jurisdiction, timestamp(fromMicros(m.expiresAt)), m.consentRoles, m.ngoVisible, m.normalization}
-}
-
-// encodeMeta validates the upload's metadata and returns it in stored form.
-func encodeMeta(u store.Upload) (meta, error) {
-	l := u.Meta
-	switch {
-	case l.Owner != "" && l.Owner != u.Owner:
-		return meta{}, fmt.Errorf("%w: metadata owner %q differs from upload owner %q", store.ErrInvalid, l.Owner, u.Owner)
-	case l.Name != "" && l.Name != u.List:
-		return meta{}, fmt.Errorf("%w: metadata name %q differs from upload list %q", store.ErrInvalid, l.Name, u.List)
-	case l.Kind == "":
-		return meta{}, fmt.Errorf("%w: list kind is required", store.ErrInvalid)
-	case l.KeyID == "":
-		return meta{}, fmt.Errorf("%w: list key id is required", store.ErrInvalid)
-	}
-	roles := l.Sharing.VictimConsentRoles
-	if roles == nil {
-		roles = []string{}
-	}
-	rj, err := json.Marshal(roles)
-	if err != nil {
-		return meta{}, err
-	}
-	norm := l.Normalization
-	if norm == nil {
-		norm = map[string]string{}
-	}
-	nj, err := json.Marshal(norm) // map keys are sorted: the encoding is canonical
-	if err != nil {
-		return meta{}, err
-	}
-	return meta{
-		kind:          l.Kind,
-		keyID:         l.KeyID,
-		category:      l.Category,
-		jurisdiction:  l.Jurisdiction,
-		expiresAt:     micros(l.ExpiresAt),
-		consentRoles:  string(rj),
-		ngoVisible:    l.Sharing.NGOVisible,
-		normalization: string(nj),
-	}, nil
+func metaArgs(m listrow.Meta) []any {
+	return []any{m.Kind, m.KeyID, m.Category, m.Jurisdiction, timestamp(listrow.FromMicros(m.ExpiresAt)), m.ConsentRoles, m.NGOVisible, m.Normalization}
 }
 
 // scanList reads a row of listColumns.
@@ -96,35 +44,7 @@ func scanListInto(row pgx.Row, l *store.List, extra ...any) error {
 		return err
 	}
 	l.CommittedAt, l.ExpiresAt = fromTimestamp(committed), fromTimestamp(expires)
-	if err := json.Unmarshal([]byte(roles), &l.Sharing.VictimConsentRoles); err != nil {
-		return fmt.Errorf("list %d: consent roles: %w", l.ID, err)
-	}
-	if len(l.Sharing.VictimConsentRoles) == 0 {
-		l.Sharing.VictimConsentRoles = nil
-	}
-	if err := json.Unmarshal([]byte(norm), &l.Normalization); err != nil {
-		return fmt.Errorf("list %d: normalization: %w", l.ID, err)
-	}
-	if len(l.Normalization) == 0 {
-		l.Normalization = nil
-	}
-	return nil
-}
-
-// micros returns t as Unix microseconds, 0 for the zero time.
-func micros(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMicro()
-}
-
-// fromMicros inverts micros, in UTC.
-func fromMicros(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.UnixMicro(n).UTC()
+	return listrow.DecodeJSON(l, roles, norm)
 }
 
 // timestamp returns t, truncated to the microsecond, as a timestamptz
@@ -133,7 +53,7 @@ func timestamp(t time.Time) pgtype.Timestamptz {
 	if t.IsZero() {
 		return pgtype.Timestamptz{}
 	}
-	return pgtype.Timestamptz{Time: fromMicros(micros(t)), Valid: true}
+	return pgtype.Timestamptz{Time: listrow.FromMicros(listrow.Micros(t)), Valid: true}
 }
 
 // fromTimestamp inverts timestamp, in UTC.
@@ -141,15 +61,7 @@ func fromTimestamp(ts pgtype.Timestamptz) time.Time {
 	if !ts.Valid {
 		return time.Time{}
 	}
-	return fromMicros(ts.Time.UnixMicro())
-}
-
-// checkNames rejects an empty owner, list name or upload id.
-func checkNames(owner, list, uploadID string) error {
-	if owner == "" || list == "" || uploadID == "" {
-		return fmt.Errorf("%w: owner, list name and upload id are required", store.ErrInvalid)
-	}
-	return nil
+	return listrow.FromMicros(ts.Time.UnixMicro())
 }
 
 // getList returns list version id, whatever its state.

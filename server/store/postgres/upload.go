@@ -15,6 +15,7 @@ import (
 
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/store"
+	"github.com/veilmatch/veilmatch/server/store/internal/listrow"
 )
 
 // upload is the row of an upload, found by owner, list name and upload id.
@@ -49,20 +50,14 @@ func scanUpload(row pgx.Row, owner, list, uploadID string) (upload, error) {
 	return u, err
 }
 
-// errSuperseded is the error for any use of an upload that a later commit
-// replaced.
-func errSuperseded(uploadID string) error {
-	return fmt.Errorf("%w: upload %q was superseded by a later commit", store.ErrConflict, uploadID)
-}
-
 // BeginUpload implements store.Store. If another replica begins the same
 // upload at the same time, one inserts it and the other resumes it.
 func (s *Store) BeginUpload(ctx context.Context, u store.Upload) error {
 	const op = "begin upload"
-	if err := checkNames(u.Owner, u.List, u.ID); err != nil {
+	if err := listrow.CheckNames(u.Owner, u.List, u.ID); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	m, err := encodeMeta(u)
+	m, err := listrow.Encode(u)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -75,7 +70,7 @@ func (s *Store) BeginUpload(ctx context.Context, u store.Upload) error {
 		err = tx.QueryRow(ctx, `INSERT INTO lists (owner, name, upload_id, state, begun_at, `+metaColumns+`)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 			ON CONFLICT (owner, name, upload_id) DO NOTHING RETURNING id`,
-			append([]any{u.Owner, u.List, u.ID, stateOpen, timestamp(time.Now())}, m.args()...)...).Scan(&id)
+			append([]any{u.Owner, u.List, u.ID, stateOpen, timestamp(time.Now())}, metaArgs(m)...)...).Scan(&id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			// Another transaction inserted the upload after our first look
 			// and has committed: this statement sees it.
@@ -93,7 +88,7 @@ func (s *Store) BeginUpload(ctx context.Context, u store.Upload) error {
 
 // resumeUpload checks that the held upload u can be resumed with metadata
 // m. It returns pgx.ErrNoRows if there is no such upload.
-func resumeUpload(ctx context.Context, tx pgx.Tx, u store.Upload, m meta) error {
+func resumeUpload(ctx context.Context, tx pgx.Tx, u store.Upload, m listrow.Meta) error {
 	var (
 		l     store.List
 		state int16
@@ -104,9 +99,9 @@ func resumeUpload(ctx context.Context, tx pgx.Tx, u store.Upload, m meta) error 
 		return err
 	}
 	if state == stateSuperseded {
-		return errSuperseded(u.ID)
+		return listrow.ErrSuperseded(u.ID)
 	}
-	held, err := encodeMeta(store.Upload{Owner: l.Owner, List: l.Name, Meta: l})
+	held, err := listrow.Encode(store.Upload{Owner: l.Owner, List: l.Name, Meta: l})
 	if err != nil {
 		return fmt.Errorf("upload %q: stored metadata: %w", u.ID, err)
 	}
@@ -121,7 +116,7 @@ func resumeUpload(ctx context.Context, tx pgx.Tx, u store.Upload, m meta) error 
 // duplicate by the other.
 func (s *Store) PutBatch(ctx context.Context, owner, list, uploadID string, seq uint64, entries []store.Entry) (bool, error) {
 	const op = "put batch"
-	if err := checkNames(owner, list, uploadID); err != nil {
+	if err := listrow.CheckNames(owner, list, uploadID); err != nil {
 		return false, fmt.Errorf("%s: %w", op, err)
 	}
 	if seq > math.MaxInt64 {
@@ -140,7 +135,7 @@ func (s *Store) PutBatch(ctx context.Context, owner, list, uploadID string, seq 
 			return err
 		}
 		if u.state == stateSuperseded {
-			return errSuperseded(uploadID)
+			return listrow.ErrSuperseded(uploadID)
 		}
 		var (
 			n    int64
@@ -215,7 +210,7 @@ func (s *Store) UploadStatus(ctx context.Context, owner, list, uploadID string) 
 			return err
 		}
 		if u.state == stateSuperseded {
-			return errSuperseded(uploadID)
+			return listrow.ErrSuperseded(uploadID)
 		}
 		committed = u.state == stateCommitted
 		held, err := collectIDs(tx.Query(ctx, `SELECT seq FROM batches WHERE list_id = $1 ORDER BY seq`, u.id))
@@ -258,7 +253,7 @@ func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, 
 		}
 		switch u.state {
 		case stateSuperseded:
-			return errSuperseded(uploadID)
+			return listrow.ErrSuperseded(uploadID)
 		case stateCommitted:
 			if l, err = getList(ctx, tx, u.id); err != nil {
 				return err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/store"
+	"github.com/veilmatch/veilmatch/server/store/internal/listrow"
 )
 
 // hashSize is the size of an RFC 6962 SHA-256 hash.
@@ -90,7 +91,7 @@ func (s *Store) AppendDecision(ctx context.Context, rec *audit.Record, notices [
 func insertNotices(ctx context.Context, tx *sql.Tx, notices []store.Notice) error {
 	for _, n := range notices {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO notices (owner, list, action, requester, requester_list, entries, purpose, case_ref, time, decision_id)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, n.Owner, n.List, n.Action, n.Requester, n.RequesterList, int64(n.Entries), n.Purpose, n.CaseRef, micros(n.Time), n.DecisionID); err != nil {
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, n.Owner, n.List, n.Action, n.Requester, n.RequesterList, int64(n.Entries), n.Purpose, n.CaseRef, listrow.Micros(n.Time), n.DecisionID); err != nil {
 			return fmt.Errorf("store notice: %w", err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/store"
+	"github.com/veilmatch/veilmatch/server/store/internal/listrow"
 )
 
 const requestColumns = `id, group_id, requester, requester_list, requester_list_id, owner, list, list_id, entry_refs, entries,
@@ -27,9 +28,9 @@ func scanRequest(row interface{ Scan(...any) error }) (store.DisclosureRequest, 
 		return r, fmt.Errorf("request %s: entry refs: %w", r.ID, err)
 	}
 	r.Entries, r.Requested = uint64(entries), uint64(requested)
-	r.CreatedAt = fromMicros(created)
+	r.CreatedAt = listrow.FromMicros(created)
 	if answered != 0 {
-		r.AnsweredAt = fromMicros(answered)
+		r.AnsweredAt = listrow.FromMicros(answered)
 	}
 	return r, nil
 }
@@ -59,7 +60,7 @@ func (s *Store) CreateDisclosureRequests(ctx context.Context, reqs []store.Discl
 			if _, err := tx.ExecContext(ctx, `INSERT INTO disclosure_requests (id, group_id, requester, requester_list, requester_list_id, owner, list, list_id,
 				entry_refs, entries, requested, reason, purpose, case_ref, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 				r.ID, r.GroupID, r.Requester, r.RequesterList, r.RequesterListID, r.Owner, r.List, r.ListID, string(b), int64(r.Entries),
-				int64(r.Requested), r.Reason, r.Purpose, r.CaseRef, store.RequestPending, micros(r.CreatedAt)); err != nil {
+				int64(r.Requested), r.Reason, r.Purpose, r.CaseRef, store.RequestPending, listrow.Micros(r.CreatedAt)); err != nil {
 				return fmt.Errorf("store request: %w", err)
 			}
 		}
@@ -104,7 +105,7 @@ func (s *Store) AnswerDisclosureRequest(ctx context.Context, id, owner string, a
 			r.Status = store.RequestApproved
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE disclosure_requests SET status = ?, answered_at = ?, note = ? WHERE id = ?`,
-			r.Status, micros(at), note, id); err != nil {
+			r.Status, listrow.Micros(at), note, id); err != nil {
 			return err
 		}
 		return maybeAppend(ctx, tx, rec)
@@ -130,6 +131,6 @@ func scanNotice(row interface{ Scan(...any) error }) (store.Notice, error) {
 	if err := row.Scan(&n.Owner, &n.List, &n.Action, &n.Requester, &n.RequesterList, &entries, &n.Purpose, &n.CaseRef, &t, &n.DecisionID); err != nil {
 		return n, err
 	}
-	n.Entries, n.Time = uint64(entries), fromMicros(t)
+	n.Entries, n.Time = uint64(entries), listrow.FromMicros(t)
 	return n, nil
 }

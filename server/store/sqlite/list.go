@@ -3,134 +3,47 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/store"
+	"github.com/veilmatch/veilmatch/server/store/internal/listrow"
 )
 
-// meta is a list's metadata as stored in the columns metaColumns. It is
-// comparable, so that a resumed upload's metadata can be checked with ==.
-type meta struct {
-	kind, keyID, category, jurisdiction string
-	expiresAt                           int64
-	consentRoles                        string // JSON array
-	ngoVisible                          bool
-	normalization                       string // JSON object
-}
-
-// metaColumns are the columns of lists that hold a meta, in the order of
-// meta.args and meta.dest.
+// metaColumns are the columns of lists that hold a listrow.Meta, in the
+// order of metaArgs and metaDest.
 const metaColumns = `kind, key_id, category, jurisdiction, expires_at, consent_roles, ngo_visible, normalization`
 
 // listColumns are the columns of lists that scanList reads.
 const listColumns = `id, owner, name, upload_id, entries, committed_at, ` + metaColumns
 
-func (m meta) args() []any {
-	return []any{m.kind, m.keyID, m.category, m.jurisdiction, m.expiresAt, m.consentRoles, m.ngoVisible, m.normalization}
+func metaArgs(m listrow.Meta) []any {
+	return []any{m.Kind, m.KeyID, m.Category, m.Jurisdiction, m.ExpiresAt, m.ConsentRoles, m.NGOVisible, m.Normalization}
 }
 
-func (m *meta) dest() []any {
-	return []any{&m.kind, &m.keyID, &m.category, &m.jurisdiction, &m.expiresAt, &m.consentRoles, &m.ngoVisible, &m.normalization}
-}
-
-// encodeMeta validates the upload's metadata and returns it in stored form.
-func encodeMeta(u store.Upload) (meta, error) {
-	l := u.Meta
-	switch {
-	case l.Owner != "" && l.Owner != u.Owner:
-		return meta{}, fmt.Errorf("%w: metadata owner %q differs from upload owner %q", store.ErrInvalid, l.Owner, u.Owner)
-	case l.Name != "" && l.Name != u.List:
-		return meta{}, fmt.Errorf("%w: metadata name %q differs from upload list %q", store.ErrInvalid, l.Name, u.List)
-	case l.Kind == "":
-		return meta{}, fmt.Errorf("%w: list kind is required", store.ErrInvalid)
-	case l.KeyID == "":
-		return meta{}, fmt.Errorf("%w: list key id is required", store.ErrInvalid)
-	}
-	roles := l.Sharing.VictimConsentRoles
-	if roles == nil {
-		roles = []string{}
-	}
-	rj, err := json.Marshal(roles)
-	if err != nil {
-		return meta{}, err
-	}
-	norm := l.Normalization
-	if norm == nil {
-		norm = map[string]string{}
-	}
-	nj, err := json.Marshal(norm) // map keys are sorted: the encoding is canonical
-	if err != nil {
-		return meta{}, err
-	}
-	return meta{
-		kind:          l.Kind,
-		keyID:         l.KeyID,
-		category:      l.Category,
-		jurisdiction:  l.Jurisdiction,
-		expiresAt:     micros(l.ExpiresAt),
-		consentRoles:  string(rj),
-		ngoVisible:    l.Sharing.NGOVisible,
-		normalization: string(nj),
-	}, nil
+func metaDest(m *listrow.Meta) []any {
+	return []any{&m.Kind, &m.KeyID, &m.Category, &m.Jurisdiction, &m.ExpiresAt, &m.ConsentRoles, &m.NGOVisible, &m.Normalization}
 }
 
 // scanList reads a row of listColumns.
 func scanList(row interface{ Scan(...any) error }) (store.List, error) {
 	var (
 		l         store.List
-		m         meta
+		m         listrow.Meta
 		entries   int64
 		committed int64
 	)
-	if err := row.Scan(append([]any{&l.ID, &l.Owner, &l.Name, &l.UploadID, &entries, &committed}, m.dest()...)...); err != nil {
+	if err := row.Scan(append([]any{&l.ID, &l.Owner, &l.Name, &l.UploadID, &entries, &committed}, metaDest(&m)...)...); err != nil {
 		return store.List{}, err
 	}
-	l.Kind, l.KeyID, l.Category, l.Jurisdiction = m.kind, m.keyID, m.category, m.jurisdiction
-	l.ExpiresAt = fromMicros(m.expiresAt)
-	l.Sharing.NGOVisible = m.ngoVisible
 	l.Entries = uint64(entries)
-	l.CommittedAt = fromMicros(committed)
-	if err := json.Unmarshal([]byte(m.consentRoles), &l.Sharing.VictimConsentRoles); err != nil {
-		return store.List{}, fmt.Errorf("list %d: consent roles: %w", l.ID, err)
-	}
-	if len(l.Sharing.VictimConsentRoles) == 0 {
-		l.Sharing.VictimConsentRoles = nil
-	}
-	if err := json.Unmarshal([]byte(m.normalization), &l.Normalization); err != nil {
-		return store.List{}, fmt.Errorf("list %d: normalization: %w", l.ID, err)
-	}
-	if len(l.Normalization) == 0 {
-		l.Normalization = nil
+	l.CommittedAt = listrow.FromMicros(committed)
+	if err := m.Apply(&l); err != nil {
+		return store.List{}, err
 	}
 	return l, nil
-}
-
-// micros returns t as Unix microseconds, 0 for the zero time.
-func micros(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMicro()
-}
-
-// fromMicros inverts micros, in UTC.
-func fromMicros(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.UnixMicro(n).UTC()
-}
-
-// checkNames rejects an empty owner, list name or upload id.
-func checkNames(owner, list, uploadID string) error {
-	if owner == "" || list == "" || uploadID == "" {
-		return fmt.Errorf("%w: owner, list name and upload id are required", store.ErrInvalid)
-	}
-	return nil
 }
 
 // getList returns list version id, whatever its state.
@@ -198,7 +111,7 @@ func (s *Store) VisibleLists(ctx context.Context, kind, keyID string) ([]store.L
 // ExpiredLists implements store.Store.
 func (s *Store) ExpiredLists(ctx context.Context, now time.Time) ([]store.List, error) {
 	return viewAll(ctx, s, "expired lists", scanList, `SELECT `+listColumns+` FROM lists
-		WHERE state = ? AND expires_at > 0 AND expires_at < ? ORDER BY id`, stateCommitted, micros(now))
+		WHERE state = ? AND expires_at > 0 AND expires_at < ? ORDER BY id`, stateCommitted, listrow.Micros(now))
 }
 
 // DeleteList implements store.Store. After the deletion it truncates the

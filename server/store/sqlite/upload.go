@@ -12,6 +12,7 @@ import (
 
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/store"
+	"github.com/veilmatch/veilmatch/server/store/internal/listrow"
 )
 
 // upload is the row of an upload, found by owner, list name and upload id.
@@ -33,19 +34,13 @@ func findUpload(ctx context.Context, tx *sql.Tx, owner, list, uploadID string) (
 	return u, err
 }
 
-// errSuperseded is the error for any use of an upload that a later commit
-// replaced.
-func errSuperseded(uploadID string) error {
-	return fmt.Errorf("%w: upload %q was superseded by a later commit", store.ErrConflict, uploadID)
-}
-
 // BeginUpload implements store.Store.
 func (s *Store) BeginUpload(ctx context.Context, u store.Upload) error {
 	const op = "begin upload"
-	if err := checkNames(u.Owner, u.List, u.ID); err != nil {
+	if err := listrow.CheckNames(u.Owner, u.List, u.ID); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	m, err := encodeMeta(u)
+	m, err := listrow.Encode(u)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -53,15 +48,15 @@ func (s *Store) BeginUpload(ctx context.Context, u store.Upload) error {
 		var (
 			id    int64
 			state int
-			held  meta
+			held  listrow.Meta
 		)
 		err := tx.QueryRowContext(ctx, `SELECT id, state, `+metaColumns+` FROM lists
 			WHERE owner = ? AND name = ? AND upload_id = ?`, u.Owner, u.List, u.ID).
-			Scan(append([]any{&id, &state}, held.dest()...)...)
+			Scan(append([]any{&id, &state}, metaDest(&held)...)...)
 		switch {
 		case err == nil:
 			if state == stateSuperseded {
-				return errSuperseded(u.ID)
+				return listrow.ErrSuperseded(u.ID)
 			}
 			if held != m {
 				return fmt.Errorf("%w: upload %q resumed with different list metadata", store.ErrConflict, u.ID)
@@ -72,7 +67,7 @@ func (s *Store) BeginUpload(ctx context.Context, u store.Upload) error {
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO lists (owner, name, upload_id, state, begun_at, `+metaColumns+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			append([]any{u.Owner, u.List, u.ID, stateOpen, micros(time.Now())}, m.args()...)...)
+			append([]any{u.Owner, u.List, u.ID, stateOpen, listrow.Micros(time.Now())}, metaArgs(m)...)...)
 		if err != nil {
 			return err
 		}
@@ -89,7 +84,7 @@ func (s *Store) BeginUpload(ctx context.Context, u store.Upload) error {
 // PutBatch implements store.Store.
 func (s *Store) PutBatch(ctx context.Context, owner, list, uploadID string, seq uint64, entries []store.Entry) (bool, error) {
 	const op = "put batch"
-	if err := checkNames(owner, list, uploadID); err != nil {
+	if err := listrow.CheckNames(owner, list, uploadID); err != nil {
 		return false, fmt.Errorf("%s: %w", op, err)
 	}
 	if seq > math.MaxInt64 {
@@ -107,7 +102,7 @@ func (s *Store) PutBatch(ctx context.Context, owner, list, uploadID string, seq 
 			return err
 		}
 		if u.state == stateSuperseded {
-			return errSuperseded(uploadID)
+			return listrow.ErrSuperseded(uploadID)
 		}
 		var first, n int64
 		err = tx.QueryRowContext(ctx, `SELECT first_pos, entries FROM batches WHERE list_id = ? AND seq = ?`,
@@ -227,7 +222,7 @@ func (s *Store) UploadStatus(ctx context.Context, owner, list, uploadID string) 
 			return err
 		}
 		if u.state == stateSuperseded {
-			return errSuperseded(uploadID)
+			return listrow.ErrSuperseded(uploadID)
 		}
 		committed = u.state == stateCommitted
 		rows, err := tx.QueryContext(ctx, `SELECT seq FROM batches WHERE list_id = ? ORDER BY seq`, u.id)
@@ -270,7 +265,7 @@ func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, 
 		}
 		switch u.state {
 		case stateSuperseded:
-			return errSuperseded(uploadID)
+			return listrow.ErrSuperseded(uploadID)
 		case stateCommitted:
 			if l, err = getList(ctx, tx, u.id); err != nil {
 				return err
@@ -299,7 +294,7 @@ func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, 
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE lists SET state = ?, entries = ?, committed_at = ? WHERE id = ?`,
-			stateCommitted, int64(totalEntries), micros(at), u.id); err != nil {
+			stateCommitted, int64(totalEntries), listrow.Micros(at), u.id); err != nil {
 			return err
 		}
 		if l, err = getList(ctx, tx, u.id); err != nil {
@@ -368,7 +363,7 @@ func checkComplete(ctx context.Context, tx *sql.Tx, id, total, entries int64) er
 func (s *Store) PurgeUploads(ctx context.Context, before time.Time) (int, error) {
 	var n int
 	err := s.update(ctx, "purge uploads", func(tx *sql.Tx) error {
-		ids, err := collectIDs(tx.QueryContext(ctx, `SELECT id FROM lists WHERE state = ? AND begun_at < ?`, stateOpen, micros(before)))
+		ids, err := collectIDs(tx.QueryContext(ctx, `SELECT id FROM lists WHERE state = ? AND begun_at < ?`, stateOpen, listrow.Micros(before)))
 		if err != nil {
 			return err
 		}
