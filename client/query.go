@@ -106,26 +106,38 @@ func (c *Client) Overlaps(ctx context.Context, list string, q Query) (Result, er
 	if err != nil {
 		return Result{}, fmt.Errorf("overlaps of list %s: %w", list, err)
 	}
-	name := c.localName(list)
-	local, err := c.state.loadList(name)
-	if errors.Is(err, os.ErrNotExist) {
-		return Result{}, fmt.Errorf("%w: list %s has no local state on this machine (%s); run overlaps where it was published, or publish it again from here",
-			ErrNoMapping, list, c.state.listPath(name))
-	}
+	entries, err := c.rows(list, resp.GetUploadId())
 	if err != nil {
 		return Result{}, err
 	}
-	v, promoted := local.version(resp.GetUploadId())
+	return result(list, resp.GetDecisionId(), resp.GetMatches(), resp.GetCounts(), entries), nil
+}
+
+// rows returns the rows behind the entries of upload uploadID of list, as
+// this machine kept them when it published, and refuses (ErrNoMapping) if
+// it holds no rows of that version. An answer about a pending version
+// proves its commit: it becomes the current one here.
+func (c *Client) rows(list, uploadID string) ([]localEntry, error) {
+	name := c.localName(list)
+	local, err := c.state.loadList(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: list %s has no local state on this machine (%s); run this where it was published, or publish it again from here",
+			ErrNoMapping, list, c.state.listPath(name))
+	}
+	if err != nil {
+		return nil, err
+	}
+	v, promoted := local.version(uploadID)
 	if v == nil {
-		return Result{}, fmt.Errorf("%w: the hub answered about upload %s of list %s, but this machine holds the rows of %s; publish the list again from here",
-			ErrNoMapping, resp.GetUploadId(), list, local.uploads())
+		return nil, fmt.Errorf("%w: the hub answered about upload %s of list %s, but this machine holds the rows of %s; publish the list again from here",
+			ErrNoMapping, uploadID, list, local.uploads())
 	}
 	if promoted {
 		if err := c.state.saveList(local); err != nil {
-			return Result{}, err
+			return nil, err
 		}
 	}
-	return result(list, resp.GetDecisionId(), resp.GetMatches(), resp.GetCounts(), v.Entries), nil
+	return v.Entries, nil
 }
 
 // CheckOptions describe the identifiers to check.

@@ -14,14 +14,15 @@ registry := data.veilmatch.registry
 actions := {
 	"overlaps", "check", "request_disclosure", "approve_disclosure",
 	"refuse_disclosure", "publish", "delete", "list",
+	"alert", "retract", "unretract",
 }
 
 # matching_actions tell the requester whether its identifiers are held
 # elsewhere: they need a stated purpose, and law enforcement a case reference.
-matching_actions := {"overlaps", "check", "request_disclosure"}
+matching_actions := {"overlaps", "check", "request_disclosure", "alert"}
 
 # list_actions work on one of the requester's own lists.
-list_actions := {"overlaps", "publish", "delete"}
+list_actions := {"overlaps", "publish", "delete", "alert", "retract", "unretract"}
 
 # action, purpose and requester_id are read with defaults because a "not"
 # over an undefined input value would itself be undefined, not true.
@@ -65,9 +66,9 @@ deny contains {"rule": "action.unknown", "reason": reason} if {
 	reason := sprintf("unknown action %q; use one of: %s", [action, concat(", ", sort(actions))])
 }
 
-deny contains {"rule": "auditor.no_matching", "reason": "auditors may not run overlaps or check"} if {
+deny contains {"rule": "auditor.no_matching", "reason": "auditors may not run overlaps, check or receive alerts"} if {
 	requester.role == "auditor"
-	action in {"overlaps", "check"}
+	action in {"overlaps", "check", "alert"}
 }
 
 deny contains {"rule": "purpose.missing", "reason": reason} if {

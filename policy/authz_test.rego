@@ -63,7 +63,7 @@ test_auditor_overlaps_and_check_denied if {
 		d := authz.decision with input as fixtures.request(action, "auditor", "research")
 		not d.allow
 		d.rules == ["auditor.no_matching"]
-		d.reasons == ["auditors may not run overlaps or check"]
+		d.reasons == ["auditors may not run overlaps, check or receive alerts"]
 	}
 }
 
@@ -120,4 +120,27 @@ test_list_not_owner_denied if {
 	not d.allow
 	d.rules == ["list.not_owner"]
 	d.reasons == [`list "police-us-suspect" is not owned by police-gb; agencies may act only on their own lists`]
+}
+
+# Alerts are matching: a purpose, a case reference for law enforcement, and
+# one of the requester's own lists; auditors get none.
+test_alert_needs_purpose_case_and_own_list if {
+	d := authz.decision with input as fixtures.request("alert", "police-gb", "investigation")
+	d.allow
+	no_purpose := authz.decision with input as fixtures.request("alert", "police-gb", "")
+	"purpose.missing" in no_purpose.rules
+	other := authz.decision with input as object.union(fixtures.request("alert", "police-gb", "investigation"), {"list": fixtures.own_list("police-us")})
+	"list.not_owner" in other.rules
+	auditor := authz.decision with input as fixtures.request("alert", "auditor", "research")
+	"auditor.no_matching" in auditor.rules
+}
+
+# Retractions act on the requester's own lists only, and need no purpose.
+test_retract_own_list_only if {
+	every action in ["retract", "unretract"] {
+		d := authz.decision with input as fixtures.request(action, "police-gb", "")
+		d.allow
+		other := authz.decision with input as object.union(fixtures.request(action, "police-gb", ""), {"list": fixtures.own_list("police-us")})
+		"list.not_owner" in other.rules
+	}
 }

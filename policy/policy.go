@@ -100,7 +100,7 @@ type List struct {
 
 // Request is an action a requester asks the hub to perform.
 type Request struct {
-	Action    string // overlaps, check, request_disclosure, approve_disclosure, refuse_disclosure, publish, delete, list
+	Action    string // overlaps, check, request_disclosure, approve_disclosure, refuse_disclosure, publish, delete, list, alert, retract, unretract
 	Time      time.Time
 	Purpose   string
 	CaseRef   string

@@ -70,6 +70,10 @@ var allow = map[string][]string{
 	"/veilmatch.v1.HubService/AnswerDisclosureRequest": {police, ngo},
 	"/veilmatch.v1.HubService/ListDisclosures":         {police, ngo},
 	"/veilmatch.v1.HubService/GetVocabulary":           {police, ngo},
+	"/veilmatch.v1.HubService/Watch":                   {police, ngo},
+	"/veilmatch.v1.HubService/RetractEntry":            {police, ngo},
+	"/veilmatch.v1.HubService/ListRetractions":         {police, ngo},
+	"/veilmatch.v1.HubService/UndoRetraction":          {police, ngo},
 
 	"/veilmatch.v1.AuditService/ListDecisions":       {auditor},
 	"/veilmatch.v1.AuditService/GetDecision":         {auditor},

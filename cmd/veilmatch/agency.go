@@ -50,6 +50,10 @@ var agencyCommands = &group{
 		{"approve", cmdAnswer(true), "\tapprove a disclosure request against one of your lists"},
 		{"refuse", cmdAnswer(false), "\trefuse a disclosure request against one of your lists"},
 		{"disclosures", cmdDisclosures, "\twho learned matches of your lists in full"},
+		{"watch", cmdWatch, "\tprint new matches of your lists as they happen, and retractions"},
+		{"retract", cmdRetract, "\twithdraw an entry of one of your lists (a false positive)"},
+		{"retractions", cmdRetractions, "\tyour retractions"},
+		{"unretract", cmdUnretract, "\tundo a retraction: the entry matches again"},
 	},
 	footer: `
 Identity: --as ID uses the development credentials of certs/dev/ID and the
@@ -571,16 +575,7 @@ func printResult(w io.Writer, format string, r client.Result) error {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "LINE\tVALUE\tLEVEL\tCOUNTERPARTY / CONTACT")
 		for _, m := range r.Matches {
-			who := m.LiaisonContact
-			if cp := m.Counterparty; cp != nil {
-				who = fmt.Sprintf("%s list %s (%s, %s)", cp.Agency, cp.List, cp.Category, cp.Jurisdiction)
-				if cp.Contact != "" {
-					who += " " + cp.Contact
-				}
-			} else if who != "" {
-				who = "protected; contact " + who
-			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", m.Line, m.Value, m.Level, who)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", m.Line, m.Value, m.Level, holder(m.Counterparty, m.LiaisonContact))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -602,6 +597,22 @@ func printResult(w io.Writer, format string, r client.Result) error {
 		fmt.Fprintln(w, "to ask the holders for a flag or count in full: take its match_ref from --format json and run 'veilmatch agency request-disclosure --ref …'")
 	}
 	return nil
+}
+
+// holder says who holds a match: the counterparty at level full, else the
+// liaison to contact (the holder is protected).
+func holder(cp *client.Counterparty, liaison string) string {
+	if cp != nil {
+		who := fmt.Sprintf("%s list %s (%s, %s)", cp.Agency, cp.List, cp.Category, cp.Jurisdiction)
+		if cp.Contact != "" {
+			who += " " + cp.Contact
+		}
+		return who
+	}
+	if liaison != "" {
+		return "protected; contact " + liaison
+	}
+	return ""
 }
 
 func ts(t interface{ AsTime() time.Time }) string {

@@ -23,6 +23,12 @@ const (
 	ActionRequestDisclosure = "request_disclosure"
 	ActionApproveDisclosure = "approve_disclosure"
 	ActionRefuseDisclosure  = "refuse_disclosure"
+	// ActionAlert delivers standing matches (or retractions) to a watching
+	// agency; ActionRetract and ActionUnretract withdraw an entry of a list
+	// and undo that.
+	ActionAlert     = "alert"
+	ActionRetract   = "retract"
+	ActionUnretract = "unretract"
 	// ActionExpire erases a list at the end of its retention.
 	ActionExpire = "expire"
 	// ActionKeyEpochs records the keys the key server serves.
@@ -35,7 +41,8 @@ const (
 // Actions lists every action, in the order above.
 var Actions = []string{
 	ActionOverlaps, ActionCheck, ActionPublish, ActionDelete, ActionRequestDisclosure, ActionApproveDisclosure,
-	ActionRefuseDisclosure, ActionExpire, ActionKeyEpochs, ActionQuotaUsage, ActionQuotaRefusal,
+	ActionRefuseDisclosure, ActionAlert, ActionRetract, ActionUnretract, ActionExpire, ActionKeyEpochs,
+	ActionQuotaUsage, ActionQuotaRefusal,
 }
 
 // Record is one policy decision in the audit log. Its canonical encoding

@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -28,22 +29,26 @@ import (
 // crash tests start it as a child process and kill it with SIGKILL.
 const crashHubEnv = "VEILMATCH_TEST_CRASH_HUB"
 
+// crashHubListenEnv is the child hub's listen address (default
+// 127.0.0.1:0).
+const crashHubListenEnv = "VEILMATCH_TEST_CRASH_HUB_LISTEN"
+
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(crashHubEnv); dir != "" {
-		runChildHub(dir)
+		runChildHub(dir, cmp.Or(os.Getenv(crashHubListenEnv), "127.0.0.1:0"))
 		return
 	}
 	os.Exit(m.Run())
 }
 
-// runChildHub serves a hub on 127.0.0.1:0 over dir and prints its address.
-func runChildHub(dir string) {
+// runChildHub serves a hub on listen over dir and prints its address.
+func runChildHub(dir, listen string) {
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
 	pol, err := policy.New(ctx, policy.Options{Logger: quiet})
 	if err == nil {
 		var h *hub.Server
-		h, err = hub.New(ctx, hub.Config{Listen: "127.0.0.1:0", TLS: servertest.ServerTLS(fatalTB{}, "hub"), DataDir: dir, Policy: pol, Logger: quiet})
+		h, err = hub.New(ctx, hub.Config{Listen: listen, TLS: servertest.ServerTLS(fatalTB{}, "hub"), DataDir: dir, Policy: pol, Logger: quiet})
 		if err == nil {
 			fmt.Printf("addr %s\n", h.Addr())
 			err = h.Serve(ctx)
@@ -63,8 +68,14 @@ func (fatalTB) Fatalf(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...)
 // startChild starts a hub process over dir and returns its address.
 func startChild(t *testing.T, dir string) (*exec.Cmd, string) {
 	t.Helper()
+	return startChildAt(t, dir, "127.0.0.1:0")
+}
+
+// startChildAt starts a hub process over dir listening on listen.
+func startChildAt(t *testing.T, dir, listen string) (*exec.Cmd, string) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashHubEnv+"="+dir)
+	cmd.Env = append(os.Environ(), crashHubEnv+"="+dir, crashHubListenEnv+"="+listen)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

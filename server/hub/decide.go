@@ -42,6 +42,21 @@ type answer struct {
 	byLiaison map[uint64]map[string][]int64
 }
 
+// disclosed returns the pairs of the requester's list version listID the
+// answer disclosed at any level: what an alert tells, so that a later
+// retraction of the counterparty entry is told too.
+func (a *answer) disclosed(listID int64) []store.Alerted {
+	var out []store.Alerted
+	for _, m := range []map[int64]map[uint64]bool{a.full, a.entries} {
+		for cp, refs := range m {
+			for ref := range refs {
+				out = append(out, store.Alerted{ListID: listID, Ref: ref, CounterpartyListID: cp})
+			}
+		}
+	}
+	return out
+}
+
 // newAnswer returns an empty answer.
 func newAnswer() *answer {
 	return &answer{

@@ -43,6 +43,9 @@ type ServiceOptions struct {
 	CheckBudget uint64
 	// MatchRefTTL is how long a match reference stays valid.
 	MatchRefTTL time.Duration
+	// WatchPoll is how often Watch looks for new alerts (default
+	// DefaultWatchPoll).
+	WatchPoll time.Duration
 	// TrustedKeys are OPRF public keys the operator trusts: the hub accepts
 	// a key server report of any of them without an endorsement.
 	TrustedKeys []oprf.PublicKey
@@ -62,6 +65,9 @@ type Service struct {
 	epochs  *epochs
 	budget  uint64
 	refTTL  time.Duration
+	// watchPoll is how often a Watch stream looks for new alerts.
+	watchPoll time.Duration
+	changes   changes
 }
 
 // NewService returns a hub service over st, deciding with pol. refKey (32
@@ -76,13 +82,16 @@ func NewService(st store.Store, pol *policy.Engine, refKey []byte, o ServiceOpti
 	if o.MatchRefTTL == 0 {
 		o.MatchRefTTL = DefaultMatchRefTTL
 	}
+	if o.WatchPoll == 0 {
+		o.WatchPoll = DefaultWatchPoll
+	}
 	refs, err := newRefSealer(refKey)
 	if err != nil {
 		return nil, err
 	}
 	return &Service{
 		store: st, policy: pol, refs: refs, now: o.Now, metrics: o.Metrics,
-		epochs: &epochs{store: st, configured: o.TrustedKeys}, budget: o.CheckBudget, refTTL: o.MatchRefTTL,
+		epochs: &epochs{store: st, configured: o.TrustedKeys}, budget: o.CheckBudget, refTTL: o.MatchRefTTL, watchPoll: o.WatchPoll,
 	}, nil
 }
 

@@ -112,6 +112,7 @@ func (s *Service) commitPublish(stream veilmatchv1.HubService_PublishServer, p *
 	if err != nil {
 		return storeError(ctx, "commit list "+up.List, err)
 	}
+	s.changes.committed()
 	if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
 		if err == nil {
 			return invalid("publish: message %d: nothing may follow PublishCommit", p.received+2)

@@ -265,6 +265,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.rpc.Health.SetServingStatus(veilmatchv1.HubService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	go s.purge(ctx)
 	go s.monitor(ctx)
+	go func() { <-ctx.Done(); s.svc.changes.shutdown() }()
 	err := s.rpc.Serve(ctx)
 	return errors.Join(err, s.store.Close(), s.releaseLock())
 }

@@ -179,6 +179,86 @@ type Store interface {
 	Disclosures
 	KeyEpochs
 	CheckUse
+	Matches
+}
+
+// Standing matches. When a list version commits, the store joins its
+// tokens against the committed lists of other owners with the same kind and
+// key id and keeps every matched pair of entries, in both directions, in the
+// same transaction; it appends a match event for each side (the owner of
+// each list learns of the pair through its events). A later commit of
+// either list (which supersedes its version), its deletion or its purge
+// removes the pairs of the version erased, in the same transaction. A
+// retracted entry matches nothing until the retraction is undone. Overlaps
+// reads the pairs instead of joining tokens.
+//
+// Event kinds.
+const (
+	EventMatch      = "match"
+	EventRetraction = "retraction"
+)
+
+// MatchEvent tells the owner of ListID about entry Ref of that list
+// version: that it matches an entry of CounterpartyListID (EventMatch), or
+// that the counterparty entry it was alerted of was retracted
+// (EventRetraction).
+type MatchEvent struct {
+	// Cursor orders the events of the whole store: it only grows.
+	Cursor             uint64
+	Kind               string
+	Owner              string
+	ListID             int64
+	List               string
+	Ref                uint64
+	CounterpartyListID int64
+	Time               time.Time
+}
+
+// Alerted is one pair an owner was alerted of: its entry Ref of ListID
+// matched CounterpartyListID.
+type Alerted struct {
+	ListID             int64
+	Ref                uint64
+	CounterpartyListID int64
+}
+
+// Retraction withdraws an entry of an owner's committed list version.
+type Retraction struct {
+	Owner, List string
+	ListID      int64
+	Ref         uint64
+	Reason      string
+	Time        time.Time
+}
+
+// Matches keeps the standing matches' events, the alerts delivered, and
+// retractions.
+type Matches interface {
+	// MatchEvents returns up to limit events of owner's lists with a cursor
+	// above after, in cursor order; only those of the list named list when
+	// list is not empty. Events of list versions no longer committed are
+	// left out.
+	MatchEvents(ctx context.Context, owner, list string, after uint64, limit int) ([]MatchEvent, error)
+	// AppendAlertDecision records that the owner was alerted of pairs, so
+	// that a later retraction of the counterparty entry alerts it, and
+	// appends rec with its owner notices (see AppendDecision), all in one
+	// transaction.
+	AppendAlertDecision(ctx context.Context, rec *audit.Record, notices []Notice, alerted []Alerted) (uint64, error)
+	// Retract withdraws entry ref of the owner's committed version of list:
+	// its pairs are removed, a retraction event goes to the owner of every
+	// entry whose owner was alerted of a pair with it, and rec is appended,
+	// all in one transaction. It fails with ErrNotFound if the list or the
+	// entry does not exist, and ErrConflict if the entry is retracted
+	// already.
+	Retract(ctx context.Context, owner, list string, ref uint64, reason string, at time.Time, rec *audit.Record) (Retraction, error)
+	// Retractions returns the owner's retractions in its committed lists,
+	// oldest first.
+	Retractions(ctx context.Context, owner string) ([]Retraction, error)
+	// Unretract undoes the retraction of entry ref of the owner's committed
+	// version of list: its pairs are found again, with their match events,
+	// and rec is appended, in one transaction. ErrNotFound if there is no
+	// such retraction.
+	Unretract(ctx context.Context, owner, list string, ref uint64, at time.Time, rec *audit.Record) error
 }
 
 // Exclusive is implemented by stores that several hub processes (replicas)

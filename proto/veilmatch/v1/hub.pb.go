@@ -2373,6 +2373,561 @@ func (x *GetVocabularyResponse) GetKnownPurposes() []string {
 	return nil
 }
 
+// WatchRequest subscribes to the alerts of the caller's lists (one list
+// when list is set), stating why, from after the cursor after (0: from the
+// beginning).
+type WatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	List          string                 `protobuf:"bytes,1,opt,name=list,proto3" json:"list,omitempty"`
+	Purpose       string                 `protobuf:"bytes,2,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	CaseRef       string                 `protobuf:"bytes,3,opt,name=case_ref,json=caseRef,proto3" json:"case_ref,omitempty"`
+	After         uint64                 `protobuf:"varint,4,opt,name=after,proto3" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *WatchRequest) GetList() string {
+	if x != nil {
+		return x.List
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetPurpose() string {
+	if x != nil {
+		return x.Purpose
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetCaseRef() string {
+	if x != nil {
+		return x.CaseRef
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetAfter() uint64 {
+	if x != nil {
+		return x.After
+	}
+	return 0
+}
+
+// WatchResponse is one delivery: the alerts about one list version, or none
+// (the cursor moved past alerts the policy disclosed nothing of). Resume
+// after cursor.
+type WatchResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Cursor uint64                 `protobuf:"varint,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// decision_id is the delivery's decision in the log (empty when nothing
+	// was disclosed).
+	DecisionId string `protobuf:"bytes,2,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	// list and upload_id name the caller's list version the alerts are about.
+	List     string `protobuf:"bytes,3,opt,name=list,proto3" json:"list,omitempty"`
+	UploadId string `protobuf:"bytes,4,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	// matches are new standing matches at levels full and flag, as Overlaps
+	// answers them; counts those at level count.
+	Matches []*Match      `protobuf:"bytes,5,rep,name=matches,proto3" json:"matches,omitempty"`
+	Counts  []*ClassCount `protobuf:"bytes,6,rep,name=counts,proto3" json:"counts,omitempty"`
+	// retracted are the caller's entries whose counterparty entry, of which
+	// the caller was alerted, was retracted.
+	Retracted []uint64 `protobuf:"varint,7,rep,packed,name=retracted,proto3" json:"retracted,omitempty"`
+	// caught_up says the stream has delivered every alert there is now; it
+	// carries nothing else, and comes again only after further deliveries.
+	CaughtUp      bool `protobuf:"varint,8,opt,name=caught_up,json=caughtUp,proto3" json:"caught_up,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResponse) Reset() {
+	*x = WatchResponse{}
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponse) ProtoMessage() {}
+
+func (x *WatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
+func (*WatchResponse) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *WatchResponse) GetCursor() uint64 {
+	if x != nil {
+		return x.Cursor
+	}
+	return 0
+}
+
+func (x *WatchResponse) GetDecisionId() string {
+	if x != nil {
+		return x.DecisionId
+	}
+	return ""
+}
+
+func (x *WatchResponse) GetList() string {
+	if x != nil {
+		return x.List
+	}
+	return ""
+}
+
+func (x *WatchResponse) GetUploadId() string {
+	if x != nil {
+		return x.UploadId
+	}
+	return ""
+}
+
+func (x *WatchResponse) GetMatches() []*Match {
+	if x != nil {
+		return x.Matches
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetCounts() []*ClassCount {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetRetracted() []uint64 {
+	if x != nil {
+		return x.Retracted
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetCaughtUp() bool {
+	if x != nil {
+		return x.CaughtUp
+	}
+	return false
+}
+
+// RetractEntryRequest withdraws entry entry_ref of the caller's list, with
+// a reason (required).
+type RetractEntryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	List          string                 `protobuf:"bytes,1,opt,name=list,proto3" json:"list,omitempty"`
+	EntryRef      uint64                 `protobuf:"varint,2,opt,name=entry_ref,json=entryRef,proto3" json:"entry_ref,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetractEntryRequest) Reset() {
+	*x = RetractEntryRequest{}
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetractEntryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetractEntryRequest) ProtoMessage() {}
+
+func (x *RetractEntryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetractEntryRequest.ProtoReflect.Descriptor instead.
+func (*RetractEntryRequest) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *RetractEntryRequest) GetList() string {
+	if x != nil {
+		return x.List
+	}
+	return ""
+}
+
+func (x *RetractEntryRequest) GetEntryRef() uint64 {
+	if x != nil {
+		return x.EntryRef
+	}
+	return 0
+}
+
+func (x *RetractEntryRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// RetractEntryResponse names the decision that recorded the retraction.
+type RetractEntryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DecisionId    string                 `protobuf:"bytes,1,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	Retraction    *Retraction            `protobuf:"bytes,2,opt,name=retraction,proto3" json:"retraction,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetractEntryResponse) Reset() {
+	*x = RetractEntryResponse{}
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetractEntryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetractEntryResponse) ProtoMessage() {}
+
+func (x *RetractEntryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetractEntryResponse.ProtoReflect.Descriptor instead.
+func (*RetractEntryResponse) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *RetractEntryResponse) GetDecisionId() string {
+	if x != nil {
+		return x.DecisionId
+	}
+	return ""
+}
+
+func (x *RetractEntryResponse) GetRetraction() *Retraction {
+	if x != nil {
+		return x.Retraction
+	}
+	return nil
+}
+
+// Retraction is an entry of one of the caller's lists, withdrawn.
+type Retraction struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	List          string                 `protobuf:"bytes,1,opt,name=list,proto3" json:"list,omitempty"`
+	UploadId      string                 `protobuf:"bytes,2,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	EntryRef      uint64                 `protobuf:"varint,3,opt,name=entry_ref,json=entryRef,proto3" json:"entry_ref,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Retraction) Reset() {
+	*x = Retraction{}
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Retraction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Retraction) ProtoMessage() {}
+
+func (x *Retraction) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Retraction.ProtoReflect.Descriptor instead.
+func (*Retraction) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *Retraction) GetList() string {
+	if x != nil {
+		return x.List
+	}
+	return ""
+}
+
+func (x *Retraction) GetUploadId() string {
+	if x != nil {
+		return x.UploadId
+	}
+	return ""
+}
+
+func (x *Retraction) GetEntryRef() uint64 {
+	if x != nil {
+		return x.EntryRef
+	}
+	return 0
+}
+
+func (x *Retraction) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Retraction) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+// ListRetractionsRequest is empty.
+type ListRetractionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRetractionsRequest) Reset() {
+	*x = ListRetractionsRequest{}
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRetractionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRetractionsRequest) ProtoMessage() {}
+
+func (x *ListRetractionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRetractionsRequest.ProtoReflect.Descriptor instead.
+func (*ListRetractionsRequest) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{39}
+}
+
+// ListRetractionsResponse lists the caller's retractions, oldest first.
+type ListRetractionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Retractions   []*Retraction          `protobuf:"bytes,1,rep,name=retractions,proto3" json:"retractions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRetractionsResponse) Reset() {
+	*x = ListRetractionsResponse{}
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRetractionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRetractionsResponse) ProtoMessage() {}
+
+func (x *ListRetractionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRetractionsResponse.ProtoReflect.Descriptor instead.
+func (*ListRetractionsResponse) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ListRetractionsResponse) GetRetractions() []*Retraction {
+	if x != nil {
+		return x.Retractions
+	}
+	return nil
+}
+
+// UndoRetractionRequest undoes the retraction of entry_ref of list.
+type UndoRetractionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	List          string                 `protobuf:"bytes,1,opt,name=list,proto3" json:"list,omitempty"`
+	EntryRef      uint64                 `protobuf:"varint,2,opt,name=entry_ref,json=entryRef,proto3" json:"entry_ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UndoRetractionRequest) Reset() {
+	*x = UndoRetractionRequest{}
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UndoRetractionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UndoRetractionRequest) ProtoMessage() {}
+
+func (x *UndoRetractionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UndoRetractionRequest.ProtoReflect.Descriptor instead.
+func (*UndoRetractionRequest) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *UndoRetractionRequest) GetList() string {
+	if x != nil {
+		return x.List
+	}
+	return ""
+}
+
+func (x *UndoRetractionRequest) GetEntryRef() uint64 {
+	if x != nil {
+		return x.EntryRef
+	}
+	return 0
+}
+
+// UndoRetractionResponse names the decision that recorded it.
+type UndoRetractionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DecisionId    string                 `protobuf:"bytes,1,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UndoRetractionResponse) Reset() {
+	*x = UndoRetractionResponse{}
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UndoRetractionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UndoRetractionResponse) ProtoMessage() {}
+
+func (x *UndoRetractionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_veilmatch_v1_hub_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UndoRetractionResponse.ProtoReflect.Descriptor instead.
+func (*UndoRetractionResponse) Descriptor() ([]byte, []int) {
+	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *UndoRetractionResponse) GetDecisionId() string {
+	if x != nil {
+		return x.DecisionId
+	}
+	return ""
+}
+
 var File_veilmatch_v1_hub_proto protoreflect.FileDescriptor
 
 const file_veilmatch_v1_hub_proto_rawDesc = "" +
@@ -2546,7 +3101,48 @@ const file_veilmatch_v1_hub_proto_rawDesc = "" +
 	"\x05roles\x18\x03 \x03(\tR\x05roles\x12\x1a\n" +
 	"\bpurposes\x18\x04 \x03(\tR\bpurposes\x12'\n" +
 	"\x0fpolicy_revision\x18\x05 \x01(\tR\x0epolicyRevision\x12%\n" +
-	"\x0eknown_purposes\x18\x06 \x03(\tR\rknownPurposes*\xa0\x01\n" +
+	"\x0eknown_purposes\x18\x06 \x03(\tR\rknownPurposes\"m\n" +
+	"\fWatchRequest\x12\x12\n" +
+	"\x04list\x18\x01 \x01(\tR\x04list\x12\x18\n" +
+	"\apurpose\x18\x02 \x01(\tR\apurpose\x12\x19\n" +
+	"\bcase_ref\x18\x03 \x01(\tR\acaseRef\x12\x14\n" +
+	"\x05after\x18\x04 \x01(\x04R\x05after\"\x95\x02\n" +
+	"\rWatchResponse\x12\x16\n" +
+	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\x12\x1f\n" +
+	"\vdecision_id\x18\x02 \x01(\tR\n" +
+	"decisionId\x12\x12\n" +
+	"\x04list\x18\x03 \x01(\tR\x04list\x12\x1b\n" +
+	"\tupload_id\x18\x04 \x01(\tR\buploadId\x12-\n" +
+	"\amatches\x18\x05 \x03(\v2\x13.veilmatch.v1.MatchR\amatches\x120\n" +
+	"\x06counts\x18\x06 \x03(\v2\x18.veilmatch.v1.ClassCountR\x06counts\x12\x1c\n" +
+	"\tretracted\x18\a \x03(\x04R\tretracted\x12\x1b\n" +
+	"\tcaught_up\x18\b \x01(\bR\bcaughtUp\"^\n" +
+	"\x13RetractEntryRequest\x12\x12\n" +
+	"\x04list\x18\x01 \x01(\tR\x04list\x12\x1b\n" +
+	"\tentry_ref\x18\x02 \x01(\x04R\bentryRef\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"q\n" +
+	"\x14RetractEntryResponse\x12\x1f\n" +
+	"\vdecision_id\x18\x01 \x01(\tR\n" +
+	"decisionId\x128\n" +
+	"\n" +
+	"retraction\x18\x02 \x01(\v2\x18.veilmatch.v1.RetractionR\n" +
+	"retraction\"\xa2\x01\n" +
+	"\n" +
+	"Retraction\x12\x12\n" +
+	"\x04list\x18\x01 \x01(\tR\x04list\x12\x1b\n" +
+	"\tupload_id\x18\x02 \x01(\tR\buploadId\x12\x1b\n" +
+	"\tentry_ref\x18\x03 \x01(\x04R\bentryRef\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12.\n" +
+	"\x04time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x18\n" +
+	"\x16ListRetractionsRequest\"U\n" +
+	"\x17ListRetractionsResponse\x12:\n" +
+	"\vretractions\x18\x01 \x03(\v2\x18.veilmatch.v1.RetractionR\vretractions\"H\n" +
+	"\x15UndoRetractionRequest\x12\x12\n" +
+	"\x04list\x18\x01 \x01(\tR\x04list\x12\x1b\n" +
+	"\tentry_ref\x18\x02 \x01(\x04R\bentryRef\"9\n" +
+	"\x16UndoRetractionResponse\x12\x1f\n" +
+	"\vdecision_id\x18\x01 \x01(\tR\n" +
+	"decisionId*\xa0\x01\n" +
 	"\x0fDisclosureLevel\x12 \n" +
 	"\x1cDISCLOSURE_LEVEL_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15DISCLOSURE_LEVEL_NONE\x10\x01\x12\x1a\n" +
@@ -2557,7 +3153,8 @@ const file_veilmatch_v1_hub_proto_rawDesc = "" +
 	"%DISCLOSURE_REQUEST_STATUS_UNSPECIFIED\x10\x00\x12%\n" +
 	"!DISCLOSURE_REQUEST_STATUS_PENDING\x10\x01\x12&\n" +
 	"\"DISCLOSURE_REQUEST_STATUS_APPROVED\x10\x02\x12%\n" +
-	"!DISCLOSURE_REQUEST_STATUS_REFUSED\x10\x032\xef\a\n" +
+	"!DISCLOSURE_REQUEST_STATUS_REFUSED\x10\x032\xc7\n" +
+	"\n" +
 	"\n" +
 	"HubService\x12H\n" +
 	"\aPublish\x12\x1c.veilmatch.v1.PublishRequest\x1a\x1d.veilmatch.v1.PublishResponse(\x01\x12^\n" +
@@ -2571,7 +3168,11 @@ const file_veilmatch_v1_hub_proto_rawDesc = "" +
 	"\x16ListDisclosureRequests\x12+.veilmatch.v1.ListDisclosureRequestsRequest\x1a,.veilmatch.v1.ListDisclosureRequestsResponse\x12v\n" +
 	"\x17AnswerDisclosureRequest\x12,.veilmatch.v1.AnswerDisclosureRequestRequest\x1a-.veilmatch.v1.AnswerDisclosureRequestResponse\x12^\n" +
 	"\x0fListDisclosures\x12$.veilmatch.v1.ListDisclosuresRequest\x1a%.veilmatch.v1.ListDisclosuresResponse\x12X\n" +
-	"\rGetVocabulary\x12\".veilmatch.v1.GetVocabularyRequest\x1a#.veilmatch.v1.GetVocabularyResponseB?Z=github.com/veilmatch/veilmatch/proto/veilmatch/v1;veilmatchv1b\x06proto3"
+	"\rGetVocabulary\x12\".veilmatch.v1.GetVocabularyRequest\x1a#.veilmatch.v1.GetVocabularyResponse\x12B\n" +
+	"\x05Watch\x12\x1a.veilmatch.v1.WatchRequest\x1a\x1b.veilmatch.v1.WatchResponse0\x01\x12U\n" +
+	"\fRetractEntry\x12!.veilmatch.v1.RetractEntryRequest\x1a\".veilmatch.v1.RetractEntryResponse\x12^\n" +
+	"\x0fListRetractions\x12$.veilmatch.v1.ListRetractionsRequest\x1a%.veilmatch.v1.ListRetractionsResponse\x12[\n" +
+	"\x0eUndoRetraction\x12#.veilmatch.v1.UndoRetractionRequest\x1a$.veilmatch.v1.UndoRetractionResponseB?Z=github.com/veilmatch/veilmatch/proto/veilmatch/v1;veilmatchv1b\x06proto3"
 
 var (
 	file_veilmatch_v1_hub_proto_rawDescOnce sync.Once
@@ -2586,7 +3187,7 @@ func file_veilmatch_v1_hub_proto_rawDescGZIP() []byte {
 }
 
 var file_veilmatch_v1_hub_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_veilmatch_v1_hub_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_veilmatch_v1_hub_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_veilmatch_v1_hub_proto_goTypes = []any{
 	(DisclosureLevel)(0),                    // 0: veilmatch.v1.DisclosureLevel
 	(DisclosureRequestStatus)(0),            // 1: veilmatch.v1.DisclosureRequestStatus
@@ -2624,14 +3225,23 @@ var file_veilmatch_v1_hub_proto_goTypes = []any{
 	(*ListDisclosuresResponse)(nil),         // 33: veilmatch.v1.ListDisclosuresResponse
 	(*GetVocabularyRequest)(nil),            // 34: veilmatch.v1.GetVocabularyRequest
 	(*GetVocabularyResponse)(nil),           // 35: veilmatch.v1.GetVocabularyResponse
-	nil,                                     // 36: veilmatch.v1.ListInfo.NormalizationEntry
-	(*timestamppb.Timestamp)(nil),           // 37: google.protobuf.Timestamp
+	(*WatchRequest)(nil),                    // 36: veilmatch.v1.WatchRequest
+	(*WatchResponse)(nil),                   // 37: veilmatch.v1.WatchResponse
+	(*RetractEntryRequest)(nil),             // 38: veilmatch.v1.RetractEntryRequest
+	(*RetractEntryResponse)(nil),            // 39: veilmatch.v1.RetractEntryResponse
+	(*Retraction)(nil),                      // 40: veilmatch.v1.Retraction
+	(*ListRetractionsRequest)(nil),          // 41: veilmatch.v1.ListRetractionsRequest
+	(*ListRetractionsResponse)(nil),         // 42: veilmatch.v1.ListRetractionsResponse
+	(*UndoRetractionRequest)(nil),           // 43: veilmatch.v1.UndoRetractionRequest
+	(*UndoRetractionResponse)(nil),          // 44: veilmatch.v1.UndoRetractionResponse
+	nil,                                     // 45: veilmatch.v1.ListInfo.NormalizationEntry
+	(*timestamppb.Timestamp)(nil),           // 46: google.protobuf.Timestamp
 }
 var file_veilmatch_v1_hub_proto_depIdxs = []int32{
-	37, // 0: veilmatch.v1.ListInfo.expires_at:type_name -> google.protobuf.Timestamp
+	46, // 0: veilmatch.v1.ListInfo.expires_at:type_name -> google.protobuf.Timestamp
 	2,  // 1: veilmatch.v1.ListInfo.sharing:type_name -> veilmatch.v1.Sharing
-	37, // 2: veilmatch.v1.ListInfo.committed_at:type_name -> google.protobuf.Timestamp
-	36, // 3: veilmatch.v1.ListInfo.normalization:type_name -> veilmatch.v1.ListInfo.NormalizationEntry
+	46, // 2: veilmatch.v1.ListInfo.committed_at:type_name -> google.protobuf.Timestamp
+	45, // 3: veilmatch.v1.ListInfo.normalization:type_name -> veilmatch.v1.ListInfo.NormalizationEntry
 	3,  // 4: veilmatch.v1.PublishBegin.list:type_name -> veilmatch.v1.ListInfo
 	4,  // 5: veilmatch.v1.PublishBatch.entries:type_name -> veilmatch.v1.Entry
 	5,  // 6: veilmatch.v1.PublishRequest.begin:type_name -> veilmatch.v1.PublishBegin
@@ -2646,41 +3256,54 @@ var file_veilmatch_v1_hub_proto_depIdxs = []int32{
 	14, // 15: veilmatch.v1.CheckResponse.counts:type_name -> veilmatch.v1.ClassCount
 	3,  // 16: veilmatch.v1.ListListsResponse.lists:type_name -> veilmatch.v1.ListInfo
 	1,  // 17: veilmatch.v1.DisclosureRequest.status:type_name -> veilmatch.v1.DisclosureRequestStatus
-	37, // 18: veilmatch.v1.DisclosureRequest.created_at:type_name -> google.protobuf.Timestamp
-	37, // 19: veilmatch.v1.DisclosureRequest.answered_at:type_name -> google.protobuf.Timestamp
+	46, // 18: veilmatch.v1.DisclosureRequest.created_at:type_name -> google.protobuf.Timestamp
+	46, // 19: veilmatch.v1.DisclosureRequest.answered_at:type_name -> google.protobuf.Timestamp
 	26, // 20: veilmatch.v1.DisclosureRequest.approvals:type_name -> veilmatch.v1.DisclosureApproval
-	37, // 21: veilmatch.v1.DisclosureApproval.answered_at:type_name -> google.protobuf.Timestamp
+	46, // 21: veilmatch.v1.DisclosureApproval.answered_at:type_name -> google.protobuf.Timestamp
 	25, // 22: veilmatch.v1.ListDisclosureRequestsResponse.requests:type_name -> veilmatch.v1.DisclosureRequest
 	25, // 23: veilmatch.v1.AnswerDisclosureRequestResponse.request:type_name -> veilmatch.v1.DisclosureRequest
-	37, // 24: veilmatch.v1.Disclosure.time:type_name -> google.protobuf.Timestamp
+	46, // 24: veilmatch.v1.Disclosure.time:type_name -> google.protobuf.Timestamp
 	31, // 25: veilmatch.v1.ListDisclosuresResponse.disclosures:type_name -> veilmatch.v1.Disclosure
-	8,  // 26: veilmatch.v1.HubService.Publish:input_type -> veilmatch.v1.PublishRequest
-	10, // 27: veilmatch.v1.HubService.GetUploadStatus:input_type -> veilmatch.v1.GetUploadStatusRequest
-	15, // 28: veilmatch.v1.HubService.Overlaps:input_type -> veilmatch.v1.OverlapsRequest
-	17, // 29: veilmatch.v1.HubService.Check:input_type -> veilmatch.v1.CheckRequest
-	19, // 30: veilmatch.v1.HubService.ListLists:input_type -> veilmatch.v1.ListListsRequest
-	21, // 31: veilmatch.v1.HubService.DeleteList:input_type -> veilmatch.v1.DeleteListRequest
-	23, // 32: veilmatch.v1.HubService.RequestDisclosure:input_type -> veilmatch.v1.RequestDisclosureRequest
-	27, // 33: veilmatch.v1.HubService.ListDisclosureRequests:input_type -> veilmatch.v1.ListDisclosureRequestsRequest
-	29, // 34: veilmatch.v1.HubService.AnswerDisclosureRequest:input_type -> veilmatch.v1.AnswerDisclosureRequestRequest
-	32, // 35: veilmatch.v1.HubService.ListDisclosures:input_type -> veilmatch.v1.ListDisclosuresRequest
-	34, // 36: veilmatch.v1.HubService.GetVocabulary:input_type -> veilmatch.v1.GetVocabularyRequest
-	9,  // 37: veilmatch.v1.HubService.Publish:output_type -> veilmatch.v1.PublishResponse
-	11, // 38: veilmatch.v1.HubService.GetUploadStatus:output_type -> veilmatch.v1.GetUploadStatusResponse
-	16, // 39: veilmatch.v1.HubService.Overlaps:output_type -> veilmatch.v1.OverlapsResponse
-	18, // 40: veilmatch.v1.HubService.Check:output_type -> veilmatch.v1.CheckResponse
-	20, // 41: veilmatch.v1.HubService.ListLists:output_type -> veilmatch.v1.ListListsResponse
-	22, // 42: veilmatch.v1.HubService.DeleteList:output_type -> veilmatch.v1.DeleteListResponse
-	24, // 43: veilmatch.v1.HubService.RequestDisclosure:output_type -> veilmatch.v1.RequestDisclosureResponse
-	28, // 44: veilmatch.v1.HubService.ListDisclosureRequests:output_type -> veilmatch.v1.ListDisclosureRequestsResponse
-	30, // 45: veilmatch.v1.HubService.AnswerDisclosureRequest:output_type -> veilmatch.v1.AnswerDisclosureRequestResponse
-	33, // 46: veilmatch.v1.HubService.ListDisclosures:output_type -> veilmatch.v1.ListDisclosuresResponse
-	35, // 47: veilmatch.v1.HubService.GetVocabulary:output_type -> veilmatch.v1.GetVocabularyResponse
-	37, // [37:48] is the sub-list for method output_type
-	26, // [26:37] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	13, // 26: veilmatch.v1.WatchResponse.matches:type_name -> veilmatch.v1.Match
+	14, // 27: veilmatch.v1.WatchResponse.counts:type_name -> veilmatch.v1.ClassCount
+	40, // 28: veilmatch.v1.RetractEntryResponse.retraction:type_name -> veilmatch.v1.Retraction
+	46, // 29: veilmatch.v1.Retraction.time:type_name -> google.protobuf.Timestamp
+	40, // 30: veilmatch.v1.ListRetractionsResponse.retractions:type_name -> veilmatch.v1.Retraction
+	8,  // 31: veilmatch.v1.HubService.Publish:input_type -> veilmatch.v1.PublishRequest
+	10, // 32: veilmatch.v1.HubService.GetUploadStatus:input_type -> veilmatch.v1.GetUploadStatusRequest
+	15, // 33: veilmatch.v1.HubService.Overlaps:input_type -> veilmatch.v1.OverlapsRequest
+	17, // 34: veilmatch.v1.HubService.Check:input_type -> veilmatch.v1.CheckRequest
+	19, // 35: veilmatch.v1.HubService.ListLists:input_type -> veilmatch.v1.ListListsRequest
+	21, // 36: veilmatch.v1.HubService.DeleteList:input_type -> veilmatch.v1.DeleteListRequest
+	23, // 37: veilmatch.v1.HubService.RequestDisclosure:input_type -> veilmatch.v1.RequestDisclosureRequest
+	27, // 38: veilmatch.v1.HubService.ListDisclosureRequests:input_type -> veilmatch.v1.ListDisclosureRequestsRequest
+	29, // 39: veilmatch.v1.HubService.AnswerDisclosureRequest:input_type -> veilmatch.v1.AnswerDisclosureRequestRequest
+	32, // 40: veilmatch.v1.HubService.ListDisclosures:input_type -> veilmatch.v1.ListDisclosuresRequest
+	34, // 41: veilmatch.v1.HubService.GetVocabulary:input_type -> veilmatch.v1.GetVocabularyRequest
+	36, // 42: veilmatch.v1.HubService.Watch:input_type -> veilmatch.v1.WatchRequest
+	38, // 43: veilmatch.v1.HubService.RetractEntry:input_type -> veilmatch.v1.RetractEntryRequest
+	41, // 44: veilmatch.v1.HubService.ListRetractions:input_type -> veilmatch.v1.ListRetractionsRequest
+	43, // 45: veilmatch.v1.HubService.UndoRetraction:input_type -> veilmatch.v1.UndoRetractionRequest
+	9,  // 46: veilmatch.v1.HubService.Publish:output_type -> veilmatch.v1.PublishResponse
+	11, // 47: veilmatch.v1.HubService.GetUploadStatus:output_type -> veilmatch.v1.GetUploadStatusResponse
+	16, // 48: veilmatch.v1.HubService.Overlaps:output_type -> veilmatch.v1.OverlapsResponse
+	18, // 49: veilmatch.v1.HubService.Check:output_type -> veilmatch.v1.CheckResponse
+	20, // 50: veilmatch.v1.HubService.ListLists:output_type -> veilmatch.v1.ListListsResponse
+	22, // 51: veilmatch.v1.HubService.DeleteList:output_type -> veilmatch.v1.DeleteListResponse
+	24, // 52: veilmatch.v1.HubService.RequestDisclosure:output_type -> veilmatch.v1.RequestDisclosureResponse
+	28, // 53: veilmatch.v1.HubService.ListDisclosureRequests:output_type -> veilmatch.v1.ListDisclosureRequestsResponse
+	30, // 54: veilmatch.v1.HubService.AnswerDisclosureRequest:output_type -> veilmatch.v1.AnswerDisclosureRequestResponse
+	33, // 55: veilmatch.v1.HubService.ListDisclosures:output_type -> veilmatch.v1.ListDisclosuresResponse
+	35, // 56: veilmatch.v1.HubService.GetVocabulary:output_type -> veilmatch.v1.GetVocabularyResponse
+	37, // 57: veilmatch.v1.HubService.Watch:output_type -> veilmatch.v1.WatchResponse
+	39, // 58: veilmatch.v1.HubService.RetractEntry:output_type -> veilmatch.v1.RetractEntryResponse
+	42, // 59: veilmatch.v1.HubService.ListRetractions:output_type -> veilmatch.v1.ListRetractionsResponse
+	44, // 60: veilmatch.v1.HubService.UndoRetraction:output_type -> veilmatch.v1.UndoRetractionResponse
+	46, // [46:61] is the sub-list for method output_type
+	31, // [31:46] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_veilmatch_v1_hub_proto_init() }
@@ -2699,7 +3322,7 @@ func file_veilmatch_v1_hub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_veilmatch_v1_hub_proto_rawDesc), len(file_veilmatch_v1_hub_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   35,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

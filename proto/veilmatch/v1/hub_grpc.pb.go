@@ -30,6 +30,10 @@ const (
 	HubService_AnswerDisclosureRequest_FullMethodName = "/veilmatch.v1.HubService/AnswerDisclosureRequest"
 	HubService_ListDisclosures_FullMethodName         = "/veilmatch.v1.HubService/ListDisclosures"
 	HubService_GetVocabulary_FullMethodName           = "/veilmatch.v1.HubService/GetVocabulary"
+	HubService_Watch_FullMethodName                   = "/veilmatch.v1.HubService/Watch"
+	HubService_RetractEntry_FullMethodName            = "/veilmatch.v1.HubService/RetractEntry"
+	HubService_ListRetractions_FullMethodName         = "/veilmatch.v1.HubService/ListRetractions"
+	HubService_UndoRetraction_FullMethodName          = "/veilmatch.v1.HubService/UndoRetraction"
 )
 
 // HubServiceClient is the client API for HubService service.
@@ -80,6 +84,23 @@ type HubServiceClient interface {
 	// the purposes the caller's role may state. Clients check their input
 	// against it before blinding anything.
 	GetVocabulary(ctx context.Context, in *GetVocabularyRequest, opts ...grpc.CallOption) (*GetVocabularyResponse, error)
+	// Watch streams alerts about the caller's lists from a cursor: each new
+	// standing match (found when either list is published) at the level
+	// policy grants when it is delivered, and each retraction of a
+	// counterparty entry the caller was alerted of. Every delivery is a
+	// decision in the log. The stream stays open and delivers new alerts as
+	// they happen; after a disconnect, call again with the last cursor
+	// received: nothing is lost or delivered twice.
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
+	// RetractEntry withdraws an entry of one of the caller's lists (a false
+	// positive, a number reassigned): it stops matching at once, and every
+	// agency alerted of a match against it receives a retraction.
+	RetractEntry(ctx context.Context, in *RetractEntryRequest, opts ...grpc.CallOption) (*RetractEntryResponse, error)
+	// ListRetractions lists the caller's retractions.
+	ListRetractions(ctx context.Context, in *ListRetractionsRequest, opts ...grpc.CallOption) (*ListRetractionsResponse, error)
+	// UndoRetraction undoes one of the caller's retractions: the entry
+	// matches again, with new alerts.
+	UndoRetraction(ctx context.Context, in *UndoRetractionRequest, opts ...grpc.CallOption) (*UndoRetractionResponse, error)
 }
 
 type hubServiceClient struct {
@@ -203,6 +224,55 @@ func (c *hubServiceClient) GetVocabulary(ctx context.Context, in *GetVocabularyR
 	return out, nil
 }
 
+func (c *hubServiceClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &HubService_ServiceDesc.Streams[1], HubService_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, WatchResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type HubService_WatchClient = grpc.ServerStreamingClient[WatchResponse]
+
+func (c *hubServiceClient) RetractEntry(ctx context.Context, in *RetractEntryRequest, opts ...grpc.CallOption) (*RetractEntryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetractEntryResponse)
+	err := c.cc.Invoke(ctx, HubService_RetractEntry_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hubServiceClient) ListRetractions(ctx context.Context, in *ListRetractionsRequest, opts ...grpc.CallOption) (*ListRetractionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRetractionsResponse)
+	err := c.cc.Invoke(ctx, HubService_ListRetractions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hubServiceClient) UndoRetraction(ctx context.Context, in *UndoRetractionRequest, opts ...grpc.CallOption) (*UndoRetractionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UndoRetractionResponse)
+	err := c.cc.Invoke(ctx, HubService_UndoRetraction_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HubServiceServer is the server API for HubService service.
 // All implementations must embed UnimplementedHubServiceServer
 // for forward compatibility.
@@ -251,6 +321,23 @@ type HubServiceServer interface {
 	// the purposes the caller's role may state. Clients check their input
 	// against it before blinding anything.
 	GetVocabulary(context.Context, *GetVocabularyRequest) (*GetVocabularyResponse, error)
+	// Watch streams alerts about the caller's lists from a cursor: each new
+	// standing match (found when either list is published) at the level
+	// policy grants when it is delivered, and each retraction of a
+	// counterparty entry the caller was alerted of. Every delivery is a
+	// decision in the log. The stream stays open and delivers new alerts as
+	// they happen; after a disconnect, call again with the last cursor
+	// received: nothing is lost or delivered twice.
+	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
+	// RetractEntry withdraws an entry of one of the caller's lists (a false
+	// positive, a number reassigned): it stops matching at once, and every
+	// agency alerted of a match against it receives a retraction.
+	RetractEntry(context.Context, *RetractEntryRequest) (*RetractEntryResponse, error)
+	// ListRetractions lists the caller's retractions.
+	ListRetractions(context.Context, *ListRetractionsRequest) (*ListRetractionsResponse, error)
+	// UndoRetraction undoes one of the caller's retractions: the entry
+	// matches again, with new alerts.
+	UndoRetraction(context.Context, *UndoRetractionRequest) (*UndoRetractionResponse, error)
 	mustEmbedUnimplementedHubServiceServer()
 }
 
@@ -293,6 +380,18 @@ func (UnimplementedHubServiceServer) ListDisclosures(context.Context, *ListDiscl
 }
 func (UnimplementedHubServiceServer) GetVocabulary(context.Context, *GetVocabularyRequest) (*GetVocabularyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetVocabulary not implemented")
+}
+func (UnimplementedHubServiceServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method Watch not implemented")
+}
+func (UnimplementedHubServiceServer) RetractEntry(context.Context, *RetractEntryRequest) (*RetractEntryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetractEntry not implemented")
+}
+func (UnimplementedHubServiceServer) ListRetractions(context.Context, *ListRetractionsRequest) (*ListRetractionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRetractions not implemented")
+}
+func (UnimplementedHubServiceServer) UndoRetraction(context.Context, *UndoRetractionRequest) (*UndoRetractionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UndoRetraction not implemented")
 }
 func (UnimplementedHubServiceServer) mustEmbedUnimplementedHubServiceServer() {}
 func (UnimplementedHubServiceServer) testEmbeddedByValue()                    {}
@@ -502,6 +601,71 @@ func _HubService_GetVocabulary_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _HubService_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(HubServiceServer).Watch(m, &grpc.GenericServerStream[WatchRequest, WatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type HubService_WatchServer = grpc.ServerStreamingServer[WatchResponse]
+
+func _HubService_RetractEntry_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetractEntryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HubServiceServer).RetractEntry(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HubService_RetractEntry_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HubServiceServer).RetractEntry(ctx, req.(*RetractEntryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HubService_ListRetractions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRetractionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HubServiceServer).ListRetractions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HubService_ListRetractions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HubServiceServer).ListRetractions(ctx, req.(*ListRetractionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HubService_UndoRetraction_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UndoRetractionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HubServiceServer).UndoRetraction(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HubService_UndoRetraction_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HubServiceServer).UndoRetraction(ctx, req.(*UndoRetractionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // HubService_ServiceDesc is the grpc.ServiceDesc for HubService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -549,12 +713,29 @@ var HubService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "GetVocabulary",
 			Handler:    _HubService_GetVocabulary_Handler,
 		},
+		{
+			MethodName: "RetractEntry",
+			Handler:    _HubService_RetractEntry_Handler,
+		},
+		{
+			MethodName: "ListRetractions",
+			Handler:    _HubService_ListRetractions_Handler,
+		},
+		{
+			MethodName: "UndoRetraction",
+			Handler:    _HubService_UndoRetraction_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Publish",
 			Handler:       _HubService_Publish_Handler,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "Watch",
+			Handler:       _HubService_Watch_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "veilmatch/v1/hub.proto",

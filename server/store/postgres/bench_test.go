@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/veilmatch/veilmatch/server/store"
 )
@@ -103,4 +104,53 @@ func BenchmarkOverlaps(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/token")
 	b.ReportMetric(size, "B/token")
+}
+
+// BenchmarkCommitMatching times CommitUpload alone: a staged list of n
+// random tokens, a tenth of which another owner's list holds, is
+// committed.
+func BenchmarkCommitMatching(b *testing.B) {
+	const (
+		n      = 200_000 // tokens per list
+		shared = n / 10  // tokens in common with theirs
+	)
+	s, _ := openTemp(b)
+	rng := rand.NewChaCha8([32]byte{5})
+	theirs := randomEntries(rng, n)
+	publish(b, s, "b", "theirs", "phone", theirs, batchEntries)
+	ctx := context.Background()
+	lists := 0
+	for b.Loop() {
+		b.StopTimer()
+		mine := randomEntries(rng, n)
+		for i := range shared {
+			mine[i*(n/shared)].Token = theirs[i].Token
+		}
+		name := fmt.Sprint("l", lists)
+		batches := stage(b, s, "a", name, mine)
+		b.StartTimer()
+		if _, err := s.CommitUpload(ctx, "a", name, "u", batches, n, time.Now(), nil); err != nil {
+			b.Fatal(err)
+		}
+		lists++
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/token")
+}
+
+// stage begins upload u of the owner's list and puts es in batches of
+// batchEntries; it returns the number of batches.
+func stage(b *testing.B, s *Store, owner, name string, es []store.Entry) uint64 {
+	ctx := context.Background()
+	if err := s.BeginUpload(ctx, store.Upload{Owner: owner, List: name, ID: "u", Meta: store.List{Kind: "phone", KeyID: "k1"}}); err != nil {
+		b.Fatal(err)
+	}
+	var seq uint64
+	for ; len(es) > 0; seq++ {
+		k := min(batchEntries, len(es))
+		if _, err := s.PutBatch(ctx, owner, name, "u", seq, es[:k]); err != nil {
+			b.Fatal(err)
+		}
+		es = es[k:]
+	}
+	return seq
 }

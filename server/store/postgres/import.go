@@ -21,6 +21,10 @@ import (
 // ImportReport says what ImportSQLite copied.
 type ImportReport struct {
 	Lists, Tokens, Records, Requests, Notices int64
+	// Pairs, Events, Alerted and Retractions count the standing matches'
+	// rows: pairs in both directions, match events, alerted pairs and
+	// retractions.
+	Pairs, Events, Alerted, Retractions int64
 	// LogSize and LogRoot are the decision log's head, the same on both
 	// sides.
 	LogSize uint64
@@ -31,10 +35,13 @@ type ImportReport struct {
 // data directory, with the hub stopped or from a backup) into this store,
 // which must be empty: every list version, staged upload and token, the
 // decision log with its Merkle nodes and signed checkpoints, disclosure
-// requests, notices, key epochs and check use. Ids are kept, so match
-// references and disclosure requests stay valid, and the decision log's
-// root hash is the same, so auditors' saved state verifies against the new
-// hub. It is one transaction: all of it or nothing.
+// requests, notices, key epochs, check use, and the standing matches with
+// their events, alerts and retractions. Ids and event cursors are kept, so
+// match references, disclosure requests and readers' cursors stay valid,
+// and the decision log's root hash is the same, so auditors' saved state
+// verifies against the new hub. It is one transaction: all of it or
+// nothing. The SQLite database must have the schema of this version of
+// the hub: one opened by this version has.
 func (s *Store) ImportSQLite(ctx context.Context, path string) (ImportReport, error) {
 	var rep ImportReport
 	src, err := openSQLite(path)
@@ -50,7 +57,7 @@ func (s *Store) ImportSQLite(ctx context.Context, path string) (ImportReport, er
 			return err
 		}
 		for _, step := range []func(context.Context, *sql.DB, pgx.Tx, *ImportReport) error{
-			importLists, importTokens, importLog, importDisclosures, importRest,
+			importLists, importTokens, importLog, importDisclosures, importRest, importMatches,
 		} {
 			if err := step(ctx, src, tx, &rep); err != nil {
 				return err
@@ -69,6 +76,10 @@ func (s *Store) ImportSQLite(ctx context.Context, path string) (ImportReport, er
 	return rep, nil
 }
 
+// sqliteVersion is the schema version of the SQLite store that the import
+// reads (TestImportVersion checks it is the sqlite store's).
+const sqliteVersion = 5
+
 // openSQLite opens the SQLite database at path read-only.
 func openSQLite(path string) (*sql.DB, error) {
 	abs, err := filepath.Abs(path)
@@ -84,6 +95,11 @@ func openSQLite(path string) (*sql.DB, error) {
 	if err := db.QueryRow(`SELECT version FROM schema_version`).Scan(&v); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("not a veilmatch hub database: %w", err)
+	}
+	if v != sqliteVersion {
+		db.Close()
+		return nil, fmt.Errorf("the SQLite database has schema version %d, the import reads version %d: "+
+			"open it with the hub of this version first (the hub upgrades it), then import", v, sqliteVersion)
 	}
 	return db, nil
 }
@@ -301,13 +317,7 @@ func importDisclosures(ctx context.Context, src *sql.DB, tx pgx.Tx, rep *ImportR
 	}
 	ncols := []string{"id", "owner", "list", "action", "requester", "requester_list", "entries", "purpose", "case_ref", "time", "decision_id"}
 	rep.Notices, err = copyRows(ctx, src, tx, `SELECT id, owner, list, action, requester, requester_list, entries, purpose, case_ref, time,
-		decision_id FROM notices ORDER BY id`, "notices", ncols, func(r *sql.Rows) ([]any, error) {
-		v, err := scanAll(len(ncols))(r)
-		if err == nil {
-			v[9] = timestamp(listrow.FromMicros(v[9].(int64)))
-		}
-		return v, err
-	})
+		decision_id FROM notices ORDER BY id`, "notices", ncols, scanTime(len(ncols), 9))
 	if err != nil {
 		return err
 	}
@@ -322,4 +332,46 @@ func importRest(ctx context.Context, src *sql.DB, tx pgx.Tx, _ *ImportReport) er
 	}
 	_, err := copyRows(ctx, src, tx, `SELECT agency, day, entries FROM check_use`, "check_use", []string{"agency", "day", "entries"}, scanAll(3))
 	return err
+}
+
+// importMatches copies the standing matches: the pairs, the events with
+// their cursors, the alerted pairs and the retractions; the identity
+// columns continue after the cursors and ids copied.
+func importMatches(ctx context.Context, src *sql.DB, tx pgx.Tx, rep *ImportReport) error {
+	steps := []struct {
+		n            *int64
+		query, table string
+		cols         []string
+		conv         func(*sql.Rows) ([]any, error)
+	}{
+		{&rep.Pairs, `SELECT list_id, ref, cp_list_id, cp_ref FROM matches`, "matches",
+			[]string{"list_id", "ref", "cp_list_id", "cp_ref"}, scanAll(4)},
+		{&rep.Events, `SELECT cursor, kind, owner, list_id, ref, cp_list_id, time FROM match_events ORDER BY cursor`, "match_events",
+			[]string{"cursor", "kind", "owner", "list_id", "ref", "cp_list_id", "time"}, scanTime(7, 6)},
+		{&rep.Alerted, `SELECT list_id, ref, cp_list_id FROM alerted`, "alerted",
+			[]string{"list_id", "ref", "cp_list_id"}, scanAll(3)},
+		{&rep.Retractions, `SELECT id, list_id, ref, reason, time FROM retractions ORDER BY id`, "retractions",
+			[]string{"id", "list_id", "ref", "reason", "time"}, scanTime(5, 4)},
+	}
+	for _, st := range steps {
+		var err error
+		if *st.n, err = copyRows(ctx, src, tx, st.query, st.table, st.cols, st.conv); err != nil {
+			return err
+		}
+	}
+	_, err := tx.Exec(ctx, `SELECT setval(pg_get_serial_sequence('match_events', 'cursor'), coalesce(max(cursor), 0) + 1, false) FROM match_events;
+		SELECT setval(pg_get_serial_sequence('retractions', 'id'), coalesce(max(id), 0) + 1, false) FROM retractions`)
+	return err
+}
+
+// scanTime converts a row of n columns as they are, except column i, a
+// time in Unix microseconds, which becomes a timestamptz.
+func scanTime(n, i int) func(*sql.Rows) ([]any, error) {
+	return func(r *sql.Rows) ([]any, error) {
+		v, err := scanAll(n)(r)
+		if err == nil {
+			v[i] = timestamp(listrow.FromMicros(v[i].(int64)))
+		}
+		return v, err
+	}
 }

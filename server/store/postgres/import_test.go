@@ -2,9 +2,11 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,7 +18,8 @@ import (
 // fillSQLite gives a SQLite hub store one of everything: committed lists
 // (one republished, so a superseded version), an upload in progress, the
 // decision log with a checkpoint, disclosure requests (one answered),
-// notices, key epochs and check use.
+// notices, key epochs, check use, and standing matches with their events,
+// alerted pairs and a retraction.
 func fillSQLite(t *testing.T, ctx context.Context, src *sqlite.Store) {
 	t.Helper()
 	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
@@ -66,6 +69,16 @@ func fillSQLite(t *testing.T, ctx context.Context, src *sqlite.Store) {
 	if err := src.AppendCheckDecision(ctx, rec(audit.ActionCheck), nil, "police-gb", "2026-11-30", 42, 100); err != nil {
 		t.Fatal(err)
 	}
+	// a and b share entries 0 and 1; police-gb is alerted of both, and
+	// police-us retracts its entry 1.
+	b, _ := src.GetList(ctx, "police-us", "b")
+	alerted := []store.Alerted{{ListID: l.ID, Ref: 0, CounterpartyListID: b.ID}, {ListID: l.ID, Ref: 1, CounterpartyListID: b.ID}}
+	if _, err := src.AppendAlertDecision(ctx, rec(audit.ActionAlert), nil, alerted); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Retract(ctx, "police-us", "b", 1, "mistyped", now, rec(audit.ActionRetract)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestImportSQLite copies a SQLite hub into PostgreSQL and reads back the
@@ -89,7 +102,11 @@ func TestImportSQLite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.LogSize != size || fmt.Sprintf("%x", rep.LogRoot) != fmt.Sprintf("%x", root) || rep.Lists != 4 || rep.Tokens != 7+6+5 {
+	// Pairs: entry 0 of a and b, both ways (1 was retracted). Events: the
+	// commit of u2 announced 3 pairs to each side, u3's 2, and one
+	// retraction.
+	if rep.LogSize != size || fmt.Sprintf("%x", rep.LogRoot) != fmt.Sprintf("%x", root) || rep.Lists != 4 || rep.Tokens != 7+6+5 ||
+		rep.Pairs != 2 || rep.Events != 6+4+1 || rep.Alerted != 2 || rep.Retractions != 1 {
 		t.Fatalf("import report %+v; SQLite log %d %x", rep, size, root)
 	}
 	same := func(what string, f func(store.Store) (any, error)) {
@@ -116,6 +133,15 @@ func TestImportSQLite(t *testing.T) {
 		err = s.Overlaps(ctx, l.ID, func(ref uint64, cp int64) error { got[fmt.Sprint(ref, "/", cp)] = true; return nil })
 		return got, err
 	})
+	for _, owner := range []string{"police-gb", "police-us"} {
+		same("events of "+owner, func(s store.Store) (any, error) { return s.MatchEvents(ctx, owner, "", 0, 100) })
+		same("retractions of "+owner, func(s store.Store) (any, error) { return s.Retractions(ctx, owner) })
+	}
+	same("check after the retraction", func(s store.Store) (any, error) {
+		got := map[string]bool{}
+		err := s.Check(ctx, "phone", "k1", [][]byte{token("a/0"), token("a/1")}, func(i int, cp int64) error { got[fmt.Sprint(i, "/", cp)] = true; return nil })
+		return got, err
+	})
 	same("upload in progress", func(s store.Store) (any, error) {
 		seqs, committed, err := s.UploadStatus(ctx, "police-th", "open", "u4")
 		return fmt.Sprint(seqs, committed), err
@@ -136,5 +162,62 @@ func TestImportSQLite(t *testing.T) {
 	after := publish(t, dst, "police-gb", "new", "phone", entries("n", 2), 2)
 	if after.ID <= l.ID {
 		t.Fatalf("a new list got id %d, not above the imported %d", after.ID, l.ID)
+	}
+	matchesResume(t, src, dst)
+}
+
+// matchesResume checks that the alerted pairs and the retraction came
+// along: undoing the retraction in PostgreSQL announces the pair again,
+// with a cursor above the imported ones, and retracting it again alerts
+// police-gb again.
+func matchesResume(t *testing.T, src *sqlite.Store, dst *Store) {
+	t.Helper()
+	ctx := t.Context()
+	last, err := src.MatchEvents(ctx, "police-gb", "", 0, 100)
+	if err != nil || len(last) == 0 {
+		t.Fatalf("SQLite events of police-gb: %+v, %v", last, err)
+	}
+	if err := dst.Unretract(ctx, "police-us", "b", 1, time.Now(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dst.Retract(ctx, "police-us", "b", 1, "again", time.Now(), nil); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := dst.MatchEvents(ctx, "police-gb", "", last[len(last)-1].Cursor, 100)
+	if err != nil || len(evs) != 2 || evs[0].Kind != store.EventMatch || evs[1].Kind != store.EventRetraction || evs[0].Ref != 1 || evs[1].Ref != 1 {
+		t.Fatalf("events of police-gb after the import = %+v, %v; want a match and a retraction of entry 1", evs, err)
+	}
+}
+
+// TestImportVersion: the import reads the schema version the sqlite store
+// creates, and refuses another.
+func TestImportVersion(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "hub.db")
+	src, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := openSQLite(path)
+	if err != nil {
+		t.Fatalf("the import refuses a new SQLite store: %v", err)
+	}
+	db.Close()
+	rw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rw.Close()
+	if _, err := rw.Exec(`UPDATE schema_version SET version = version - 1`); err != nil {
+		t.Fatal(err)
+	}
+	if db, err := openSQLite(path); err == nil {
+		db.Close()
+		t.Fatal("the import opened a database of an older schema")
+	} else if !strings.Contains(err.Error(), "schema version 4") {
+		t.Errorf("openSQLite: %v, want an error naming the version", err)
 	}
 }

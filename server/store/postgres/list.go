@@ -12,6 +12,7 @@ import (
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/store"
 	"github.com/veilmatch/veilmatch/server/store/internal/listrow"
+	"github.com/veilmatch/veilmatch/server/store/internal/matchrow"
 )
 
 // metaColumns are the columns of lists that hold a listrow.Meta, in the
@@ -133,8 +134,9 @@ func (s *Store) ExpiredLists(ctx context.Context, now time.Time) ([]store.List, 
 }
 
 // DeleteList implements store.Store. It locks the list's rows before erasing
-// their tokens, so that no batch lands meanwhile, and runs VACUUM after the
-// deletion (see Store.vacuum).
+// their tokens, so that no batch lands meanwhile, then the lockMatches lock
+// of the committed version's kind and key id, whose pairs it erases, and
+// runs VACUUM after the deletion (see Store.vacuum).
 func (s *Store) DeleteList(ctx context.Context, owner, name string, rec *audit.Record) (uint64, error) {
 	var n uint64
 	err := s.update(ctx, "delete list", func(tx pgx.Tx) error {
@@ -149,12 +151,22 @@ func (s *Store) DeleteList(ctx context.Context, owner, name string, rec *audit.R
 		if len(ids) == 0 {
 			return fmt.Errorf("%w: list %q of %q", store.ErrNotFound, name, owner)
 		}
+		if v, found, err := versionOf(ctx, tx, owner, name); err != nil {
+			return err
+		} else if found {
+			if err := lockKinds(ctx, tx, v); err != nil {
+				return err
+			}
+		}
 		for _, id := range ids {
 			c, err := eraseTokens(ctx, tx, id)
 			if err != nil {
 				return err
 			}
 			n += c
+			if err := matchrow.ErasePairs(ctx, mtx{tx}, id); err != nil {
+				return err
+			}
 		}
 		if _, err = tx.Exec(ctx, `DELETE FROM lists WHERE id = ANY($1)`, ids); err != nil {
 			return err
@@ -168,71 +180,22 @@ func (s *Store) DeleteList(ctx context.Context, owner, name string, rec *audit.R
 	return n, nil
 }
 
-// overlapsSQL joins the tokens of list version $1 on the token prefix index,
-// confirms each candidate against the full token, and keeps committed lists
-// of owners other than $2 with kind $3 and key id $4. overlapsPlan makes the
-// requester's list drive the join, one index probe per token.
-var overlapsSQL = fmt.Sprintf(`
-SELECT DISTINCT a.ref, l.id
-FROM tokens AS a
-	JOIN tokens AS b ON token_prefix(b.token) = token_prefix(a.token) AND b.token = a.token
-	JOIN lists AS l ON l.id = b.list_id
-WHERE a.list_id = $1::bigint
-	AND l.state = %d AND l.owner <> $2 AND l.kind = $3 AND l.key_id = $4`, stateCommitted)
-
-// overlapsPlan fixes the plan of overlapsSQL: the joins in the order
-// written, as nested loops over the indexes. A hash or merge join would
-// read, and might spill to temporary files, every token of the kind; JIT
-// compilation costs more than such a join takes. (Parallel workers are left
-// on: they slow a join of a few hundred tokens by some milliseconds but
-// take a 50k-token list's join from 110 to 50 ms here.)
-const overlapsPlan = `SET LOCAL join_collapse_limit = 1; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; ` +
-	`SET LOCAL jit = off`
-
 // checkSQL finds the committed lists with kind $2 and key id $3 that hold
-// token $1.
+// token $1 in an entry that is not retracted.
 var checkSQL = fmt.Sprintf(`
 SELECT DISTINCT l.id
 FROM tokens AS t
 	JOIN lists AS l ON l.id = t.list_id
 WHERE token_prefix(t.token) = token_prefix($1::bytea) AND t.token = $1::bytea
-	AND l.state = %d AND l.kind = $2 AND l.key_id = $3`, stateCommitted)
+	AND l.state = %d AND l.kind = $2 AND l.key_id = $3
+	AND NOT EXISTS (SELECT 1 FROM retractions AS r WHERE r.list_id = t.list_id AND r.ref = t.ref)`, stateCommitted)
 
-// Overlaps implements store.Store. It reads from one snapshot and streams
-// the rows as fn consumes them; fn runs while the snapshot is held and may
-// call the store's other methods.
+// Overlaps implements store.Store. It reads the pairs stored at commit
+// from one snapshot and streams them as fn consumes them; fn runs while
+// the snapshot is held and may call the store's other methods.
 func (s *Store) Overlaps(ctx context.Context, listID int64, fn func(entryRef uint64, counterpartyListID int64) error) error {
 	return s.view(ctx, "overlaps", func(tx pgx.Tx) error {
-		var owner, kind, keyID string
-		err := tx.QueryRow(ctx, `SELECT owner, kind, key_id FROM lists WHERE id = $1 AND state = $2`,
-			listID, stateCommitted).Scan(&owner, &kind, &keyID)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("%w: list version %d", store.ErrNotFound, listID)
-		}
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, overlapsPlan); err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, overlapsSQL, listID, owner, kind, keyID)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var ref, cp int64
-			if err := rows.Scan(&ref, &cp); err != nil {
-				return err
-			}
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if err := fn(uint64(ref), cp); err != nil {
-				return err
-			}
-		}
-		return rows.Err()
+		return matchrow.Overlaps(ctx, mtx{tx}, listID, fn)
 	})
 }
 

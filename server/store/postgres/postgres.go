@@ -11,6 +11,11 @@
 // increase and are never reused, but may skip values, and stop at 2^31-1
 // as in the sqlite store.
 //
+// The commit of a version joins its tokens against the other owners'
+// committed lists of its kind and key id on the token index, and keeps the
+// matched pairs of entries, in both directions, in the matches table, with
+// a match event for each side; Overlaps reads them.
+//
 // A token row is (ref, list_id, token) and nothing else: the columns are in
 // alignment order so that the row is a 72-byte tuple, and there is no
 // per-token surrogate or position key. Instead, a batch is kept as its entry
@@ -48,19 +53,39 @@
 //     CommitUpload, and the rows an erasure deletes are locked before their
 //     tokens are erased, so that no batch lands in an upload being
 //     committed, purged or deleted.
+//   - A transaction that changes the standing matches of a kind and key id
+//     (CommitUpload, DeleteList, Retract, Unretract) takes an advisory lock
+//     on the kind and key id (two, in key order, for a commit that changes
+//     its list's kind) before it erases or looks for pairs, and holds it
+//     until it ends. Of two lists that match each other committed at once,
+//     the later join therefore runs after the earlier commit and, at READ
+//     COMMITTED, sees it: the pair is found once, never by both or neither;
+//     and no pair is found with an entry being retracted or a version
+//     being erased. It serializes the commits of one kind and key id for
+//     the length of their join.
+//   - Match events are appended under the decision log's lock. Their
+//     cursors come from an identity column, whose values are handed out in
+//     no transaction order: a reader could see cursor n+1 committed before
+//     n, move its cursor past n, and never read it. Taken under a lock held
+//     until the transaction ends, cursors become visible in their order.
+//     Events are appended in one statement at the end of the transaction,
+//     just before the record that takes the same lock anyway, so the lock
+//     is held as briefly as for the record alone. AppendAlertDecision takes
+//     it first, so that Retract, which reads the alerted pairs under it,
+//     sees every alert recorded before it.
 //   - Key epoch reports and disclosure request creation take advisory locks
 //     of their own; check use is charged with one conditional upsert.
 //
-// Advisory locks are taken before row locks, purges and deletions lock
-// their rows in ascending id order, and no transaction waits for another
-// lock while it holds the log's, so these waits cannot form a cycle. The
-// advisory lock keys are part of the schema: replicas of different versions
-// must agree on them.
+// Advisory locks are taken in the order list, upload row, kind and key id,
+// decision log; purges and deletions lock their rows in ascending id
+// order, and no transaction waits for another lock while it holds the
+// log's, so these waits cannot form a cycle. The advisory lock keys are
+// part of the schema: replicas of different versions must agree on them.
 //
 // Reads run in REPEATABLE READ READ ONLY transactions, so each call sees one
-// snapshot; Overlaps streams its rows from the server as the callback
-// consumes them, and Check sends its per-token queries in pipelined
-// batches, writing nothing, not even temporary files.
+// snapshot; Overlaps streams the pairs stored at commit from their primary
+// key as the callback consumes them, and Check sends its per-token queries
+// in pipelined batches, writing nothing, not even temporary files.
 //
 // # Erasure
 //
@@ -212,6 +237,7 @@ const (
 	lockKeyEpochs   int32 = 0x564d0004 // key epoch reports
 	lockDisclosures int32 = 0x564d0005 // creation of disclosure requests
 	lockJob         int32 = 0x564d0006 // a background job; key: jobKey
+	lockMatches     int32 = 0x564d0007 // the standing matches of a kind and key id; key: kindKey
 )
 
 // lock takes the transaction-level advisory lock (class, key), waiting for
@@ -256,10 +282,21 @@ func (s *Store) RunExclusive(ctx context.Context, job string, fn func(ctx contex
 // listKey is the lockList key of the owner's list name. Two lists may share
 // a key; they then only wait for each other.
 func listKey(owner, name string) int32 {
+	return pairKey(owner, name)
+}
+
+// kindKey is the lockMatches key of a kind and key id. Two may share a
+// key; their commits then only wait for each other.
+func kindKey(kind, keyID string) int32 {
+	return pairKey(kind, keyID)
+}
+
+// pairKey hashes two strings into a lock key.
+func pairKey(a, b string) int32 {
 	h := fnv.New32a()
-	h.Write([]byte(owner))
+	h.Write([]byte(a))
 	h.Write([]byte{0})
-	h.Write([]byte(name))
+	h.Write([]byte(b))
 	return int32(h.Sum32())
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/store"
+	"github.com/veilmatch/veilmatch/server/store/internal/matchrow"
 	"github.com/veilmatch/veilmatch/server/store/storetest"
 )
 
@@ -683,15 +684,19 @@ func TestReplicasDeleteWhileUploading(t *testing.T) {
 var literals = regexp.MustCompile(`'[^']*'::(bytea|bigint)`)
 
 // TestQueryPlans: the joins probe the indexes and never scan the tokens
-// table.
+// table, and Overlaps reads the pairs from their primary key.
 func TestQueryPlans(t *testing.T) {
 	ctx := t.Context()
 	s, _ := openTemp(t)
 	mine := publish(t, s, "a", "mine", "phone", entries("mine", 100), 100)
-	for i := range 4 {
-		publish(t, s, fmt.Sprint("o", i), "l", "phone", entries(fmt.Sprint("o", i), 5000), 1000)
+	for i := range 4 { // the same tokens: 60k pairs
+		publish(t, s, fmt.Sprint("o", i), "l", "phone", entries("o", 5000), 1000)
 	}
-	if _, err := s.pool.Exec(ctx, `ANALYZE tokens, lists`); err != nil {
+	// Enough retractions that probing them is worth an index.
+	if _, err := s.pool.Exec(ctx, `INSERT INTO retractions (list_id, ref, reason) SELECT 1000000 + g, g, '' FROM generate_series(1, 20000) AS g`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `ANALYZE tokens, lists, retractions, matches`); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -699,8 +704,11 @@ func TestQueryPlans(t *testing.T) {
 		args               []any
 		want               []string
 	}{
-		{"overlaps", overlapsPlan, overlapsSQL, []any{mine.ID, "a", "phone", "k1"}, []string{"tokens_list", "tokens_prefix"}},
-		{"check", "", checkSQL, []any{token("x"), "phone", "k1"}, []string{"tokens_prefix"}},
+		{"match", matchPlan, matchSQL, []any{mine.ID, "a", "phone", "k1", matchrow.AllRefsFrom, matchrow.AllRefsTo},
+			[]string{"tokens_list", "tokens_prefix", "retractions_list_id_ref_key", "Index Cond: ((list_id = b.list_id) AND (ref = b.ref))"}},
+		{"overlaps", "", matchrow.OverlapsSQL, []any{mine.ID}, []string{"matches_pkey"}},
+		{"check", "", checkSQL, []any{token("x"), "phone", "k1"},
+			[]string{"tokens_prefix", "retractions_list_id_ref_key", "Index Cond: ((list_id = t.list_id) AND (ref = t.ref))"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1021,5 +1029,168 @@ func TestRunExclusive(t *testing.T) {
 	ranB, err = b.RunExclusive(ctx, "retention", func(context.Context) error { return want })
 	if !ranB || !errors.Is(err, want) {
 		t.Fatalf("after the first finished: ran %v, err %v", ranB, err)
+	}
+}
+
+// TestReplicasMatchConcurrently: lists that match each other, committed
+// (and then superseded) through two replicas at once, get every pair
+// exactly once in each direction, and none with a version no longer
+// committed; a reader that follows each owner's events by cursor while the
+// commits run misses none of them. (Without the lockMatches locks pairs
+// are lost; without taking cursors under the log's lock, events.)
+func TestReplicasMatchConcurrently(t *testing.T) {
+	ctx := t.Context()
+	dsn := newDatabase(t)
+	replicas := []*Store{openDSN(t, dsn), openDSN(t, dsn)}
+	const owners = 8
+	kinds := []string{"phone", "email"}
+	done := make(chan struct{})
+	followed := make([][]store.MatchEvent, owners)
+	var readers sync.WaitGroup
+	for i := range owners {
+		readers.Go(func() { followed[i] = follow(t, replicas[i%2], fmt.Sprint("o", i), done) })
+	}
+	stop := sync.OnceFunc(func() {
+		close(done)
+		readers.Wait()
+	})
+	defer stop() // also when a check below fails
+	for round := range 3 {
+		// Every list holds S (ref 0), and its own token (ref 1) that the
+		// next owner's list holds too (ref 2). Each owner has such a list
+		// of phones and one of emails, whose commits take different locks.
+		errs := concurrently(replicas, 2*owners, func(s *Store, i int) error {
+			kind := kinds[i/owners]
+			i %= owners
+			es := []store.Entry{{Token: token("S"), Ref: 0}, {Token: token(fmt.Sprint(round, "/", i)), Ref: 1},
+				{Token: token(fmt.Sprint(round, "/", (i+owners-1)%owners)), Ref: 2}}
+			u := store.Upload{Owner: fmt.Sprint("o", i), List: kind, ID: fmt.Sprint("r", round), Meta: store.List{Kind: kind, KeyID: "k1"}}
+			_, err := sendOne(ctx, s, u, es)
+			return err
+		})
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d, owner %d: %v", round, i, err)
+			}
+		}
+		if n, want := query(t, replicas[0], `SELECT count(*) FROM matches`), int64(len(kinds)*(owners*(owners-1)+2*owners)); n != want {
+			t.Fatalf("round %d: %d pairs, want %d", round, n, want)
+		}
+		if n := query(t, replicas[0], `SELECT count(*) FROM matches m JOIN lists l ON l.id IN (m.list_id, m.cp_list_id) WHERE l.state <> $1`, stateCommitted); n != 0 {
+			t.Fatalf("round %d: %d pairs with a version no longer committed", round, n)
+		}
+	}
+	stop()
+	for i := range owners {
+		owner := fmt.Sprint("o", i)
+		all, err := replicas[0].MatchEvents(ctx, owner, "", 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The owner's current version matches the 7 other lists on S, the
+		// next owner's on its own token and the previous owner's on
+		// that owner's token; the later commit of each pair announced it.
+		if len(all) != len(kinds)*(owners+1) {
+			t.Errorf("%s has %d events of current versions, want %d", owner, len(all), len(kinds)*(owners+1))
+		}
+		seen := map[uint64]bool{}
+		for _, ev := range followed[i] {
+			seen[ev.Cursor] = true
+		}
+		for _, ev := range all {
+			if !seen[ev.Cursor] {
+				t.Errorf("the reader of %s missed event %+v", owner, ev)
+			}
+		}
+	}
+}
+
+// follow reads owner's events from s by cursor, as a watcher does, until
+// done is closed, and returns them with one last read.
+func follow(t *testing.T, s *Store, owner string, done <-chan struct{}) []store.MatchEvent {
+	var got []store.MatchEvent
+	after := uint64(0)
+	for last := false; ; {
+		select {
+		case <-done:
+			last = true
+		default:
+		}
+		evs, err := s.MatchEvents(context.Background(), owner, "", after, 1000)
+		if err != nil {
+			t.Error(err)
+			return got
+		}
+		if len(evs) > 0 {
+			got, after = append(got, evs...), evs[len(evs)-1].Cursor
+		}
+		if last {
+			return got
+		}
+	}
+}
+
+// sendOne begins u on s, puts es as one batch and commits without a
+// record, so that only the events' own lock orders their cursors.
+func sendOne(ctx context.Context, s *Store, u store.Upload, es []store.Entry) (store.List, error) {
+	if err := s.BeginUpload(ctx, u); err != nil {
+		return store.List{}, err
+	}
+	if _, err := s.PutBatch(ctx, u.Owner, u.List, u.ID, 0, es); err != nil {
+		return store.List{}, err
+	}
+	return s.CommitUpload(ctx, u.Owner, u.List, u.ID, 1, uint64(len(es)), time.Now(), nil)
+}
+
+// TestReplicasRetractWhileCommitting: an entry retracted through one
+// replica while lists holding its token are committed through another is
+// left without pairs, and once the retraction is undone while more are
+// committed, it has the pairs of all of them. (Without the lockMatches
+// lock in Retract and Unretract, pairs are left over or lost.)
+func TestReplicasRetractWhileCommitting(t *testing.T) {
+	ctx := t.Context()
+	dsn := newDatabase(t)
+	a, b := openDSN(t, dsn), openDSN(t, dsn)
+	w := publish(t, a, "w", "W", "phone", []store.Entry{{Token: token("T"), Ref: 5}}, 1)
+	pairsOf := func() int64 {
+		return query(t, a, `SELECT count(*) FROM matches WHERE list_id = $1 AND ref = 5 OR cp_list_id = $1 AND cp_ref = 5`, w.ID)
+	}
+	const lists = 8
+	for round := range 10 {
+		// The lists are staged first, so that their commits run at once.
+		for i := range lists {
+			owner, name := fmt.Sprint("o", i), fmt.Sprint("r", round)
+			if err := b.BeginUpload(ctx, store.Upload{Owner: owner, List: name, ID: "u", Meta: store.List{Kind: "phone", KeyID: "k1"}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.PutBatch(ctx, owner, name, "u", 0, []store.Entry{{Token: token("T"), Ref: 1}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wg sync.WaitGroup
+		for i := range lists {
+			wg.Go(func() {
+				if _, err := b.CommitUpload(ctx, fmt.Sprint("o", i), fmt.Sprint("r", round), "u", 1, 1, time.Now(), nil); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		var err error
+		if round%2 == 0 {
+			_, err = a.Retract(ctx, "w", "W", 5, "", time.Now(), nil)
+		} else {
+			err = a.Unretract(ctx, "w", "W", 5, time.Now(), nil)
+		}
+		wg.Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := int64(0)
+		if round%2 == 1 {
+			want = 2 * lists * int64(round+1) // both directions, with every list committed so far
+		}
+		if n := pairsOf(); n != want {
+			t.Fatalf("round %d: the entry has %d pairs, want %d", round, n, want)
+		}
 	}
 }

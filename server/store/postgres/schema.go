@@ -5,13 +5,15 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/veilmatch/veilmatch/server/store/internal/listrow"
 )
 
-// Upload states, kept in lists.state.
+// Upload states, kept in lists.state (see listrow).
 const (
-	stateOpen       = 0 // upload in progress, invisible to readers
-	stateCommitted  = 1 // the list's current version
-	stateSuperseded = 2 // once committed, replaced by a later commit; its tokens are erased
+	stateOpen       = listrow.StateOpen
+	stateCommitted  = listrow.StateCommitted
+	stateSuperseded = listrow.StateSuperseded
 )
 
 // maxPos bounds the number of entries of one list version, and maxListID the
@@ -170,6 +172,66 @@ CREATE TABLE check_use (
 	entries bigint NOT NULL,
 	PRIMARY KEY (agency, day)
 );
+`,
+	`
+-- Standing matches: every pair of entries with equal tokens in the
+-- committed versions of two owners' lists of one kind and key id, in both
+-- directions: entry ref of list version list_id matches entry cp_ref of
+-- cp_list_id. Overlaps reads the pairs of a list version from the primary
+-- key.
+CREATE TABLE matches (
+	list_id    bigint NOT NULL,
+	ref        bigint NOT NULL,
+	cp_list_id bigint NOT NULL,
+	cp_ref     bigint NOT NULL,
+	PRIMARY KEY (list_id, ref, cp_list_id, cp_ref)
+);
+CREATE INDEX matches_cp ON matches (cp_list_id, cp_ref);
+
+-- What owners learn of the pairs of their entries (kind match or
+-- retraction). Cursors are taken under the decision log's lock, so that
+-- they become visible in their order (see the package documentation).
+CREATE TABLE match_events (
+	cursor     bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	kind       text        NOT NULL,
+	owner      text        NOT NULL,
+	list_id    bigint      NOT NULL,
+	ref        bigint      NOT NULL,
+	cp_list_id bigint      NOT NULL,
+	time       timestamptz
+);
+CREATE INDEX match_events_owner ON match_events (owner, cursor);
+
+-- The pairs owners were alerted of: entry ref of list_id matched
+-- cp_list_id.
+CREATE TABLE alerted (
+	list_id    bigint NOT NULL,
+	ref        bigint NOT NULL,
+	cp_list_id bigint NOT NULL,
+	PRIMARY KEY (list_id, ref, cp_list_id)
+);
+CREATE INDEX alerted_cp ON alerted (cp_list_id);
+
+-- Entries withdrawn by their owner: they match nothing.
+CREATE TABLE retractions (
+	id      bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	list_id bigint      NOT NULL,
+	ref     bigint      NOT NULL,
+	reason  text        NOT NULL,
+	time    timestamptz,
+	UNIQUE (list_id, ref)
+);
+
+-- The pairs of the lists committed before this version, found as a
+-- commit finds them. They are not announced as events: they were there
+-- before, for Overlaps to find.
+INSERT INTO matches (list_id, ref, cp_list_id, cp_ref)
+SELECT DISTINCT la.id, a.ref, lb.id, b.ref
+FROM lists AS la
+	JOIN tokens AS a ON a.list_id = la.id
+	JOIN tokens AS b ON token_prefix(b.token) = token_prefix(a.token) AND b.token = a.token
+	JOIN lists AS lb ON lb.id = b.list_id
+WHERE la.state = 1 AND lb.state = 1 AND lb.owner <> la.owner AND lb.kind = la.kind AND lb.key_id = la.key_id;
 `,
 }
 

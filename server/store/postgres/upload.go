@@ -16,17 +16,19 @@ import (
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/store"
 	"github.com/veilmatch/veilmatch/server/store/internal/listrow"
+	"github.com/veilmatch/veilmatch/server/store/internal/matchrow"
 )
 
 // upload is the row of an upload, found by owner, list name and upload id.
 type upload struct {
-	id     int64
-	state  int16
-	staged int64
+	id          int64
+	state       int16
+	staged      int64
+	kind, keyID string
 }
 
 // uploadSQL selects the row of upload $3 of list $2 of owner $1.
-const uploadSQL = `SELECT id, state, staged FROM lists WHERE owner = $1 AND name = $2 AND upload_id = $3`
+const uploadSQL = `SELECT id, state, staged, kind, key_id FROM lists WHERE owner = $1 AND name = $2 AND upload_id = $3`
 
 // findUpload returns the upload's row, or store.ErrNotFound.
 func findUpload(ctx context.Context, tx pgx.Tx, owner, list, uploadID string) (upload, error) {
@@ -43,7 +45,7 @@ func lockUpload(ctx context.Context, tx pgx.Tx, owner, list, uploadID string) (u
 
 func scanUpload(row pgx.Row, owner, list, uploadID string) (upload, error) {
 	var u upload
-	err := row.Scan(&u.id, &u.state, &u.staged)
+	err := row.Scan(&u.id, &u.state, &u.staged, &u.kind, &u.keyID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return u, fmt.Errorf("%w: upload %q of list %q of %q", store.ErrNotFound, uploadID, list, owner)
 	}
@@ -230,7 +232,9 @@ func (s *Store) UploadStatus(ctx context.Context, owner, list, uploadID string) 
 
 // CommitUpload implements store.Store. It takes the list's lock, so that
 // commits of one list are serialized across replicas, then the upload's
-// row lock, so that no batch lands while it is checked. When the commit
+// row lock, so that no batch lands while it is checked, then the
+// lockMatches locks of the new and the superseded versions' kinds and key
+// ids, whose pairs it changes (see findMatches). When the commit
 // supersedes a version, it runs VACUUM after erasing its tokens (see
 // Store.vacuum).
 func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, totalBatches, totalEntries uint64, at time.Time, rec *audit.Record) (store.List, error) {
@@ -263,7 +267,7 @@ func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, 
 		if err := checkComplete(ctx, tx, u.id, int64(totalBatches), int64(totalEntries)); err != nil {
 			return err
 		}
-		if superseded, err = supersede(ctx, tx, owner, list); err != nil {
+		if superseded, err = supersede(ctx, tx, owner, list, u); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE lists SET state = $1, entries = $2, committed_at = $3 WHERE id = $4`,
@@ -271,6 +275,10 @@ func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, 
 			return err
 		}
 		if l, err = getList(ctx, tx, u.id); err != nil {
+			return err
+		}
+		v := matchrow.Version{ID: l.ID, Owner: l.Owner, Name: l.Name, Kind: l.Kind, KeyID: l.KeyID}
+		if err := findMatches(ctx, tx, v, matchrow.AllRefsFrom, matchrow.AllRefsTo, at); err != nil {
 			return err
 		}
 		return maybeAppend(ctx, tx, rec)
@@ -284,20 +292,27 @@ func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, 
 	return l, err
 }
 
-// supersede erases the tokens and batches of the owner's committed version
-// of list, if there is one, and marks it superseded. It reports whether
-// there was one. The caller holds the list's lock.
-func supersede(ctx context.Context, tx pgx.Tx, owner, list string) (bool, error) {
-	var old int64
-	err := tx.QueryRow(ctx, `SELECT id FROM lists WHERE owner = $1 AND name = $2 AND state = $3`,
-		owner, list, stateCommitted).Scan(&old)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil
-	}
+// supersede takes the lockMatches locks of upload u's kind and key id and
+// of the owner's committed version of list, if there is one, then erases
+// that version's tokens, batches and pairs and marks it superseded. It
+// reports whether there was one. The caller holds the list's lock.
+func supersede(ctx context.Context, tx pgx.Tx, owner, list string, u upload) (bool, error) {
+	v, found, err := versionOf(ctx, tx, owner, list)
 	if err != nil {
 		return false, err
 	}
+	vs := []matchrow.Version{{Kind: u.kind, KeyID: u.keyID}}
+	if found {
+		vs = append(vs, v)
+	}
+	if err := lockKinds(ctx, tx, vs...); err != nil || !found {
+		return false, err
+	}
+	old := v.ID
 	if _, err := eraseTokens(ctx, tx, old); err != nil {
+		return false, err
+	}
+	if err := matchrow.ErasePairs(ctx, mtx{tx}, old); err != nil {
 		return false, err
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM batches WHERE list_id = $1`, old); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/store"
 	"github.com/veilmatch/veilmatch/server/store/internal/listrow"
+	"github.com/veilmatch/veilmatch/server/store/internal/matchrow"
 )
 
 // metaColumns are the columns of lists that hold a listrow.Meta, in the
@@ -132,6 +133,9 @@ func (s *Store) DeleteList(ctx context.Context, owner, name string, rec *audit.R
 				return err
 			}
 			n += c
+			if err := matchrow.ErasePairs(ctx, mtx{tx}, id); err != nil {
+				return err
+			}
 		}
 		if _, err = tx.ExecContext(ctx, `DELETE FROM lists WHERE owner = ? AND name = ?`, owner, name); err != nil {
 			return err
@@ -155,60 +159,23 @@ func (s *Store) truncateWAL(ctx context.Context) {
 	_, _ = s.w.ExecContext(context.WithoutCancel(ctx), `PRAGMA wal_checkpoint(TRUNCATE)`)
 }
 
-// overlapsSQL joins list version rowid range ?1..?2 on the token prefix index,
-// confirms each candidate against the full token, and keeps committed lists
-// of owners other than ?3 with kind ?4 and key id ?5. CROSS JOIN fixes the
-// join order: the requester's list drives the join.
-var overlapsSQL = fmt.Sprintf(`
-SELECT DISTINCT a.ref, l.id
-FROM tokens AS a CROSS JOIN tokens AS b CROSS JOIN lists AS l
-WHERE a.id BETWEEN ?1 AND ?2
-	AND substr(b.token, 1, 8) = substr(a.token, 1, 8)
-	AND b.token = a.token
-	AND l.id = b.id >> %d
-	AND l.state = %d AND l.owner <> ?3 AND l.kind = ?4 AND l.key_id = ?5`, posBits, stateCommitted)
-
 // checkSQL finds the committed lists with kind ?3 and key id ?4 that hold
-// token ?2, whose first 8 bytes are ?1.
+// token ?2, whose first 8 bytes are ?1, in an entry that is not retracted.
 var checkSQL = fmt.Sprintf(`
 SELECT DISTINCT l.id
 FROM tokens AS t CROSS JOIN lists AS l
 WHERE substr(t.token, 1, 8) = ?1
 	AND t.token = ?2
 	AND l.id = t.id >> %d
-	AND l.state = %d AND l.kind = ?3 AND l.key_id = ?4`, posBits, stateCommitted)
+	AND l.state = %d AND l.kind = ?3 AND l.key_id = ?4
+	AND NOT EXISTS (SELECT 1 FROM retractions AS r WHERE r.list_id = l.id AND r.ref = t.ref)`, posBits, stateCommitted)
 
-// Overlaps implements store.Store. It reads from one snapshot; fn runs while
-// the snapshot is held and may call the store's other methods.
+// Overlaps implements store.Store. It reads the pairs stored at commit
+// from one snapshot; fn runs while the snapshot is held and may call the
+// store's other methods.
 func (s *Store) Overlaps(ctx context.Context, listID int64, fn func(entryRef uint64, counterpartyListID int64) error) error {
 	return s.view(ctx, "overlaps", func(tx *sql.Tx) error {
-		var owner, kind, keyID string
-		err := tx.QueryRowContext(ctx, `SELECT owner, kind, key_id FROM lists WHERE id = ? AND state = ?`,
-			listID, stateCommitted).Scan(&owner, &kind, &keyID)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: list version %d", store.ErrNotFound, listID)
-		}
-		if err != nil {
-			return err
-		}
-		rows, err := tx.QueryContext(ctx, overlapsSQL, listID<<posBits, listID<<posBits|maxPos, owner, kind, keyID)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var ref, cp int64
-			if err := rows.Scan(&ref, &cp); err != nil {
-				return err
-			}
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if err := fn(uint64(ref), cp); err != nil {
-				return err
-			}
-		}
-		return rows.Err()
+		return matchrow.Overlaps(ctx, mtx{tx}, listID, fn)
 	})
 }
 

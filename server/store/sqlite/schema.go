@@ -4,13 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+
+	"github.com/veilmatch/veilmatch/server/store/internal/listrow"
 )
 
-// Upload states, kept in lists.state.
+// Upload states, kept in lists.state (see listrow).
 const (
-	stateOpen       = 0 // upload in progress, invisible to readers
-	stateCommitted  = 1 // the list's current version
-	stateSuperseded = 2 // once committed, replaced by a later commit; its tokens are erased
+	stateOpen       = listrow.StateOpen
+	stateCommitted  = listrow.StateCommitted
+	stateSuperseded = listrow.StateSuperseded
 )
 
 // posBits is how many low bits of a token's rowid hold its position within
@@ -166,6 +168,67 @@ CREATE TABLE check_use (
 	entries INTEGER NOT NULL,
 	PRIMARY KEY (agency, day)
 ) WITHOUT ROWID;
+`,
+	`
+-- Standing matches: every pair of entries with equal tokens in the
+-- committed versions of two owners' lists of one kind and key id, in both
+-- directions: entry ref of list version list_id matches entry cp_ref of
+-- cp_list_id. Overlaps reads the pairs of a list version from the primary
+-- key.
+CREATE TABLE matches (
+	list_id    INTEGER NOT NULL,
+	ref        INTEGER NOT NULL,
+	cp_list_id INTEGER NOT NULL,
+	cp_ref     INTEGER NOT NULL,
+	PRIMARY KEY (list_id, ref, cp_list_id, cp_ref)
+) WITHOUT ROWID;
+CREATE INDEX matches_cp ON matches (cp_list_id, cp_ref);
+
+-- What owners learn of the pairs of their entries (kind match or
+-- retraction), in cursor order.
+CREATE TABLE match_events (
+	cursor     INTEGER PRIMARY KEY AUTOINCREMENT,
+	kind       TEXT    NOT NULL,
+	owner      TEXT    NOT NULL,
+	list_id    INTEGER NOT NULL,
+	ref        INTEGER NOT NULL,
+	cp_list_id INTEGER NOT NULL,
+	time       INTEGER NOT NULL -- Unix microseconds
+);
+CREATE INDEX match_events_owner ON match_events (owner, cursor);
+
+-- The pairs owners were alerted of: entry ref of list_id matched
+-- cp_list_id.
+CREATE TABLE alerted (
+	list_id    INTEGER NOT NULL,
+	ref        INTEGER NOT NULL,
+	cp_list_id INTEGER NOT NULL,
+	PRIMARY KEY (list_id, ref, cp_list_id)
+) WITHOUT ROWID;
+CREATE INDEX alerted_cp ON alerted (cp_list_id);
+
+-- Entries withdrawn by their owner: they match nothing.
+CREATE TABLE retractions (
+	id      INTEGER PRIMARY KEY,
+	list_id INTEGER NOT NULL,
+	ref     INTEGER NOT NULL,
+	reason  TEXT    NOT NULL,
+	time    INTEGER NOT NULL, -- Unix microseconds
+	UNIQUE (list_id, ref)
+);
+
+-- The pairs of the lists committed before this version, found as a
+-- commit finds them. They are not announced as events: they were there
+-- before, for Overlaps to find.
+INSERT INTO matches (list_id, ref, cp_list_id, cp_ref)
+SELECT DISTINCT la.id, a.ref, lb.id, b.ref
+FROM lists AS la CROSS JOIN tokens AS a CROSS JOIN tokens AS b CROSS JOIN lists AS lb
+WHERE la.state = 1
+	AND a.id BETWEEN (la.id << 32) AND (la.id << 32 | 4294967295)
+	AND substr(b.token, 1, 8) = substr(a.token, 1, 8)
+	AND b.token = a.token
+	AND lb.id = b.id >> 32
+	AND lb.state = 1 AND lb.owner <> la.owner AND lb.kind = la.kind AND lb.key_id = la.key_id;
 `,
 }
 

@@ -16,6 +16,13 @@
 // is scanned and erased without a secondary index, and committing an upload
 // only flips its state. The only index over tokens is on their first 8
 // bytes; a join on that prefix is confirmed against the full token.
+//
+// Committing a version also joins its tokens against the other owners'
+// committed lists of its kind and key id, in the same transaction, and
+// keeps the matched pairs of entries, in both directions, in the matches
+// table, with a match event for each side; Overlaps reads them. Since
+// writes are serialized, each join sees every version committed before it,
+// and event cursors (AUTOINCREMENT) become visible in their order.
 package sqlite
 
 import (

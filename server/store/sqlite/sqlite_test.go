@@ -17,6 +17,7 @@ import (
 
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/store"
+	"github.com/veilmatch/veilmatch/server/store/internal/matchrow"
 	"github.com/veilmatch/veilmatch/server/store/storetest"
 )
 
@@ -397,14 +398,19 @@ func TestQueryPlans(t *testing.T) {
 		args  []any
 		want  []string
 	}{
-		{"overlaps", overlapsSQL, []any{1 << posBits, 2<<posBits - 1, "a", "phone", "k1"}, []string{
+		{"match", matchSQL, []any{1 << posBits, 2<<posBits - 1, "a", "phone", "k1", matchrow.AllRefsFrom, matchrow.AllRefsTo, 1}, []string{
 			"SEARCH a USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
 			"SEARCH b USING INDEX tokens_prefix (<expr>=?)",
 			"SEARCH l USING ",
+			"SEARCH r USING ",
+		}},
+		{"overlaps", matchrow.Rebind(matchrow.OverlapsSQL), []any{1}, []string{
+			"SEARCH matches USING PRIMARY KEY (list_id=?)",
 		}},
 		{"check", checkSQL, []any{token("x")[:8], token("x"), "phone", "k1"}, []string{
 			"SEARCH t USING INDEX tokens_prefix (<expr>=?)",
 			"SEARCH l USING ",
+			"SEARCH r USING ",
 		}},
 	}
 	for _, tt := range tests {
@@ -442,18 +448,31 @@ func TestQueryPlans(t *testing.T) {
 	}
 }
 
-// TestUpgrade: a database of the previous schema version, with data in it,
-// is migrated on open and keeps its data.
+// TestUpgrade: a database of an earlier schema version, with data in it,
+// is migrated on open and keeps its data; the pairs of the lists committed
+// before are found, without events, and Overlaps answers as before.
 func TestUpgrade(t *testing.T) {
 	ctx := context.Background()
 	s, path := openTemp(t)
 	l := publish(t, s, "a", "l", "phone", entries("x", 3), 2)
+	publish(t, s, "b", "m", "phone", entries("x", 5)[1:], 2)
+	publish(t, s, "b", "m", "phone", entries("x", 5)[2:], 2) // supersedes the version above
+	publish(t, s, "a", "n", "email", entries("x", 5), 2)
 	if _, err := s.SetKeyEpochs(ctx, []store.KeyEpoch{{KeyID: "k1"}}, nil); err != nil {
 		t.Fatal(err)
 	}
+	m, err := s.GetList(ctx, "b", "m")
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Take the database back to the version before public keys, notice
-	// actions, request groups and check use were stored.
+	// actions, request groups and check use were stored (4), and standing
+	// matches (5).
 	for _, stmt := range []string{
+		`DROP TABLE matches`,
+		`DROP TABLE match_events`,
+		`DROP TABLE alerted`,
+		`DROP TABLE retractions`,
 		`ALTER TABLE key_epochs DROP COLUMN public_key`,
 		`ALTER TABLE notices DROP COLUMN action`,
 		`DROP INDEX disclosure_requests_group`,
@@ -461,7 +480,7 @@ func TestUpgrade(t *testing.T) {
 		`ALTER TABLE disclosure_requests DROP COLUMN group_id`,
 		`ALTER TABLE disclosure_requests DROP COLUMN requested`,
 		`DROP TABLE check_use`,
-		fmt.Sprintf(`UPDATE schema_version SET version = %d`, len(migrations)-1),
+		fmt.Sprintf(`UPDATE schema_version SET version = %d`, len(migrations)-2),
 	} {
 		if _, err := s.w.Exec(stmt); err != nil {
 			t.Fatalf("%s: %v", stmt, err)
@@ -481,6 +500,29 @@ func TestUpgrade(t *testing.T) {
 	}
 	if n, err := s.CheckUse(ctx, "a", "2026-11-30"); err != nil || n != 0 {
 		t.Fatalf("CheckUse after the upgrade = %d, %v", n, err)
+	}
+	// Only token x/2, ref 2 in both, is in l and the current m.
+	for _, c := range []struct {
+		list store.List
+		want string
+	}{{l, fmt.Sprint("[2/", m.ID, "]")}, {m, fmt.Sprint("[2/", l.ID, "]")}} {
+		var got []string
+		if err := s.Overlaps(ctx, c.list.ID, func(ref uint64, cp int64) error {
+			got = append(got, fmt.Sprint(ref, "/", cp))
+			return nil
+		}); err != nil || fmt.Sprint(got) != c.want {
+			t.Errorf("Overlaps(%d) after the upgrade = %v, %v; want %s", c.list.ID, got, err, c.want)
+		}
+	}
+	for _, owner := range []string{"a", "b"} {
+		if evs, err := s.MatchEvents(ctx, owner, "", 0, 10); err != nil || len(evs) != 0 {
+			t.Errorf("MatchEvents(%s) after the upgrade = %+v, %v; want none", owner, evs, err)
+		}
+	}
+	// A commit after the upgrade finds and announces its pairs.
+	o := publish(t, s, "c", "o", "phone", entries("x", 1), 2)
+	if evs, err := s.MatchEvents(ctx, "a", "", 0, 10); err != nil || len(evs) != 1 || evs[0].ListID != l.ID || evs[0].CounterpartyListID != o.ID {
+		t.Errorf("MatchEvents(a) after a new commit = %+v, %v; want one of list %d with %d", evs, err, l.ID, o.ID)
 	}
 }
 

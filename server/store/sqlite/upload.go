@@ -13,6 +13,7 @@ import (
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/store"
 	"github.com/veilmatch/veilmatch/server/store/internal/listrow"
+	"github.com/veilmatch/veilmatch/server/store/internal/matchrow"
 )
 
 // upload is the row of an upload, found by owner, list name and upload id.
@@ -275,22 +276,7 @@ func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, 
 		if err := checkComplete(ctx, tx, u.id, int64(totalBatches), int64(totalEntries)); err != nil {
 			return err
 		}
-		var old int64
-		err = tx.QueryRowContext(ctx, `SELECT id FROM lists WHERE owner = ? AND name = ? AND state = ?`,
-			owner, list, stateCommitted).Scan(&old)
-		switch {
-		case err == nil:
-			if _, err := eraseTokens(ctx, tx, old); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM batches WHERE list_id = ?`, old); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE lists SET state = ? WHERE id = ?`, stateSuperseded, old); err != nil {
-				return err
-			}
-			superseded = true
-		case !errors.Is(err, sql.ErrNoRows):
+		if superseded, err = supersede(ctx, tx, owner, list); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE lists SET state = ?, entries = ?, committed_at = ? WHERE id = ?`,
@@ -300,12 +286,44 @@ func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, 
 		if l, err = getList(ctx, tx, u.id); err != nil {
 			return err
 		}
+		v := matchrow.Version{ID: l.ID, Owner: l.Owner, Name: l.Name, Kind: l.Kind, KeyID: l.KeyID}
+		if err := findMatches(ctx, tx, v, matchrow.AllRefsFrom, matchrow.AllRefsTo, at); err != nil {
+			return err
+		}
 		return maybeAppend(ctx, tx, rec)
 	})
 	if err == nil && superseded {
 		s.truncateWAL(ctx)
 	}
 	return l, err
+}
+
+// supersede erases the tokens, batches and pairs of the owner's committed
+// version of list, if there is one, and marks it superseded. It reports
+// whether there was one.
+func supersede(ctx context.Context, tx *sql.Tx, owner, list string) (bool, error) {
+	var old int64
+	err := tx.QueryRowContext(ctx, `SELECT id FROM lists WHERE owner = ? AND name = ? AND state = ?`,
+		owner, list, stateCommitted).Scan(&old)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if _, err := eraseTokens(ctx, tx, old); err != nil {
+		return false, err
+	}
+	if err := matchrow.ErasePairs(ctx, mtx{tx}, old); err != nil {
+		return false, err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM batches WHERE list_id = ?`, old); err != nil {
+		return false, err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE lists SET state = ? WHERE id = ?`, stateSuperseded, old); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // maxMissing is how many missing batch numbers an ErrIncomplete names.

@@ -55,6 +55,18 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 
 		// Key epochs (epochs.go).
 		{"KeyEpochs", testKeyEpochs},
+
+		// Standing matches, their events and retractions (matches.go).
+		{"MatchesAtCommit", testMatchesAtCommit},
+		{"MatchesScope", testMatchesScope},
+		{"MatchesErasure", testMatchesErasure},
+		{"MatchesCommitRetry", testMatchesCommitRetry},
+		{"MatchEventsCursor", testMatchEventsCursor},
+		{"Retract", testRetract},
+		{"RetractErrors", testRetractErrors},
+		{"Unretract", testUnretract},
+		{"RetractionsFollowVersions", testRetractionsFollowVersions},
+		{"MatchesCanceled", testMatchesCanceled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,6 +12,13 @@ import (
 	"github.com/veilmatch/veilmatch/server/store"
 )
 
+// Upload states, kept in lists.state by every store.
+const (
+	StateOpen       = 0 // upload in progress, invisible to readers
+	StateCommitted  = 1 // the list's current version
+	StateSuperseded = 2 // once committed, replaced by a later commit; its tokens are erased
+)
+
 // Meta is a list's metadata as a store keeps it: its consent roles and
 // normalization as canonical JSON text, its expiry in Unix microseconds
 // (0: never).

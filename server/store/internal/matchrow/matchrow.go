@@ -1,0 +1,196 @@
+// Package matchrow is what the hub's stores (SQLite, PostgreSQL) share
+// about standing matches: the statements on the tables that hold them
+// (matches, match_events, alerted, retractions), which have the same
+// columns in both stores, and the steps of the store methods that run
+// them.
+//
+// A store joins a new list version's tokens against the other lists itself
+// (the token layouts differ) and inserts the pairs it found, one direction
+// only; the steps here do the rest: the mirror images of the pairs, the
+// match events, the erasure of a version's pairs, retractions and the
+// reads.
+//
+// Statements are written once, for PostgreSQL, with $n placeholders; the
+// sqlite store runs them through Rebind, which makes them SQLite's ?n. A
+// parameter whose type PostgreSQL cannot infer is written CAST($n AS
+// type): SQLite gives such a cast the affinity of the type's name, which
+// keeps the integers it stores times and ids as unchanged. Upserts are ON
+// CONFLICT DO NOTHING after VALUES, which both parse alike.
+package matchrow
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/veilmatch/veilmatch/server/store"
+	"github.com/veilmatch/veilmatch/server/store/internal/listrow"
+)
+
+// Tx is a store's transaction as the steps of this package use it.
+type Tx interface {
+	// Exec runs a statement and returns the number of rows it affected.
+	Exec(ctx context.Context, query string, args ...any) (int64, error)
+	// Query runs a query and calls row for each row it returns with a
+	// function that scans the row's columns; an error from row stops the
+	// query and is returned.
+	Query(ctx context.Context, query string, args []any, row func(scan func(dest ...any) error) error) error
+	// Time returns t as the parameter of a time column.
+	Time(t time.Time) any
+}
+
+// Rebind turns the $n placeholders of a statement of this package into
+// SQLite's ?n. The statements hold no $ anywhere else.
+func Rebind(query string) string {
+	return strings.ReplaceAll(query, "$", "?")
+}
+
+// AllRefs is the range of refs (stored as int64, bit for bit) that stands
+// for every entry of a list version.
+const (
+	AllRefsFrom int64 = math.MinInt64
+	AllRefsTo   int64 = math.MaxInt64
+)
+
+// Time scans a time column of either store: Unix microseconds (SQLite), a
+// timestamptz (PostgreSQL), or NULL for the zero time. Both drivers scan
+// into an sql.Scanner.
+type Time struct{ T time.Time }
+
+// Scan implements sql.Scanner.
+func (t *Time) Scan(v any) error {
+	switch v := v.(type) {
+	case nil:
+		t.T = time.Time{}
+	case int64:
+		t.T = listrow.FromMicros(v)
+	case time.Time:
+		t.T = listrow.FromMicros(v.UnixMicro())
+	default:
+		return fmt.Errorf("time column holds %T", v)
+	}
+	return nil
+}
+
+// Version is what the steps need to know of a committed list version.
+type Version struct {
+	ID          int64
+	Owner, Name string
+	Kind, KeyID string
+}
+
+// committedSQL selects owner $1's committed version of list $2.
+var committedSQL = fmt.Sprintf(`SELECT id, kind, key_id FROM lists WHERE owner = $1 AND name = $2 AND state = %d`, listrow.StateCommitted)
+
+// Committed returns owner's committed version of list, or
+// store.ErrNotFound.
+func Committed(ctx context.Context, tx Tx, owner, list string) (Version, error) {
+	v := Version{Owner: owner, Name: list}
+	found := false
+	err := tx.Query(ctx, committedSQL, []any{owner, list}, func(scan func(...any) error) error {
+		found = true
+		return scan(&v.ID, &v.Kind, &v.KeyID)
+	})
+	if err == nil && !found {
+		err = fmt.Errorf("%w: list %q of %q", store.ErrNotFound, list, owner)
+	}
+	return v, err
+}
+
+// erasePairsSQL deletes what the standing matches hold of list version
+// $1: its pairs in both directions, the alerts of them, and the
+// retractions of its entries.
+var erasePairsSQL = []string{
+	`DELETE FROM matches WHERE list_id = $1`,
+	`DELETE FROM matches WHERE cp_list_id = $1`,
+	`DELETE FROM alerted WHERE list_id = $1`,
+	`DELETE FROM alerted WHERE cp_list_id = $1`,
+	`DELETE FROM retractions WHERE list_id = $1`,
+}
+
+// ErasePairs deletes what the standing matches hold of list version id:
+// its pairs in both directions, the alerts of them, and its retractions.
+// A store calls it in the transaction that supersedes or deletes the
+// version. The version's events stay; MatchEvents leaves them out.
+func ErasePairs(ctx context.Context, tx Tx, id int64) error {
+	for _, q := range erasePairsSQL {
+		if _, err := tx.Exec(ctx, q, id); err != nil {
+			return fmt.Errorf("erase the pairs of list version %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// mirrorSQL inserts the mirror image of the pairs of list version $1's
+// entries with refs $2 to $3.
+const mirrorSQL = `INSERT INTO matches (list_id, ref, cp_list_id, cp_ref)
+SELECT cp_list_id, cp_ref, list_id, ref FROM matches WHERE list_id = $1 AND ref BETWEEN $2 AND $3`
+
+// matchEventsSQL appends a match event for each distinct (list version,
+// ref, counterparty version) of the pairs of list version $1's entries
+// with refs $2 to $3, on both sides, at time $4.
+var matchEventsSQL = `INSERT INTO match_events (kind, owner, list_id, ref, cp_list_id, time)
+SELECT '` + store.EventMatch + `', l.owner, p.list_id, p.ref, p.cp_list_id, CAST($4 AS timestamptz)
+FROM (
+	SELECT list_id, ref, cp_list_id FROM matches WHERE list_id = $1 AND ref BETWEEN $2 AND $3
+	UNION
+	SELECT cp_list_id, cp_ref, list_id FROM matches WHERE list_id = $1 AND ref BETWEEN $2 AND $3
+) AS p JOIN lists AS l ON l.id = p.list_id
+ORDER BY p.list_id, p.ref, p.cp_list_id`
+
+// Announce completes the pairs a store has just inserted for the entries
+// of list version id with refs from to to (AllRefsFrom, AllRefsTo: all of
+// them), in the direction from id: it inserts their mirror images and, if
+// there were any, calls lock (unless nil) and appends a match event for
+// each distinct (list version, ref, counterparty version) of them, to the
+// owners of both sides, at time at. Events are appended last and in one
+// statement, so that a store that orders cursors by holding a lock
+// (lock) holds it briefly.
+func Announce(ctx context.Context, tx Tx, id, from, to int64, at time.Time, lock func() error) error {
+	n, err := tx.Exec(ctx, mirrorSQL, id, from, to)
+	if err != nil {
+		return fmt.Errorf("store the pairs of list version %d: %w", id, err)
+	}
+	if n == 0 {
+		return nil
+	}
+	if lock != nil {
+		if err := lock(); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.Exec(ctx, matchEventsSQL, id, from, to, tx.Time(at)); err != nil {
+		return fmt.Errorf("append the match events of list version %d: %w", id, err)
+	}
+	return nil
+}
+
+// alertedRows is how many alerted pairs one INSERT statement writes.
+const alertedRows = 200
+
+// RecordAlerted stores the pairs an owner was alerted of; a pair stored
+// already is kept as it is.
+func RecordAlerted(ctx context.Context, tx Tx, alerted []store.Alerted) error {
+	args := make([]any, 0, 3*alertedRows)
+	for len(alerted) > 0 {
+		n := min(len(alerted), alertedRows)
+		var q strings.Builder
+		q.WriteString(`INSERT INTO alerted (list_id, ref, cp_list_id) VALUES `)
+		args = args[:0]
+		for i, a := range alerted[:n] {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			fmt.Fprintf(&q, "($%d, $%d, $%d)", 3*i+1, 3*i+2, 3*i+3)
+			args = append(args, a.ListID, int64(a.Ref), a.CounterpartyListID)
+		}
+		q.WriteString(` ON CONFLICT DO NOTHING`)
+		if _, err := tx.Exec(ctx, q.String(), args...); err != nil {
+			return fmt.Errorf("store alerted pairs: %w", err)
+		}
+		alerted = alerted[n:]
+	}
+	return nil
+}

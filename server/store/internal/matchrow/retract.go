@@ -1,0 +1,78 @@
+package matchrow
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/veilmatch/veilmatch/server/store"
+)
+
+// retractedSQL selects the retraction of entry $2 of list version $1.
+const retractedSQL = `SELECT 1 FROM retractions WHERE list_id = $1 AND ref = $2`
+
+// retractionEventsSQL appends, at time $3, a retraction event to the owner
+// of every entry that was alerted of a pair with entry $2 of list version
+// $1, one per distinct (list version, ref, counterparty version).
+var retractionEventsSQL = `INSERT INTO match_events (kind, owner, list_id, ref, cp_list_id, time)
+SELECT '` + store.EventRetraction + `', l.owner, a.list_id, a.ref, a.cp_list_id, CAST($3 AS timestamptz)
+FROM (SELECT DISTINCT list_id, ref, cp_list_id FROM matches WHERE cp_list_id = $1 AND cp_ref = $2) AS p
+	JOIN alerted AS a ON a.list_id = p.list_id AND a.ref = p.ref AND a.cp_list_id = p.cp_list_id
+	JOIN lists AS l ON l.id = a.list_id
+ORDER BY a.list_id, a.ref`
+
+// retractSQL deletes the pairs of entry $2 of list version $1, in both
+// directions, and records its retraction with reason $3 at time $4.
+var retractSQL = []string{
+	`DELETE FROM matches WHERE list_id = $1 AND ref = $2`,
+	`DELETE FROM matches WHERE cp_list_id = $1 AND cp_ref = $2`,
+	`INSERT INTO retractions (list_id, ref, reason, time) VALUES ($1, $2, $3, $4)`,
+}
+
+// Retract withdraws entry ref of list version id, which the store has
+// found to exist: unless it is retracted already (store.ErrConflict), it
+// calls lock (unless nil), appends a retraction event to the owner of
+// every entry alerted of a pair with it, deletes its pairs and records the
+// retraction.
+func Retract(ctx context.Context, tx Tx, id int64, ref uint64, reason string, at time.Time, lock func() error) error {
+	held := false
+	if err := tx.Query(ctx, retractedSQL, []any{id, int64(ref)}, func(func(...any) error) error {
+		held = true
+		return nil
+	}); err != nil {
+		return err
+	}
+	if held {
+		return fmt.Errorf("%w: entry %d of list version %d is retracted already", store.ErrConflict, ref, id)
+	}
+	if lock != nil {
+		if err := lock(); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.Exec(ctx, retractionEventsSQL, id, int64(ref), tx.Time(at)); err != nil {
+		return fmt.Errorf("append retraction events: %w", err)
+	}
+	if _, err := tx.Exec(ctx, retractSQL[0], id, int64(ref)); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, retractSQL[1], id, int64(ref)); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, retractSQL[2], id, int64(ref), reason, tx.Time(at))
+	return err
+}
+
+// Unretract deletes the retraction of entry ref of list version id, or
+// fails with store.ErrNotFound. The store then finds the entry's pairs
+// again and announces them (see Announce).
+func Unretract(ctx context.Context, tx Tx, id int64, ref uint64) error {
+	n, err := tx.Exec(ctx, `DELETE FROM retractions WHERE list_id = $1 AND ref = $2`, id, int64(ref))
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: entry %d of list version %d is not retracted", store.ErrNotFound, ref, id)
+	}
+	return nil
+}
