@@ -196,6 +196,9 @@ var keyServerOps = []string{"get key server public key:", "evaluate "}
 // client's refusals, what to do; for a call to the hub or the key server,
 // advice by its gRPC code, naming the service that failed.
 func (f *identityFlags) explain(err error) error {
+	if err == nil {
+		return nil
+	}
 	var guard *client.GuardError
 	switch {
 	case errors.As(err, &guard):

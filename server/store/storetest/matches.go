@@ -295,6 +295,9 @@ func testRetract(t *testing.T, s store.Store) {
 	if evs := events(t, s, "v1", ""); evs[len(evs)-1].Kind != store.EventRetraction || !evs[len(evs)-1].Time.Equal(at) || evs[len(evs)-1].List != "V1" {
 		t.Errorf("last event of v1 = %+v, want the retraction at %v", evs[len(evs)-1], at)
 	}
+	// v2 was never alerted of its pair with W: that match, retracted
+	// before delivery, is no longer among v2's events; its pair with V1 is.
+	wantTriples(t, "matches to v2", triples(t, events(t, s, "v2", ""), store.EventMatch), set(triple{id("V2"), 2, id("V1")}))
 	wantPairs(t, "Overlaps(W)", overlaps(t, s, id("W")), pairs(pair{6, id("V3")}))
 	wantPairs(t, "Overlaps(V1)", overlaps(t, s, id("V1")), pairs(pair{1, id("V2")}))
 	wantPairs(t, "Overlaps(V2)", overlaps(t, s, id("V2")), pairs(pair{2, id("V1")}))

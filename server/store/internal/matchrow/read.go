@@ -54,13 +54,18 @@ func Overlaps(ctx context.Context, tx Tx, id int64, fn func(entryRef uint64, cou
 
 // eventsSQL selects owner $1's events above cursor $2, up to $3 of them,
 // of list versions that are committed and whose counterparty versions
-// are; eventsOfListSQL also only those of the list named $4.
+// are, leaving out match events whose pair no longer stands (retracted
+// before the event was delivered); eventsOfListSQL also only those of the
+// list named $4.
 var (
 	eventsSQL = fmt.Sprintf(`SELECT e.cursor, e.kind, e.owner, e.list_id, l.name, e.ref, e.cp_list_id, e.time
 FROM match_events AS e
 	JOIN lists AS l ON l.id = e.list_id AND l.state = %[1]d
 	JOIN lists AS c ON c.id = e.cp_list_id AND c.state = %[1]d
-WHERE e.owner = $1 AND e.cursor > $2`, listrow.StateCommitted)
+WHERE e.owner = $1 AND e.cursor > $2
+	AND (e.kind <> '%[2]s' OR EXISTS (
+		SELECT 1 FROM matches AS m WHERE m.list_id = e.list_id AND m.ref = e.ref AND m.cp_list_id = e.cp_list_id))`,
+		listrow.StateCommitted, store.EventMatch)
 	eventsOrder     = ` ORDER BY e.cursor LIMIT $3`
 	eventsOfListSQL = eventsSQL + ` AND l.name = $4` + eventsOrder
 )
