@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
@@ -73,6 +74,10 @@ type Server struct {
 	log    *slog.Logger
 }
 
+// KeepaliveTime is how long a connection may be quiet before the server
+// pings it.
+const KeepaliveTime = time.Minute
+
 // New listens on o.Listen and returns a gRPC server that requires client
 // certificates and runs the logging and identity interceptors. Register
 // services on s.GRPC, then call Serve.
@@ -96,6 +101,9 @@ func New(o ServerOptions) (*Server, error) {
 		grpc.MaxRecvMsgSize(o.MaxRecvMsgSize),
 		grpc.MaxSendMsgSize(MaxMessageSize),
 		grpc.MaxConcurrentStreams(MaxConcurrentStreams),
+		// A quiet connection (a watch waiting for alerts) is pinged, so
+		// that NATs and load balancers keep it and a dead peer is noticed.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: KeepaliveTime, Timeout: 20 * time.Second}),
 		grpc.ChainUnaryInterceptor(unaryInterceptor(log, o.Metrics)),
 		grpc.ChainStreamInterceptor(streamInterceptor(log, o.Metrics)),
 	}

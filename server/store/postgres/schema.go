@@ -201,6 +201,8 @@ CREATE TABLE match_events (
 	time       timestamptz
 );
 CREATE INDEX match_events_owner ON match_events (owner, cursor);
+CREATE INDEX match_events_list ON match_events (list_id);
+CREATE INDEX match_events_cp ON match_events (cp_list_id);
 
 -- The pairs owners were alerted of: entry ref of list_id matched
 -- cp_list_id.

@@ -196,6 +196,8 @@ CREATE TABLE match_events (
 	time       INTEGER NOT NULL -- Unix microseconds
 );
 CREATE INDEX match_events_owner ON match_events (owner, cursor);
+CREATE INDEX match_events_list ON match_events (list_id);
+CREATE INDEX match_events_cp ON match_events (cp_list_id);
 
 -- The pairs owners were alerted of: entry ref of list_id matched
 -- cp_list_id.

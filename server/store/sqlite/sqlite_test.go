@@ -369,6 +369,49 @@ func TestDeleteErasesFromFiles(t *testing.T) {
 	}
 }
 
+// TestDeleteErasesMatches: deleting a list leaves no row of its matches —
+// pairs, events, alerts, retractions — in either direction.
+func TestDeleteErasesMatches(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	closeOnCleanup(t, s)
+	shared := entries("shared", 3)
+	keep := publish(t, s, "b", "keep", "phone", shared, 100)
+	gone := publish(t, s, "a", "gone", "phone", shared, 100)
+	rec := &audit.Record{Time: time.Now(), DecisionID: "d", Caller: "c", Agency: "b", Action: audit.ActionAlert, Result: audit.ResultAllowed}
+	if _, err := s.AppendAlertDecision(ctx, rec, nil, []store.Alerted{{ListID: keep.ID, Ref: shared[0].Ref, CounterpartyListID: gone.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Retract(ctx, "a", "gone", shared[1].Ref, "test", time.Now(), nil); err != nil {
+		t.Fatal(err)
+	}
+	count := func() (n int) {
+		t.Helper()
+		for _, q := range []string{
+			`SELECT count(*) FROM matches WHERE list_id = ?1 OR cp_list_id = ?1`,
+			`SELECT count(*) FROM match_events WHERE list_id = ?1 OR cp_list_id = ?1`,
+			`SELECT count(*) FROM alerted WHERE list_id = ?1 OR cp_list_id = ?1`,
+			`SELECT count(*) FROM retractions WHERE list_id = ?1`,
+		} {
+			var c int
+			if err := s.r.QueryRowContext(ctx, q, gone.ID).Scan(&c); err != nil {
+				t.Fatal(err)
+			}
+			n += c
+		}
+		return n
+	}
+	if count() == 0 {
+		t.Fatal("the list has no match rows; the test cannot see erasure")
+	}
+	if _, err := s.DeleteList(ctx, "a", "gone", nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 0 {
+		t.Errorf("%d rows of the deleted list's matches remain", n)
+	}
+}
+
 // TestRepublishErasesFromFiles: the tokens of a superseded version leave
 // the database file and its write-ahead log when the new version commits.
 func TestRepublishErasesFromFiles(t *testing.T) {

@@ -100,20 +100,23 @@ func Committed(ctx context.Context, tx Tx, owner, list string) (Version, error) 
 }
 
 // erasePairsSQL deletes what the standing matches hold of list version
-// $1: its pairs in both directions, the alerts of them, and the
-// retractions of its entries.
+// $1: its pairs in both directions, the events and alerts of them, and
+// the retractions of its entries.
 var erasePairsSQL = []string{
 	`DELETE FROM matches WHERE list_id = $1`,
 	`DELETE FROM matches WHERE cp_list_id = $1`,
+	`DELETE FROM match_events WHERE list_id = $1`,
+	`DELETE FROM match_events WHERE cp_list_id = $1`,
 	`DELETE FROM alerted WHERE list_id = $1`,
 	`DELETE FROM alerted WHERE cp_list_id = $1`,
 	`DELETE FROM retractions WHERE list_id = $1`,
 }
 
 // ErasePairs deletes what the standing matches hold of list version id:
-// its pairs in both directions, the alerts of them, and its retractions.
-// A store calls it in the transaction that supersedes or deletes the
-// version. The version's events stay; MatchEvents leaves them out.
+// its pairs in both directions, the events and alerts of them, and its
+// retractions. A store calls it in the transaction that supersedes or
+// deletes the version, so that nothing of the version's matches outlives
+// its tokens.
 func ErasePairs(ctx context.Context, tx Tx, id int64) error {
 	for _, q := range erasePairsSQL {
 		if _, err := tx.Exec(ctx, q, id); err != nil {
