@@ -83,7 +83,12 @@ func TestStateIsPrivate(t *testing.T) {
 	if _, err := c.Publish(context.Background(), strings.NewReader("phone\n07700 900123\n"), client.PublishOptions{List: "s", Kind: normalize.Phone, Category: "suspect", Normalize: normalize.Options{Region: "GB"}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{filepath.Join(state, "lists"), filepath.Join(state, "lists", "s.json"), filepath.Join(state, "pinned-keys.json")} {
+	rows, err := filepath.Glob(filepath.Join(state, "rows", "s", "*"))
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("rows files of list s: %v, %v; want one", rows, err)
+	}
+	for _, p := range []string{filepath.Join(state, "lists"), filepath.Join(state, "lists", "s.json"), filepath.Join(state, "pinned-keys.json"),
+		filepath.Join(state, "rows"), filepath.Join(state, "rows", "s"), rows[0]} {
 		st, err := os.Stat(p)
 		if err != nil {
 			t.Fatal(err)

@@ -199,11 +199,14 @@ type localEntry struct {
 // localVersion is one upload of a list: its settings and, by entry
 // reference, the rows behind it.
 type localVersion struct {
-	Kind     string       `json:"kind"`
-	KeyID    string       `json:"key_id"`
-	UploadID string       `json:"upload_id"`
-	Digest   string       `json:"digest"`
-	Entries  []localEntry `json:"entries"` // index = entry_ref
+	Kind     string `json:"kind"`
+	KeyID    string `json:"key_id"`
+	UploadID string `json:"upload_id"`
+	Digest   string `json:"digest"`
+	// Entries are the rows, index = entry_ref. They are kept in a rows
+	// file (see rowsPath); state written before rows files holds them
+	// here.
+	Entries []localEntry `json:"entries,omitempty"`
 }
 
 // localList is what the agency keeps about one published list: the version
@@ -248,11 +251,31 @@ func (s *stateDir) loadList(name string) (*localList, error) {
 		}
 	}
 	l.Name = name
+	if err := s.loadRows(l); err != nil {
+		return nil, fmt.Errorf("local state of list %s: %w", name, err)
+	}
 	return l, nil
 }
 
+// saveList writes the rows of l's versions that are not on disk yet, then
+// l's JSON state naming them, then removes the rows of versions l no
+// longer holds.
 func (s *stateDir) saveList(l *localList) error {
-	if err := writeJSON(s.listPath(l.Name), l); err != nil {
+	if err := s.saveRows(l); err != nil {
+		return fmt.Errorf("save local state of list %s: %w", l.Name, err)
+	}
+	meta := *l
+	for _, v := range []**localVersion{&meta.Current, &meta.Pending} {
+		if *v != nil {
+			c := **v
+			c.Entries = nil
+			*v = &c
+		}
+	}
+	if err := writeJSON(s.listPath(l.Name), meta); err != nil {
+		return fmt.Errorf("save local state of list %s: %w", l.Name, err)
+	}
+	if err := s.pruneRows(l); err != nil {
 		return fmt.Errorf("save local state of list %s: %w", l.Name, err)
 	}
 	return nil
@@ -288,10 +311,10 @@ func (l *localList) uploads() string {
 
 func (s *stateDir) removeList(name string) error {
 	err := os.Remove(s.listPath(name))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
-	return err
+	return os.RemoveAll(filepath.Dir(s.rowsPath(name, "x")))
 }
 
 // digest identifies the content and settings of an upload, so a rerun of an

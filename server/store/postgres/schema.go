@@ -178,7 +178,8 @@ CREATE TABLE check_use (
 -- committed versions of two owners' lists of one kind and key id, in both
 -- directions: entry ref of list version list_id matches entry cp_ref of
 -- cp_list_id. Overlaps reads the pairs of a list version from the primary
--- key.
+-- key; the pairs whose counterparty is a given entry are the mirror images
+-- of its own, found by the primary key too.
 CREATE TABLE matches (
 	list_id    bigint NOT NULL,
 	ref        bigint NOT NULL,
@@ -186,7 +187,6 @@ CREATE TABLE matches (
 	cp_ref     bigint NOT NULL,
 	PRIMARY KEY (list_id, ref, cp_list_id, cp_ref)
 );
-CREATE INDEX matches_cp ON matches (cp_list_id, cp_ref);
 
 -- What owners learn of the pairs of their entries (kind match or
 -- retraction). Cursors are taken under the decision log's lock, so that

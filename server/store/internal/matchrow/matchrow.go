@@ -99,12 +99,21 @@ func Committed(ctx context.Context, tx Tx, owner, list string) (Version, error) 
 	return v, err
 }
 
+// Every pair is stored in both directions, so the pairs whose
+// counterparty is list version $1 (entry $2) are the mirror images of the
+// rows of $1 (entry $2), found by the primary key; no index on the
+// counterparty columns is needed.
+const (
+	mirrorOfList  = `SELECT cp_list_id, cp_ref, list_id, ref FROM matches WHERE list_id = $1`
+	mirrorOfEntry = mirrorOfList + ` AND ref = $2`
+)
+
 // erasePairsSQL deletes what the standing matches hold of list version
 // $1: its pairs in both directions, the events and alerts of them, and
 // the retractions of its entries.
 var erasePairsSQL = []string{
+	`DELETE FROM matches WHERE (list_id, ref, cp_list_id, cp_ref) IN (` + mirrorOfList + `)`,
 	`DELETE FROM matches WHERE list_id = $1`,
-	`DELETE FROM matches WHERE cp_list_id = $1`,
 	`DELETE FROM match_events WHERE list_id = $1`,
 	`DELETE FROM match_events WHERE cp_list_id = $1`,
 	`DELETE FROM alerted WHERE list_id = $1`,

@@ -16,7 +16,7 @@ const retractedSQL = `SELECT 1 FROM retractions WHERE list_id = $1 AND ref = $2`
 // $1, one per distinct (list version, ref, counterparty version).
 var retractionEventsSQL = `INSERT INTO match_events (kind, owner, list_id, ref, cp_list_id, time)
 SELECT '` + store.EventRetraction + `', l.owner, a.list_id, a.ref, a.cp_list_id, CAST($3 AS timestamptz)
-FROM (SELECT DISTINCT list_id, ref, cp_list_id FROM matches WHERE cp_list_id = $1 AND cp_ref = $2) AS p
+FROM (SELECT DISTINCT cp_list_id AS list_id, cp_ref AS ref, list_id AS cp_list_id FROM matches WHERE list_id = $1 AND ref = $2) AS p
 	JOIN alerted AS a ON a.list_id = p.list_id AND a.ref = p.ref AND a.cp_list_id = p.cp_list_id
 	JOIN lists AS l ON l.id = a.list_id
 ORDER BY a.list_id, a.ref`
@@ -24,8 +24,8 @@ ORDER BY a.list_id, a.ref`
 // retractSQL deletes the pairs of entry $2 of list version $1, in both
 // directions, and records its retraction with reason $3 at time $4.
 var retractSQL = []string{
+	`DELETE FROM matches WHERE (list_id, ref, cp_list_id, cp_ref) IN (` + mirrorOfEntry + `)`,
 	`DELETE FROM matches WHERE list_id = $1 AND ref = $2`,
-	`DELETE FROM matches WHERE cp_list_id = $1 AND cp_ref = $2`,
 	`INSERT INTO retractions (list_id, ref, reason, time) VALUES ($1, $2, $3, $4)`,
 }
 

@@ -1,0 +1,94 @@
+package client
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestRowsRoundTrip(t *testing.T) {
+	for _, es := range [][]localEntry{
+		{},
+		{{Line: 2, Value: "+447700900123"}},
+		{{Line: 2, Value: "+447700900123"}, {Line: 1 << 40, Value: ""}, {Line: 7, Value: strings.Repeat("é", 300)}},
+	} {
+		got, err := decodeRows(encodeRows(es))
+		if err != nil || !reflect.DeepEqual(got, es) {
+			t.Errorf("decodeRows(encodeRows(%v)) = %v, %v", es, got, err)
+		}
+	}
+}
+
+func TestRowsCorrupt(t *testing.T) {
+	good := encodeRows([]localEntry{{Line: 2, Value: "+447700900123"}, {Line: 3, Value: "+447700900456"}})
+	for name, data := range map[string][]byte{
+		"no magic":       []byte("{\"entries\":[]}"),
+		"truncated":      good[:len(good)-3],
+		"length too big": append(append([]byte(rowsMagic), 2, 200), "abc"...),
+		"bad varint":     append([]byte(rowsMagic), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff),
+	} {
+		if es, err := decodeRows(data); err == nil {
+			t.Errorf("%s: decodeRows = %v, want an error", name, es)
+		}
+	}
+}
+
+// TestStateRows: the rows of a list's versions are kept in rows files, not
+// in its JSON; state written before rows files is read and, saved again,
+// moves its rows out; a superseded version's rows file goes; a missing one
+// is an error naming the upload.
+func TestStateRows(t *testing.T) {
+	s, err := openState(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := &localVersion{Kind: "phone", KeyID: "k1", UploadID: "u1", Digest: "d1", Entries: []localEntry{{Line: 2, Value: "+447700900123"}}}
+	legacy, err := json.Marshal(localList{Name: "s", Current: v1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.listPath("s"), legacy, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.loadList("s")
+	if err != nil || !reflect.DeepEqual(l.Current.Entries, v1.Entries) {
+		t.Fatalf("legacy state: %+v, %v", l, err)
+	}
+	if err := s.saveList(l); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(s.listPath("s")); strings.Contains(string(data), "+447700900123") || strings.Contains(string(data), "entries") {
+		t.Errorf("the JSON state still holds the rows: %s", data)
+	}
+
+	v2 := &localVersion{Kind: "phone", KeyID: "k1", UploadID: "u2", Digest: "d2", Entries: []localEntry{{Line: 3, Value: "+447700900456"}, {Line: 4, Value: "+447700900789"}}}
+	if err := s.saveList(&localList{Name: "s", Current: v1, Pending: v2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.saveList(&localList{Name: "s", Current: v2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.rowsPath("s", "u1")); !os.IsNotExist(err) {
+		t.Errorf("the rows of the superseded upload remain: %v", err)
+	}
+	l, err = s.loadList("s")
+	if err != nil || l.Pending != nil || !reflect.DeepEqual(l.Current.Entries, v2.Entries) {
+		t.Fatalf("loadList = %+v, %v; want upload u2's rows", l, err)
+	}
+
+	if err := os.Remove(s.rowsPath("s", "u2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.loadList("s"); err == nil || !strings.Contains(err.Error(), "upload u2") {
+		t.Errorf("loadList without its rows file: %v; want an error naming the upload", err)
+	}
+	if err := s.removeList("s"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(s.dir, "rows", "s")); !os.IsNotExist(err) {
+		t.Errorf("removeList left the rows directory: %v", err)
+	}
+}
