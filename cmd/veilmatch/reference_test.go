@@ -24,6 +24,9 @@ func TestReferenceUpToDate(t *testing.T) {
 	if !bytes.Equal(got.Bytes(), want) {
 		t.Fatalf("%s is out of date: run 'go run ./cmd/veilmatch reference > docs/reference.md'", path)
 	}
+	if bytes.Contains(want, []byte("panic")) {
+		t.Errorf("a command's usage panics: %s", want[bytes.Index(want, []byte("panic")):][:200])
+	}
 	for _, p := range [][]string{{"hub"}, {"keyserver", "dkg", "finish"}, {"agency", "publish"}, {"certs", "issue"}, {"dev", "certs"}} {
 		if !bytes.Contains(want, []byte("## veilmatch "+strings.Join(p, " ")+"\n")) {
 			t.Errorf("the reference lacks veilmatch %s", strings.Join(p, " "))

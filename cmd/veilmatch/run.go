@@ -339,6 +339,15 @@ func (d deprecatedFlag) Set(s string) error {
 	return d.Value.Set(s)
 }
 
+// String implements flag.Value; the flag package also calls it on a zero
+// deprecatedFlag, to find the default, which must not panic.
+func (d deprecatedFlag) String() string {
+	if d.Value == nil {
+		return ""
+	}
+	return d.Value.String()
+}
+
 // IsBoolFlag keeps a renamed boolean flag usable without a value.
 func (d deprecatedFlag) IsBoolFlag() bool {
 	b, ok := d.Value.(interface{ IsBoolFlag() bool })

@@ -139,6 +139,7 @@ func checkFigures(t *testing.T, r Report) {
 		"publish ratio":              r.Publish.RatioToLimit,
 		"publish ratio measured":     r.Publish.RatioToMeasuredLimit,
 		"publish store busy seconds": r.Publish.StoreBusySeconds,
+		"publish commit seconds":     r.Publish.CommitSeconds,
 		"keyserver evaluations/s":    r.KeyServer.PerSec,
 		"keyserver ratio":            r.KeyServer.RatioToBare,
 		"overlaps p50":               r.Overlaps.P50Millis,

@@ -135,6 +135,7 @@ func (r Report) writePostgres(w io.Writer) error {
 	g, res := r.verdict("publish_postgres_vs_sqlite")
 	row(fmt.Sprintf("publish end to end, %s lists at once", count(pp.Lists)), sp.rate(), pp.rate(), times(pp.RatioToSQLite), g, res)
 	row("  store writes in flight", fmt.Sprintf("%.1fs of %.1fs", sp.StoreBusySeconds, sp.Seconds), fmt.Sprintf("%.1fs of %.1fs", pp.StoreBusySeconds, pp.Seconds), "", "", "")
+	row("  commits: standing matches found", sp.commits(), pp.commits(), "", "", "")
 	row("  CPU of this process per row", fmt.Sprintf("%.0f µs", sp.CPUMicrosPerRow), fmt.Sprintf("%.0f µs", pp.CPUMicrosPerRow), "", "", "")
 	so, po := r.Overlaps, pg.Overlaps
 	row(po.title(), msPair(so.P50Millis, so.P95Millis), msPair(po.P50Millis, po.P95Millis), times(po.RatioToSQLite)+" (p50)", "", "")

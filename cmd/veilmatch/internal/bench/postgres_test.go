@@ -124,6 +124,7 @@ func checkPostgres(t *testing.T, o Options, r Report) {
 		"publish ratio to SQLite":      pg.Publish.RatioToSQLite,
 		"publish ratio to limit":       pg.Publish.RatioToLimit,
 		"publish store busy seconds":   pg.Publish.StoreBusySeconds,
+		"publish commit seconds":       pg.Publish.CommitSeconds,
 		"overlaps p50":                 pg.Overlaps.P50Millis,
 		"overlaps p95":                 pg.Overlaps.P95Millis,
 		"rpc p50":                      pg.Overlaps.RPCP50Millis,

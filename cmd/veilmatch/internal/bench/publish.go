@@ -44,7 +44,7 @@ func runPublish(ctx context.Context, e *servers, pl plan, o Options, p *progress
 	}
 	res := Publish{Lists: len(lists), Rows: pl.rows()}
 
-	tokens0, busy0 := e.store.tokens.Load(), e.store.busyTime()
+	tokens0, busy0, commits0 := e.store.tokens.Load(), e.store.busyTime(), e.store.commitTime()
 	done := make(chan struct{})
 	var ticker sync.WaitGroup
 	ticker.Go(func() {
@@ -77,6 +77,7 @@ func runPublish(ctx context.Context, e *servers, pl plan, o Options, p *progress
 	res.CPUMicrosPerRow = micros(cpu) / float64(res.Rows)
 	res.CPUUtilization = cpu.Seconds() / (res.Seconds * float64(cores()))
 	res.StoreBusySeconds = (e.store.busyTime() - busy0).Seconds()
+	res.CommitSeconds = (e.store.commitTime() - commits0).Seconds()
 	return res, nil
 }
 

@@ -115,6 +115,10 @@ type Publish struct {
 	// write or a commit in flight; it serializes them on one connection,
 	// so near Seconds it is the bottleneck.
 	StoreBusySeconds float64 `json:"store_busy_seconds"`
+	// CommitSeconds is the time spent committing the lists: above all,
+	// joining each new version's tokens against the hub's to store its
+	// standing matches. It is the cost of match maintenance.
+	CommitSeconds float64 `json:"commit_seconds"`
 	// OtherLoad is the share of the machine's cores other processes used
 	// meanwhile (0 where unknown).
 	OtherLoad float64 `json:"other_load"`
@@ -284,6 +288,11 @@ func (r *Report) evaluate() {
 	r.evaluatePostgres()
 }
 
+// commits is the commits' share of the publish, per row and of its time.
+func (p Publish) commits() string {
+	return fmt.Sprintf("%.2fs in all, %.1f µs/row (%.1f%% of the publish's time)", p.CommitSeconds, 1e6*ratio(p.CommitSeconds, float64(p.Rows)), 100*ratio(p.CommitSeconds, p.Seconds))
+}
+
 // compare derives the publish rate's ratios to the limits of c.
 func (p *Publish) compare(c Crypto) {
 	p.RatioToLimit = ratio(p.RowsPerSec, c.LimitPerSec)
@@ -329,6 +338,7 @@ func (r Report) WriteTable(w io.Writer) error {
 
 	pub := r.Publish
 	row(fmt.Sprintf("publish end to end, %s lists at once", count(pub.Lists)), pub.rate(), "", "")
+	row("  commits: standing matches found", pub.commits(), "", "")
 	g, res := r.verdict("publish_vs_limit")
 	row("publish / physical limit", fmt.Sprintf("%.0f%% (%.0f%% of measured)", 100*pub.RatioToLimit, 100*pub.RatioToMeasuredLimit), g, res)
 	g, res = r.verdict("publish_vs_circl_round_trip")

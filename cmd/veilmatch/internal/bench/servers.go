@@ -227,6 +227,9 @@ type captureStore struct {
 	busy   time.Duration
 	active int
 	since  time.Time
+	// commits is the time spent in CommitUpload, which finds the new
+	// version's standing matches.
+	commits time.Duration
 
 	mu    sync.Mutex
 	files map[string]*captureFile
@@ -257,9 +260,21 @@ func (c *captureStore) PutBatch(ctx context.Context, owner, list, uploadID strin
 // CommitUpload implements store.Store.
 func (c *captureStore) CommitUpload(ctx context.Context, owner, list, uploadID string, totalBatches, totalEntries uint64, at time.Time, rec *audit.Record) (store.List, error) {
 	c.begin()
+	start := time.Now()
 	l, err := c.Store.CommitUpload(ctx, owner, list, uploadID, totalBatches, totalEntries, at, rec)
+	took := time.Since(start)
 	c.end()
+	c.busyMu.Lock()
+	c.commits += took
+	c.busyMu.Unlock()
 	return l, err
+}
+
+// commitTime returns the time spent in CommitUpload so far.
+func (c *captureStore) commitTime() time.Duration {
+	c.busyMu.Lock()
+	defer c.busyMu.Unlock()
+	return c.commits
 }
 
 func (c *captureStore) begin() {
