@@ -71,12 +71,12 @@ var levelNames = map[veilmatchv1.DisclosureLevel]string{
 }
 
 // result converts the hub's answer, mapping entry references to rows.
-func result(list, decision string, ms []*veilmatchv1.Match, cs []*veilmatchv1.ClassCount, entries []localEntry) Result {
+func result(list, decision string, ms []*veilmatchv1.Match, cs []*veilmatchv1.ClassCount, entries rowTable) Result {
 	r := Result{List: list, DecisionID: decision, Matches: []Match{}, Counts: []ClassCount{}}
 	for _, m := range ms {
 		out := Match{EntryRef: m.GetEntryRef(), Level: levelNames[m.GetLevel()], LiaisonContact: m.GetLiaisonContact(), MatchRef: m.GetMatchRef()}
-		if ref := m.GetEntryRef(); ref < uint64(len(entries)) {
-			out.Line, out.Value = entries[ref].Line, entries[ref].Value
+		if row, ok := entries.entry(m.GetEntryRef()); ok {
+			out.Line, out.Value = row.Line, row.Value
 		}
 		if cp := m.GetCounterparty(); cp != nil {
 			out.Counterparty = &Counterparty{Agency: cp.GetAgency(), List: cp.GetList(), Category: cp.GetCategory(), Jurisdiction: cp.GetJurisdiction(), Contact: cp.GetContact()}
@@ -117,7 +117,7 @@ func (c *Client) Overlaps(ctx context.Context, list string, q Query) (Result, er
 // this machine kept them when it published, and refuses (ErrNoMapping) if
 // it holds no rows of that version. An answer about a pending version
 // proves its commit: it becomes the current one here.
-func (c *Client) rows(list, uploadID string) ([]localEntry, error) {
+func (c *Client) rows(list, uploadID string) (rowTable, error) {
 	name := c.localName(list)
 	local, err := c.state.loadList(name)
 	if errors.Is(err, os.ErrNotExist) {
@@ -137,7 +137,7 @@ func (c *Client) rows(list, uploadID string) ([]localEntry, error) {
 			return nil, err
 		}
 	}
-	return v.Entries, nil
+	return v.rows(), nil
 }
 
 // CheckOptions describe the identifiers to check.
@@ -210,7 +210,7 @@ func (c *Client) Check(ctx context.Context, r io.Reader, o CheckOptions, q Query
 	if err != nil {
 		return Result{Report: &rep}, fmt.Errorf("check: %w", err)
 	}
-	res := result(o.Name, resp.GetDecisionId(), resp.GetMatches(), resp.GetCounts(), entries)
+	res := result(o.Name, resp.GetDecisionId(), resp.GetMatches(), resp.GetCounts(), entrySlice(entries))
 	res.Report, res.KeyServersSkipped = &rep, ks.Skipped()
 	return res, nil
 }

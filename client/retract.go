@@ -76,8 +76,10 @@ func (c *Client) Retractions(ctx context.Context) ([]Retraction, error) {
 	out := []Retraction{}
 	for _, r := range resp.GetRetractions() {
 		rt := Retraction{List: r.GetList(), EntryRef: r.GetEntryRef(), Reason: r.GetReason(), Time: r.GetTime().AsTime()}
-		if entries, err := c.rows(r.GetList(), r.GetUploadId()); err == nil && r.GetEntryRef() < uint64(len(entries)) {
-			rt.Line, rt.Value = entries[r.GetEntryRef()].Line, entries[r.GetEntryRef()].Value
+		if entries, err := c.rows(r.GetList(), r.GetUploadId()); err == nil {
+			if row, ok := entries.entry(r.GetEntryRef()); ok {
+				rt.Line, rt.Value = row.Line, row.Value
+			}
 		}
 		out = append(out, rt)
 	}
@@ -101,9 +103,10 @@ func (c *Client) entryRef(ctx context.Context, e Entry) (uint64, localEntry, err
 	if err != nil {
 		return 0, localEntry{}, err
 	}
-	for ref, row := range entries {
+	for ref := range uint64(entries.len()) {
+		row, _ := entries.entry(ref)
 		if e.Line != 0 && row.Line == e.Line || e.Line == 0 && e.Value != "" && row.Value == e.Value {
-			return uint64(ref), row, nil
+			return ref, row, nil
 		}
 	}
 	what := fmt.Sprintf("line %d", e.Line)

@@ -14,12 +14,52 @@ import (
 
 // The rows behind a version's entries are kept beside the list's JSON
 // state, in a binary file per upload (rows/LIST/UPLOAD_ID), written once,
-// before the JSON that names the upload: an answer about a list of a
-// million entries maps its matches to rows after reading one file and one
-// string conversion, not after parsing megabytes of JSON. The file is the
-// magic line, then for each entry, in entry-reference order, its line
-// (uvarint), the length of its value (uvarint) and the value.
-const rowsMagic = "veilmatch rows 1\n"
+// before the JSON that names the upload. An answer about a list of a
+// million entries reads the file and decodes the matched entries only,
+// not megabytes of JSON. The file is the magic line; the number of
+// entries n (uint32, little-endian); n+1 offsets (uint32) into the data
+// that follow them; and the data: for each entry, in entry-reference
+// order, its line (uvarint) and its value, up to the next offset.
+const rowsMagic = "veilmatch rows 2\n"
+
+// rowTable is the rows of a version, by entry reference.
+type rowTable interface {
+	// entry returns the row of entry ref, or false if there is none.
+	entry(ref uint64) (localEntry, bool)
+	// len is the number of entries.
+	len() int
+}
+
+// entrySlice is a rowTable in memory.
+type entrySlice []localEntry
+
+func (es entrySlice) entry(ref uint64) (localEntry, bool) {
+	if ref >= uint64(len(es)) {
+		return localEntry{}, false
+	}
+	return es[ref], true
+}
+
+func (es entrySlice) len() int { return len(es) }
+
+// rowsFile is a rowTable read from a rows file, decoded entry by entry.
+type rowsFile struct {
+	offs []byte // n+1 offsets
+	data []byte
+}
+
+func (f *rowsFile) len() int { return len(f.offs)/4 - 1 }
+
+func (f *rowsFile) entry(ref uint64) (localEntry, bool) {
+	if ref >= uint64(f.len()) {
+		return localEntry{}, false
+	}
+	from := binary.LittleEndian.Uint32(f.offs[4*ref:])
+	to := binary.LittleEndian.Uint32(f.offs[4*ref+4:])
+	e := f.data[from:to]
+	line, n := binary.Uvarint(e)
+	return localEntry{Line: int(line), Value: string(e[n:])}, true
+}
 
 // rowsPath is where the rows of upload uploadID of list are kept.
 func (s *stateDir) rowsPath(list, uploadID string) string {
@@ -28,48 +68,59 @@ func (s *stateDir) rowsPath(list, uploadID string) string {
 
 // encodeRows is the rows file of es.
 func encodeRows(es []localEntry) []byte {
-	n := len(rowsMagic)
+	head := len(rowsMagic) + 4 + 4*(len(es)+1)
+	size := head
 	for _, e := range es {
-		n += 2*binary.MaxVarintLen64 + len(e.Value)
+		size += binary.MaxVarintLen64 + len(e.Value)
 	}
-	b := append(make([]byte, 0, n), rowsMagic...)
-	for _, e := range es {
+	b := append(make([]byte, 0, size), rowsMagic...)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(es)))
+	b = b[:head]
+	off := 0
+	for i, e := range es {
+		binary.LittleEndian.PutUint32(b[len(rowsMagic)+4+4*i:], uint32(off))
+		n := len(b)
 		b = binary.AppendUvarint(b, uint64(e.Line))
-		b = binary.AppendUvarint(b, uint64(len(e.Value)))
 		b = append(b, e.Value...)
+		off += len(b) - n
 	}
+	binary.LittleEndian.PutUint32(b[head-4:], uint32(off))
 	return b
 }
 
-// decodeRows parses a rows file. The values share one string.
-func decodeRows(data []byte) ([]localEntry, error) {
-	if len(data) < len(rowsMagic) || string(data[:len(rowsMagic)]) != rowsMagic {
+// decodeRows checks a rows file's structure (not its entries, decoded when
+// asked for) and returns its table.
+func decodeRows(data []byte) (*rowsFile, error) {
+	if len(data) < len(rowsMagic)+4 || string(data[:len(rowsMagic)]) != rowsMagic {
 		return nil, errors.New("not a rows file")
 	}
-	str := string(data)
-	out := []localEntry{}
-	for i := len(rowsMagic); i < len(data); {
-		line, n := binary.Uvarint(data[i:])
-		if n <= 0 {
-			return nil, fmt.Errorf("entry %d: bad line at byte %d", len(out), i)
-		}
-		i += n
-		size, n := binary.Uvarint(data[i:])
-		if n <= 0 || size > uint64(len(data)-i-n) {
-			return nil, fmt.Errorf("entry %d: bad value length at byte %d", len(out), i)
-		}
-		i += n
-		out = append(out, localEntry{Line: int(line), Value: str[i : i+int(size)]})
-		i += int(size)
+	n := uint64(binary.LittleEndian.Uint32(data[len(rowsMagic):]))
+	head := uint64(len(rowsMagic)) + 4 + 4*(n+1)
+	if uint64(len(data)) < head {
+		return nil, fmt.Errorf("%d entries, but the file ends in their offsets", n)
 	}
-	return out, nil
+	f := &rowsFile{offs: data[len(rowsMagic)+4 : head], data: data[head:]}
+	off := func(i uint64) uint64 { return uint64(binary.LittleEndian.Uint32(f.offs[4*i:])) }
+	if off(0) != 0 || off(n) != uint64(len(f.data)) {
+		return nil, fmt.Errorf("the offsets do not span the data (%d to %d of %d bytes)", off(0), off(n), len(f.data))
+	}
+	for i := range n {
+		if off(i+1) <= off(i) || off(i+1) > uint64(len(f.data)) {
+			return nil, fmt.Errorf("entry %d: offsets out of order", i)
+		}
+		if _, k := binary.Uvarint(f.data[off(i):off(i+1)]); k <= 0 {
+			return nil, fmt.Errorf("entry %d: bad line number", i)
+		}
+	}
+	return f, nil
 }
 
 // saveRows writes the rows of each of l's versions that has none on disk
-// yet. An upload's rows never change, so a file that exists is kept.
+// yet. An upload's rows never change, so a file that exists is kept; a
+// version read from its rows file has one.
 func (s *stateDir) saveRows(l *localList) error {
 	for _, v := range []*localVersion{l.Current, l.Pending} {
-		if v == nil {
+		if v == nil || v.file != nil {
 			continue
 		}
 		path := s.rowsPath(l.Name, v.UploadID)
@@ -98,7 +149,7 @@ func (s *stateDir) loadRows(l *localList) error {
 		if err != nil {
 			return fmt.Errorf("rows of upload %s: %w", v.UploadID, err)
 		}
-		if v.Entries, err = decodeRows(data); err != nil {
+		if v.file, err = decodeRows(data); err != nil {
 			return fmt.Errorf("rows of upload %s (%s): %w", v.UploadID, path, err)
 		}
 	}

@@ -207,6 +207,16 @@ type localVersion struct {
 	// file (see rowsPath); state written before rows files holds them
 	// here.
 	Entries []localEntry `json:"entries,omitempty"`
+	// file is the rows file of a version read from disk, if not Entries.
+	file *rowsFile
+}
+
+// rows returns the version's rows by entry reference.
+func (v *localVersion) rows() rowTable {
+	if v.file != nil {
+		return v.file
+	}
+	return entrySlice(v.Entries)
 }
 
 // localList is what the agency keeps about one published list: the version

@@ -133,6 +133,7 @@ func (c *Client) alerts(resp *veilmatchv1.WatchResponse) []Alert {
 	entries, err := c.rows(resp.GetList(), resp.GetUploadId())
 	if err != nil {
 		fmt.Fprintf(c.cfg.Progress, "watch: %v; its alerts show entry references only\n", err)
+		entries = entrySlice(nil)
 	}
 	r := result(resp.GetList(), resp.GetDecisionId(), resp.GetMatches(), resp.GetCounts(), entries)
 	base := Alert{List: resp.GetList(), DecisionID: resp.GetDecisionId(), Cursor: resp.GetCursor()}
@@ -151,8 +152,8 @@ func (c *Client) alerts(resp *veilmatchv1.WatchResponse) []Alert {
 	for _, ref := range resp.GetRetracted() {
 		a := base
 		a.Event, a.EntryRef = AlertRetraction, ref
-		if ref < uint64(len(entries)) {
-			a.Line, a.Value = entries[ref].Line, entries[ref].Value
+		if row, ok := entries.entry(ref); ok {
+			a.Line, a.Value = row.Line, row.Value
 		}
 		out = append(out, a)
 	}

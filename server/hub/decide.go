@@ -74,6 +74,24 @@ type counterpart struct {
 	granted  *policy.Disclosure
 	grantAll bool
 	grantSet map[uint64]bool
+	// shown is who holds the list as a full match shows it, by contact:
+	// one message shared by all of the list's matches.
+	shown map[string]*veilmatchv1.Counterparty
+}
+
+// shownAs returns the counterparty of a full match with contact.
+func (c *counterpart) shownAs(contact string) *veilmatchv1.Counterparty {
+	if m := c.shown[contact]; m != nil {
+		return m
+	}
+	if c.shown == nil {
+		c.shown = map[string]*veilmatchv1.Counterparty{}
+	}
+	m := &veilmatchv1.Counterparty{
+		Agency: c.list.Owner, List: c.list.Name, Category: c.list.Category, Jurisdiction: c.list.Jurisdiction, Contact: contact,
+	}
+	c.shown[contact] = m
+	return m
 }
 
 func (c *counterpart) disclosure(ref uint64) policy.Disclosure {
@@ -124,11 +142,7 @@ func (a *answer) add(ref uint64, cpID int64) error {
 	switch d.Level {
 	case policy.LevelFull:
 		a.matches = append(a.matches, &veilmatchv1.Match{
-			EntryRef: ref, Level: veilmatchv1.DisclosureLevel_DISCLOSURE_LEVEL_FULL,
-			Counterparty: &veilmatchv1.Counterparty{
-				Agency: cp.list.Owner, List: cp.list.Name, Category: cp.list.Category,
-				Jurisdiction: cp.list.Jurisdiction, Contact: d.Contact,
-			},
+			EntryRef: ref, Level: veilmatchv1.DisclosureLevel_DISCLOSURE_LEVEL_FULL, Counterparty: cp.shownAs(d.Contact),
 		})
 		addEntry(a.full, cpID, ref)
 	case policy.LevelFlag:
