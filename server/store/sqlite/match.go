@@ -47,12 +47,14 @@ func (mtx) Time(t time.Time) any { return listrow.Micros(t) }
 // the full token, and keeps the entries of committed lists of owners other
 // than ?3 with kind ?4 and key id ?5 that are not retracted: the pairs of
 // list version ?8, in its direction. CROSS JOIN fixes the join order: the
-// new version drives the join.
+// new version drives the join. Every token finds itself in the index; the
+// test of b.id, which the index holds, drops it before its row is read.
 var matchSQL = fmt.Sprintf(`
 SELECT DISTINCT ?8, a.ref, l.id, b.ref
 FROM tokens AS a CROSS JOIN tokens AS b CROSS JOIN lists AS l
 WHERE a.id BETWEEN ?1 AND ?2 AND a.ref BETWEEN ?6 AND ?7
 	AND substr(b.token, 1, 8) = substr(a.token, 1, 8)
+	AND b.id NOT BETWEEN ?1 AND ?2
 	AND b.token = a.token
 	AND l.id = b.id >> %d
 	AND l.state = %d AND l.owner <> ?3 AND l.kind = ?4 AND l.key_id = ?5
