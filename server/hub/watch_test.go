@@ -189,6 +189,19 @@ func TestWatchAlertsBothSides(t *testing.T) {
 		t.Fatalf("alerts beyond the matches: %+v", extra)
 	}
 
+	// Published again with one more row, the list alerts that row's
+	// matches only, on both sides: the others were told already.
+	publish(t, gb, "suspects", "GB", "phone\n07700 900123\n07700 900456\n07700 900999\n+1 415 555 0100\n")
+	if a := gbw.next(t); a.Value != "+14155550100" || a.Line != 5 {
+		t.Fatalf("police-gb alert after its republish = %+v; want line 5 only", a)
+	}
+	if a := usw.next(t); a.Value != "+14155550100" || a.Counterparty.Agency != "police-gb" {
+		t.Fatalf("police-us alert after police-gb's republish = %+v", a)
+	}
+	if extra := sentinel(t, us, "sentinel2", "+44 7700 900456", gbw); len(extra) != 0 {
+		t.Fatalf("the republish alerted police-gb again of old matches: %+v", extra)
+	}
+
 	// A scheduled watch continues from the same cursor and stops when it
 	// has caught up: nothing again, then only what is new.
 	gbw.end()

@@ -72,12 +72,14 @@ const (
 
 // findMatches stores the pairs of the entries of committed version v with
 // refs from to to (matchrow.AllRefsFrom, AllRefsTo: all of them) and
-// announces them with match events at time at. The caller holds the
+// announces them with match events at time at; replaces is the version v
+// supersedes (0: none), whose pairs are erased after (see
+// matchrow.Announce). The caller holds the
 // lockMatches lock of v's kind and key id, so that of two versions
 // committed at once that match each other, the later join sees the
 // earlier version committed: their pairs are found once. The events'
 // cursors are taken under the decision log's lock (see announce).
-func findMatches(ctx context.Context, tx pgx.Tx, v matchrow.Version, from, to int64, at time.Time) error {
+func findMatches(ctx context.Context, tx pgx.Tx, v matchrow.Version, from, to, replaces int64, at time.Time) error {
 	if _, err := tx.Exec(ctx, matchPlan); err != nil {
 		return err
 	}
@@ -88,7 +90,7 @@ func findMatches(ctx context.Context, tx pgx.Tx, v matchrow.Version, from, to in
 	if _, err := tx.Exec(ctx, matchPlanDone); err != nil {
 		return err
 	}
-	return matchrow.Announce(ctx, mtx{tx}, v.ID, from, to, at, announce(ctx, tx))
+	return matchrow.Announce(ctx, mtx{tx}, v.ID, from, to, replaces, at, announce(ctx, tx))
 }
 
 // announce returns the lock matchrow takes before it appends events: the
@@ -214,7 +216,7 @@ func (s *Store) Unretract(ctx context.Context, owner, list string, ref uint64, a
 		if err := matchrow.Unretract(ctx, mtx{tx}, v.ID, ref); err != nil {
 			return err
 		}
-		if err := findMatches(ctx, tx, v, int64(ref), int64(ref), at); err != nil {
+		if err := findMatches(ctx, tx, v, int64(ref), int64(ref), 0, at); err != nil {
 			return err
 		}
 		return maybeAppend(ctx, tx, rec)

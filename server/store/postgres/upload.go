@@ -267,9 +267,11 @@ func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, 
 		if err := checkComplete(ctx, tx, u.id, int64(totalBatches), int64(totalEntries)); err != nil {
 			return err
 		}
-		if superseded, err = supersede(ctx, tx, owner, list, u); err != nil {
+		old, err := supersede(ctx, tx, owner, list, u)
+		if err != nil {
 			return err
 		}
+		superseded = old != 0
 		if _, err := tx.Exec(ctx, `UPDATE lists SET state = $1, entries = $2, committed_at = $3 WHERE id = $4`,
 			stateCommitted, int64(totalEntries), timestamp(at), u.id); err != nil {
 			return err
@@ -278,8 +280,13 @@ func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, 
 			return err
 		}
 		v := matchrow.Version{ID: l.ID, Owner: l.Owner, Name: l.Name, Kind: l.Kind, KeyID: l.KeyID}
-		if err := findMatches(ctx, tx, v, matchrow.AllRefsFrom, matchrow.AllRefsTo, at); err != nil {
+		if err := findMatches(ctx, tx, v, matchrow.AllRefsFrom, matchrow.AllRefsTo, old, at); err != nil {
 			return err
+		}
+		if superseded {
+			if err := matchrow.ErasePairs(ctx, mtx{tx}, old); err != nil {
+				return err
+			}
 		}
 		return maybeAppend(ctx, tx, rec)
 	})
@@ -294,34 +301,33 @@ func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, 
 
 // supersede takes the lockMatches locks of upload u's kind and key id and
 // of the owner's committed version of list, if there is one, then erases
-// that version's tokens, batches and pairs and marks it superseded. It
-// reports whether there was one. The caller holds the list's lock.
-func supersede(ctx context.Context, tx pgx.Tx, owner, list string, u upload) (bool, error) {
+// that version's tokens and batches, marks it superseded and returns its
+// id (else 0). Its pairs stay until the caller has found the new
+// version's, which keep the alerts of the matches the two share (see
+// matchrow.Announce). The caller holds the list's lock.
+func supersede(ctx context.Context, tx pgx.Tx, owner, list string, u upload) (int64, error) {
 	v, found, err := versionOf(ctx, tx, owner, list)
 	if err != nil {
-		return false, err
+		return 0, err
 	}
 	vs := []matchrow.Version{{Kind: u.kind, KeyID: u.keyID}}
 	if found {
 		vs = append(vs, v)
 	}
 	if err := lockKinds(ctx, tx, vs...); err != nil || !found {
-		return false, err
+		return 0, err
 	}
 	old := v.ID
 	if _, err := eraseTokens(ctx, tx, old); err != nil {
-		return false, err
-	}
-	if err := matchrow.ErasePairs(ctx, mtx{tx}, old); err != nil {
-		return false, err
+		return 0, err
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM batches WHERE list_id = $1`, old); err != nil {
-		return false, err
+		return 0, err
 	}
 	if _, err := tx.Exec(ctx, `UPDATE lists SET state = $1 WHERE id = $2`, stateSuperseded, old); err != nil {
-		return false, err
+		return 0, err
 	}
-	return true, nil
+	return old, nil
 }
 
 // maxMissing is how many missing batch numbers an ErrIncomplete names.

@@ -62,13 +62,15 @@ WHERE a.id BETWEEN ?1 AND ?2 AND a.ref BETWEEN ?6 AND ?7
 
 // findMatches stores the pairs of the entries of committed version v with
 // refs from to to (matchrow.AllRefsFrom, AllRefsTo: all of them) and
-// announces them with match events at time at.
-func findMatches(ctx context.Context, tx *sql.Tx, v matchrow.Version, from, to int64, at time.Time) error {
+// announces them with match events at time at; replaces is the version v
+// supersedes (0: none), whose pairs are erased after (see
+// matchrow.Announce).
+func findMatches(ctx context.Context, tx *sql.Tx, v matchrow.Version, from, to, replaces int64, at time.Time) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO matches (list_id, ref, cp_list_id, cp_ref) `+matchSQL,
 		v.ID<<posBits, v.ID<<posBits|maxPos, v.Owner, v.Kind, v.KeyID, from, to, v.ID); err != nil {
 		return fmt.Errorf("find the pairs of list version %d: %w", v.ID, err)
 	}
-	return matchrow.Announce(ctx, mtx{tx}, v.ID, from, to, at, nil)
+	return matchrow.Announce(ctx, mtx{tx}, v.ID, from, to, replaces, at, nil)
 }
 
 // MatchEvents implements store.Matches.
@@ -144,7 +146,7 @@ func (s *Store) Unretract(ctx context.Context, owner, list string, ref uint64, a
 		if err := matchrow.Unretract(ctx, mtx{tx}, v.ID, ref); err != nil {
 			return err
 		}
-		if err := findMatches(ctx, tx, v, int64(ref), int64(ref), at); err != nil {
+		if err := findMatches(ctx, tx, v, int64(ref), int64(ref), 0, at); err != nil {
 			return err
 		}
 		return maybeAppend(ctx, tx, rec)

@@ -276,9 +276,11 @@ func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, 
 		if err := checkComplete(ctx, tx, u.id, int64(totalBatches), int64(totalEntries)); err != nil {
 			return err
 		}
-		if superseded, err = supersede(ctx, tx, owner, list); err != nil {
+		old, err := supersede(ctx, tx, owner, list)
+		if err != nil {
 			return err
 		}
+		superseded = old != 0
 		if _, err := tx.ExecContext(ctx, `UPDATE lists SET state = ?, entries = ?, committed_at = ? WHERE id = ?`,
 			stateCommitted, int64(totalEntries), listrow.Micros(at), u.id); err != nil {
 			return err
@@ -287,8 +289,13 @@ func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, 
 			return err
 		}
 		v := matchrow.Version{ID: l.ID, Owner: l.Owner, Name: l.Name, Kind: l.Kind, KeyID: l.KeyID}
-		if err := findMatches(ctx, tx, v, matchrow.AllRefsFrom, matchrow.AllRefsTo, at); err != nil {
+		if err := findMatches(ctx, tx, v, matchrow.AllRefsFrom, matchrow.AllRefsTo, old, at); err != nil {
 			return err
+		}
+		if superseded {
+			if err := matchrow.ErasePairs(ctx, mtx{tx}, old); err != nil {
+				return err
+			}
 		}
 		return maybeAppend(ctx, tx, rec)
 	})
@@ -298,32 +305,30 @@ func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, 
 	return l, err
 }
 
-// supersede erases the tokens, batches and pairs of the owner's committed
-// version of list, if there is one, and marks it superseded. It reports
-// whether there was one.
-func supersede(ctx context.Context, tx *sql.Tx, owner, list string) (bool, error) {
+// supersede erases the tokens and batches of the owner's committed version
+// of list, if there is one, marks it superseded and returns its id (else
+// 0). Its pairs stay until the caller has found the new version's, which
+// keep the alerts of the matches the two share (see matchrow.Announce).
+func supersede(ctx context.Context, tx *sql.Tx, owner, list string) (int64, error) {
 	var old int64
 	err := tx.QueryRowContext(ctx, `SELECT id FROM lists WHERE owner = ? AND name = ? AND state = ?`,
 		owner, list, stateCommitted).Scan(&old)
 	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
+		return 0, nil
 	}
 	if err != nil {
-		return false, err
+		return 0, err
 	}
 	if _, err := eraseTokens(ctx, tx, old); err != nil {
-		return false, err
-	}
-	if err := matchrow.ErasePairs(ctx, mtx{tx}, old); err != nil {
-		return false, err
+		return 0, err
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM batches WHERE list_id = ?`, old); err != nil {
-		return false, err
+		return 0, err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE lists SET state = ? WHERE id = ?`, stateSuperseded, old); err != nil {
-		return false, err
+		return 0, err
 	}
-	return true, nil
+	return old, nil
 }
 
 // maxMissing is how many missing batch numbers an ErrIncomplete names.

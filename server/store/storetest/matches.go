@@ -406,7 +406,22 @@ func testUnretract(t *testing.T, s store.Store) {
 	}
 	err := s.Unretract(ctx, "w", "W", 5, at, nil)
 	wantErr(t, "Unretract again", err, store.ErrNotFound)
-	// Retracted again, the entry alerts v1 again.
+	// Retracted again before v1 was told of the restored match: v1 hears
+	// nothing of it, neither the match (it no longer stands) nor a
+	// retraction.
+	if _, err := s.Retract(ctx, "w", "W", 5, "", at, nil); err != nil {
+		t.Fatal(err)
+	}
+	if evs, err := s.MatchEvents(ctx, "v1", "", last["v1"], 100); err != nil || len(evs) != 0 {
+		t.Errorf("events of v1 after the second retraction = %+v, %v; want none", evs, err)
+	}
+	// Restored, told, and retracted: v1 hears the retraction.
+	if err := s.Unretract(ctx, "w", "W", 5, at, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendAlertDecision(ctx, record(audit.ActionAlert), nil, []store.Alerted{{ListID: id("V1"), Ref: 1, CounterpartyListID: id("W")}}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.Retract(ctx, "w", "W", 5, "", at, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -442,6 +457,58 @@ func testRetractionsFollowVersions(t *testing.T, s store.Store) {
 	}
 	w3 := publish(t, s, "w", "W", "u3", meta(phone, key1), []store.Entry{e("T", 5)})
 	wantPairs(t, "Overlaps(W v3)", overlaps(t, s, w3.ID), pairs(pair{5, f["V1"].ID}, pair{5, f["V2"].ID}))
+}
+
+// testRepublishKeepsAlerts: a new version of a list announces only the
+// matches that are news to each side — those whose counterparty entry the
+// old version matched, and whose side was alerted of it, are not told
+// again — and keeps those alerts, so that a retraction in the new version
+// reaches whoever was told.
+func testRepublishKeepsAlerts(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	v4 := publish(t, s, "v4", "V4", "u", meta(phone, key1), []store.Entry{e("N", 4)})
+	f := retractFixture(t, s) // v1 and v3 alerted of their pairs with W
+	id := func(name string) int64 { return f[name].ID }
+	if _, err := s.AppendAlertDecision(ctx, record(audit.ActionAlert), nil, []store.Alerted{{ListID: id("W"), Ref: 5, CounterpartyListID: id("V1")}}); err != nil {
+		t.Fatal(err)
+	}
+	last := map[string]uint64{}
+	for _, owner := range []string{"w", "v1", "v2", "v3", "v4"} {
+		if evs := events(t, s, owner, ""); len(evs) > 0 {
+			last[owner] = evs[len(evs)-1].Cursor
+		}
+	}
+	// T, U and the new N, at new refs.
+	w2 := publish(t, s, "w", "W", "u2", meta(phone, key1), []store.Entry{e("T", 10), e("U", 11), e("N", 12)})
+	news := func(owner string) map[triple]bool {
+		evs, err := s.MatchEvents(ctx, owner, "", last[owner], 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return triples(t, evs, store.EventMatch)
+	}
+	wantTriples(t, "new events of w", news("w"), set(triple{w2.ID, 10, id("V2")}, triple{w2.ID, 11, id("V3")}, triple{w2.ID, 12, v4.ID}))
+	wantTriples(t, "new events of v1 (told already)", news("v1"), set())
+	wantTriples(t, "new events of v2 (never told)", news("v2"), set(triple{id("V2"), 2, w2.ID}))
+	wantTriples(t, "new events of v3 (told already)", news("v3"), set())
+	wantTriples(t, "new events of v4", news("v4"), set(triple{v4.ID, 4, w2.ID}))
+	wantPairs(t, "Overlaps(W v2)", overlaps(t, s, w2.ID), pairs(pair{10, id("V1")}, pair{10, id("V2")}, pair{11, id("V3")}, pair{12, v4.ID}))
+
+	// v1's alert came along: the retraction of T in the new version
+	// reaches it; v2 was never told, so it hears nothing.
+	if _, err := s.Retract(ctx, "w", "W", 10, "", time.Now(), nil); err != nil {
+		t.Fatal(err)
+	}
+	retractions := func(owner string) map[triple]bool {
+		evs, err := s.MatchEvents(ctx, owner, "", last[owner], 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return triples(t, evs, store.EventRetraction)
+	}
+	wantTriples(t, "retractions to v1", retractions("v1"), set(triple{id("V1"), 1, w2.ID}))
+	wantTriples(t, "retractions to v2", retractions("v2"), set())
+	wantTriples(t, "new events of v2 after the retraction", news("v2"), set())
 }
 
 // testMatchesCanceled: the standing matches' methods fail with

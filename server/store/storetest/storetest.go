@@ -66,6 +66,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RetractErrors", testRetractErrors},
 		{"Unretract", testUnretract},
 		{"RetractionsFollowVersions", testRetractionsFollowVersions},
+		{"RepublishKeepsAlerts", testRepublishKeepsAlerts},
 		{"MatchesCanceled", testMatchesCanceled},
 	}
 	for _, tt := range tests {

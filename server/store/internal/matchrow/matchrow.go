@@ -142,25 +142,53 @@ SELECT cp_list_id, cp_ref, list_id, ref FROM matches WHERE list_id = $1 AND ref 
 
 // matchEventsSQL appends a match event for each distinct (list version,
 // ref, counterparty version) of the pairs of list version $1's entries
-// with refs $2 to $3, on both sides, at time $4.
+// with refs $2 to $3, on both sides, at time $4 — but not for a pair that
+// version $5, which $1 replaces, had with the same counterparty entry and
+// whose side was alerted of it: that is the same match, told already.
 var matchEventsSQL = `INSERT INTO match_events (kind, owner, list_id, ref, cp_list_id, time)
 SELECT '` + store.EventMatch + `', l.owner, p.list_id, p.ref, p.cp_list_id, CAST($4 AS timestamptz)
 FROM (
-	SELECT list_id, ref, cp_list_id FROM matches WHERE list_id = $1 AND ref BETWEEN $2 AND $3
+	SELECT list_id, ref, cp_list_id FROM matches AS m WHERE m.list_id = $1 AND m.ref BETWEEN $2 AND $3
+		AND NOT EXISTS (SELECT 1 FROM matches AS o
+			JOIN alerted AS a ON a.list_id = o.cp_list_id AND a.ref = o.cp_ref AND a.cp_list_id = o.list_id
+			WHERE o.list_id = m.cp_list_id AND o.ref = m.cp_ref AND o.cp_list_id = $5)
 	UNION
-	SELECT cp_list_id, cp_ref, list_id FROM matches WHERE list_id = $1 AND ref BETWEEN $2 AND $3
+	SELECT cp_list_id, cp_ref, list_id FROM matches AS m WHERE m.list_id = $1 AND m.ref BETWEEN $2 AND $3
+		AND NOT EXISTS (SELECT 1 FROM alerted AS a WHERE a.list_id = m.cp_list_id AND a.ref = m.cp_ref AND a.cp_list_id = $5)
 ) AS p JOIN lists AS l ON l.id = p.list_id
 ORDER BY p.list_id, p.ref, p.cp_list_id`
+
+// carryAlertedSQL records, for the pairs of list version $1's entries with
+// refs $2 to $3, the alerts of the same matches of version $4, which $1
+// replaces: on $1's side (its old entry was alerted of the counterparty
+// entry) and on the counterparty's, so that a later retraction reaches
+// whoever was told.
+var carryAlertedSQL = []string{
+	`INSERT INTO alerted (list_id, ref, cp_list_id)
+SELECT DISTINCT m.list_id, m.ref, m.cp_list_id FROM matches AS m
+	JOIN matches AS o ON o.list_id = m.cp_list_id AND o.ref = m.cp_ref AND o.cp_list_id = $4
+	JOIN alerted AS a ON a.list_id = o.cp_list_id AND a.ref = o.cp_ref AND a.cp_list_id = o.list_id
+WHERE m.list_id = $1 AND m.ref BETWEEN $2 AND $3
+ON CONFLICT DO NOTHING`,
+	`INSERT INTO alerted (list_id, ref, cp_list_id)
+SELECT DISTINCT m.cp_list_id, m.cp_ref, m.list_id FROM matches AS m
+	JOIN alerted AS a ON a.list_id = m.cp_list_id AND a.ref = m.cp_ref AND a.cp_list_id = $4
+WHERE m.list_id = $1 AND m.ref BETWEEN $2 AND $3
+ON CONFLICT DO NOTHING`,
+}
 
 // Announce completes the pairs a store has just inserted for the entries
 // of list version id with refs from to to (AllRefsFrom, AllRefsTo: all of
 // them), in the direction from id: it inserts their mirror images and, if
 // there were any, calls lock (unless nil) and appends a match event for
 // each distinct (list version, ref, counterparty version) of them, to the
-// owners of both sides, at time at. Events are appended last and in one
-// statement, so that a store that orders cursors by holding a lock
-// (lock) holds it briefly.
-func Announce(ctx context.Context, tx Tx, id, from, to int64, at time.Time, lock func() error) error {
+// owners of both sides, at time at. A version that replaces another in
+// the same transaction (replaces, else 0; its pairs not erased yet) keeps
+// the alerts of the matches the two share, and those are not announced
+// again: republishing a list with one more row alerts that row's matches
+// only. Events are appended last and in one statement, so that a store
+// that orders cursors by holding a lock (lock) holds it briefly.
+func Announce(ctx context.Context, tx Tx, id, from, to, replaces int64, at time.Time, lock func() error) error {
 	n, err := tx.Exec(ctx, mirrorSQL, id, from, to)
 	if err != nil {
 		return fmt.Errorf("store the pairs of list version %d: %w", id, err)
@@ -168,12 +196,19 @@ func Announce(ctx context.Context, tx Tx, id, from, to int64, at time.Time, lock
 	if n == 0 {
 		return nil
 	}
+	if replaces != 0 {
+		for _, q := range carryAlertedSQL {
+			if _, err := tx.Exec(ctx, q, id, from, to, replaces); err != nil {
+				return fmt.Errorf("keep the alerts of list version %d in %d: %w", replaces, id, err)
+			}
+		}
+	}
 	if lock != nil {
 		if err := lock(); err != nil {
 			return err
 		}
 	}
-	if _, err := tx.Exec(ctx, matchEventsSQL, id, from, to, tx.Time(at)); err != nil {
+	if _, err := tx.Exec(ctx, matchEventsSQL, id, from, to, tx.Time(at), replaces); err != nil {
 		return fmt.Errorf("append the match events of list version %d: %w", id, err)
 	}
 	return nil
