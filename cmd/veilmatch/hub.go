@@ -45,6 +45,7 @@ func cmdHub(ctx context.Context, e env, args []string) error {
 		origin     = fs.String("log-origin", hub.DefaultLogOrigin, "the decision log's name in checkpoints")
 		budget     = fs.Uint64("check-budget", hub.DefaultCheckBudget, "entries each agency may check per UTC day")
 		refTTL     = fs.Duration("match-ref-ttl", hub.DefaultMatchRefTTL, "how long a match reference may be turned into a disclosure request")
+		watchPoll  = fs.Duration("watch-poll", hub.DefaultWatchPoll, "how often watches look for alerts committed through other replicas (this hub's own wake them at once)")
 		trust      trustedKeys
 	)
 	fs.Var(&trust, "trust-key", "trust the key server's OPRF key `ID=HEX` (its public key) without an endorsement; repeatable")
@@ -94,7 +95,7 @@ func cmdHub(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	srv, err := hub.New(ctx, hub.Config{Listen: *listen, TLS: tlsCfg, DataDir: *data, Store: st, Policy: pol, Reflection: *reflection, Metrics: m,
-		Signer: signer, LogOrigin: *origin, CheckBudget: *budget, MatchRefTTL: *refTTL, TrustedKeys: trust})
+		Signer: signer, LogOrigin: *origin, CheckBudget: *budget, MatchRefTTL: *refTTL, WatchPoll: *watchPoll, TrustedKeys: trust})
 	if err != nil {
 		if st != nil {
 			st.Close()

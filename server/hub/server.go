@@ -75,6 +75,10 @@ type Config struct {
 	// MatchRefTTL is how long a match reference may be turned into a
 	// disclosure request (default DefaultMatchRefTTL).
 	MatchRefTTL time.Duration
+	// WatchPoll is how often a watch looks in the store for alerts that
+	// other replicas committed (default DefaultWatchPoll); this hub's own
+	// commits wake its watchers at once.
+	WatchPoll time.Duration
 	// TrustedKeys are OPRF public keys the operator trusts, so that the
 	// key server may report them without an endorsement by a key the hub
 	// already trusts.
@@ -106,6 +110,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("hub config: upload TTL must be positive, got %s", c.UploadTTL)
 	case c.MatchRefTTL < 0:
 		return fmt.Errorf("hub config: match reference TTL must be positive, got %s", c.MatchRefTTL)
+	case c.WatchPoll < 0:
+		return fmt.Errorf("hub config: watch poll interval must be positive, got %s", c.WatchPoll)
 	}
 	return nil
 }
@@ -166,7 +172,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}
 	svc, err := NewService(st, cfg.Policy, refKey, ServiceOptions{
-		CheckBudget: cfg.CheckBudget, MatchRefTTL: cfg.MatchRefTTL, TrustedKeys: cfg.TrustedKeys, Metrics: cfg.Metrics,
+		CheckBudget: cfg.CheckBudget, MatchRefTTL: cfg.MatchRefTTL, WatchPoll: cfg.WatchPoll, TrustedKeys: cfg.TrustedKeys, Metrics: cfg.Metrics,
 	})
 	if err != nil {
 		return nil, err
