@@ -49,6 +49,7 @@ Usage:
 		{"policy", policyCommands.run, policyCommands.names() + " ..."},
 		{"audit", auditCommands.run, auditCommands.names() + " ..."},
 		{"bench", cmdBench, "[--large]\tmeasure the pipeline against the crypto's limit"},
+		{"pdq", pdqCommands.run, pdqCommands.names() + " ..."},
 		{"version", cmdVersion, ""},
 	},
 	footer: `
