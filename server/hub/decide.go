@@ -101,11 +101,18 @@ func (c *counterpart) disclosure(ref uint64) policy.Disclosure {
 	return c.base
 }
 
-// decide evaluates the disclosure policy for every counterparty list, runs
-// the join and builds the answer. Counterparties at level none contribute
-// nothing at all, exactly as if they did not match. own is the requester's
-// list version (nil for a check); disclosure requests approved for it under
-// the same purpose and case upgrade the matches they name.
+// joined is one (entry, counterparty list version) pair of a join.
+type joined struct {
+	ref uint64
+	cp  int64
+}
+
+// decide runs the join, evaluates the disclosure policy for every
+// counterparty list that matched and builds the answer. Counterparties at
+// level none contribute nothing at all, exactly as if they did not match.
+// own is the requester's list version (nil for a check); disclosure
+// requests approved for it under the same purpose and case upgrade the
+// matches they name.
 func (s *Service) decide(ctx context.Context, r policy.Request, az policy.Authorization, kind, keyID string, own *store.List,
 	join func(fn func(ref uint64, cp int64) error) error) (*answer, error) {
 	a := newAnswer()
@@ -113,16 +120,27 @@ func (s *Service) decide(ctx context.Context, r policy.Request, az policy.Author
 	for _, id := range az.Rules {
 		rules[id] = true
 	}
-	var err error
-	// 1. Find the counterparty lists and ask the policy about each.
-	if a.cps, err = s.counterparts(ctx, r, az, kind, keyID, own, rules); err != nil {
-		return nil, err
-	}
-	// 2. Add each joined (entry, counterparty list) pair at its level.
-	if err := join(a.add); err != nil {
+	// 1. Join. The pairs are as many as the requester's matches, whatever
+	// the hub's size.
+	var pairs []joined
+	matched := map[int64]bool{}
+	if err := join(func(ref uint64, cp int64) error {
+		pairs = append(pairs, joined{ref, cp})
+		matched[cp] = true
+		return nil
+	}); err != nil {
 		return nil, storeError(ctx, "join", err)
 	}
-	// 3. Seal flags and counts into match references; prepare the notices.
+	// 2. Ask the policy about each counterparty list that matched.
+	var err error
+	if a.cps, err = s.counterparts(ctx, r, az, kind, keyID, own, matched, rules); err != nil {
+		return nil, err
+	}
+	// 3. Add each pair at its level.
+	for _, p := range pairs {
+		a.add(p.ref, p.cp)
+	}
+	// 4. Seal flags and counts into match references; prepare the notices.
 	if err := s.seal(a, r, own); err != nil {
 		return nil, rpc.Internal(ctx, "seal match reference", err)
 	}
@@ -133,10 +151,10 @@ func (s *Service) decide(ctx context.Context, r policy.Request, az policy.Author
 // add adds one joined pair, the requester's entry ref matching counterparty
 // list cpID, at the level the policy grants for it. A counterparty at level
 // none adds nothing.
-func (a *answer) add(ref uint64, cpID int64) error {
+func (a *answer) add(ref uint64, cpID int64) {
 	cp, ok := a.cps[cpID]
 	if !ok {
-		return nil
+		return
 	}
 	d := cp.disclosure(ref)
 	switch d.Level {
@@ -158,10 +176,9 @@ func (a *answer) add(ref uint64, cpID int64) error {
 		}
 		addEntry(a.entries, cpID, ref)
 	default:
-		return nil
+		return
 	}
 	addEntry(a.perClass, classLevel{d.Class, d.Level}, ref)
-	return nil
 }
 
 // seal finishes an answer once the join is done: flag matches and class
@@ -186,11 +203,11 @@ func addEntry[K comparable](m map[K]map[uint64]bool, k K, ref uint64) {
 	m[k][ref] = true
 }
 
-// counterparts asks the policy, once per visible list of the kind and key,
-// what r's requester may learn about it, adding the rules that fired to
-// rules. Lists at level none without a grant are left out.
+// counterparts asks the policy, once per visible list of the kind and key
+// that matched, what r's requester may learn about it, adding the rules
+// that fired to rules. Lists at level none without a grant are left out.
 func (s *Service) counterparts(ctx context.Context, r policy.Request, az policy.Authorization, kind, keyID string, own *store.List,
-	rules map[string]bool) (map[int64]*counterpart, error) {
+	matched map[int64]bool, rules map[string]bool) (map[int64]*counterpart, error) {
 	visible, err := s.store.VisibleLists(ctx, kind, keyID)
 	if err != nil {
 		return nil, storeError(ctx, "visible lists", err)
@@ -222,7 +239,7 @@ func (s *Service) counterparts(ctx context.Context, r policy.Request, az policy.
 	}
 	cps := map[int64]*counterpart{}
 	for _, l := range visible {
-		if l.Owner == r.Requester.ID || s.epochs.retired(l.KeyID) {
+		if !matched[l.ID] || l.Owner == r.Requester.ID || s.epochs.retired(l.KeyID) {
 			continue
 		}
 		owner, ok := s.policy.Agency(l.Owner)
