@@ -77,6 +77,12 @@ type counterpart struct {
 	// shown is who holds the list as a full match shows it, by contact:
 	// one message shared by all of the list's matches.
 	shown map[string]*veilmatchv1.Counterparty
+	// classSets are the answer's entry sets of the class and level of base
+	// (0) and granted (1); entries is the answer's set of the requester's
+	// entries this list matched (answer.full or answer.entries): looked up
+	// once per list, not once per pair.
+	classSets [2]map[uint64]bool
+	entries   map[uint64]bool
 }
 
 // shownAs returns the counterparty of a full match with contact.
@@ -94,11 +100,24 @@ func (c *counterpart) shownAs(contact string) *veilmatchv1.Counterparty {
 	return m
 }
 
-func (c *counterpart) disclosure(ref uint64) policy.Disclosure {
+// disclosure returns what the policy grants for entry ref: the granted
+// level (which 1) for an entry an approved request names, else the base
+// level (which 0).
+func (c *counterpart) disclosure(ref uint64) (d policy.Disclosure, which int) {
 	if c.granted != nil && (c.grantAll || c.grantSet[ref]) {
-		return *c.granted
+		return *c.granted, 1
 	}
-	return c.base
+	return c.base, 0
+}
+
+// set returns the set m[k], made if m has none.
+func set[K comparable](m map[K]map[uint64]bool, k K) map[uint64]bool {
+	s := m[k]
+	if s == nil {
+		s = map[uint64]bool{}
+		m[k] = s
+	}
+	return s
 }
 
 // joined is one (entry, counterparty list version) pair of a join.
@@ -156,29 +175,41 @@ func (a *answer) add(ref uint64, cpID int64) {
 	if !ok {
 		return
 	}
-	d := cp.disclosure(ref)
+	d, which := cp.disclosure(ref)
 	switch d.Level {
 	case policy.LevelFull:
 		a.matches = append(a.matches, &veilmatchv1.Match{
 			EntryRef: ref, Level: veilmatchv1.DisclosureLevel_DISCLOSURE_LEVEL_FULL, Counterparty: cp.shownAs(d.Contact),
 		})
-		addEntry(a.full, cpID, ref)
+		set(a.full, cpID)[ref] = true
 	case policy.LevelFlag:
 		if a.byLiaison[ref] == nil {
 			a.byLiaison[ref] = map[string][]int64{}
 		}
 		a.byLiaison[ref][d.LiaisonContact] = append(a.byLiaison[ref][d.LiaisonContact], cpID)
 		a.flagged[ref] = append(a.flagged[ref], cpID)
-		addEntry(a.entries, cpID, ref)
+		a.entriesOf(cp)[ref] = true
 	case policy.LevelCount:
 		if !slices.Contains(a.counted[d.Class], cpID) {
 			a.counted[d.Class] = append(a.counted[d.Class], cpID)
 		}
-		addEntry(a.entries, cpID, ref)
+		a.entriesOf(cp)[ref] = true
 	default:
 		return
 	}
-	addEntry(a.perClass, classLevel{d.Class, d.Level}, ref)
+	if cp.classSets[which] == nil {
+		cp.classSets[which] = set(a.perClass, classLevel{d.Class, d.Level})
+	}
+	cp.classSets[which][ref] = true
+}
+
+// entriesOf returns the set of the requester's entries cp matched at
+// level flag or count.
+func (a *answer) entriesOf(cp *counterpart) map[uint64]bool {
+	if cp.entries == nil {
+		cp.entries = set(a.entries, cp.list.ID)
+	}
+	return cp.entries
 }
 
 // seal finishes an answer once the join is done: flag matches and class
@@ -193,14 +224,6 @@ func (s *Service) seal(a *answer, r policy.Request, own *store.List) error {
 	}
 	a.noticeFull(r, own)
 	return nil
-}
-
-// addEntry adds ref to the set m[k].
-func addEntry[K comparable](m map[K]map[uint64]bool, k K, ref uint64) {
-	if m[k] == nil {
-		m[k] = map[uint64]bool{}
-	}
-	m[k][ref] = true
 }
 
 // counterparts asks the policy, once per visible list of the kind and key
