@@ -75,6 +75,10 @@ type Outcome struct {
 	AfterDisclosure client.Result
 	// Notices are the NGO's owner notices of full disclosures.
 	Notices int
+	// Alerts are what police-gb's watch delivered of the matches found as
+	// the lists were published; Retraction what it delivered after
+	// police-us withdrew a number.
+	Alerts, Retraction []client.Alert
 	// Audit is the auditor's verification of the decision log.
 	Audit auditor.VerifyReport
 }
@@ -216,7 +220,11 @@ func Run(ctx context.Context, w io.Writer, dir string, o Options) (*Outcome, err
 		fmt.Fprintf(w, "   ngo-shelter is told: %s learned %s of its %s list in full (%s, case %s)\n", n.GetRequester(), entries(n.GetEntries()), n.GetList(), n.GetPurpose(), n.GetCaseRef())
 	}
 
-	fmt.Fprintln(w, "\n5. The auditor verifies the decision log against the hub's pinned checkpoint key.")
+	if out.Alerts, out.Retraction, err = alertsAndRetraction(ctx, w, clients); err != nil {
+		return nil, err
+	}
+
+	fmt.Fprintln(w, "\n6. The auditor verifies the decision log against the hub's pinned checkpoint key.")
 	if out.Audit, err = verifyLog(ctx, dir, hubAddr); err != nil {
 		return nil, err
 	}
@@ -224,6 +232,47 @@ func Run(ctx context.Context, w io.Writer, dir string, o Options) (*Outcome, err
 
 	fmt.Fprintln(w, "\nThe hub saw tokens, list metadata and decisions; no party saw another's raw numbers or unmatched entries.")
 	return out, nil
+}
+
+// alertsAndRetraction shows standing matches: police-gb's watch (run as a
+// scheduled job, --once) delivers the matches the hub found as the lists
+// were published; police-us then withdraws a number reassigned to an
+// innocent subscriber, and the next run tells police-gb, which was alerted
+// of it, that it no longer matches.
+func alertsAndRetraction(ctx context.Context, w io.Writer, clients map[string]*client.Client) (alerts, retraction []client.Alert, err error) {
+	fmt.Fprintln(w, "\n5. police-gb's scheduled watch prints the matches found when the lists were published.")
+	watch := func() ([]client.Alert, error) {
+		var got []client.Alert
+		err := clients["police-gb"].Watch(ctx, client.WatchOptions{List: "suspects", Once: true,
+			Query: client.Query{Purpose: "investigation", CaseRef: "police-gb-2026-0042"}}, func(a client.Alert) error {
+			got = append(got, a)
+			switch a.Event {
+			case client.AlertMatch:
+				who := "a protected person; contact " + a.LiaisonContact
+				if cp := a.Counterparty; cp != nil {
+					who = fmt.Sprintf("also on %s's %s list (%s)", cp.Agency, cp.Category, cp.Jurisdiction)
+				}
+				fmt.Fprintf(w, "   alert: line %d %s: %s\n", a.Line, a.Value, who)
+			case client.AlertCount:
+				fmt.Fprintf(w, "   alert: %s also on lists of %s\n", entries(a.Matches), a.Class)
+			case client.AlertRetraction:
+				fmt.Fprintf(w, "   alert: line %d %s no longer matches: its holder withdrew it\n", a.Line, a.Value)
+			}
+			return nil
+		})
+		return got, err
+	}
+	if alerts, err = watch(); err != nil {
+		return nil, nil, fmt.Errorf("police-gb watches: %w", err)
+	}
+	fmt.Fprintln(w, "   police-us withdraws +44 7700 900123: the number was reassigned to a new subscriber.")
+	if _, err := clients["police-us"].Retract(ctx, client.Entry{List: "suspects", Value: "+447700900123"}, "number reassigned to a new subscriber"); err != nil {
+		return nil, nil, fmt.Errorf("police-us retracts: %w", err)
+	}
+	if retraction, err = watch(); err != nil {
+		return nil, nil, fmt.Errorf("police-gb watches again: %w", err)
+	}
+	return alerts, retraction, nil
 }
 
 // verifyLog runs the auditor's verification with the hub's verifier key.

@@ -97,6 +97,26 @@ func checkOutcome(t *testing.T, out *Outcome) {
 	if out.Notices != 1 {
 		t.Errorf("ngo-shelter has %d notices, want 1", out.Notices)
 	}
+	// The watch delivers the same matches as police-gb's first overlaps
+	// (upgraded, where a disclosure was approved since), then only the
+	// retraction, naming police-gb's own line and not who withdrew it.
+	var alerted []string
+	for _, a := range out.Alerts {
+		switch a.Event {
+		case client.AlertMatch:
+			alerted = append(alerted, fmt.Sprintf("%d %s", a.Line, a.Value))
+		case client.AlertCount:
+			alerted = append(alerted, fmt.Sprintf("count %s=%d", a.Class, a.Matches))
+		}
+	}
+	sort.Strings(alerted)
+	if want := "2 +447700900123\n4 +14155550132\n5 +447700900789\ncount law_enforcement/TH=1"; strings.Join(alerted, "\n") != want {
+		t.Errorf("police-gb's alerts:\n%s\nwant:\n%s", strings.Join(alerted, "\n"), want)
+	}
+	if len(out.Retraction) != 1 || out.Retraction[0].Event != client.AlertRetraction || out.Retraction[0].Line != 2 ||
+		out.Retraction[0].Value != "+447700900123" || out.Retraction[0].Counterparty != nil {
+		t.Errorf("after police-us's retraction police-gb's watch delivered %+v; want one retraction of line 2", out.Retraction)
+	}
 	if out.Audit.Records == 0 || out.Audit.Size != out.Audit.Records {
 		t.Errorf("audit: %+v", out.Audit)
 	}
