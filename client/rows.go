@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,12 +67,16 @@ func (s *stateDir) rowsPath(list, uploadID string) string {
 	return filepath.Join(s.dir, "rows", list, uploadID)
 }
 
-// encodeRows is the rows file of es.
-func encodeRows(es []localEntry) []byte {
+// encodeRows is the rows file of es, or an error if its offsets, 32 bits,
+// cannot span it (more than 4 GiB of rows).
+func encodeRows(es []localEntry) ([]byte, error) {
 	head := len(rowsMagic) + 4 + 4*(len(es)+1)
 	size := head
 	for _, e := range es {
 		size += binary.MaxVarintLen64 + len(e.Value)
+	}
+	if uint64(len(es)) >= math.MaxUint32 || uint64(size-head) > math.MaxUint32 {
+		return nil, fmt.Errorf("%d entries in about %d bytes: too many for a rows file (4 GiB)", len(es), size-head)
 	}
 	b := append(make([]byte, 0, size), rowsMagic...)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(es)))
@@ -85,7 +90,7 @@ func encodeRows(es []localEntry) []byte {
 		off += len(b) - n
 	}
 	binary.LittleEndian.PutUint32(b[head-4:], uint32(off))
-	return b
+	return b, nil
 }
 
 // decodeRows checks a rows file's structure (not its entries, decoded when
@@ -130,7 +135,11 @@ func (s *stateDir) saveRows(l *localList) error {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return err
 		}
-		if err := atomicfile.WriteFile(path, encodeRows(v.Entries), 0o600); err != nil {
+		data, err := encodeRows(v.Entries)
+		if err != nil {
+			return err
+		}
+		if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
 			return err
 		}
 	}
