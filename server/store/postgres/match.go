@@ -73,8 +73,8 @@ const (
 // findMatches stores the pairs of the entries of committed version v with
 // refs from to to (matchrow.AllRefsFrom, AllRefsTo: all of them) and
 // announces them with match events at time at; replaces is the version v
-// supersedes (0: none), whose pairs are erased after (see
-// matchrow.Announce). The caller holds the
+// supersedes (0: none), whose pairs it erases once the new ones keep
+// their alerts (see matchrow.Announce). The caller holds the
 // lockMatches lock of v's kind and key id, so that of two versions
 // committed at once that match each other, the later join sees the
 // earlier version committed: their pairs are found once. The events'

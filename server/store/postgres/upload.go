@@ -283,11 +283,6 @@ func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, 
 		if err := findMatches(ctx, tx, v, matchrow.AllRefsFrom, matchrow.AllRefsTo, old, at); err != nil {
 			return err
 		}
-		if superseded {
-			if err := matchrow.ErasePairs(ctx, mtx{tx}, old); err != nil {
-				return err
-			}
-		}
 		return maybeAppend(ctx, tx, rec)
 	})
 	if err == nil && superseded {
@@ -302,9 +297,9 @@ func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, 
 // supersede takes the lockMatches locks of upload u's kind and key id and
 // of the owner's committed version of list, if there is one, then erases
 // that version's tokens and batches, marks it superseded and returns its
-// id (else 0). Its pairs stay until the caller has found the new
-// version's, which keep the alerts of the matches the two share (see
-// matchrow.Announce). The caller holds the list's lock.
+// id (else 0). Its pairs stay until findMatches has found the
+// new version's, which keep the alerts of the matches the two share, and
+// then erases them (see matchrow.Announce). The caller holds the list's lock.
 func supersede(ctx context.Context, tx pgx.Tx, owner, list string, u upload) (int64, error) {
 	v, found, err := versionOf(ctx, tx, owner, list)
 	if err != nil {

@@ -63,8 +63,8 @@ WHERE a.id BETWEEN ?1 AND ?2 AND a.ref BETWEEN ?6 AND ?7
 // findMatches stores the pairs of the entries of committed version v with
 // refs from to to (matchrow.AllRefsFrom, AllRefsTo: all of them) and
 // announces them with match events at time at; replaces is the version v
-// supersedes (0: none), whose pairs are erased after (see
-// matchrow.Announce).
+// supersedes (0: none), whose pairs it erases once the new ones keep
+// their alerts (see matchrow.Announce).
 func findMatches(ctx context.Context, tx *sql.Tx, v matchrow.Version, from, to, replaces int64, at time.Time) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO matches (list_id, ref, cp_list_id, cp_ref) `+matchSQL,
 		v.ID<<posBits, v.ID<<posBits|maxPos, v.Owner, v.Kind, v.KeyID, from, to, v.ID); err != nil {

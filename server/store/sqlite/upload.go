@@ -292,11 +292,6 @@ func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, 
 		if err := findMatches(ctx, tx, v, matchrow.AllRefsFrom, matchrow.AllRefsTo, old, at); err != nil {
 			return err
 		}
-		if superseded {
-			if err := matchrow.ErasePairs(ctx, mtx{tx}, old); err != nil {
-				return err
-			}
-		}
 		return maybeAppend(ctx, tx, rec)
 	})
 	if err == nil && superseded {
@@ -307,8 +302,9 @@ func (s *Store) CommitUpload(ctx context.Context, owner, list, uploadID string, 
 
 // supersede erases the tokens and batches of the owner's committed version
 // of list, if there is one, marks it superseded and returns its id (else
-// 0). Its pairs stay until the caller has found the new version's, which
-// keep the alerts of the matches the two share (see matchrow.Announce).
+// 0). Its pairs stay until findMatches has found the new version's,
+// which keep the alerts of the matches the two share, and then erases
+// them (see matchrow.Announce).
 func supersede(ctx context.Context, tx *sql.Tx, owner, list string) (int64, error) {
 	var old int64
 	err := tx.QueryRowContext(ctx, `SELECT id FROM lists WHERE owner = ? AND name = ? AND state = ?`,

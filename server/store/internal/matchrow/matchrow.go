@@ -186,9 +186,21 @@ ON CONFLICT DO NOTHING`,
 // the same transaction (replaces, else 0; its pairs not erased yet) keeps
 // the alerts of the matches the two share, and those are not announced
 // again: republishing a list with one more row alerts that row's matches
-// only. Events are appended last and in one statement, so that a store
-// that orders cursors by holding a lock (lock) holds it briefly.
+// only; then what the standing matches hold of the replaced version is
+// erased (ErasePairs). Events are appended in one statement, so that a
+// store that orders cursors by holding a lock (lock) holds it briefly.
 func Announce(ctx context.Context, tx Tx, id, from, to, replaces int64, at time.Time, lock func() error) error {
+	if err := announce(ctx, tx, id, from, to, replaces, at, lock); err != nil {
+		return err
+	}
+	if replaces != 0 {
+		return ErasePairs(ctx, tx, replaces)
+	}
+	return nil
+}
+
+// announce is Announce but for the erasure of the replaced version.
+func announce(ctx context.Context, tx Tx, id, from, to, replaces int64, at time.Time, lock func() error) error {
 	n, err := tx.Exec(ctx, mirrorSQL, id, from, to)
 	if err != nil {
 		return fmt.Errorf("store the pairs of list version %d: %w", id, err)
