@@ -67,7 +67,7 @@ type Service struct {
 	refTTL  time.Duration
 	// watchPoll is how often a Watch stream looks for new alerts.
 	watchPoll time.Duration
-	changes   changes
+	changes   *changes
 }
 
 // NewService returns a hub service over st, deciding with pol. refKey (32
@@ -92,6 +92,7 @@ func NewService(st store.Store, pol *policy.Engine, refKey []byte, o ServiceOpti
 	return &Service{
 		store: st, policy: pol, refs: refs, now: o.Now, metrics: o.Metrics,
 		epochs: &epochs{store: st, configured: o.TrustedKeys}, budget: o.CheckBudget, refTTL: o.MatchRefTTL, watchPoll: o.WatchPoll,
+		changes: newChanges(),
 	}, nil
 }
 

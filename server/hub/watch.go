@@ -147,36 +147,27 @@ func (w watcher) run(ctx context.Context, after uint64) error {
 // other replicas' commits are found by polling.
 type changes struct {
 	mu sync.Mutex
-	ch chan struct{}
+	ch chan struct{} // closed, and replaced, at each commit
 	// stop is closed when the hub shuts down, so that watchers end and
 	// do not hold up the graceful stop.
 	stop     chan struct{}
 	stopOnce sync.Once
 }
 
-// stopping returns a channel closed when the hub shuts down.
-func (c *changes) stopping() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.stop == nil {
-		c.stop = make(chan struct{})
-	}
-	return c.stop
+func newChanges() *changes {
+	return &changes{ch: make(chan struct{}), stop: make(chan struct{})}
 }
 
+// stopping returns a channel closed when the hub shuts down.
+func (c *changes) stopping() <-chan struct{} { return c.stop }
+
 // shutdown ends every watch.
-func (c *changes) shutdown() {
-	c.stopping()
-	c.stopOnce.Do(func() { close(c.stop) })
-}
+func (c *changes) shutdown() { c.stopOnce.Do(func() { close(c.stop) }) }
 
 // wait returns a channel closed at the next commit.
 func (c *changes) wait() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.ch == nil {
-		c.ch = make(chan struct{})
-	}
 	return c.ch
 }
 
@@ -184,10 +175,8 @@ func (c *changes) wait() <-chan struct{} {
 func (c *changes) committed() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.ch != nil {
-		close(c.ch)
-		c.ch = nil
-	}
+	close(c.ch)
+	c.ch = make(chan struct{})
 }
 
 // runLength is how many events from the first are about the same list
