@@ -5,21 +5,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
-	"time"
 
-	"github.com/veilmatch/veilmatch/server/store"
+	"github.com/veilmatch/veilmatch/server/store/storetest"
 )
-
-// randomEntries returns n entries with random tokens and refs 0 … n-1.
-func randomEntries(rng *rand.ChaCha8, n int) []store.Entry {
-	es := make([]store.Entry, n)
-	buf := make([]byte, n*store.TokenSize)
-	rng.Read(buf)
-	for i := range es {
-		es[i] = store.Entry{Token: buf[i*store.TokenSize : (i+1)*store.TokenSize : (i+1)*store.TokenSize], Ref: uint64(i)}
-	}
-	return es
-}
 
 // bytesPerToken returns the size on disk of the tokens table with its
 // indexes (all forks) per stored token, and logs each relation's share.
@@ -50,8 +38,8 @@ func TestBytesPerToken(t *testing.T) {
 	)
 	s, _ := openTemp(t)
 	rng := rand.NewChaCha8([32]byte{1})
-	publish(t, s, "a", "l", "phone", randomEntries(rng, n), batchEntries)
-	publish(t, s, "b", "l", "phone", randomEntries(rng, n), batchEntries)
+	publish(t, s, "a", "l", "phone", storetest.RandomEntries(rng, n), batchEntries)
+	publish(t, s, "b", "l", "phone", storetest.RandomEntries(rng, n), batchEntries)
 	got := bytesPerToken(t, s)
 	t.Logf("%.1f bytes per token on disk at %d tokens (table and indexes)", got, 2*n)
 	if got > budget {
@@ -66,7 +54,7 @@ func BenchmarkCommit(b *testing.B) {
 	lists := 0
 	for b.Loop() {
 		b.StopTimer()
-		es := randomEntries(rng, n)
+		es := storetest.RandomEntries(rng, n)
 		b.StartTimer()
 		publish(b, s, "a", fmt.Sprint("l", lists), "phone", es, batchEntries)
 		lists++
@@ -82,7 +70,7 @@ func BenchmarkOverlaps(b *testing.B) {
 	)
 	s, _ := openTemp(b)
 	rng := rand.NewChaCha8([32]byte{3})
-	mine, theirs := randomEntries(rng, n), randomEntries(rng, n)
+	mine, theirs := storetest.RandomEntries(rng, n), storetest.RandomEntries(rng, n)
 	for i := range shared {
 		theirs[i].Token = mine[i*(n/shared)].Token
 	}
@@ -106,51 +94,9 @@ func BenchmarkOverlaps(b *testing.B) {
 	b.ReportMetric(size, "B/token")
 }
 
-// BenchmarkCommitMatching times CommitUpload alone: a staged list of n
-// random tokens, a tenth of which another owner's list holds, is
-// committed.
+// BenchmarkCommitMatching times CommitUpload alone, finding the standing
+// matches of a new list (see storetest.BenchCommitMatching).
 func BenchmarkCommitMatching(b *testing.B) {
-	const (
-		n      = 200_000 // tokens per list
-		shared = n / 10  // tokens in common with theirs
-	)
 	s, _ := openTemp(b)
-	rng := rand.NewChaCha8([32]byte{5})
-	theirs := randomEntries(rng, n)
-	publish(b, s, "b", "theirs", "phone", theirs, batchEntries)
-	ctx := context.Background()
-	lists := 0
-	for b.Loop() {
-		b.StopTimer()
-		mine := randomEntries(rng, n)
-		for i := range shared {
-			mine[i*(n/shared)].Token = theirs[i].Token
-		}
-		name := fmt.Sprint("l", lists)
-		batches := stage(b, s, "a", name, mine)
-		b.StartTimer()
-		if _, err := s.CommitUpload(ctx, "a", name, "u", batches, n, time.Now(), nil); err != nil {
-			b.Fatal(err)
-		}
-		lists++
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/token")
-}
-
-// stage begins upload u of the owner's list and puts es in batches of
-// batchEntries; it returns the number of batches.
-func stage(b *testing.B, s *Store, owner, name string, es []store.Entry) uint64 {
-	ctx := context.Background()
-	if err := s.BeginUpload(ctx, store.Upload{Owner: owner, List: name, ID: "u", Meta: store.List{Kind: "phone", KeyID: "k1"}}); err != nil {
-		b.Fatal(err)
-	}
-	var seq uint64
-	for ; len(es) > 0; seq++ {
-		k := min(batchEntries, len(es))
-		if _, err := s.PutBatch(ctx, owner, name, "u", seq, es[:k]); err != nil {
-			b.Fatal(err)
-		}
-		es = es[k:]
-	}
-	return seq
+	storetest.BenchCommitMatching(b, s, batchEntries)
 }

@@ -133,37 +133,11 @@ func entries(label string, n int) []store.Entry {
 	return es
 }
 
-// uploads numbers the uploads of publish.
-var uploads atomic.Int64
-
 // publish uploads es in batches of batch entries as a new version of the
-// list and commits them.
+// owner's list and commits it.
 func publish(t testing.TB, s *Store, owner, name, kind string, es []store.Entry, batch int) store.List {
 	t.Helper()
-	return publishMeta(t, s, owner, name, store.List{Kind: kind, KeyID: "k1"}, es, batch)
-}
-
-// publishMeta is publish with the list's metadata.
-func publishMeta(t testing.TB, s *Store, owner, name string, m store.List, es []store.Entry, batch int) store.List {
-	t.Helper()
-	ctx := context.Background()
-	id := fmt.Sprint("u", uploads.Add(1))
-	if err := s.BeginUpload(ctx, store.Upload{Owner: owner, List: name, ID: id, Meta: m}); err != nil {
-		t.Fatal(err)
-	}
-	var seq uint64
-	for rest := es; len(rest) > 0; seq++ {
-		n := min(batch, len(rest))
-		if _, err := s.PutBatch(ctx, owner, name, id, seq, rest[:n]); err != nil {
-			t.Fatal(err)
-		}
-		rest = rest[n:]
-	}
-	l, err := s.CommitUpload(ctx, owner, name, id, seq, uint64(len(es)), time.Now(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
+	return storetest.Publish(t, s, owner, name, store.List{Kind: kind, KeyID: "k1"}, es, batch)
 }
 
 // record returns a valid decision record for action.
@@ -443,7 +417,7 @@ func TestReplicasMaintenance(t *testing.T) {
 	}
 	m := store.List{Kind: "phone", KeyID: "k1", ExpiresAt: time.Now().Add(-time.Hour)}
 	for i := range expired {
-		publishMeta(t, replicas[i%2], fmt.Sprint("o", i%3), fmt.Sprint("old-", i), m, entries(fmt.Sprint("old-", i), 20), 7)
+		storetest.Publish(t, replicas[i%2], fmt.Sprint("o", i%3), fmt.Sprint("old-", i), m, entries(fmt.Sprint("old-", i), 20), 7)
 	}
 	keep := publish(t, replicas[0], "k", "keep", "phone", entries("keep", 10), 10)
 

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/veilmatch/veilmatch/server/store/storetest"
 )
 
 // TestSizeCountsEveryTable checks that Size counts every table the
@@ -64,7 +66,7 @@ func TestSizeOfSchema(t *testing.T) {
 	full0, empty0 := size(full), size(empty)
 
 	const n = 20_000
-	publish(t, full, "a", "l", "phone", randomEntries(rand.NewChaCha8([32]byte{4}), n), batchEntries)
+	publish(t, full, "a", "l", "phone", storetest.RandomEntries(rand.NewChaCha8([32]byte{4}), n), batchEntries)
 	grown := size(full) - full0
 	// A token row takes at least 72 bytes in the table, and its index
 	// entry more on top.

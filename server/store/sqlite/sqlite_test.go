@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,31 +63,11 @@ func entries(label string, n int) []store.Entry {
 	return es
 }
 
-// uploads numbers the uploads of publish.
-var uploads atomic.Int64
-
 // publish uploads es in batches of batch entries as a new version of the
-// list and commits them.
+// owner's list and commits it.
 func publish(t testing.TB, s *Store, owner, name, kind string, es []store.Entry, batch int) store.List {
 	t.Helper()
-	ctx := context.Background()
-	id := fmt.Sprint("u", uploads.Add(1))
-	if err := s.BeginUpload(ctx, store.Upload{Owner: owner, List: name, ID: id, Meta: store.List{Kind: kind, KeyID: "k1"}}); err != nil {
-		t.Fatal(err)
-	}
-	var seq uint64
-	for rest := es; len(rest) > 0; seq++ {
-		n := min(batch, len(rest))
-		if _, err := s.PutBatch(ctx, owner, name, id, seq, rest[:n]); err != nil {
-			t.Fatal(err)
-		}
-		rest = rest[n:]
-	}
-	l, err := s.CommitUpload(ctx, owner, name, id, seq, uint64(len(es)), time.Now(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
+	return storetest.Publish(t, s, owner, name, store.List{Kind: kind, KeyID: "k1"}, es, batch)
 }
 
 // reopen closes s and opens the database at path again.
