@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -19,29 +18,17 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/veilmatch/veilmatch/internal/pgtest"
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/store"
 	"github.com/veilmatch/veilmatch/server/store/internal/matchrow"
 	"github.com/veilmatch/veilmatch/server/store/storetest"
 )
 
-// dsnEnv names the environment variable with the DSN of the PostgreSQL
-// server the tests run against; each test gets a new database on it.
-const dsnEnv = "VEILMATCH_TEST_POSTGRES"
-
-// serverDSN returns the test server's DSN. Without one it skips the test,
-// or fails it in CI.
+// serverDSN returns the test server's DSN (see pgtest.Server).
 func serverDSN(t testing.TB) string {
 	t.Helper()
-	dsn := os.Getenv(dsnEnv)
-	if dsn == "" {
-		const hint = dsnEnv + " must point at a PostgreSQL server in CI (a URL such as postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable; each test creates and drops a database of its own)"
-		if os.Getenv("CI") != "" {
-			t.Fatal(hint)
-		}
-		t.Skip(hint)
-	}
-	return dsn
+	return pgtest.Server(t, "each test creates and drops a database of its own")
 }
 
 // newDatabase creates an empty database on the test server, dropped when
@@ -52,7 +39,7 @@ func newDatabase(t testing.TB) string {
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, server)
 	if err != nil {
-		t.Fatalf("%s: the PostgreSQL server is unreachable: %v", dsnEnv, err)
+		t.Fatalf("%s: the PostgreSQL server is unreachable: %v", pgtest.Env, err)
 	}
 	defer conn.Close(ctx)
 	name := "vm_test_" + strings.ToLower(rand.Text()[:16])
@@ -81,7 +68,7 @@ func databaseDSN(t testing.TB, server, name string) string {
 	}
 	u, err := url.Parse(server)
 	if err != nil {
-		t.Fatalf("%s: %v", dsnEnv, err)
+		t.Fatalf("%s: %v", pgtest.Env, err)
 	}
 	u.Path = "/" + name
 	return u.String()

@@ -12,26 +12,14 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/veilmatch/veilmatch/internal/pgtest"
 )
 
-// postgresEnv names the environment variable with the URL of the
-// PostgreSQL database the tests run the benchmark's PostgreSQL phases on,
-// as for the tests of server/store/postgres.
-const postgresEnv = "VEILMATCH_TEST_POSTGRES"
-
-// postgresURL returns the test database's URL. Without one it skips the
-// test, or fails it in CI.
+// postgresURL returns the test database's URL (see pgtest.Server).
 func postgresURL(t *testing.T) string {
 	t.Helper()
-	dsn := os.Getenv(postgresEnv)
-	if dsn == "" {
-		const hint = postgresEnv + " must point at a PostgreSQL server in CI (a URL such as postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable; the benchmark creates a schema of its own and drops it)"
-		if os.Getenv("CI") != "" {
-			t.Fatal(hint)
-		}
-		t.Skip(hint)
-	}
-	return dsn
+	return pgtest.Server(t, "the benchmark creates a schema of its own and drops it")
 }
 
 // benchSchemas returns the schemas of the database whose names a run
@@ -41,7 +29,7 @@ func benchSchemas(t *testing.T, dsn string) []string {
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
-		t.Fatalf("%s: %v", postgresEnv, err)
+		t.Fatalf("%s: %v", pgtest.Env, err)
 	}
 	defer conn.Close(ctx)
 	rows, err := conn.Query(ctx, `SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1)`, schemaPrefix)
