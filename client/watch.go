@@ -104,6 +104,7 @@ func (c *Client) watchFrom(ctx context.Context, o WatchOptions, key string, curs
 	if err != nil {
 		return err
 	}
+	rows := rowsCache{}
 	for {
 		resp, err := stream.Recv()
 		if err != nil {
@@ -112,7 +113,7 @@ func (c *Client) watchFrom(ctx context.Context, o WatchOptions, key string, curs
 		if resp.GetCaughtUp() && o.Once {
 			return errCaughtUp
 		}
-		for _, a := range c.alerts(resp) {
+		for _, a := range c.alerts(resp, rows) {
 			if err := fn(a); err != nil {
 				return err
 			}
@@ -124,16 +125,26 @@ func (c *Client) watchFrom(ctx context.Context, o WatchOptions, key string, curs
 	}
 }
 
+// rowsCache holds, for one watch stream, the rows of the list versions
+// its deliveries were about, by list and upload id: a version's rows never
+// change, and a stream may bring many deliveries about one version.
+type rowsCache map[[2]string]rowTable
+
 // alerts turns one delivery into alerts, each mapped to the agency's own
 // row where this machine holds the rows of that list version.
-func (c *Client) alerts(resp *veilmatchv1.WatchResponse) []Alert {
+func (c *Client) alerts(resp *veilmatchv1.WatchResponse, cache rowsCache) []Alert {
 	if resp.GetUploadId() == "" {
 		return nil
 	}
-	entries, err := c.rows(resp.GetList(), resp.GetUploadId())
-	if err != nil {
-		fmt.Fprintf(c.cfg.Progress, "watch: %v; its alerts show entry references only\n", err)
-		entries = entrySlice(nil)
+	key := [2]string{resp.GetList(), resp.GetUploadId()}
+	entries, ok := cache[key]
+	if !ok {
+		var err error
+		if entries, err = c.rows(resp.GetList(), resp.GetUploadId()); err != nil {
+			fmt.Fprintf(c.cfg.Progress, "watch: %v; its alerts show entry references only\n", err)
+			entries = entrySlice(nil)
+		}
+		cache[key] = entries
 	}
 	r := result(resp.GetList(), resp.GetDecisionId(), resp.GetMatches(), resp.GetCounts(), entries)
 	base := Alert{List: resp.GetList(), DecisionID: resp.GetDecisionId(), Cursor: resp.GetCursor()}
