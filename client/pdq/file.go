@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"image"
 	"os"
+	"path/filepath"
+	"strings"
 
 	// Decoders for FromFile: JPEG, PNG, GIF (first frame) and WebP.
 	_ "image/gif"
@@ -26,6 +28,17 @@ func FromFile(path string) (Hash, int, error) {
 		return Hash{}, 0, fmt.Errorf("pdq: %s: %w", path, err)
 	}
 	return h, q, nil
+}
+
+// IsImageName reports whether path has the extension of an image FromFile
+// decodes (.jpg, .jpeg, .png, .gif, .webp, in any case): how a directory's
+// images are told from its other files.
+func IsImageName(path string) bool {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".jpg", ".jpeg", ".png", ".gif", ".webp":
+		return true
+	}
+	return false
 }
 
 // decodeFile opens and decodes the image at path.

@@ -100,7 +100,7 @@ func TestMatchesCReference(t *testing.T) {
 	}
 	// Every image in testdata is pinned.
 	err := filepath.WalkDir("testdata", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !isImageName(p) {
+		if err != nil || d.IsDir() || !IsImageName(p) {
 			return err
 		}
 		rel, _ := filepath.Rel("testdata", p)

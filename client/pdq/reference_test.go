@@ -46,7 +46,7 @@ func TestWriteReferencePNM(t *testing.T) {
 		src = "testdata"
 	}
 	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !isImageName(path) {
+		if err != nil || d.IsDir() || !IsImageName(path) {
 			return err
 		}
 		img, err := decodeFile(path)
@@ -139,14 +139,6 @@ func synthetic(name string) image.Image {
 		}
 	}
 	return m
-}
-
-func isImageName(path string) bool {
-	switch strings.ToLower(filepath.Ext(path)) {
-	case ".jpg", ".jpeg", ".png", ".gif", ".webp":
-		return true
-	}
-	return false
 }
 
 // writePNM writes img's 8-bit pixels, as this package reads them, as

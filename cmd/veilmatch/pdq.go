@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"strings"
 
 	"github.com/veilmatch/veilmatch/client/pdq"
 )
@@ -19,9 +18,6 @@ var pdqCommands = &group{
 		{"hash", cmdPDQHash, "[--format json] FILE|DIR...\tprint the PDQ hash and quality of images (JPEG, PNG, GIF, WebP)"},
 	},
 }
-
-// pdqImageExts are the file extensions `pdq hash` picks up in directories.
-var pdqImageExts = map[string]bool{".jpg": true, ".jpeg": true, ".png": true, ".gif": true, ".webp": true}
 
 // pdqResult is one line of `pdq hash --format json`.
 type pdqResult struct {
@@ -77,7 +73,7 @@ func cmdPDQHash(ctx context.Context, e env, args []string) error {
 			if d.IsDir() {
 				return nil
 			}
-			if path != root && !pdqImageExts[strings.ToLower(filepath.Ext(path))] {
+			if path != root && !pdq.IsImageName(path) {
 				return nil
 			}
 			return hash(path)

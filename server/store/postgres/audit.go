@@ -117,14 +117,20 @@ func maybeAppend(ctx context.Context, tx pgx.Tx, rec *audit.Record) error {
 func (s *Store) AppendDecision(ctx context.Context, rec *audit.Record, notices []store.Notice) (uint64, error) {
 	var idx uint64
 	err := s.update(ctx, "append decision", func(tx pgx.Tx) error {
-		if err := insertNotices(ctx, tx, notices); err != nil {
-			return err
-		}
 		var err error
-		idx, err = appendRecord(ctx, tx, rec)
+		idx, err = appendDecision(ctx, tx, rec, notices)
 		return err
 	})
 	return idx, err
+}
+
+// appendDecision stores rec's owner notices and appends rec to the log,
+// within tx, and returns rec's index.
+func appendDecision(ctx context.Context, tx pgx.Tx, rec *audit.Record, notices []store.Notice) (uint64, error) {
+	if err := insertNotices(ctx, tx, notices); err != nil {
+		return 0, err
+	}
+	return appendRecord(ctx, tx, rec)
 }
 
 // insertNotices stores owner notices within tx.

@@ -160,11 +160,8 @@ func (s *Store) AppendAlertDecision(ctx context.Context, rec *audit.Record, noti
 		if err := matchrow.RecordAlerted(ctx, mtx{tx}, alerted); err != nil {
 			return err
 		}
-		if err := insertNotices(ctx, tx, notices); err != nil {
-			return err
-		}
 		var err error
-		idx, err = appendRecord(ctx, tx, rec)
+		idx, err = appendDecision(ctx, tx, rec, notices)
 		return err
 	})
 	return idx, err

@@ -79,12 +79,20 @@ func (s *Store) AppendDecision(ctx context.Context, rec *audit.Record, notices [
 	var idx uint64
 	err := s.update(ctx, "append decision", func(tx *sql.Tx) error {
 		var err error
-		if idx, err = appendRecord(ctx, tx, rec); err != nil {
-			return err
-		}
-		return insertNotices(ctx, tx, notices)
+		idx, err = appendDecision(ctx, tx, rec, notices)
+		return err
 	})
 	return idx, err
+}
+
+// appendDecision appends rec to the log and stores its owner notices,
+// within tx, and returns rec's index.
+func appendDecision(ctx context.Context, tx *sql.Tx, rec *audit.Record, notices []store.Notice) (uint64, error) {
+	idx, err := appendRecord(ctx, tx, rec)
+	if err != nil {
+		return 0, err
+	}
+	return idx, insertNotices(ctx, tx, notices)
 }
 
 // insertNotices stores owner notices within tx.

@@ -92,10 +92,8 @@ func (s *Store) AppendAlertDecision(ctx context.Context, rec *audit.Record, noti
 			return err
 		}
 		var err error
-		if idx, err = appendRecord(ctx, tx, rec); err != nil {
-			return err
-		}
-		return insertNotices(ctx, tx, notices)
+		idx, err = appendDecision(ctx, tx, rec, notices)
+		return err
 	})
 	return idx, err
 }
