@@ -305,7 +305,8 @@ func (c *Client) resumePlan(ctx context.Context, list string, next *localVersion
 // once the hub confirms, next becomes the list's current version here.
 func (c *Client) upload(ctx context.Context, ks *session, meta *veilmatchv1.ListInfo, next *localVersion, values []string, held map[uint64]bool, res *PublishResult) error {
 	list := meta.GetName()
-	nBatches := (len(values) + c.cfg.BatchSize - 1) / c.cfg.BatchSize
+	per, perRow := c.rowsPerBatch(next.Kind), tokensPerRow(next.Kind)
+	nBatches := (len(values) + per - 1) / per
 	var todo []int
 	for s := range nBatches {
 		if !held[uint64(s)] {
@@ -323,24 +324,24 @@ func (c *Client) upload(ctx context.Context, ks *session, meta *veilmatchv1.List
 	}
 	p := &progress{c: c, what: "publish " + list, total: len(values)}
 	if res.BatchesSkipped > 0 {
-		p.add(min(res.BatchesSkipped*c.cfg.BatchSize, len(values)))
+		p.add(min(res.BatchesSkipped*per, len(values)))
 	}
 	err = c.tokenize(ctx, ks, next.Kind, next.Entries, todo, func(b batchResult) error {
 		es := make([]*veilmatchv1.Entry, len(b.toks))
 		for i, t := range b.toks {
-			es[i] = &veilmatchv1.Entry{Token: t.Bytes(), EntryRef: uint64(b.seq*c.cfg.BatchSize + i)}
+			es[i] = &veilmatchv1.Entry{Token: t.Bytes(), EntryRef: uint64(b.seq*per + i/perRow)}
 		}
 		if err := stream.Send(&veilmatchv1.PublishRequest{Msg: &veilmatchv1.PublishRequest_Batch{Batch: &veilmatchv1.PublishBatch{Sequence: uint64(b.seq), Entries: es}}}); err != nil {
 			return c.streamError(stream, list, err)
 		}
-		p.add(len(b.toks))
+		p.add(len(b.toks) / perRow)
 		return nil
 	})
 	if err != nil {
 		stream.CloseSend()
 		return err
 	}
-	commit := &veilmatchv1.PublishCommit{TotalBatches: uint64(nBatches), TotalEntries: uint64(len(values))}
+	commit := &veilmatchv1.PublishCommit{TotalBatches: uint64(nBatches), TotalEntries: uint64(len(values) * perRow)}
 	if err := stream.Send(&veilmatchv1.PublishRequest{Msg: &veilmatchv1.PublishRequest_Commit{Commit: commit}}); err != nil {
 		return c.streamError(stream, list, err)
 	}

@@ -11,7 +11,9 @@ import (
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 )
 
-// MaxCheckEntries is the most identifiers one check may carry.
+// MaxCheckEntries is the most identifiers one check may carry; for PDQ
+// hashes, which make token.PDQTokens tokens each, the most tokens
+// (23 hashes).
 const MaxCheckEntries = 100_000
 
 // Counterparty is who holds a matching list; known only at level full.
@@ -171,8 +173,8 @@ func (c *Client) Check(ctx context.Context, r io.Reader, o CheckOptions, q Query
 	}
 	var entries []localEntry
 	rep, err := normalize.ReadCSV(r, o.Column, o.Kind, o.Normalize, func(row normalize.Row) error {
-		if len(entries) == MaxCheckEntries {
-			return fmt.Errorf("more than %d identifiers: split the file", MaxCheckEntries)
+		if limit := MaxCheckEntries / tokensPerRow(string(o.Kind)); len(entries) == limit {
+			return fmt.Errorf("more than %d identifiers of kind %s in one check: split the file", limit, o.Kind)
 		}
 		entries = append(entries, localEntry{Line: row.Line, Value: row.Value})
 		return nil
@@ -190,17 +192,19 @@ func (c *Client) Check(ctx context.Context, r io.Reader, o CheckOptions, q Query
 	if err != nil {
 		return Result{Report: &rep}, err
 	}
-	toks := make([][]byte, len(entries))
-	seqs := make([]int, (len(entries)+c.cfg.BatchSize-1)/c.cfg.BatchSize)
+	kind := string(o.Kind)
+	per, perRow := c.rowsPerBatch(kind), tokensPerRow(kind)
+	toks := make([][]byte, len(entries)*perRow)
+	seqs := make([]int, (len(entries)+per-1)/per)
 	for i := range seqs {
 		seqs[i] = i
 	}
 	p := &progress{c: c, what: "check", total: len(entries)}
-	err = c.tokenize(ctx, ks, string(o.Kind), entries, seqs, func(b batchResult) error {
+	err = c.tokenize(ctx, ks, kind, entries, seqs, func(b batchResult) error {
 		for i, t := range b.toks {
-			toks[b.seq*c.cfg.BatchSize+i] = t.Bytes()
+			toks[b.seq*per*perRow+i] = t.Bytes()
 		}
-		p.add(len(b.toks))
+		p.add(len(b.toks) / perRow)
 		return nil
 	})
 	if err != nil {

@@ -1,8 +1,10 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -10,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/veilmatch/veilmatch/client/pdq"
 	"github.com/veilmatch/veilmatch/crypto/oprf"
 	"github.com/veilmatch/veilmatch/crypto/token"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
@@ -51,8 +54,8 @@ func (c *Client) tokenize(ctx context.Context, ks *session, kind string, rows []
 	for range c.cfg.Workers {
 		workers.Go(func() error {
 			for seq := range work {
-				lo := seq * c.cfg.BatchSize
-				hi := min(lo+c.cfg.BatchSize, len(rows))
+				lo := seq * c.rowsPerBatch(kind)
+				hi := min(lo+c.rowsPerBatch(kind), len(rows))
 				toks, err := c.tokenizeBatch(ctx, ks, kind, rows[lo:hi])
 				if err != nil {
 					return err
@@ -82,8 +85,12 @@ func (c *Client) tokenize(ctx context.Context, ks *session, kind string, rows []
 	return g.Wait()
 }
 
-// tokenizeBatch computes the tokens of one batch of rows.
+// tokenizeBatch computes the tokens of one batch of rows: tokensPerRow(kind)
+// tokens for each row, in row order.
 func (c *Client) tokenizeBatch(ctx context.Context, ks *session, kind string, rows []localEntry) ([]token.Token, error) {
+	if kind == token.PDQKind {
+		return c.tokenizePDQ(ctx, ks, rows)
+	}
 	inputs := make([][]byte, len(rows))
 	for i, r := range rows {
 		in, err := oprf.Input(kind, r.Value)
@@ -93,6 +100,55 @@ func (c *Client) tokenizeBatch(ctx context.Context, ks *session, kind string, ro
 		inputs[i] = in
 	}
 	return ks.tokens(ctx, inputs, fmt.Sprintf("lines %d-%d", rows[0].Line, rows[len(rows)-1].Line))
+}
+
+// tokenizePDQ computes the near-duplicate tokens of PDQ hashes (see
+// pdq.Hash.Values), at most BatchSize values per key-server call. Each
+// row's tokens are sorted, so that their order says nothing of which
+// value is the hash's own chunk.
+func (c *Client) tokenizePDQ(ctx context.Context, ks *session, rows []localEntry) ([]token.Token, error) {
+	out := make([]token.Token, 0, len(rows)*token.PDQTokens)
+	for _, r := range rows {
+		h, err := pdq.ParseHash(r.Value)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", r.Line, err)
+		}
+		vals := h.Values()
+		inputs := make([][]byte, len(vals))
+		for i, v := range vals {
+			if inputs[i], err = oprf.Input(token.PDQKind, string(v)); err != nil {
+				return nil, fmt.Errorf("line %d: %w", r.Line, err)
+			}
+		}
+		row := len(out)
+		for lo := 0; lo < len(inputs); lo += c.cfg.BatchSize {
+			toks, err := ks.tokens(ctx, inputs[lo:min(lo+c.cfg.BatchSize, len(inputs))], fmt.Sprintf("line %d", r.Line))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, toks...)
+		}
+		slices.SortFunc(out[row:], func(a, b token.Token) int { return bytes.Compare(a[:], b[:]) })
+	}
+	return out, nil
+}
+
+// tokensPerRow is the number of tokens one row of kind makes.
+func tokensPerRow(kind string) int {
+	if kind == token.PDQKind {
+		return token.PDQTokens
+	}
+	return 1
+}
+
+// rowsPerBatch is the number of rows in one upload or check batch:
+// BatchSize identifiers, or one PDQ hash, whose tokens are as many as
+// four batches of identifiers.
+func (c *Client) rowsPerBatch(kind string) int {
+	if kind == token.PDQKind {
+		return 1
+	}
+	return c.cfg.BatchSize
 }
 
 // evaluate has key server k evaluate req, waiting out a rate limit of up to

@@ -99,3 +99,21 @@ func Candidates(a, b Hash, radius int) int {
 	}
 	return n
 }
+
+// Values returns the values an agency blinds for h to match it as a
+// near-duplicate: for each chunk index i, ChunkInput(i, v) for every v in
+// Ball(h.Chunk(i), MaxBallRadius); token.PDQTokens values in all, chunk
+// by chunk in Ball's order. The caller must not reveal that order with
+// the tokens (the first of each chunk is the chunk itself).
+func (h Hash) Values() [][]byte {
+	out := make([][]byte, 0, Chunks*ballLen)
+	for i := range Chunks {
+		for _, v := range Ball(h.Chunk(i), MaxBallRadius) {
+			out = append(out, ChunkInput(i, v))
+		}
+	}
+	return out
+}
+
+// ballLen is |Ball(32, MaxBallRadius)|.
+const ballLen = 1 + 32 + 32*31/2

@@ -22,6 +22,8 @@ import (
 	"testing"
 
 	"golang.org/x/image/draw"
+
+	"github.com/veilmatch/veilmatch/crypto/token"
 )
 
 func TestChunkBitOrder(t *testing.T) {
@@ -782,5 +784,40 @@ func assertPigeonhole(t *testing.T, a, b Hash, what string) {
 	t.Helper()
 	if d := Distance(a, b); d <= 31 && (Candidates(a, b, 3) < 1 || Candidates(a, b, 4) < 2) {
 		t.Errorf("%s: d=%d but candidates at radius 3, 4 = %d, %d", what, d, Candidates(a, b, 3), Candidates(a, b, 4))
+	}
+}
+
+// TestValues checks that a hash expands into the number of tokens the hub
+// expects, all distinct, and that two hashes share as many values as the
+// hub's decoding of the count assumes, for each chunk band.
+func TestValues(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	a := randomHash(rng)
+	va := a.Values()
+	if len(va) != token.PDQTokens {
+		t.Fatalf("%d values, want token.PDQTokens = %d", len(va), token.PDQTokens)
+	}
+	set := map[string]bool{}
+	for _, v := range va {
+		set[string(v)] = true
+	}
+	if len(set) != len(va) {
+		t.Fatalf("%d distinct values of %d", len(set), len(va))
+	}
+	for d := 0; d <= 40; d++ {
+		b := flipBits(rng, a, d)
+		shared := 0
+		for _, v := range b.Values() {
+			if set[string(v)] {
+				shared++
+			}
+		}
+		bound, ok := token.PDQDistanceBound(shared)
+		if !ok || bound > Distance(a, b) {
+			t.Errorf("distance %d: %d shared values decode to bound %d (%v), more than the distance", Distance(a, b), shared, bound, ok)
+		}
+		if Distance(a, b) <= 16 && !token.PDQNear(shared) {
+			t.Errorf("distance %d: not near", Distance(a, b))
+		}
 	}
 }

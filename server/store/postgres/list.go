@@ -180,10 +180,10 @@ func (s *Store) DeleteList(ctx context.Context, owner, name string, rec *audit.R
 	return n, nil
 }
 
-// checkSQL finds the committed lists with kind $2 and key id $3 that hold
-// token $1 in an entry that is not retracted.
+// checkSQL finds the entries of committed lists with kind $2 and key id $3
+// that hold token $1 and are not retracted.
 var checkSQL = fmt.Sprintf(`
-SELECT DISTINCT l.id
+SELECT l.id, t.ref
 FROM tokens AS t
 	JOIN lists AS l ON l.id = t.list_id
 WHERE token_prefix(t.token) = token_prefix($1::bytea) AND t.token = $1::bytea
@@ -212,20 +212,24 @@ func (s *Store) Check(ctx context.Context, kind, keyID string, tokens [][]byte, 
 			return fmt.Errorf("%s: %w: token %d is %d bytes, want %d", op, store.ErrInvalid, i, len(t), store.TokenSize)
 		}
 	}
+	c, err := matchrow.NewChecker(kind, len(tokens), fn)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
 	return s.view(ctx, op, func(tx pgx.Tx) error {
 		for first := 0; first < len(tokens); first += checkPipeline {
 			part := tokens[first:min(first+checkPipeline, len(tokens))]
-			if err := checkPart(ctx, tx, kind, keyID, part, first, fn); err != nil {
+			if err := checkPart(ctx, tx, kind, keyID, part, first, c); err != nil {
 				return err
 			}
 		}
-		return nil
+		return c.Done()
 	})
 }
 
 // checkPart sends the queries of tokens, which start at index first, in one
-// batch and calls fn with their results in order.
-func checkPart(ctx context.Context, tx pgx.Tx, kind, keyID string, tokens [][]byte, first int, fn func(int, int64) error) (err error) {
+// batch and passes their results to c in order.
+func checkPart(ctx context.Context, tx pgx.Tx, kind, keyID string, tokens [][]byte, first int, c *matchrow.Checker) (err error) {
 	b := &pgx.Batch{}
 	for _, t := range tokens {
 		b.Queue(checkSQL, t, kind, keyID)
@@ -237,17 +241,19 @@ func checkPart(ctx context.Context, tx pgx.Tx, kind, keyID string, tokens [][]by
 		}
 	}()
 	for i := range tokens {
-		ids, err := collectIDs(br.Query())
+		rows, err := br.Query()
 		if err != nil {
 			return err
 		}
-		for _, id := range ids {
+		var list, ref int64
+		_, err = pgx.ForEachRow(rows, []any{&list, &ref}, func() error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if err := fn(first+i, id); err != nil {
-				return err
-			}
+			return c.Hit(first+i, list, uint64(ref))
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil

@@ -42,14 +42,13 @@ func (m mtx) Query(ctx context.Context, query string, args []any, row func(scan 
 // Time implements matchrow.Tx.
 func (mtx) Time(t time.Time) any { return timestamp(t) }
 
-// matchSQL joins the tokens of list version $1 whose refs are $5..$6 on
+// matchFrom joins the tokens of list version $1 whose refs are $5..$6 on
 // the token prefix index, confirms each candidate against the full token,
 // and keeps the entries of committed lists of owners other than $2 with
 // kind $3 and key id $4 that are not retracted: the pairs of list version
 // $1, in its direction. matchPlan makes the new version drive the join,
 // one index probe per token.
-var matchSQL = fmt.Sprintf(`
-SELECT DISTINCT $1::bigint, a.ref, l.id, b.ref
+var matchFrom = fmt.Sprintf(`
 FROM tokens AS a
 	JOIN tokens AS b ON token_prefix(b.token) = token_prefix(a.token) AND b.token = a.token
 	JOIN lists AS l ON l.id = b.list_id
@@ -57,7 +56,7 @@ WHERE a.list_id = $1::bigint AND a.ref BETWEEN $5 AND $6
 	AND l.state = %d AND l.owner <> $2 AND l.kind = $3 AND l.key_id = $4
 	AND NOT EXISTS (SELECT 1 FROM retractions AS r WHERE r.list_id = b.list_id AND r.ref = b.ref)`, stateCommitted)
 
-// matchPlan fixes the plan of matchSQL for the rest of the transaction,
+// matchPlan fixes the plan of matchFrom for the rest of the transaction,
 // until matchPlanDone: the joins in the order written, as nested loops
 // over the indexes. A hash or merge join would read, and might spill to
 // temporary files, every token of the kind; JIT compilation costs more
@@ -83,7 +82,7 @@ func findMatches(ctx context.Context, tx pgx.Tx, v matchrow.Version, from, to, r
 	if _, err := tx.Exec(ctx, matchPlan); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO matches (list_id, ref, cp_list_id, cp_ref) `+matchSQL,
+	if _, err := tx.Exec(ctx, `INSERT INTO matches (list_id, ref, cp_list_id, cp_ref) `+matchrow.PairsSQL(v.Kind, "$1::bigint, a.ref, l.id, b.ref", matchFrom),
 		v.ID, v.Owner, v.Kind, v.KeyID, from, to); err != nil {
 		return fmt.Errorf("find the pairs of list version %d: %w", v.ID, err)
 	}

@@ -665,7 +665,9 @@ func TestQueryPlans(t *testing.T) {
 		args               []any
 		want               []string
 	}{
-		{"match", matchPlan, matchSQL, []any{mine.ID, "a", "phone", "k1", matchrow.AllRefsFrom, matchrow.AllRefsTo},
+		{"match", matchPlan, matchrow.PairsSQL("phone", "$1::bigint, a.ref, l.id, b.ref", matchFrom), []any{mine.ID, "a", "phone", "k1", matchrow.AllRefsFrom, matchrow.AllRefsTo},
+			[]string{"tokens_list", "tokens_prefix", "retractions_list_id_ref_key", "Index Cond: ((list_id = b.list_id) AND (ref = b.ref))"}},
+		{"match pdq", matchPlan, matchrow.PairsSQL("pdq", "$1::bigint, a.ref, l.id, b.ref", matchFrom), []any{mine.ID, "a", "pdq", "k1", matchrow.AllRefsFrom, matchrow.AllRefsTo},
 			[]string{"tokens_list", "tokens_prefix", "retractions_list_id_ref_key", "Index Cond: ((list_id = b.list_id) AND (ref = b.ref))"}},
 		{"overlaps", "", matchrow.OverlapsSQL, []any{mine.ID}, []string{"matches_pkey"}},
 		{"check", "", checkSQL, []any{token("x"), "phone", "k1"},

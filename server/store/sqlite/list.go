@@ -159,10 +159,10 @@ func (s *Store) truncateWAL(ctx context.Context) {
 	_, _ = s.w.ExecContext(context.WithoutCancel(ctx), `PRAGMA wal_checkpoint(TRUNCATE)`)
 }
 
-// checkSQL finds the committed lists with kind ?3 and key id ?4 that hold
-// token ?2, whose first 8 bytes are ?1, in an entry that is not retracted.
+// checkSQL finds the entries of committed lists with kind ?3 and key id ?4
+// that hold token ?2, whose first 8 bytes are ?1, and are not retracted.
 var checkSQL = fmt.Sprintf(`
-SELECT DISTINCT l.id
+SELECT l.id, t.ref
 FROM tokens AS t CROSS JOIN lists AS l
 WHERE substr(t.token, 1, 8) = ?1
 	AND t.token = ?2
@@ -187,6 +187,10 @@ func (s *Store) Check(ctx context.Context, kind, keyID string, tokens [][]byte, 
 			return fmt.Errorf("%s: %w: token %d is %d bytes, want %d", op, store.ErrInvalid, i, len(t), store.TokenSize)
 		}
 	}
+	c, err := matchrow.NewChecker(kind, len(tokens), fn)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
 	return s.view(ctx, op, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, checkSQL)
 		if err != nil {
@@ -194,19 +198,44 @@ func (s *Store) Check(ctx context.Context, kind, keyID string, tokens [][]byte, 
 		}
 		defer stmt.Close()
 		for i, t := range tokens {
-			ids, err := collectIDs(stmt.QueryContext(ctx, t[:8], t, kind, keyID))
+			hits, err := collectHits(stmt.QueryContext(ctx, t[:8], t, kind, keyID))
 			if err != nil {
 				return err
 			}
-			for _, id := range ids {
+			for _, h := range hits {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-				if err := fn(i, id); err != nil {
+				if err := c.Hit(i, h.list, h.ref); err != nil {
 					return err
 				}
 			}
 		}
-		return nil
+		return c.Done()
 	})
+}
+
+// hit is an entry of a committed list version that holds a token.
+type hit struct {
+	list int64
+	ref  uint64
+}
+
+// collectHits returns the rows (list id, ref) of a query.
+func collectHits(rows *sql.Rows, err error) ([]hit, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []hit
+	for rows.Next() {
+		var h hit
+		var ref int64
+		if err := rows.Scan(&h.list, &ref); err != nil {
+			return nil, err
+		}
+		h.ref = uint64(ref)
+		out = append(out, h)
+	}
+	return out, rows.Err()
 }

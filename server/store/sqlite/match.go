@@ -42,15 +42,14 @@ func (m mtx) Query(ctx context.Context, query string, args []any, row func(scan 
 // Time implements matchrow.Tx: times are stored as Unix microseconds.
 func (mtx) Time(t time.Time) any { return listrow.Micros(t) }
 
-// matchSQL joins the tokens of list version rowid range ?1..?2 whose refs
+// matchFrom joins the tokens of list version rowid range ?1..?2 whose refs
 // are ?6..?7 on the token prefix index, confirms each candidate against
 // the full token, and keeps the entries of committed lists of owners other
 // than ?3 with kind ?4 and key id ?5 that are not retracted: the pairs of
 // list version ?8, in its direction. CROSS JOIN fixes the join order: the
 // new version drives the join. Every token finds itself in the index; the
 // test of b.id, which the index holds, drops it before its row is read.
-var matchSQL = fmt.Sprintf(`
-SELECT DISTINCT ?8, a.ref, l.id, b.ref
+var matchFrom = fmt.Sprintf(`
 FROM tokens AS a CROSS JOIN tokens AS b CROSS JOIN lists AS l
 WHERE a.id BETWEEN ?1 AND ?2 AND a.ref BETWEEN ?6 AND ?7
 	AND substr(b.token, 1, 8) = substr(a.token, 1, 8)
@@ -66,7 +65,7 @@ WHERE a.id BETWEEN ?1 AND ?2 AND a.ref BETWEEN ?6 AND ?7
 // supersedes (0: none), whose pairs it erases once the new ones keep
 // their alerts (see matchrow.Announce).
 func findMatches(ctx context.Context, tx *sql.Tx, v matchrow.Version, from, to, replaces int64, at time.Time) error {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO matches (list_id, ref, cp_list_id, cp_ref) `+matchSQL,
+	if _, err := tx.ExecContext(ctx, `INSERT INTO matches (list_id, ref, cp_list_id, cp_ref) `+matchrow.PairsSQL(v.Kind, "?8, a.ref, l.id, b.ref", matchFrom),
 		v.ID<<posBits, v.ID<<posBits|maxPos, v.Owner, v.Kind, v.KeyID, from, to, v.ID); err != nil {
 		return fmt.Errorf("find the pairs of list version %d: %w", v.ID, err)
 	}

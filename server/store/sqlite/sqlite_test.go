@@ -420,7 +420,7 @@ func TestQueryPlans(t *testing.T) {
 		args  []any
 		want  []string
 	}{
-		{"match", matchSQL, []any{1 << posBits, 2<<posBits - 1, "a", "phone", "k1", matchrow.AllRefsFrom, matchrow.AllRefsTo, 1}, []string{
+		{"match", matchrow.PairsSQL("phone", "?8, a.ref, l.id, b.ref", matchFrom), []any{1 << posBits, 2<<posBits - 1, "a", "phone", "k1", matchrow.AllRefsFrom, matchrow.AllRefsTo, 1}, []string{
 			"SEARCH a USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
 			"SEARCH b USING INDEX tokens_prefix (<expr>=?)",
 			"SEARCH l USING ",

@@ -175,7 +175,7 @@ func testCheck(t *testing.T, s store.Store) {
 		)},
 		{"email k1", email, key1, [][]byte{tok("A"), tok("B")}, pairs(pair{0, id("email")})},
 		{"phone k2", phone, key2, [][]byte{tok("F")}, pairs(pair{0, id("old-key")})},
-		{"unknown kind", "pdq", key1, [][]byte{tok("A")}, pairs()},
+		{"unknown kind", "sha1", key1, [][]byte{tok("A")}, pairs()},
 		{"no tokens", phone, key1, nil, pairs()},
 	}
 	for _, tt := range tests {

@@ -68,6 +68,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RetractionsFollowVersions", testRetractionsFollowVersions},
 		{"RepublishKeepsAlerts", testRepublishKeepsAlerts},
 		{"MatchesCanceled", testMatchesCanceled},
+		{"NearDuplicates", testNearDuplicates},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
