@@ -196,13 +196,18 @@ func (o PublishOptions) guard() Guard {
 func newVersion(o PublishOptions, keyID string, rows []normalize.Row) (*veilmatchv1.ListInfo, *localVersion, []string) {
 	values := make([]string, len(rows))
 	entries := make([]localEntry, len(rows))
+	labels := make([]string, 0)
 	for i, row := range rows {
 		values[i] = row.Value
-		entries[i] = localEntry{Line: row.Line, Value: row.Value}
+		entries[i] = localEntry{Line: row.Line, Value: row.Value, Label: row.Label}
+		if row.Label != "" {
+			labels = append(labels, row.Label)
+		}
 	}
+	kind := o.Kind.ListKind()
 	meta := &veilmatchv1.ListInfo{
 		Name:          o.List,
-		Kind:          string(o.Kind),
+		Kind:          kind,
 		Category:      o.Category,
 		Sharing:       &veilmatchv1.Sharing{VictimConsentRoles: o.Sharing.VictimConsentRoles, NgoVisible: o.Sharing.NGOVisible},
 		Normalization: o.Normalize.Metadata(o.Kind),
@@ -212,8 +217,8 @@ func newVersion(o PublishOptions, keyID string, rows []normalize.Row) (*veilmatc
 	if !o.ExpiresAt.IsZero() {
 		meta.ExpiresAt = timestamppb.New(o.ExpiresAt)
 	}
-	dig := digest(o.List, o.Kind, o.Category, keyID, o.ExpiresAt.Unix(), o.Sharing, meta.Normalization, values)
-	return meta, &localVersion{Kind: string(o.Kind), KeyID: keyID, Digest: dig, Entries: entries}, values
+	dig := digest(o.List, o.Kind, o.Category, keyID, o.ExpiresAt.Unix(), o.Sharing, meta.Normalization, values, labels)
+	return meta, &localVersion{Kind: kind, KeyID: keyID, Digest: dig, Entries: entries}, values
 }
 
 // checkList checks the list's kind, category and consent roles against the
@@ -223,7 +228,7 @@ func (c *Client) checkList(ctx context.Context, o PublishOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := v.check("identifier kind", string(o.Kind), v.Kinds); err != nil {
+	if err := v.check("identifier kind", o.Kind.ListKind(), v.Kinds); err != nil {
 		return err
 	}
 	if err := v.check("list category", o.Category, v.Categories); err != nil {

@@ -78,7 +78,7 @@ func result(list, decision string, ms []*veilmatchv1.Match, cs []*veilmatchv1.Cl
 	for _, m := range ms {
 		out := Match{EntryRef: m.GetEntryRef(), Level: levelNames[m.GetLevel()], LiaisonContact: m.GetLiaisonContact(), MatchRef: m.GetMatchRef()}
 		if row, ok := entries.entry(m.GetEntryRef()); ok {
-			out.Line, out.Value = row.Line, row.Value
+			out.Line, out.Value = row.Line, row.shown()
 		}
 		if cp := m.GetCounterparty(); cp != nil {
 			out.Counterparty = &Counterparty{Agency: cp.GetAgency(), List: cp.GetList(), Category: cp.GetCategory(), Jurisdiction: cp.GetJurisdiction(), Contact: cp.GetContact()}
@@ -165,7 +165,8 @@ func (c *Client) Check(ctx context.Context, r io.Reader, o CheckOptions, q Query
 	if err != nil {
 		return Result{}, err
 	}
-	if err := v.check("identifier kind", string(o.Kind), v.Kinds); err != nil {
+	kind := o.Kind.ListKind()
+	if err := v.check("identifier kind", kind, v.Kinds); err != nil {
 		return Result{}, err
 	}
 	if err := v.checkPurpose(q.Purpose); err != nil {
@@ -173,10 +174,10 @@ func (c *Client) Check(ctx context.Context, r io.Reader, o CheckOptions, q Query
 	}
 	var entries []localEntry
 	rep, err := normalize.ReadCSV(r, o.Column, o.Kind, o.Normalize, func(row normalize.Row) error {
-		if limit := MaxCheckEntries / tokensPerRow(string(o.Kind)); len(entries) == limit {
+		if limit := MaxCheckEntries / tokensPerRow(kind); len(entries) == limit {
 			return fmt.Errorf("more than %d identifiers of kind %s in one check: split the file", limit, o.Kind)
 		}
-		entries = append(entries, localEntry{Line: row.Line, Value: row.Value})
+		entries = append(entries, localEntry{Line: row.Line, Value: row.Value, Label: row.Label})
 		return nil
 	})
 	if err != nil {
@@ -192,7 +193,6 @@ func (c *Client) Check(ctx context.Context, r io.Reader, o CheckOptions, q Query
 	if err != nil {
 		return Result{Report: &rep}, err
 	}
-	kind := string(o.Kind)
 	per, perRow := c.rowsPerBatch(kind), tokensPerRow(kind)
 	toks := make([][]byte, len(entries)*perRow)
 	seqs := make([]int, (len(entries)+per-1)/per)
@@ -210,7 +210,7 @@ func (c *Client) Check(ctx context.Context, r io.Reader, o CheckOptions, q Query
 	if err != nil {
 		return Result{Report: &rep, KeyServersSkipped: ks.Skipped()}, err
 	}
-	resp, err := c.hub.Check(ctx, &veilmatchv1.CheckRequest{Kind: string(o.Kind), KeyId: ks.KeyID(), Tokens: toks, Purpose: q.Purpose, CaseRef: q.CaseRef})
+	resp, err := c.hub.Check(ctx, &veilmatchv1.CheckRequest{Kind: kind, KeyId: ks.KeyID(), Tokens: toks, Purpose: q.Purpose, CaseRef: q.CaseRef})
 	if err != nil {
 		return Result{Report: &rep}, fmt.Errorf("check: %w", err)
 	}

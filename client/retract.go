@@ -46,7 +46,7 @@ func (c *Client) Retract(ctx context.Context, e Entry, reason string) (Retractio
 		return Retraction{}, fmt.Errorf("retract line %d of list %s: %w", row.Line, e.List, err)
 	}
 	r := resp.GetRetraction()
-	return Retraction{List: e.List, Line: row.Line, Value: row.Value, EntryRef: ref, Reason: r.GetReason(), Time: r.GetTime().AsTime(),
+	return Retraction{List: e.List, Line: row.Line, Value: row.shown(), EntryRef: ref, Reason: r.GetReason(), Time: r.GetTime().AsTime(),
 		DecisionID: resp.GetDecisionId()}, nil
 }
 
@@ -78,7 +78,7 @@ func (c *Client) Retractions(ctx context.Context) ([]Retraction, error) {
 		rt := Retraction{List: r.GetList(), EntryRef: r.GetEntryRef(), Reason: r.GetReason(), Time: r.GetTime().AsTime()}
 		if entries, err := c.rows(r.GetList(), r.GetUploadId()); err == nil {
 			if row, ok := entries.entry(r.GetEntryRef()); ok {
-				rt.Line, rt.Value = row.Line, row.Value
+				rt.Line, rt.Value = row.Line, row.shown()
 			}
 		}
 		out = append(out, rt)
@@ -105,7 +105,7 @@ func (c *Client) entryRef(ctx context.Context, e Entry) (uint64, localEntry, err
 	}
 	for ref := range uint64(entries.len()) {
 		row, _ := entries.entry(ref)
-		if e.Line != 0 && row.Line == e.Line || e.Line == 0 && e.Value != "" && row.Value == e.Value {
+		if e.Line != 0 && row.Line == e.Line || e.Line == 0 && e.Value != "" && (row.Value == e.Value || row.Label == e.Value) {
 			return ref, row, nil
 		}
 	}

@@ -20,7 +20,9 @@ import (
 // not megabytes of JSON. The file is the magic line; the number of
 // entries n (uint32, little-endian); n+1 offsets (uint32) into the data
 // that follow them; and the data: for each entry, in entry-reference
-// order, its line (uvarint) and its value, up to the next offset.
+// order, its line (uvarint) and its value, up to the next offset; an entry
+// with a label (an image's path) has its value, a NUL byte (no value holds
+// one), then the label.
 const rowsMagic = "veilmatch rows 2\n"
 
 // rowTable is the rows of a version, by entry reference.
@@ -59,7 +61,8 @@ func (f *rowsFile) entry(ref uint64) (localEntry, bool) {
 	to := binary.LittleEndian.Uint32(f.offs[4*ref+4:])
 	e := f.data[from:to]
 	line, n := binary.Uvarint(e)
-	return localEntry{Line: int(line), Value: string(e[n:])}, true
+	value, label, _ := strings.Cut(string(e[n:]), "\x00")
+	return localEntry{Line: int(line), Value: value, Label: label}, true
 }
 
 // rowsPath is where the rows of upload uploadID of list are kept.
@@ -73,7 +76,7 @@ func encodeRows(es []localEntry) ([]byte, error) {
 	head := len(rowsMagic) + 4 + 4*(len(es)+1)
 	size := head
 	for _, e := range es {
-		size += binary.MaxVarintLen64 + len(e.Value)
+		size += binary.MaxVarintLen64 + len(e.Value) + 1 + len(e.Label)
 	}
 	if uint64(len(es)) >= math.MaxUint32 || uint64(size-head) > math.MaxUint32 {
 		return nil, fmt.Errorf("%d entries in about %d bytes: too many for a rows file (4 GiB)", len(es), size-head)
@@ -87,6 +90,10 @@ func encodeRows(es []localEntry) ([]byte, error) {
 		n := len(b)
 		b = binary.AppendUvarint(b, uint64(e.Line))
 		b = append(b, e.Value...)
+		if e.Label != "" {
+			b = append(b, 0)
+			b = append(b, e.Label...)
+		}
 		off += len(b) - n
 	}
 	binary.LittleEndian.PutUint32(b[head-4:], uint32(off))

@@ -194,6 +194,18 @@ func (c *Client) pin(pub oprf.PublicKey, chain []oprf.Endorsement) error {
 type localEntry struct {
 	Line  int    `json:"line"`
 	Value string `json:"value"`
+	// Label is what the agency knows the value by, if not the value
+	// itself: an image's path.
+	Label string `json:"label,omitempty"`
+}
+
+// shown is what the agency is shown of the entry: its label, else its
+// value.
+func (e localEntry) shown() string {
+	if e.Label != "" {
+		return e.Label
+	}
+	return e.Value
 }
 
 // localVersion is one upload of a list: its settings and, by entry

@@ -164,7 +164,7 @@ func (c *Client) alerts(resp *veilmatchv1.WatchResponse, cache rowsCache) []Aler
 		a := base
 		a.Event, a.EntryRef = AlertRetraction, ref
 		if row, ok := entries.entry(ref); ok {
-			a.Line, a.Value = row.Line, row.Value
+			a.Line, a.Value = row.Line, row.shown()
 		}
 		out = append(out, a)
 	}

@@ -21,6 +21,9 @@ type Row struct {
 	// Warning, if not empty, says why the value may not match, or that it
 	// repeats the value of an earlier line. It never contains the value.
 	Warning string
+	// Label is what the agency knows the value by, if not the value: an
+	// image's path.
+	Label string
 }
 
 // Rejection is a line number with a reason. Report uses it both for rejected
@@ -133,7 +136,7 @@ func ReadCSV(r io.Reader, column string, kind Kind, opts Options, fn func(Row) e
 			firstLine[v.Canonical] = line
 		}
 		if fn != nil {
-			if err := fn(Row{Line: line, Value: v.Canonical, Warning: v.Warning}); err != nil {
+			if err := fn(Row{Line: line, Value: v.Canonical, Warning: v.Warning, Label: v.Label}); err != nil {
 				return rep, fmt.Errorf("normalize: line %d: %w", line, err)
 			}
 		}

@@ -205,7 +205,7 @@ func TestReadCSVHeaderLooksLikeData(t *testing.T) {
 }
 
 func TestReadCSVMessagesDoNotContainValue(t *testing.T) {
-	for _, kind := range kinds {
+	for _, kind := range identifierKinds {
 		var in strings.Builder
 		in.WriteString("value\n")
 		var raws []string
@@ -272,7 +272,7 @@ func TestReadCSVLongValues(t *testing.T) {
 	wantRead(t, in, "email", Email, Options{}, wantRows, wantReport)
 
 	// Every kind rejects a huge cell on its own line and reads on.
-	for _, kind := range kinds {
+	for _, kind := range identifierKinds {
 		in := "value\n" + strings.Repeat("9", 70000) + "\n" + strings.Repeat("8", 5000) + "\n"
 		rep, err := ReadCSV(strings.NewReader(in), "", kind, Options{}, nil)
 		want := Report{Rows: 2, Rejected: []Rejection{

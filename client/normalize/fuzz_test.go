@@ -24,7 +24,7 @@ func FuzzNormalize(f *testing.F) {
 	f.Add(kindIndex(Email), strings.Repeat("a", 64)+"@"+strings.Repeat("b\u00fccher.", 14)+"example", "", false)
 	f.Add(kindIndex(SHA1), strings.Repeat(" ", 4096), "", false)
 	f.Fuzz(func(t *testing.T, k uint8, raw, region string, rules bool) {
-		kind := kinds[int(k)%len(kinds)]
+		kind := identifierKinds[int(k)%len(identifierKinds)]
 		opts := Options{Region: region, EmailProviderRules: rules}
 		v, err := Normalize(kind, raw, opts)
 		if err != nil {
@@ -65,7 +65,7 @@ func FuzzReadCSV(f *testing.F) {
 	f.Add([]byte("md5,sha1\n"+strings.Repeat("a", 32)+",x\n\"q\"q\n"), "2", kindIndex(SHA1), "")
 	f.Add([]byte("email\nana@example.com\n"+strings.Repeat("b", 65)+"@example.com\n\""+strings.Repeat("c", 5000)+"\n@example.com\"\nd@example.com\n"), "email", kindIndex(Email), "")
 	f.Fuzz(func(t *testing.T, data []byte, column string, k uint8, region string) {
-		kind := kinds[int(k)%len(kinds)]
+		kind := identifierKinds[int(k)%len(identifierKinds)]
 		opts := Options{Region: region}
 		var rows []Row
 		rep, err := ReadCSV(bytes.NewReader(data), column, kind, opts, func(r Row) error {
@@ -113,7 +113,7 @@ func FuzzReadCSV(f *testing.F) {
 
 // kindIndex returns the index of k in kinds, as the fuzz targets encode kinds.
 func kindIndex(k Kind) uint8 {
-	for i, known := range kinds {
+	for i, known := range identifierKinds {
 		if k == known {
 			return uint8(i)
 		}

@@ -20,6 +20,7 @@ package normalize
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -34,13 +35,23 @@ const (
 	Phone  Kind = "phone"  // phone number, canonical form E.164 ("+447700900123")
 	Email  Kind = "email"  // e-mail address, lower-case with an ASCII domain
 	PDQ    Kind = "pdq"    // PDQ perceptual image hash, 64 hex digits (256 bits)
+	Image  Kind = "image"  // path of an image file, hashed with PDQ on this machine: a pdq list at the hub
 	MD5    Kind = "md5"    // MD5 file hash, 32 hex digits
 	SHA1   Kind = "sha1"   // SHA-1 file hash, 40 hex digits
 	SHA256 Kind = "sha256" // SHA-256 file hash, 64 hex digits
 )
 
 // kinds lists every Kind in the order they are documented to users.
-var kinds = []Kind{Phone, Email, PDQ, MD5, SHA1, SHA256}
+var kinds = []Kind{Phone, Email, PDQ, Image, MD5, SHA1, SHA256}
+
+// ListKind is the kind of the list k's values make at the hub: an image
+// is matched by its PDQ hash, so image and pdq lists match each other.
+func (k Kind) ListKind() string {
+	if k == Image {
+		return string(PDQ)
+	}
+	return string(k)
+}
 
 // MaxValueLen is the length in bytes of the longest canonical value any kind
 // can produce: an e-mail address at the RFC 5321 limit of 254 octets (local
@@ -125,6 +136,25 @@ type Options struct {
 	// iCloud and Fastmail ignore "+tags". All agencies that want to match
 	// each other's e-mail lists must use the same setting.
 	EmailProviderRules bool
+	// BaseDir is the directory image paths are relative to ("": the
+	// working directory).
+	BaseDir string
+	// MinQuality is the lowest PDQ quality (0-100) of an accepted image;
+	// 0 means DefaultMinQuality. Meta discards hashes below 50: a flat or
+	// tiny image hashes to bits that match unrelated images.
+	MinQuality int
+}
+
+// DefaultMinQuality is the quality floor of images unless Options says
+// otherwise: Meta's recommendation.
+const DefaultMinQuality = 50
+
+// minQuality returns the quality floor o asks for.
+func (o Options) minQuality() int {
+	if o.MinQuality <= 0 {
+		return DefaultMinQuality
+	}
+	return o.MinQuality
 }
 
 // region returns o.Region in the form the phone library expects.
@@ -149,6 +179,8 @@ func (o Options) Metadata(kind Kind) map[string]string {
 		if o.EmailProviderRules {
 			m["email_provider_rules"] = "on"
 		}
+	case Image:
+		m["pdq_min_quality"] = strconv.Itoa(o.minQuality())
 	}
 	return m
 }
@@ -161,6 +193,9 @@ type Value struct {
 	// (for example a phone number outside any assigned range). It never
 	// contains the value.
 	Warning string
+	// Label is what the agency knows the value by when it is not the value
+	// itself: an image's path.
+	Label string
 }
 
 // Normalize returns the canonical form of one raw identifier of the given kind.
@@ -185,6 +220,9 @@ type normalizer struct {
 	kind   Kind
 	region string // upper-case, known to the phone library, or empty
 	rules  bool   // e-mail provider rules
+	// baseDir and minQuality are Options.BaseDir and its quality floor.
+	baseDir    string
+	minQuality int
 }
 
 // newNormalizer validates kind and the options that apply to it.
@@ -192,7 +230,10 @@ func newNormalizer(kind Kind, opts Options) (*normalizer, error) {
 	if !kind.known() {
 		return nil, fmt.Errorf("%w %q: accepted kinds are %s", ErrUnknownKind, kind, kindList())
 	}
-	n := &normalizer{kind: kind, rules: opts.EmailProviderRules}
+	n := &normalizer{kind: kind, rules: opts.EmailProviderRules, baseDir: opts.BaseDir, minQuality: opts.minQuality()}
+	if opts.MinQuality < 0 || opts.MinQuality > 100 {
+		return nil, fmt.Errorf("%w: minimum image quality %d is not in 0-100", ErrUnknownKind, opts.MinQuality)
+	}
 	if kind == Phone {
 		n.region = opts.region()
 		if n.region != "" && !phonenumbers.GetSupportedRegions()[n.region] {
@@ -223,6 +264,8 @@ func (n *normalizer) normalize(raw string) (Value, error) {
 		v, err = normalizeEmail(raw, n.rules)
 	case PDQ:
 		v, err = normalizeHex(raw, 64, "")
+	case Image:
+		v, err = n.hashImage(raw)
 	case MD5:
 		v, err = normalizeHex(raw, 32, md5Empty)
 	case SHA1:

@@ -34,7 +34,7 @@ func TestParseKind(t *testing.T) {
 			t.Errorf("ParseKind(%q) error = %v; want ErrUnknownKind", in, err)
 			continue
 		}
-		for _, k := range kinds {
+		for _, k := range identifierKinds {
 			if !strings.Contains(err.Error(), string(k)) {
 				t.Errorf("ParseKind(%q) error %q does not list kind %q", in, err, k)
 			}
@@ -255,7 +255,7 @@ func TestMaxValueLen(t *testing.T) {
 	if !(MaxValueLen < 65535-len(prefix)-headroom) {
 		t.Fatalf("MaxValueLen = %d; want far less than 65535", MaxValueLen)
 	}
-	for _, k := range kinds {
+	for _, k := range identifierKinds {
 		if _, err := oprf.Input(string(k), strings.Repeat("x", MaxValueLen)); err != nil {
 			t.Errorf("oprf.Input(%s, value of MaxValueLen bytes) error = %v", k, err)
 		}
@@ -320,7 +320,7 @@ func TestNormalizeLongValues(t *testing.T) {
 		}
 	}
 	// A valid value padded to the size limit is still accepted.
-	for _, k := range kinds {
+	for _, k := range identifierKinds {
 		v, err := Normalize(k, pad(valid[k], maxRawLen), Options{})
 		if err != nil || len(v.Canonical) > MaxValueLen {
 			t.Errorf("Normalize(%s, valid value padded to %d bytes) = %d bytes, %v; want it accepted", k, maxRawLen, len(v.Canonical), err)

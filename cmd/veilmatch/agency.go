@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/hex"
@@ -298,10 +299,12 @@ func (a *agencyFlags) connect(e env, args []string, needKeys bool) (*client.Clie
 type inputFlags struct {
 	kind, region, column string
 	emailRules           bool
+	minQuality           int
 }
 
 func (f *inputFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.kind, "kind", "", "identifier kind: phone, email, pdq, md5, sha1 or sha256")
+	fs.StringVar(&f.kind, "kind", "", "identifier kind: phone, email, pdq, image, md5, sha1 or sha256 (image: FILE is a directory of images or a CSV of their paths)")
+	fs.IntVar(&f.minQuality, "min-quality", normalize.DefaultMinQuality, "--kind image: reject images whose PDQ quality is below this (0-100)")
 	fs.StringVar(&f.region, "region", "", "default region for national phone numbers, e.g. GB")
 	fs.StringVar(&f.column, "column", "", "CSV column: header `NAME` or 1-based number (default: the first)")
 	fs.BoolVar(&f.emailRules, "email-provider-rules", false, "apply provider rules to e-mails (Gmail dots and +tags, …)")
@@ -318,7 +321,7 @@ type input struct {
 // open checks the flags and opens the one positional FILE ("-" is stdin).
 func (f *inputFlags) open(pos []string) (input, error) {
 	if f.kind == "" {
-		return input{}, usagef("", "--kind is required (phone, email, pdq, md5, sha1 or sha256)")
+		return input{}, usagef("", "--kind is required (phone, email, pdq, image, md5, sha1 or sha256)")
 	}
 	k, err := normalize.ParseKind(f.kind)
 	if err != nil {
@@ -327,13 +330,42 @@ func (f *inputFlags) open(pos []string) (input, error) {
 	if len(pos) != 1 {
 		return input{}, usagef("", "exactly one input FILE is required, got %d arguments", len(pos))
 	}
-	in := input{kind: k, opts: normalize.Options{Region: f.region, EmailProviderRules: f.emailRules}, r: io.NopCloser(os.Stdin), name: "stdin"}
+	if f.minQuality < 0 || f.minQuality > 100 {
+		return input{}, usagef("", "--min-quality: %d is not in 0-100", f.minQuality)
+	}
+	in := input{kind: k, opts: normalize.Options{Region: f.region, EmailProviderRules: f.emailRules, MinQuality: f.minQuality}, r: io.NopCloser(os.Stdin), name: "stdin"}
+	if k == normalize.Image && pos[0] != "-" {
+		return imageInput(in, pos[0])
+	}
 	if pos[0] != "-" {
 		if in.r, err = os.Open(pos[0]); err != nil {
 			return input{}, err
 		}
 		in.name = pos[0]
 	}
+	return in, nil
+}
+
+// imageInput is the input of --kind image: a CSV of image paths, relative
+// to its own directory, or a directory, whose images (by extension, in
+// every subdirectory, in lexical order) become a CSV of their paths
+// relative to it, so that the report's lines name them.
+func imageInput(in input, path string) (input, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return input{}, err
+	}
+	in.name = path
+	if !st.IsDir() {
+		in.opts.BaseDir = filepath.Dir(path)
+		in.r, err = os.Open(path)
+		return in, err
+	}
+	b, err := normalize.ImageDirCSV(path)
+	if err != nil {
+		return input{}, err
+	}
+	in.opts.BaseDir, in.r, in.name = path, io.NopCloser(bytes.NewReader(b)), path+" (as a CSV of its images, line 2 on)"
 	return in, nil
 }
 

@@ -103,7 +103,7 @@ func FuzzPublishBatch(f *testing.F) {
 			return
 		}
 		b := req.GetBatch()
-		entries, err := batchEntries(b)
+		entries, err := batchEntries("phone", b)
 		if err != nil {
 			if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), fmt.Sprintf("batch %d", b.GetSequence())) {
 				t.Fatalf("error %v is not INVALID_ARGUMENT naming batch %d", err, b.GetSequence())

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/veilmatch/veilmatch/crypto/oprf"
+	"github.com/veilmatch/veilmatch/crypto/token"
 	"github.com/veilmatch/veilmatch/policy"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/audit"
@@ -119,11 +120,20 @@ func policyList(l store.List) policy.List {
 	}
 }
 
+// entries is the number of entries n stored tokens of kind make: a PDQ
+// hash is stored as token.PDQTokens tokens.
+func entries(kind string, n uint64) uint64 {
+	if kind == token.PDQKind {
+		return n / token.PDQTokens
+	}
+	return n
+}
+
 func listInfo(l store.List) *veilmatchv1.ListInfo {
 	info := &veilmatchv1.ListInfo{
 		Name: l.Name, Owner: l.Owner, Kind: l.Kind, Category: l.Category, Jurisdiction: l.Jurisdiction, KeyId: l.KeyID,
 		Sharing:       &veilmatchv1.Sharing{VictimConsentRoles: l.Sharing.VictimConsentRoles, NgoVisible: l.Sharing.NGOVisible},
-		Entries:       l.Entries,
+		Entries:       entries(l.Kind, l.Entries),
 		Normalization: l.Normalization,
 		UploadId:      l.UploadID,
 	}

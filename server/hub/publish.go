@@ -125,19 +125,26 @@ func (s *Service) commitPublish(stream veilmatchv1.HubService_PublishServer, p *
 	return stream.SendAndClose(&veilmatchv1.PublishResponse{List: listInfo(l), Committed: true, BatchesReceived: p.received, DuplicateBatches: p.duplicates})
 }
 
-// batchEntries validates a batch from the wire and returns its entries.
-func batchEntries(b *veilmatchv1.PublishBatch) ([]store.Entry, error) {
+// batchEntries validates a batch of a list of kind from the wire and
+// returns its entries. A PDQ hash is token.PDQTokens consecutive entries
+// with one entry_ref, which the hub's near-duplicate rule counts on.
+func batchEntries(kind string, b *veilmatchv1.PublishBatch) ([]store.Entry, error) {
 	es := b.GetEntries()
 	switch {
 	case len(es) == 0:
 		return nil, invalid("batch %d: no entries", b.GetSequence())
 	case len(es) > MaxBatchEntries:
 		return nil, invalid("batch %d: %d entries, more than the maximum of %d", b.GetSequence(), len(es), MaxBatchEntries)
+	case kind == token.PDQKind && len(es)%token.PDQTokens != 0:
+		return nil, invalid("batch %d: %d entries; a list of kind %s sends %d per hash", b.GetSequence(), len(es), kind, token.PDQTokens)
 	}
 	entries := make([]store.Entry, len(es))
 	for i, e := range es {
 		if n := len(e.GetToken()); n != token.Size {
 			return nil, invalid("batch %d entries[%d]: token has %d bytes, want %d", b.GetSequence(), i, n, token.Size)
+		}
+		if kind == token.PDQKind && i%token.PDQTokens != 0 && e.GetEntryRef() != es[i-1].GetEntryRef() {
+			return nil, invalid("batch %d entries[%d]: entry_ref %d in the middle of the %d tokens of hash %d", b.GetSequence(), i, e.GetEntryRef(), token.PDQTokens, es[i-1].GetEntryRef())
 		}
 		entries[i] = store.Entry{Token: e.GetToken(), Ref: e.GetEntryRef()}
 	}
@@ -147,7 +154,7 @@ func batchEntries(b *veilmatchv1.PublishBatch) ([]store.Entry, error) {
 // putBatch validates and stores one batch. n is its position in the stream.
 func (s *Service) putBatch(stream veilmatchv1.HubService_PublishServer, up store.Upload, b *veilmatchv1.PublishBatch, n uint64) (bool, error) {
 	ctx := stream.Context()
-	entries, err := batchEntries(b)
+	entries, err := batchEntries(up.Meta.Kind, b)
 	if err != nil {
 		return false, err
 	}

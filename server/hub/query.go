@@ -94,7 +94,10 @@ func (s *Service) Check(ctx context.Context, req *veilmatchv1.CheckRequest) (*ve
 	if err != nil {
 		return nil, err
 	}
-	n := uint64(len(toks))
+	if req.GetKind() == token.PDQKind && len(toks)%token.PDQTokens != 0 {
+		return nil, invalid("tokens: %d tokens; a check of kind %s sends %d per hash", len(toks), req.GetKind(), token.PDQTokens)
+	}
+	n := entries(req.GetKind(), uint64(len(toks)))
 	day := r.Time.UTC().Format(time.DateOnly)
 	used, err := s.store.CheckUse(ctx, a.ID, day)
 	if err != nil {
