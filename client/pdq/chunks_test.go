@@ -206,14 +206,41 @@ const (
 type pairStats struct {
 	n   int
 	hit [studyRadii][studyK + 1]int // [radius][k]: pairs with Candidates(radius) ≥ k
+	// bound counts pairs by the distance bound the hub decodes from the
+	// tokens they share (radius-2 balls on both sides).
+	bound [8*5 + 1]int
+}
+
+// sharedValues is how many values Ball(x, MaxBallRadius) and
+// Ball(y, MaxBallRadius) share when x and y are delta bits apart: the
+// values v that differ from x in i of the delta bits and j others, and
+// so from y in delta-i and j.
+func sharedValues(delta int) int {
+	n := 0
+	for i := 0; i <= delta; i++ {
+		for j := 0; j <= 32-delta; j++ {
+			if i+j <= MaxBallRadius && delta-i+j <= MaxBallRadius {
+				n += int(choose(delta, i) * choose(32-delta, j))
+			}
+		}
+	}
+	return n
 }
 
 func (s *pairStats) add(a, b *[Chunks]uint32) {
 	s.n++
 	var atMost [33]int // chunk indices at each chunk distance
+	shared := 0
 	for i := range Chunks {
-		atMost[bits.OnesCount32(a[i]^b[i])]++
+		d := bits.OnesCount32(a[i] ^ b[i])
+		atMost[d]++
+		shared += sharedValues(d)
 	}
+	bound, ok := token.PDQDistanceBound(shared)
+	if !ok {
+		panic(fmt.Sprintf("%d shared values do not decode", shared))
+	}
+	s.bound[bound]++
 	c := 0
 	for r := range studyRadii {
 		c += atMost[r]
@@ -223,8 +250,24 @@ func (s *pairStats) add(a, b *[Chunks]uint32) {
 	}
 }
 
+// nearRate is the fraction of pairs whose decoded bound is at most t.
+func (s *pairStats) nearRate(t int) float64 {
+	return float64(s.nearCount(t)) / float64(s.n)
+}
+
+func (s *pairStats) nearCount(t int) int {
+	n := 0
+	for b := 0; b <= t; b++ {
+		n += s.bound[b]
+	}
+	return n
+}
+
 func (s *pairStats) merge(o *pairStats) {
 	s.n += o.n
+	for b := range s.bound {
+		s.bound[b] += o.bound[b]
+	}
 	for r := range s.hit {
 		for k := range s.hit[r] {
 			s.hit[r][k] += o.hit[r][k]
@@ -718,12 +761,13 @@ func TestStudyChunkMatching(t *testing.T) {
 	// and 1 at d ≤ 16, and at most 1e-6 false candidates per unrelated
 	// (d ≥ 64) pair of the real hash sets pooled; fewest OPRF evaluations
 	// (enrolled + query), then fewest query evaluations.
-	var unrelated, nonMatching, lists31, lists16 pairStats
+	var unrelated, nonMatching, lists31, lists16, related pairStats
 	for _, m := range []*matchStats{sets[0].m, sets[1].m, &cross} {
 		unrelated.merge(&m.far)
 		nonMatching.merge(&m.gt31)
 		lists31.merge(&m.le31)
 		lists16.merge(&m.le16)
+		related.merge(&m.near)
 	}
 	b.Reset()
 	type choice struct{ rE, rQ, k, cost int }
@@ -755,6 +799,29 @@ func TestStudyChunkMatching(t *testing.T) {
 		t.Logf("cheapest choice meeting both: rE=%d rQ=%d k=%d (%d OPRF evaluations); recall %.4f/%.4f (d <= 31), %.4f/%.4f (d <= 16); false candidates per pair %.3g (d >= 64), %.3g (d > 31)",
 			best.rE, best.rQ, best.k, best.cost, all.le31.rate(r, best.k), lists31.rate(r, best.k), all.le16.rate(r, best.k), lists16.rate(r, best.k),
 			unrelated.rate(r, best.k), nonMatching.rate(r, best.k))
+	}
+
+	// The rule the hub applies (token.PDQNear): radius-2 balls on both
+	// sides, the shared-token count decoded into a distance bound, pairs
+	// with a bound of at most token.PDQBound matched.
+	b.Reset()
+	for bound := 23; bound <= 31; bound++ {
+		fmt.Fprintf(&b, "  bound <= %d: recall d<=31 %.4f/%.4f d<=16 %.4f/%.4f; false/pair d>=64 %8.3g (%d of %d), d>31 %8.3g, 32<=d<=63 %8.3g\n", bound,
+			all.le31.nearRate(bound), lists31.nearRate(bound), all.le16.nearRate(bound), lists16.nearRate(bound),
+			unrelated.nearRate(bound), unrelated.nearCount(bound), unrelated.n, nonMatching.nearRate(bound), related.nearRate(bound))
+	}
+	t.Logf("decoded distance bound, radius-2 balls both sides (%d tokens per hash; the hub's rule is bound <= %d):\n%s", token.PDQTokens, token.PDQBound, b.String())
+	if got := min(all.le31.nearRate(token.PDQBound), lists31.nearRate(token.PDQBound)); got < 0.95 {
+		t.Errorf("recall of the hub's rule at d <= 31 = %.4f, want >= 0.95", got)
+	}
+	if got := min(all.le16.nearRate(token.PDQBound), lists16.nearRate(token.PDQBound)); got != 1 {
+		t.Errorf("recall of the hub's rule at d <= 16 = %.4f, want 1", got)
+	}
+	if got := unrelated.nearRate(token.PDQBound); got > 1e-6 {
+		t.Errorf("false matches of the hub's rule = %.3g per unrelated pair, want <= 1e-6", got)
+	}
+	if got := cross.gt31.nearCount(token.PDQBound); got != 0 {
+		t.Errorf("the hub's rule matches %d pairs of unrelated test images, want none", got)
 	}
 
 	// Loose bounds, also on the quick subset.

@@ -42,7 +42,8 @@ func TestMain(m *testing.M) {
 // free loopback addresses in VEILMATCH_HUB and VEILMATCH_KEYSERVER (for
 // `veilmatch dev --hub-listen … --keyserver-listen …` and for --as) and
 // VEILMATCH_METRICS, HOME=$WORK, and the built-in development certificates
-// copied to $DEVCERTS, for servers started by hand.
+// copied to $DEVCERTS, for servers started by hand, and Meta's PDQ
+// reference images (client/pdq/testdata) in $PDQIMAGES.
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
@@ -158,6 +159,11 @@ func setupScript(env *testscript.Env) error {
 		return err
 	}
 	env.Setenv("DEVCERTS", dir)
+	images, err := filepath.Abs("../../client/pdq/testdata")
+	if err != nil {
+		return err
+	}
+	env.Setenv("PDQIMAGES", images)
 	return nil
 }
 
