@@ -241,6 +241,9 @@ func runSQLite(ctx context.Context, dir string, key *oprf.PrivateKey, o Options,
 	if err := memoryJoin(ctx, e, plan, o, p, &r.Overlaps); err != nil {
 		return 0, fmt.Errorf("bench: in-memory join: %w", err)
 	}
+	if r.Images, err = measureImages(ctx, e, o, p); err != nil {
+		return 0, fmt.Errorf("bench: images: %w", err)
+	}
 
 	if err := e.stop(); err != nil {
 		return 0, fmt.Errorf("bench: stop servers: %w", err)
@@ -248,6 +251,7 @@ func runSQLite(ctx context.Context, dir string, key *oprf.PrivateKey, o Options,
 	if r.Storage, err = measureDisk(ctx, e, o); err != nil {
 		return 0, fmt.Errorf("bench: hub size on disk: %w", err)
 	}
+	r.Images.HubBytesPerImage = r.Storage.BytesPerToken * float64(r.Images.TokensPerImage)
 	return e.bgTime, nil
 }
 

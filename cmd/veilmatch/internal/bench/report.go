@@ -19,6 +19,7 @@ type Report struct {
 	KeyServer KeyServer `json:"keyserver"`
 	Threshold Threshold `json:"threshold"`
 	Overlaps  Overlaps  `json:"overlaps"`
+	Images    Images    `json:"images"`
 	Storage   Storage   `json:"storage"`
 	Memory    Memory    `json:"memory"`
 	// Postgres is the phases that depend on the hub's store run again on
@@ -374,6 +375,14 @@ func (r Report) WriteTable(w io.Writer) error {
 		classes = "class"
 	}
 	row("  joined", fmt.Sprintf("%s pairs; answer: %s matches, counts for %d %s", count(int(ov.Pairs)), count(ov.Matches), ov.CountedClasses, classes), "", "")
+
+	im := r.Images
+	row("images: PDQ hash of a decoded 1024×768 image, 1 core", fmt.Sprintf("%.1f ms", im.HashMillis), "", "")
+	row(fmt.Sprintf("images: publish %d PDQ hashes end to end", im.Published), fmt.Sprintf("%.1f images/s (%s OPRF evaluations and tokens each)", im.ImagesPerSec, count(im.TokensPerImage)), "", "")
+	row("  at the hub, at rest", fmt.Sprintf("%s KiB/image", num(im.HubBytesPerImage/1024)), "", "")
+	row("  key-server default quota", fmt.Sprintf("%s images/day per agency", count(im.QuotaImagesPerDay)), "", "")
+	row(fmt.Sprintf("images: check %d near copies (10 bits) and %d unrelated", im.Copies, im.Unrelated),
+		fmt.Sprintf("found %d of %d and %d of %d; %.0f ms/image", im.CopiesFound, im.Copies, im.UnrelatedFound, im.Unrelated, im.CheckMillisPerImage), "", "")
 
 	st := r.Storage
 	g, res = r.verdict("bytes_per_token")

@@ -1,0 +1,164 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/color"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/veilmatch/veilmatch/client"
+	"github.com/veilmatch/veilmatch/client/normalize"
+	"github.com/veilmatch/veilmatch/client/pdq"
+	"github.com/veilmatch/veilmatch/crypto/token"
+	"github.com/veilmatch/veilmatch/server/quota"
+)
+
+// Images is the cost of near-duplicate image matching (kind pdq): what
+// one image costs to hash, blind and store, how fast a list of images
+// publishes through the whole pipeline, and what a check of near copies
+// finds.
+type Images struct {
+	// Published is the images of the list published; TokensPerImage the
+	// OPRF evaluations (and tokens stored) each costs.
+	Published      int `json:"published"`
+	TokensPerImage int `json:"tokens_per_image"`
+	// HashMillis is PDQ on one decoded 1024×768 image, on 1 core.
+	HashMillis float64 `json:"hash_millis"`
+	// Seconds and ImagesPerSec are the publish, end to end.
+	Seconds      float64 `json:"seconds"`
+	ImagesPerSec float64 `json:"images_per_sec"`
+	// HubBytesPerImage is TokensPerImage at the hub's measured bytes per
+	// token at rest (Storage).
+	HubBytesPerImage float64 `json:"hub_bytes_per_image"`
+	// QuotaImagesPerDay is how many images the key server's default daily
+	// quota lets an agency blind.
+	QuotaImagesPerDay int `json:"quota_images_per_day"`
+	// Checked near copies (10 bits flipped) and unrelated hashes, and
+	// what the check found of each.
+	Copies         int `json:"copies"`
+	CopiesFound    int `json:"copies_found"`
+	Unrelated      int `json:"unrelated"`
+	UnrelatedFound int `json:"unrelated_found"`
+	// CheckMillisPerImage is the check, end to end, per image checked.
+	CheckMillisPerImage float64 `json:"check_millis_per_image"`
+}
+
+// imagesPublished is the size of the image list the benchmark publishes,
+// and imagesChecked the near copies and unrelated hashes it checks (one
+// check: at most client.MaxCheckEntries/token.PDQTokens images).
+const (
+	imagesPublished = 40
+	imagesChecked   = 10
+)
+
+// measureImages publishes a list of random PDQ hashes (weight 128, as real
+// hashes have) as police-us, then checks, as the query owner, near copies
+// of some (10 bits flipped) and as many unrelated hashes.
+func measureImages(ctx context.Context, e *servers, o Options, p *progressWriter) (Images, error) {
+	r := Images{Published: imagesPublished, TokensPerImage: token.PDQTokens, Copies: imagesChecked, Unrelated: imagesChecked}
+	r.QuotaImagesPerDay = quota.DefaultLimits().Daily / token.PDQTokens
+	r.HashMillis = hashMillis()
+
+	rng := rand.New(rand.NewPCG(14, 16))
+	hashes := make([]pdq.Hash, imagesPublished)
+	for i := range hashes {
+		hashes[i] = randomHash(rng)
+	}
+	pub := list{owner: units[0], name: "bench-images"}
+	c, err := e.newClient(pub, o)
+	if err != nil {
+		return r, err
+	}
+	defer c.Close()
+	p.printf("images: publish %d PDQ hashes (%d OPRF evaluations each)", imagesPublished, token.PDQTokens)
+	start := time.Now()
+	res, err := c.Publish(ctx, bytes.NewReader(hashCSV(hashes)), client.PublishOptions{List: pub.name, Kind: normalize.PDQ, Category: "suspect"})
+	if err != nil {
+		return r, fmt.Errorf("publish images: %w", err)
+	}
+	r.Seconds = time.Since(start).Seconds()
+	r.ImagesPerSec = float64(imagesPublished) / r.Seconds
+	if got := res.List.GetEntries(); got != imagesPublished {
+		return r, fmt.Errorf("publish images: the hub committed %d images, want %d", got, imagesPublished)
+	}
+
+	checked := make([]pdq.Hash, 0, 2*imagesChecked)
+	for i := range imagesChecked {
+		checked = append(checked, flip(rng, hashes[i], 10))
+	}
+	for range imagesChecked {
+		checked = append(checked, randomHash(rng))
+	}
+	q, err := e.newClient(list{owner: queryOwner, name: "bench-images-check"}, o)
+	if err != nil {
+		return r, err
+	}
+	defer q.Close()
+	p.printf("images: check %d near copies and %d unrelated hashes", imagesChecked, imagesChecked)
+	start = time.Now()
+	chk, err := q.Check(ctx, bytes.NewReader(hashCSV(checked)), client.CheckOptions{Kind: normalize.PDQ}, benchQuery)
+	if err != nil {
+		return r, fmt.Errorf("check images: %w", err)
+	}
+	r.CheckMillisPerImage = float64(time.Since(start).Milliseconds()) / float64(len(checked))
+	for _, m := range chk.Matches {
+		if m.Line-2 < imagesChecked {
+			r.CopiesFound++
+		} else {
+			r.UnrelatedFound++
+		}
+	}
+	return r, nil
+}
+
+// hashCSV is a CSV of hashes under a header.
+func hashCSV(hs []pdq.Hash) []byte {
+	var b bytes.Buffer
+	b.WriteString("pdq\n")
+	for _, h := range hs {
+		b.WriteString(h.String() + "\n")
+	}
+	return b.Bytes()
+}
+
+// randomHash is a uniformly random hash of weight 128.
+func randomHash(rng *rand.Rand) pdq.Hash {
+	var h pdq.Hash
+	for _, k := range rng.Perm(256)[:128] {
+		h[31-k/8] |= 1 << (k % 8)
+	}
+	return h
+}
+
+// flip returns h with n distinct random bits flipped.
+func flip(rng *rand.Rand, h pdq.Hash, n int) pdq.Hash {
+	for _, k := range rng.Perm(256)[:n] {
+		h[31-k/8] ^= 1 << (k % 8)
+	}
+	return h
+}
+
+// hashMillis times PDQ on a decoded 1024×768 image of smooth random
+// shapes, the best of 5 runs.
+func hashMillis() float64 {
+	img := image.NewRGBA(image.Rect(0, 0, 1024, 768))
+	for y := range 768 {
+		for x := range 1024 {
+			v := 128 + 60*math.Sin(float64(x)/37) + 60*math.Cos(float64(y)/23+float64(x)/91)
+			img.Set(x, y, color.RGBA{uint8(v), uint8(255 - v), uint8(v / 2), 255})
+		}
+	}
+	best := math.Inf(1)
+	for range 5 {
+		start := time.Now()
+		if _, _, err := pdq.FromImage(img); err != nil {
+			return math.NaN()
+		}
+		best = min(best, float64(time.Since(start).Microseconds())/1e3)
+	}
+	return best
+}
