@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/veilmatch/veilmatch/client/normalize"
+	"github.com/veilmatch/veilmatch/crypto/token"
 )
 
 // tinyOptions is a profile small enough for `go test -short` and -race.
@@ -73,8 +74,12 @@ func checkReport(t *testing.T, o Options, r Report, progress string) string {
 		t.Error("the overlaps answer disclosed nothing")
 	}
 	tokens := int64(pl.rows() + o.Background)
-	if r.Storage.Tokens != tokens || r.Overlaps.HubTokens != tokens {
-		t.Errorf("hub holds %d tokens (overlaps saw %d), want %d", r.Storage.Tokens, r.Overlaps.HubTokens, tokens)
+	images := int64(imagesPublished * token.PDQTokens) // published after overlaps
+	if r.Storage.Tokens != tokens+images || r.Overlaps.HubTokens != tokens {
+		t.Errorf("hub holds %d tokens (overlaps saw %d), want %d (%d before the images)", r.Storage.Tokens, r.Overlaps.HubTokens, tokens+images, tokens)
+	}
+	if im := r.Images; im.CopiesFound != im.Copies || im.UnrelatedFound != 0 || im.ImagesPerSec <= 0 || im.HashMillis <= 0 || im.HubBytesPerImage <= 0 {
+		t.Errorf("images = %+v; want every near copy found, no unrelated hash, and every figure measured", im)
 	}
 	if r.Storage.BytesPerToken < 32 {
 		t.Errorf("%.1f bytes on disk per token: less than the token itself", r.Storage.BytesPerToken)
