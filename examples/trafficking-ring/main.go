@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -31,6 +32,7 @@ import (
 	"github.com/veilmatch/veilmatch/client/auditor"
 	"github.com/veilmatch/veilmatch/client/normalize"
 	"github.com/veilmatch/veilmatch/crypto/mtls"
+	"github.com/veilmatch/veilmatch/crypto/token"
 	"github.com/veilmatch/veilmatch/internal/devstack"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/audit"
@@ -38,7 +40,7 @@ import (
 	"github.com/veilmatch/veilmatch/server/keyserver"
 )
 
-//go:embed *.csv
+//go:embed *.csv images
 var data embed.FS
 
 func main() {
@@ -79,6 +81,10 @@ type Outcome struct {
 	// the lists were published; Retraction what it delivered after
 	// police-us withdrew a number.
 	Alerts, Retraction []client.Alert
+	// Images is police-us's publication of its advert photos, and
+	// ImageCheck the NGO's check of photos found online against them.
+	Images     client.PublishResult
+	ImageCheck client.Result
 	// Audit is the auditor's verification of the decision log.
 	Audit auditor.VerifyReport
 }
@@ -220,11 +226,15 @@ func Run(ctx context.Context, w io.Writer, dir string, o Options) (*Outcome, err
 		fmt.Fprintf(w, "   ngo-shelter is told: %s learned %s of its %s list in full (%s, case %s)\n", n.GetRequester(), entries(n.GetEntries()), n.GetList(), n.GetPurpose(), n.GetCaseRef())
 	}
 
+	if out.Images, out.ImageCheck, err = imageCheck(ctx, w, dir, clients); err != nil {
+		return nil, err
+	}
+
 	if out.Alerts, out.Retraction, err = alertsAndRetraction(ctx, w, clients); err != nil {
 		return nil, err
 	}
 
-	fmt.Fprintln(w, "\n6. The auditor verifies the decision log against the hub's pinned checkpoint key.")
+	fmt.Fprintln(w, "\n7. The auditor verifies the decision log against the hub's pinned checkpoint key.")
 	if out.Audit, err = verifyLog(ctx, dir, hubAddr); err != nil {
 		return nil, err
 	}
@@ -234,13 +244,52 @@ func Run(ctx context.Context, w io.Writer, dir string, o Options) (*Outcome, err
 	return out, nil
 }
 
+// imageCheck shows near-duplicate images: police-us publishes the photos
+// of a trafficking ring's adverts (hashed with PDQ on its machine, only
+// tokens leave it) and lets NGOs see matches; ngo-shelter checks photos
+// its caseworkers found in online listings, one of them the same photo
+// shrunk, without storing them. The images are written from the
+// example's embedded copies into dir.
+func imageCheck(ctx context.Context, w io.Writer, dir string, clients map[string]*client.Client) (client.PublishResult, client.Result, error) {
+	fmt.Fprintln(w, "\n5. police-us enrols its advert photos; ngo-shelter checks photos from online listings against them.")
+	root := filepath.Join(dir, "images")
+	images, err := fs.Sub(data, "images")
+	if err != nil {
+		return client.PublishResult{}, client.Result{}, err
+	}
+	if err := os.CopyFS(root, images); err != nil {
+		return client.PublishResult{}, client.Result{}, err
+	}
+	adverts, online := filepath.Join(root, "adverts"), filepath.Join(root, "online")
+	csv, err := normalize.ImageDirCSV(adverts)
+	if err != nil {
+		return client.PublishResult{}, client.Result{}, err
+	}
+	pub, err := clients["police-us"].Publish(ctx, bytes.NewReader(csv), client.PublishOptions{List: "adverts", Kind: normalize.Image, Category: "ad_contact",
+		Normalize: normalize.Options{BaseDir: adverts}, Sharing: client.Sharing{NGOVisible: true}})
+	if err != nil {
+		return pub, client.Result{}, fmt.Errorf("police-us publishes its advert photos: %w", err)
+	}
+	fmt.Fprintf(w, "   police-us   adverts  images/adverts/          %d images, %d published (%d OPRF evaluations each)\n", pub.Report.Rows, pub.List.GetEntries(), token.PDQTokens)
+	if csv, err = normalize.ImageDirCSV(online); err != nil {
+		return pub, client.Result{}, err
+	}
+	res, err := clients["ngo-shelter"].Check(ctx, bytes.NewReader(csv), client.CheckOptions{Kind: normalize.Image, Normalize: normalize.Options{BaseDir: online}, Name: "images/online"},
+		client.Query{Purpose: "victim_support"})
+	if err != nil {
+		return pub, res, fmt.Errorf("ngo-shelter checks its photos: %w", err)
+	}
+	describe(w, "ngo-shelter", res)
+	return pub, res, nil
+}
+
 // alertsAndRetraction shows standing matches: police-gb's watch (run as a
 // scheduled job, --once) delivers the matches the hub found as the lists
 // were published; police-us then withdraws a number reassigned to an
 // innocent subscriber, and the next run tells police-gb, which was alerted
 // of it, that it no longer matches.
 func alertsAndRetraction(ctx context.Context, w io.Writer, clients map[string]*client.Client) (alerts, retraction []client.Alert, err error) {
-	fmt.Fprintln(w, "\n5. police-gb's scheduled watch prints the matches found when the lists were published.")
+	fmt.Fprintln(w, "\n6. police-gb's scheduled watch prints the matches found when the lists were published.")
 	watch := func() ([]client.Alert, error) {
 		var got []client.Alert
 		err := clients["police-gb"].Watch(ctx, client.WatchOptions{List: "suspects", Once: true,

@@ -5,17 +5,22 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"image"
+	_ "image/jpeg"
 	"io"
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/veilmatch/veilmatch/client"
 	"github.com/veilmatch/veilmatch/client/normalize"
+	"github.com/veilmatch/veilmatch/client/pdq"
 )
 
 // summary renders a result as sorted "line value level counterparty" rows,
@@ -93,6 +98,12 @@ func checkOutcome(t *testing.T, out *Outcome) {
 		"count law_enforcement/TH=1",
 	}, "\n") {
 		t.Errorf("after the approved disclosure police-gb learns:\n%s", strings.Join(got, "\n"))
+	}
+	if got, want := summary(out.ImageCheck), []string{"2 listing-17.jpg full police-us/adverts(ad_contact,US)"}; !slices.Equal(got, want) {
+		t.Errorf("ngo-shelter's image check = %q; want the shrunk advert photo only, in full (the list is NGO-visible)", got)
+	}
+	if out.Images.List.GetEntries() != 3 || out.Images.List.GetKind() != "pdq" {
+		t.Errorf("police-us's advert photos published as %+v; want 3 entries of kind pdq", out.Images.List)
 	}
 	if out.Notices != 1 {
 		t.Errorf("ngo-shelter has %d notices, want 1", out.Notices)
@@ -196,6 +207,27 @@ func identifiers(t *testing.T) []string {
 				}
 			}
 		}
+	}
+	// The images: their names and their PDQ hashes.
+	err := fs.WalkDir(data, "images", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !pdq.IsImageName(p) {
+			return err
+		}
+		f, err := data.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		img, _, err := image.Decode(f)
+		if err != nil {
+			return err
+		}
+		h, _, err := pdq.FromImage(img)
+		seen[path.Base(p)], seen[h.String()] = true, true
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	var out []string
 	for n := range seen {
