@@ -117,3 +117,41 @@ func (h Hash) Values() [][]byte {
 
 // ballLen is |Ball(32, MaxBallRadius)|.
 const ballLen = 1 + 32 + 32*31/2
+
+// SharedTokens returns how many of the near-duplicate tokens of a and b
+// (Values) are equal: at each chunk index, the values within
+// MaxBallRadius of both chunks. The hub computes it by counting equal
+// tokens; token.PDQNear decides on it.
+func SharedTokens(a, b Hash) int {
+	n := 0
+	for i := range Chunks {
+		n += ballsShared[bits.OnesCount32(a.Chunk(i)^b.Chunk(i))]
+	}
+	return n
+}
+
+// ballsShared[δ] is how many values Ball(x, MaxBallRadius) and
+// Ball(y, MaxBallRadius) share when x and y are δ bits apart: the values
+// that differ from x in i of the δ bits and in j others, hence from y in
+// δ-i and j, with both within the radius.
+var ballsShared = func() (n [33]int) {
+	for delta := range n {
+		for i := 0; i <= min(delta, MaxBallRadius); i++ {
+			for j := 0; i+j <= MaxBallRadius && j <= 32-delta; j++ {
+				if delta-i+j <= MaxBallRadius {
+					n[delta] += binomial(delta, i) * binomial(32-delta, j)
+				}
+			}
+		}
+	}
+	return n
+}()
+
+// binomial is n choose k for the small arguments of ballsShared.
+func binomial(n, k int) int {
+	c := 1
+	for i := range k {
+		c = c * (n - i) / (i + 1)
+	}
+	return c
+}

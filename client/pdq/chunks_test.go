@@ -1,7 +1,6 @@
 package pdq
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"crypto/sha256"
@@ -23,6 +22,7 @@ import (
 
 	"golang.org/x/image/draw"
 
+	"github.com/veilmatch/veilmatch/client/pdq/hashlists"
 	"github.com/veilmatch/veilmatch/crypto/token"
 )
 
@@ -211,22 +211,6 @@ type pairStats struct {
 	bound [8*5 + 1]int
 }
 
-// sharedValues is how many values Ball(x, MaxBallRadius) and
-// Ball(y, MaxBallRadius) share when x and y are delta bits apart: the
-// values v that differ from x in i of the delta bits and j others, and
-// so from y in delta-i and j.
-func sharedValues(delta int) int {
-	n := 0
-	for i := 0; i <= delta; i++ {
-		for j := 0; j <= 32-delta; j++ {
-			if i+j <= MaxBallRadius && delta-i+j <= MaxBallRadius {
-				n += int(choose(delta, i) * choose(32-delta, j))
-			}
-		}
-	}
-	return n
-}
-
 func (s *pairStats) add(a, b *[Chunks]uint32) {
 	s.n++
 	var atMost [33]int // chunk indices at each chunk distance
@@ -234,7 +218,7 @@ func (s *pairStats) add(a, b *[Chunks]uint32) {
 	for i := range Chunks {
 		d := bits.OnesCount32(a[i] ^ b[i])
 		atMost[d]++
-		shared += sharedValues(d)
+		shared += ballsShared[d]
 	}
 	bound, ok := token.PDQDistanceBound(shared)
 	if !ok {
@@ -537,50 +521,22 @@ func hashImageTransforms(img studyImage, ts []imageTransform) ([]studyHash, erro
 	return hs, nil
 }
 
-// readHashList reads the PDQ hashes of a study file: the first 64-hex
-// field of each line ("hash" lines, or vPDQ's "frame,quality,hash,time"
-// lines, whose frames of quality below 50 are skipped).
-func readHashList(t *testing.T, name string) []Hash {
-	f, err := os.Open(filepath.Join("testdata", "study", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var hs []Hash
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.FieldsFunc(sc.Text(), func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
-		switch len(fields) {
-		case 0:
-			continue
-		case 1:
-		case 4:
-			if q, err := strconv.Atoi(fields[1]); err != nil || q < 50 {
-				continue
-			}
-			fields = fields[2:]
-		default:
-			t.Fatalf("%s: bad line %q", name, sc.Text())
+// studyLists returns the hashes of package hashlists: Meta's haystack
+// and needles, and its video frames.
+func studyLists(t *testing.T) (haystack, frames []Hash) {
+	for _, l := range []struct {
+		get func() ([][32]byte, error)
+		out *[]Hash
+	}{{hashlists.Haystack, &haystack}, {hashlists.Frames, &frames}} {
+		hs, err := l.get()
+		if err != nil {
+			t.Fatal(err)
 		}
-		hs = append(hs, mustParse(t, fields[0]))
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return hs
-}
-
-// dedupe returns hs without repeats, in first-seen order.
-func dedupe(hs []Hash) []Hash {
-	seen := map[Hash]bool{}
-	var out []Hash
-	for _, h := range hs {
-		if !seen[h] {
-			seen[h] = true
-			out = append(out, h)
+		for _, h := range hs {
+			*l.out = append(*l.out, Hash(h))
 		}
 	}
-	return out
+	return haystack, frames
 }
 
 // allPairs measures every pair of distinct hashes in hs.
@@ -723,12 +679,7 @@ func TestStudyChunkMatching(t *testing.T) {
 	t.Logf("false candidates per pair:\n%s", cross.gt31.table("d > 31", true))
 
 	// (b)(ii) Published hash lists and a uniform baseline.
-	haystack := dedupe(slices.Concat(readHashList(t, "haystack.txt"), readHashList(t, "needles.txt")))
-	var frames []Hash
-	for _, name := range []string{"chair-orig-22-hd-no-bar.txt", "chair-19-sd-bar.txt", "pattern-hd-no-bar.txt", "test-padded-dimensions.txt"} {
-		frames = append(frames, readHashList(t, name)...)
-	}
-	frames = dedupe(frames)
+	haystack, frames := studyLists(t)
 	rng := rand.New(rand.NewPCG(5, 6))
 	uniform := make([]Hash, 1450)
 	for i := range uniform {
@@ -878,6 +829,9 @@ func TestValues(t *testing.T) {
 			if set[string(v)] {
 				shared++
 			}
+		}
+		if got := SharedTokens(a, b); got != shared {
+			t.Errorf("distance %d: SharedTokens = %d, %d values equal", Distance(a, b), got, shared)
 		}
 		bound, ok := token.PDQDistanceBound(shared)
 		if !ok || bound > Distance(a, b) {

@@ -81,13 +81,17 @@ func checkReport(t *testing.T, o Options, r Report, progress string) string {
 	if im := r.Images; im.CopiesFound != im.Copies || im.UnrelatedFound != 0 || im.ImagesPerSec <= 0 || im.HashMillis <= 0 || im.HubBytesPerImage <= 0 {
 		t.Errorf("images = %+v; want every near copy found, no unrelated hash, and every figure measured", im)
 	}
+	if l := r.Images.Lists; l.Within31 != 6488 || l.Within16 == 0 || l.Within16Paired != l.Within16 || l.Unrelated < 1_000_000 || l.UnrelatedPaired != 0 ||
+		float64(l.Within31Paired) < 0.95*float64(l.Within31) {
+		t.Errorf("the hub's rule on Meta's hash lists: %+v; want recall >= 0.95 (1 within 16 bits) and no unrelated pair", l)
+	}
 	if r.Storage.BytesPerToken < 32 {
 		t.Errorf("%.1f bytes on disk per token: less than the token itself", r.Storage.BytesPerToken)
 	}
 	if r.Overlaps.MemoryTokens == 0 || r.Overlaps.MemoryTokens >= tokens {
 		t.Errorf("the in-memory join held %d tokens, want some but not the query owner's (%d in the hub)", r.Overlaps.MemoryTokens, tokens)
 	}
-	targets := 7
+	targets := 9
 	if o.Store != "" {
 		targets++
 	}
@@ -105,7 +109,7 @@ func checkReport(t *testing.T, o Options, r Report, progress string) string {
 	if err := r.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"physical limit", "publish / physical limit", "key server / bare evaluate", "publish / circl round trip", "key server / circl evaluate", "(circl ", "through 2-of-3 share servers", "through 3-of-5 share servers", "overlaps p50 / p95", "in-memory hash join", "B/token", "VmHWM", "RSS during publish", "RSS during overlaps", "background: 3,000 synthetic tokens inserted directly"} {
+	for _, want := range []string{"physical limit", "publish / physical limit", "key server / bare evaluate", "publish / circl round trip", "key server / circl evaluate", "(circl ", "through 2-of-3 share servers", "through 3-of-5 share servers", "overlaps p50 / p95", "in-memory hash join", "B/token", "VmHWM", "RSS during publish", "RSS during overlaps", "images: Meta's hash lists", "images: publish", "background: 3,000 synthetic tokens inserted directly"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}

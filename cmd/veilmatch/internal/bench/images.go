@@ -13,6 +13,7 @@ import (
 	"github.com/veilmatch/veilmatch/client"
 	"github.com/veilmatch/veilmatch/client/normalize"
 	"github.com/veilmatch/veilmatch/client/pdq"
+	"github.com/veilmatch/veilmatch/client/pdq/hashlists"
 	"github.com/veilmatch/veilmatch/crypto/token"
 	"github.com/veilmatch/veilmatch/server/quota"
 )
@@ -45,6 +46,64 @@ type Images struct {
 	UnrelatedFound int `json:"unrelated_found"`
 	// CheckMillisPerImage is the check, end to end, per image checked.
 	CheckMillisPerImage float64 `json:"check_millis_per_image"`
+	// Lists is the hub's rule applied to every pair of Meta's published
+	// hashes (package hashlists).
+	Lists ListPairs `json:"lists"`
+}
+
+// ListPairs counts the pairs of Meta's hash lists the hub's rule
+// (token.PDQNear on pdq.SharedTokens) pairs: of those within Meta's
+// threshold (distance ≤ 31, of which ≤ 16) and of the unrelated ones
+// (distance ≥ 64).
+type ListPairs struct {
+	Within31        int `json:"within_31"`
+	Within31Paired  int `json:"within_31_paired"`
+	Within16        int `json:"within_16"`
+	Within16Paired  int `json:"within_16_paired"`
+	Unrelated       int `json:"unrelated"`
+	UnrelatedPaired int `json:"unrelated_paired"`
+}
+
+// measureListPairs applies the hub's rule to every pair of hashes within
+// each of Meta's lists.
+func measureListPairs() (ListPairs, error) {
+	var r ListPairs
+	for _, get := range []func() ([][32]byte, error){hashlists.Haystack, hashlists.Frames} {
+		hs, err := get()
+		if err != nil {
+			return r, err
+		}
+		for i := range hs {
+			for j := i + 1; j < len(hs); j++ {
+				a, b := pdq.Hash(hs[i]), pdq.Hash(hs[j])
+				d := pdq.Distance(a, b)
+				if d > 31 && d < 64 {
+					continue
+				}
+				near := token.PDQNear(pdq.SharedTokens(a, b))
+				switch {
+				case d >= 64:
+					r.Unrelated++
+					r.UnrelatedPaired += b2i(near)
+				case d <= 16:
+					r.Within16++
+					r.Within16Paired += b2i(near)
+					fallthrough
+				default:
+					r.Within31++
+					r.Within31Paired += b2i(near)
+				}
+			}
+		}
+	}
+	return r, nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // imagesPublished is the size of the image list the benchmark publishes,
@@ -62,6 +121,11 @@ func measureImages(ctx context.Context, e *servers, o Options, p *progressWriter
 	r := Images{Published: imagesPublished, TokensPerImage: token.PDQTokens, Copies: imagesChecked, Unrelated: imagesChecked}
 	r.QuotaImagesPerDay = quota.DefaultLimits().Daily / token.PDQTokens
 	r.HashMillis = hashMillis()
+	p.printf("images: the hub's rule on every pair of Meta's published hash lists")
+	var err error
+	if r.Lists, err = measureListPairs(); err != nil {
+		return r, fmt.Errorf("hash lists: %w", err)
+	}
 
 	rng := rand.New(rand.NewPCG(14, 16))
 	hashes := make([]pdq.Hash, imagesPublished)

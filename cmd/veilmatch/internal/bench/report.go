@@ -232,8 +232,11 @@ func ratio(a, b float64) float64 {
 	return r
 }
 
-// The targets of issue 7, and of issue 12 against circl.
+// The targets of issue 7, of issue 12 against circl, and of issue 16
+// (images).
 const (
+	targetImageRecall    = 0.95
+	targetImageFalse     = 1e-6
 	targetPublish        = 0.80
 	targetKeyServer      = 0.90
 	targetOverlaps       = 5.0
@@ -260,6 +263,11 @@ func (r *Report) evaluate() {
 		{Name: "overlaps_vs_memory_join", Value: r.Overlaps.RatioToMemory, Goal: "≤ 5× the in-memory join", Pass: r.Overlaps.RatioToMemory > 0 && r.Overlaps.RatioToMemory <= targetOverlaps},
 		{Name: "bytes_per_token", Value: r.Storage.BytesPerToken, Goal: "≤ 100 B/token", Pass: r.Storage.BytesPerToken > 0 && r.Storage.BytesPerToken <= targetBytes},
 	}
+	l := r.Images.Lists
+	recall, falseRate := ratio(float64(l.Within31Paired), float64(l.Within31)), ratio(float64(l.UnrelatedPaired), float64(l.Unrelated))
+	r.Targets = append(r.Targets,
+		Target{Name: "image_recall", Value: recall, Goal: "≥ 0.95 within 31 bits, 1 within 16", Pass: recall >= targetImageRecall && l.Within16 > 0 && l.Within16Paired == l.Within16},
+		Target{Name: "image_false_matches", Value: falseRate, Goal: "≤ 1e-6 per unrelated pair, over ≥ 1M pairs", Pass: l.Unrelated >= 1_000_000 && falseRate <= targetImageFalse})
 
 	r.Notes = []string{}
 	if n := r.Profile.Background; n > 0 {
@@ -381,6 +389,13 @@ func (r Report) WriteTable(w io.Writer) error {
 	row(fmt.Sprintf("images: publish %d PDQ hashes end to end", im.Published), fmt.Sprintf("%.1f images/s (%s OPRF evaluations and tokens each)", im.ImagesPerSec, count(im.TokensPerImage)), "", "")
 	row("  at the hub, at rest", fmt.Sprintf("%s KiB/image", num(im.HubBytesPerImage/1024)), "", "")
 	row("  key-server default quota", fmt.Sprintf("%s images/day per agency", count(im.QuotaImagesPerDay)), "", "")
+	l := im.Lists
+	g, res = r.verdict("image_recall")
+	row("images: Meta's hash lists, pairs within 31 bits paired", fmt.Sprintf("%s of %s (%.4f); within 16: %s of %s", count(l.Within31Paired), count(l.Within31),
+		ratio(float64(l.Within31Paired), float64(l.Within31)), count(l.Within16Paired), count(l.Within16)), g, res)
+	g, res = r.verdict("image_false_matches")
+	row("  unrelated pairs (64 bits or more) paired", fmt.Sprintf("%s of %s (%.2g per pair)", count(l.UnrelatedPaired), count(l.Unrelated),
+		ratio(float64(l.UnrelatedPaired), float64(l.Unrelated))), g, res)
 	row(fmt.Sprintf("images: check %d near copies (10 bits) and %d unrelated", im.Copies, im.Unrelated),
 		fmt.Sprintf("found %d of %d and %d of %d; %.0f ms/image", im.CopiesFound, im.Copies, im.UnrelatedFound, im.Unrelated, im.CheckMillisPerImage), "", "")
 
