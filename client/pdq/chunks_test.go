@@ -662,8 +662,9 @@ func TestStudyChunkMatching(t *testing.T) {
 			Candidates(orig, h, 0), Candidates(orig, h, 1), Candidates(orig, h, 2), Candidates(orig, h, 3), Candidates(orig, h, 4)))
 	}
 	t.Logf("bridge-mods vs aaa-orig.jpg:\n%s", strings.Join(modLines, "\n"))
-	if mods.le31.n != 11 || mods.le31.rate(0, 1) != 1 {
-		t.Errorf("bridge-mods: %d of 11 within 31, exact-chunk recall %.3f; want all", mods.le31.n, mods.le31.rate(0, 1))
+	if mods.le31.n != 11 || mods.le31.rate(0, 1) != 1 || mods.le31.nearRate(token.PDQBound) != 1 {
+		t.Errorf("bridge-mods: %d of 11 within 31, exact-chunk recall %.3f, paired by the hub's rule %.3f; want all",
+			mods.le31.n, mods.le31.rate(0, 1), mods.le31.nearRate(token.PDQBound))
 	}
 
 	// (b)(i) Images and transforms of different source groups.
