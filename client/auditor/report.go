@@ -78,23 +78,44 @@ var ReportLevels = []policy.Level{policy.LevelFull, policy.LevelFlag, policy.Lev
 
 // Summarize sums up records, which come in log order.
 func Summarize(recs []audit.Record) Summary {
-	decisions := map[[2]string]*DecisionRow{}
-	quota := map[[2]string]*QuotaRow{}
-	checks := map[[2]string]*CheckRow{}
+	s := NewSummarizer()
 	for _, r := range recs {
-		switch r.Action {
-		case audit.ActionQuotaUsage, audit.ActionQuotaRefusal:
-			tallyQuota(quota, r)
-			continue
-		case audit.ActionCheck:
-			tallyCheck(checks, r)
-		}
-		tallyDecision(decisions, r)
+		s.Add(r)
 	}
+	return s.Summary()
+}
+
+// Summarizer sums up records one at a time, in log order, so that a log
+// of millions of records need not be held at once.
+type Summarizer struct {
+	decisions map[[2]string]*DecisionRow
+	quota     map[[2]string]*QuotaRow
+	checks    map[[2]string]*CheckRow
+}
+
+// NewSummarizer returns an empty Summarizer.
+func NewSummarizer() *Summarizer {
+	return &Summarizer{decisions: map[[2]string]*DecisionRow{}, quota: map[[2]string]*QuotaRow{}, checks: map[[2]string]*CheckRow{}}
+}
+
+// Add takes in the next record.
+func (s *Summarizer) Add(r audit.Record) {
+	switch r.Action {
+	case audit.ActionQuotaUsage, audit.ActionQuotaRefusal:
+		tallyQuota(s.quota, r)
+		return
+	case audit.ActionCheck:
+		tallyCheck(s.checks, r)
+	}
+	tallyDecision(s.decisions, r)
+}
+
+// Summary returns the sums of the records added so far.
+func (s *Summarizer) Summary() Summary {
 	return Summary{
-		Decisions: sortedRows(decisions, func(r *DecisionRow) string { return r.Agency + "\x00" + r.Purpose }),
-		Quota:     sortedRows(quota, func(r *QuotaRow) string { return r.Agency + "\x00" + r.Day }),
-		Checks:    sortedRows(checks, func(r *CheckRow) string { return r.Agency + "\x00" + r.Day }),
+		Decisions: sortedRows(s.decisions, func(r *DecisionRow) string { return r.Agency + "\x00" + r.Purpose }),
+		Quota:     sortedRows(s.quota, func(r *QuotaRow) string { return r.Agency + "\x00" + r.Day }),
+		Checks:    sortedRows(s.checks, func(r *CheckRow) string { return r.Agency + "\x00" + r.Day }),
 	}
 }
 

@@ -50,6 +50,9 @@ type VerifyReport struct {
 	// Actions counts the records per action and result:
 	// Actions["check"]["refused"].
 	Actions map[string]map[string]uint64
+	// Leaves are the records' leaf hashes, by index: what proves one
+	// record's inclusion later (ProveInclusion).
+	Leaves [][]byte
 }
 
 // Summary returns "verified N records, checkpoint size N root HEX".
@@ -115,6 +118,15 @@ const proofWorkers = 8
 // On success it returns a report and the new state to keep. A problem with
 // the log is returned as a [*Failure] naming the first record at fault.
 func Verify(ctx context.Context, c veilmatchv1.AuditServiceClient, v note.Verifier, origin string, prev *VerifyState) (VerifyReport, *VerifyState, error) {
+	return VerifyEach(ctx, c, v, origin, prev, nil)
+}
+
+// VerifyEach is Verify that also hands every record it downloads, in log
+// order, to each (if not nil) as its canonical bytes: a reader of the
+// whole log (the auditor console) gets it in the same pass. The records
+// are not yet verified when each sees them; only a nil error says they
+// were the checkpoint's. An error from each stops the verification.
+func VerifyEach(ctx context.Context, c veilmatchv1.AuditServiceClient, v note.Verifier, origin string, prev *VerifyState, each func(index uint64, data []byte) error) (VerifyReport, *VerifyState, error) {
 	if v == nil {
 		return VerifyReport{}, nil, errors.New("auditsvc: verify: no pinned verifier key")
 	}
@@ -142,7 +154,16 @@ func Verify(ctx context.Context, c veilmatchv1.AuditServiceClient, v note.Verifi
 	if err != nil {
 		return VerifyReport{}, nil, err
 	}
-	n, missing, err := download(ctx, c, cp.Size, sc.add)
+	add := sc.add
+	if each != nil {
+		add = func(data []byte) error {
+			if err := each(uint64(len(sc.leaves)), data); err != nil {
+				return err
+			}
+			return sc.add(data)
+		}
+	}
+	n, missing, err := download(ctx, c, cp.Size, add)
 	if err != nil {
 		return VerifyReport{}, nil, err
 	}
@@ -187,7 +208,7 @@ func Verify(ctx context.Context, c veilmatchv1.AuditServiceClient, v note.Verifi
 		// check of last resort.
 		return VerifyReport{}, nil, failf(ProblemChanged, 0, "the %d records do not hash to the checkpoint root", n)
 	}
-	rep.Actions, rep.Records = sc.actions, n
+	rep.Actions, rep.Records, rep.Leaves = sc.actions, n, leaves
 	return rep, &VerifyState{Size: cp.Size, Root: cp.Root, Checkpoint: string(resp.GetCheckpoint())}, nil
 }
 
@@ -415,6 +436,20 @@ func checkInclusion(ctx context.Context, c veilmatchv1.AuditServiceClient, leave
 		}
 	}
 	return lowest, nil
+}
+
+// ProveInclusion asks the hub for the inclusion proof of record index in
+// the tree of size and checks it against root, with leaf, the record's
+// leaf hash as the auditor verified it.
+func ProveInclusion(ctx context.Context, c veilmatchv1.AuditServiceClient, leaf []byte, index, size uint64, root []byte) error {
+	resp, err := c.GetInclusionProof(ctx, &veilmatchv1.GetInclusionProofRequest{Index: index, TreeSize: size})
+	if err != nil {
+		return fmt.Errorf("get inclusion proof of record %d: %w", index, err)
+	}
+	if err := audit.VerifyInclusion(leaf, index, size, resp.GetHashes(), root); err != nil {
+		return failf(ProblemProof, index, "record %d: its inclusion proof in the checkpoint of size %d fails: %v", index, size, err)
+	}
+	return nil
 }
 
 // intactPrefix returns the largest k ≤ len(leaves) such that the first k
