@@ -9,6 +9,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,10 +28,12 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/veilmatch/veilmatch/client/auditor"
+	"github.com/veilmatch/veilmatch/client/auditor/console"
 	"github.com/veilmatch/veilmatch/crypto/mtls"
 	"github.com/veilmatch/veilmatch/policy"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 	"github.com/veilmatch/veilmatch/server/audit"
+	"github.com/veilmatch/veilmatch/server/quota"
 	"github.com/veilmatch/veilmatch/server/rpc"
 )
 
@@ -38,6 +43,7 @@ var auditCommands = &group{
 	cmds: []subcommand{
 		{"decisions", cmdAuditDecisions, "\tlist the hub's policy decisions, filtered"},
 		{"verify", cmdAuditVerify, "\tcheck the signed checkpoint against a pinned key, that the log\nonly grew since the last run, and every record against it"},
+		{"console", cmdAuditConsole, "\tverify the log and look at it in the browser: overview, charts,\ndecisions with filters, inclusion proofs, exports (loopback only)"},
 		{"report", cmdAuditReport, "\tdecisions, levels disclosed, refusals and key-server use per\nagency and purpose: the monthly view of an oversight body"},
 	},
 	footer: `
@@ -320,17 +326,67 @@ func levelSummary(outs []audit.Outcome) string {
 	return strings.Join(parts, ",")
 }
 
-func cmdAuditVerify(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "audit verify", "audit verify --as auditor [--state FILE] [--verifier-key VKEY | --verifier-key-file FILE] [--origin NAME]",
-		"veilmatch audit verify --as auditor --verifier-key-file hub-checkpoint.pub --state audit-state.json")
-	var id auditorFlags
-	id.register(fs)
-	stateFile := fs.String("state", "", "`FILE` keeping the last verified checkpoint (default .veilmatch-agency/ID/audit-state.json for --as)")
-	keyFlag := fs.String("verifier-key", "", "the hub's checkpoint verifier key `VKEY` (name+hash+key), obtained out of band")
-	keyFile := fs.String("verifier-key-file", "", "`FILE` holding the hub's checkpoint verifier key (default for --as: "+devCheckpointKeyFile+")")
+// verifyFlags are the flags of the commands that verify the log: which
+// hub, which pinned key, which saved state.
+type verifyFlags struct {
+	id                      auditorFlags
+	stateFile, key, keyFile *string
+	origin                  *string
+}
+
+func (f *verifyFlags) register(fs *flag.FlagSet) {
+	f.id.register(fs)
+	f.stateFile = fs.String("state", "", "`FILE` keeping the last verified checkpoint (default .veilmatch-agency/ID/audit-state.json for --as)")
+	f.key = fs.String("verifier-key", "", "the hub's checkpoint verifier key `VKEY` (name+hash+key), obtained out of band")
+	f.keyFile = fs.String("verifier-key-file", "", "`FILE` holding the hub's checkpoint verifier key (default for --as: "+devCheckpointKeyFile+")")
 	renamed(fs, "key", "verifier-key")
 	renamed(fs, "key-file", "verifier-key-file")
-	origin := fs.String("origin", "", "the log's `NAME` (default: the verifier key's name)")
+	f.origin = fs.String("origin", "", "the log's `NAME` (default: the verifier key's name)")
+}
+
+// verifySetup is what a verification needs, from the flags.
+type verifySetup struct {
+	audit    veilmatchv1.AuditServiceClient
+	verifier note.Verifier
+	origin   string
+	state    string
+	done     func()
+}
+
+// open dials the hub as the auditor and resolves the pinned key and the
+// state file.
+func (f *verifyFlags) open(ctx context.Context) (verifySetup, error) {
+	if *f.key != "" && *f.keyFile != "" {
+		return verifySetup{}, usagef("", "use either --verifier-key or --verifier-key-file, not both")
+	}
+	target, err := f.id.load()
+	if err != nil {
+		return verifySetup{}, err
+	}
+	c, done, err := target.dial()
+	if err != nil {
+		return verifySetup{}, err
+	}
+	v, err := target.verifier(ctx, c, *f.key, *f.keyFile)
+	if err != nil {
+		done()
+		return verifySetup{}, err
+	}
+	path := firstNonEmpty(*f.stateFile, target.cfg.State, target.defaultState)
+	if path == "" {
+		done()
+		return verifySetup{}, usagef("", "--state FILE is required with --config (or set \"state\" in the configuration)")
+	}
+	return verifySetup{audit: c, verifier: v, origin: firstNonEmpty(*f.origin, target.cfg.Origin), state: path, done: done}, nil
+}
+
+func cmdAuditConsole(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet(e, "audit console", "audit console --as auditor [--listen 127.0.0.1:PORT] [--state FILE] [--verifier-key VKEY | --verifier-key-file FILE] [--quota-daily N]",
+		"veilmatch audit console --as auditor --listen 127.0.0.1:7480 --verifier-key-file hub-checkpoint.pub --state audit-state.json")
+	var vf verifyFlags
+	vf.register(fs)
+	listen := fs.String("listen", "127.0.0.1:7480", "loopback `ADDR` to serve the console on (it has no login: never expose it)")
+	daily := fs.Uint64("quota-daily", uint64(quota.DefaultLimits().Daily), "the key server's daily evaluations per agency, drawn on the usage charts")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -338,27 +394,60 @@ func cmdAuditVerify(ctx context.Context, e env, args []string) error {
 	if len(pos) > 0 {
 		return usagef("", "unexpected argument %q", pos[0])
 	}
-	if *keyFlag != "" && *keyFile != "" {
-		return usagef("", "use either --verifier-key or --verifier-key-file, not both")
+	host, _, err := net.SplitHostPort(*listen)
+	if ip := net.ParseIP(host); err != nil || host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return usagef("", "--listen %q: give a loopback address such as 127.0.0.1:7480; the console has no login and answers only on loopback", *listen)
 	}
-	target, err := id.load()
+	s, err := vf.open(ctx)
 	if err != nil {
 		return err
 	}
-	c, done, err := target.dial()
+	defer s.done()
+	c := console.New(console.Config{Audit: s.audit, Verifier: s.verifier, Origin: s.origin, StatePath: s.state, QuotaDaily: *daily, Logger: slog.Default()})
+	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
 	}
-	defer done()
+	if err := c.Verify(ctx); err != nil {
+		var f *auditor.Failure
+		if !errors.As(err, &f) {
+			ln.Close()
+			return auditRPCError("verify decision log", err)
+		}
+		fmt.Fprintf(e.stderr, "veilmatch: decision log verification FAILED: %v (the console shows it)\n", err)
+	}
+	srv := &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(e.stdout, "auditor console on http://%s/ (state %s); Ctrl-C stops it\n", ln.Addr(), s.state)
+	go func() {
+		<-ctx.Done()
+		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shut)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
 
-	v, err := target.verifier(ctx, c, *keyFlag, *keyFile)
+func cmdAuditVerify(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet(e, "audit verify", "audit verify --as auditor [--state FILE] [--verifier-key VKEY | --verifier-key-file FILE] [--origin NAME]",
+		"veilmatch audit verify --as auditor --verifier-key-file hub-checkpoint.pub --state audit-state.json")
+	var vf verifyFlags
+	vf.register(fs)
+	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	path := firstNonEmpty(*stateFile, target.cfg.State, target.defaultState)
-	if path == "" {
-		return usagef("", "--state FILE is required with --config (or set \"state\" in the configuration)")
+	if len(pos) > 0 {
+		return usagef("", "unexpected argument %q", pos[0])
 	}
+	s, err := vf.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.done()
+	c, v, path := s.audit, s.verifier, s.state
 	prev, err := auditor.ReadState(path)
 	if errors.Is(err, auditor.ErrBadState) {
 		return withHint(err, "restore it from a backup; deleting it gives up the rollback check")
@@ -366,7 +455,7 @@ func cmdAuditVerify(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	rep, next, err := auditor.Verify(ctx, c, v, firstNonEmpty(*origin, target.cfg.Origin), prev)
+	rep, next, err := auditor.Verify(ctx, c, v, s.origin, prev)
 	if err != nil {
 		var f *auditor.Failure
 		if errors.As(err, &f) {
