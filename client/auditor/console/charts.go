@@ -4,8 +4,13 @@ import (
 	"fmt"
 	"html"
 	"html/template"
+	"maps"
 	"math"
+	"slices"
 	"strings"
+	"time"
+
+	"github.com/veilmatch/veilmatch/client/auditor"
 )
 
 // The charts are SVG drawn here, on the Go side, from aggregates the index
@@ -116,3 +121,167 @@ func niceCeil(v uint64) uint64 {
 var palette = []string{"#3b6ea5", "#e07b39", "#5a9e5a", "#a4508b", "#c9a227", "#4fa3a5", "#8c6d46", "#d1495b", "#6c757d", "#2e4057"}
 
 var levelColors = map[uint8]string{levelNone: "#b8bfc7", levelCount: "#7fa7d1", levelFlag: "#e0a526", levelFull: "#c0392b"}
+
+// overviewCharts is what the overview draws, computed once per verified
+// log: its cost then does not depend on the log's size.
+type overviewCharts struct {
+	byAgency, byLevel template.HTML
+	quota             []template.HTML
+	probing           template.HTML
+	flags             []auditor.CheckRow
+	summary           auditor.Summary
+}
+
+// overview returns the overview's charts, drawing them on first use.
+func (x *index) overview(daily uint64) *overviewCharts {
+	x.drawOnce.Do(func() {
+		sum := x.sum.Summary()
+		ch := &overviewCharts{summary: sum}
+		ch.byAgency, ch.byLevel = x.dayCharts()
+		ch.quota = quotaCharts(sum.Quota, daily)
+		ch.probing, ch.flags = probingChart(sum.Checks)
+		x.drawn = ch
+	})
+	return x.drawn
+}
+
+// maxBars is the most bars a chart draws; longer periods are drawn by
+// week (the bar's label is the week's first day).
+const maxBars = 92
+
+// buckets maps days (sorted YYYY-MM-DD) to bar positions and labels: one
+// per day, or one per 7 days when there are more than maxBars.
+func buckets(days []string) (pos []int, labels []string) {
+	per := 1
+	if len(days) > maxBars {
+		per = 7
+	}
+	pos = make([]int, len(days))
+	var first time.Time
+	for i, d := range days {
+		t, _ := time.Parse(time.DateOnly, d)
+		if i == 0 {
+			first = t
+		}
+		b := int(t.Sub(first).Hours()/24) / per
+		for len(labels) <= b {
+			labels = append(labels, first.AddDate(0, 0, len(labels)*per).Format(time.DateOnly))
+		}
+		pos[i] = b
+	}
+	return pos, labels
+}
+
+// dayCharts draws decisions per day by agency and by level.
+func (x *index) dayCharts() (byAgency, byLevel template.HTML) {
+	days := slices.Sorted(maps.Keys(x.byDay))
+	pos, labels := buckets(days)
+	agencies := x.choices["agency"]
+	as := make([]series, len(agencies))
+	slot := map[string]int{}
+	for i, a := range agencies {
+		as[i] = series{name: a, color: palette[i%len(palette)], values: make([]uint64, len(labels))}
+		slot[a] = i
+	}
+	ls := make([]series, len(levelNames))
+	for l := range levelNames {
+		ls[l] = series{name: levelNames[l], color: levelColors[uint8(l)], values: make([]uint64, len(labels))}
+	}
+	for d, day := range days {
+		for k, n := range x.byDay[day] {
+			if i, ok := slot[k.agency]; ok {
+				as[i].values[pos[d]] += n
+			}
+			ls[k.level].values[pos[d]] += n
+		}
+	}
+	per := "day"
+	if len(labels) < len(days) {
+		per = "week"
+	}
+	return barChart{id: "by-agency", title: "Decisions per " + per + ", by agency", xs: labels, series: as}.svg(),
+		barChart{id: "by-level", title: "Decisions per " + per + ", by most revealing level disclosed", xs: labels, series: ls}.svg()
+}
+
+// dayTable is the decisions per day, agency and level, for export.
+func (x *index) dayTable() []map[string]any {
+	var out []map[string]any
+	for _, day := range slices.Sorted(maps.Keys(x.byDay)) {
+		m := x.byDay[day]
+		keys := slices.SortedFunc(maps.Keys(m), func(a, b dayKey) int {
+			return strings.Compare(a.agency+levelNames[a.level], b.agency+levelNames[b.level])
+		})
+		for _, k := range keys {
+			out = append(out, map[string]any{"day": day, "agency": k.agency, "level": levelNames[k.level], "decisions": m[k]})
+		}
+	}
+	return out
+}
+
+// quotaCharts draws each agency's key-server evaluations per day (by
+// week: its busiest day) against the daily cap, with a mark where
+// requests were refused.
+func quotaCharts(rows []auditor.QuotaRow, daily uint64) []template.HTML {
+	byAgency := map[string][]auditor.QuotaRow{}
+	for _, q := range rows {
+		byAgency[q.Agency] = append(byAgency[q.Agency], q)
+	}
+	var out []template.HTML
+	for i, a := range slices.Sorted(maps.Keys(byAgency)) {
+		qs := byAgency[a]
+		days := make([]string, len(qs))
+		for j, q := range qs {
+			days[j] = q.Day
+		}
+		pos, labels := buckets(days)
+		title := "Key-server evaluations per day: " + a
+		if len(labels) < len(days) {
+			title = "Key-server evaluations on the busiest day of each week: " + a
+		}
+		c := barChart{id: "quota-" + a, title: title, xs: labels, limit: daily, limitName: "daily quota", marks: map[int]string{}}
+		s := series{name: a + " evaluations", color: palette[i%len(palette)], values: make([]uint64, len(labels))}
+		refused := make([]uint64, len(labels))
+		for j, q := range qs {
+			s.values[pos[j]] = max(s.values[pos[j]], q.Evaluations)
+			refused[pos[j]] += q.Refusals
+		}
+		for b, n := range refused {
+			if n > 0 {
+				c.marks[b] = fmt.Sprintf("%s: %d requests refused", labels[b], n)
+			}
+		}
+		c.series = []series{s}
+		out = append(out, c.svg())
+	}
+	return out
+}
+
+// probingChart draws, per agency, its busiest day of small checks
+// against the probing threshold, and returns the flagged agency-days in
+// day order.
+func probingChart(rows []auditor.CheckRow) (template.HTML, []auditor.CheckRow) {
+	var flagged []auditor.CheckRow
+	c := barChart{id: "probing", title: fmt.Sprintf("Most small checks (≤ %d entries) in a day, per agency; %d or more flag probing", auditor.SmallCheck, auditor.ProbingChecks),
+		limit: auditor.ProbingChecks, limitName: "probing threshold", marks: map[int]string{}}
+	s := series{name: "small checks, busiest day", color: palette[0]}
+	slot := map[string]int{}
+	days := map[string]int{}
+	for _, r := range rows {
+		i, ok := slot[r.Agency]
+		if !ok {
+			i = len(c.xs)
+			slot[r.Agency] = i
+			c.xs = append(c.xs, r.Agency)
+			s.values = append(s.values, 0)
+		}
+		s.values[i] = max(s.values[i], r.SmallChecks)
+		if r.Probing {
+			flagged = append(flagged, r)
+			days[r.Agency]++
+			c.marks[i] = fmt.Sprintf("%s flagged as probing on %d days", r.Agency, days[r.Agency])
+		}
+	}
+	c.series = []series{s}
+	slices.SortFunc(flagged, func(a, b auditor.CheckRow) int { return strings.Compare(a.Day+a.Agency, b.Day+b.Agency) })
+	return c.svg(), flagged
+}

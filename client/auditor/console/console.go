@@ -139,6 +139,7 @@ func (c *Console) verify(ctx context.Context) (*view, error) {
 		return nil, fmt.Errorf("save the verified state: %w", err)
 	}
 	x.finish()
+	x.overview(c.cfg.QuotaDaily) // drawn now, not on the first page view
 	return &view{rep: rep, checkpoint: next.Checkpoint, verifiedAt: c.cfg.Now(), x: x}, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/veilmatch/veilmatch/client/auditor"
@@ -89,6 +90,9 @@ type index struct {
 	// choices are the distinct values of each filterable field, sorted
 	// (finish).
 	choices map[string][]string
+	// drawn is the overview's charts, drawn once (overview).
+	drawOnce sync.Once
+	drawn    *overviewCharts
 }
 
 // dayKey is an agency and a level, within a day.

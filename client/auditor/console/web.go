@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
-	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -33,8 +32,12 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"hexroot": func(b []byte) string { return hex.EncodeToString(b) },
 }).ParseFS(webFS, "web/*.html"))
 
-// pageSize is the decisions table's page.
-const pageSize = 100
+// pageSize is the decisions table's page; overviewRows the rows of the
+// overview's tables (the newest; the decisions page has them all).
+const (
+	pageSize     = 100
+	overviewRows = 20
+)
 
 // Handler serves the console. Requests whose Host is not a loopback name
 // or address are refused, so that a web page elsewhere cannot read the
@@ -123,10 +126,14 @@ type overviewData struct {
 	Quota      []template.HTML
 	Probing    template.HTML
 	Flags      []auditor.CheckRow
+	FlagsTotal int
 	Summary    auditor.Summary
-	Disclosure []record
-	Agencies   []string
-	Empty      bool
+	// Disclosure are the newest disclosure requests and answers, of
+	// DisclosureTotal.
+	Disclosure      []record
+	DisclosureTotal int
+	Agencies        []string
+	Empty           bool
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
@@ -138,11 +145,13 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 		if n := len(x.rows); n > 0 {
 			d.Newest = time.Unix(0, x.rows[n-1].time).UTC()
 		}
-		d.ByAgency, d.ByLevel = x.dayCharts()
-		d.Quota = x.quotaCharts(c.cfg.QuotaDaily)
-		d.Probing, d.Flags = x.probingChart()
-		d.Summary = x.sum.Summary()
-		for _, i := range x.disclosures {
+		ch := x.overview(c.cfg.QuotaDaily)
+		d.ByAgency, d.ByLevel, d.Quota, d.Probing = ch.byAgency, ch.byLevel, ch.quota, ch.probing
+		d.Flags, d.FlagsTotal = ch.flags[max(0, len(ch.flags)-overviewRows):], len(ch.flags)
+		slices.Reverse(d.Flags)
+		d.Summary = ch.summary
+		d.DisclosureTotal = len(x.disclosures)
+		for _, i := range slices.Backward(x.disclosures[max(0, len(x.disclosures)-overviewRows):]) {
 			d.Disclosure = append(d.Disclosure, x.record(&x.rows[i]))
 		}
 		d.Agencies = x.choices["agency"]
@@ -162,7 +171,7 @@ func (c *Console) overviewJSON(w http.ResponseWriter, r *http.Request) {
 	if v != nil {
 		out["size"], out["root"], out["verified_at"] = v.rep.Size, hex.EncodeToString(v.rep.Root), v.verifiedAt
 		out["decisions_per_day"] = v.x.dayTable()
-		out["summary"] = v.x.sum.Summary()
+		out["summary"] = v.x.overview(c.cfg.QuotaDaily).summary
 	}
 	writeJSON(w, out)
 }
@@ -371,96 +380,4 @@ func ago(t, now time.Time) string {
 		return d.Round(time.Minute).String() + " ago"
 	}
 	return strconv.Itoa(int(d.Hours()/24)) + " days ago"
-}
-
-// dayCharts draws decisions per day by agency and by level.
-func (x *index) dayCharts() (byAgency, byLevel template.HTML) {
-	days := slices.Sorted(maps.Keys(x.byDay))
-	agencies := x.choices["agency"]
-	var as, ls []series
-	for i, a := range agencies {
-		s := series{name: a, color: palette[i%len(palette)], values: make([]uint64, len(days))}
-		for d, day := range days {
-			for k, n := range x.byDay[day] {
-				if k.agency == a {
-					s.values[d] += n
-				}
-			}
-		}
-		as = append(as, s)
-	}
-	for l := range levelNames {
-		s := series{name: levelNames[l], color: levelColors[uint8(l)], values: make([]uint64, len(days))}
-		for d, day := range days {
-			for k, n := range x.byDay[day] {
-				if k.level == uint8(l) {
-					s.values[d] += n
-				}
-			}
-		}
-		ls = append(ls, s)
-	}
-	return barChart{id: "by-agency", title: "Decisions per day, by agency", xs: days, series: as}.svg(),
-		barChart{id: "by-level", title: "Decisions per day, by most revealing level disclosed", xs: days, series: ls}.svg()
-}
-
-// dayTable is the decisions per day, agency and level, for export.
-func (x *index) dayTable() []map[string]any {
-	var out []map[string]any
-	for _, day := range slices.Sorted(maps.Keys(x.byDay)) {
-		m := x.byDay[day]
-		keys := slices.SortedFunc(maps.Keys(m), func(a, b dayKey) int {
-			return strings.Compare(a.agency+levelNames[a.level], b.agency+levelNames[b.level])
-		})
-		for _, k := range keys {
-			out = append(out, map[string]any{"day": day, "agency": k.agency, "level": levelNames[k.level], "decisions": m[k]})
-		}
-	}
-	return out
-}
-
-// quotaCharts draws each agency's key-server evaluations per day against
-// the daily cap, with a mark on each day with refusals.
-func (x *index) quotaCharts(daily uint64) []template.HTML {
-	rows := x.sum.Summary().Quota
-	byAgency := map[string][]auditor.QuotaRow{}
-	for _, q := range rows {
-		byAgency[q.Agency] = append(byAgency[q.Agency], q)
-	}
-	var out []template.HTML
-	for i, a := range slices.Sorted(maps.Keys(byAgency)) {
-		qs := byAgency[a]
-		c := barChart{id: "quota-" + a, title: "Key-server evaluations per day: " + a, limit: daily, limitName: "daily quota", marks: map[int]string{}}
-		s := series{name: a + " evaluations", color: palette[i%len(palette)]}
-		for j, q := range qs {
-			c.xs = append(c.xs, q.Day)
-			s.values = append(s.values, q.Evaluations)
-			if q.Refusals > 0 {
-				c.marks[j] = fmt.Sprintf("%s: %d requests refused", q.Day, q.Refusals)
-			}
-		}
-		c.series = []series{s}
-		out = append(out, c.svg())
-	}
-	return out
-}
-
-// probingChart draws small checks per agency and day against the probing
-// threshold, and returns the flagged rows.
-func (x *index) probingChart() (template.HTML, []auditor.CheckRow) {
-	rows := x.sum.Summary().Checks
-	var flagged []auditor.CheckRow
-	c := barChart{id: "probing", title: fmt.Sprintf("Small checks (≤ %d entries) per agency and day; %d or more flag probing", auditor.SmallCheck, auditor.ProbingChecks),
-		limit: auditor.ProbingChecks, limitName: "probing threshold", marks: map[int]string{}}
-	s := series{name: "small checks", color: palette[0]}
-	for j, r := range rows {
-		c.xs = append(c.xs, r.Agency+" "+r.Day)
-		s.values = append(s.values, r.SmallChecks)
-		if r.Probing {
-			flagged = append(flagged, r)
-			c.marks[j] = r.Agency + " flagged as probing on " + r.Day
-		}
-	}
-	c.series = []series{s}
-	return c.svg(), flagged
 }
