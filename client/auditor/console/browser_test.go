@@ -88,7 +88,7 @@ func (b tab) loaded(cond string) {
 	var err error
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		var ok bool
-		ok, err = chromedp.Run(b.ctx, chromedp.Evaluate[bool](`document.readyState === "complete" && (` + cond + `)`))
+		ok, err = chromedp.Run(b.ctx, chromedp.Evaluate[bool](`document.readyState === "complete" && (`+cond+`)`))
 		if err == nil && ok {
 			return
 		}
