@@ -9,7 +9,7 @@ import (
 )
 
 func cmdBench(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "bench", "bench [--agencies N] [--entries N] [--query N] [--overlap F] [--background N] [--large] [--store DSN] [--format json] [--data DIR]",
+	fs := newFlagSet(e, "bench", "bench [--agencies N] [--entries N] [--query N] [--overlap F] [--background N] [--images N] [--large] [--store DSN] [--format json] [--data DIR]",
 		"veilmatch bench --agencies 4 --entries 20000 --query 50000 --overlap 0.1")
 	def, big := bench.DefaultOptions(), bench.LargeOptions()
 	var (
@@ -18,6 +18,7 @@ func cmdBench(ctx context.Context, e env, args []string) error {
 		query      = fs.Int("query", def.Query, fmt.Sprintf("rows of the query list joined by overlaps (--large: %d)", big.Query))
 		overlap    = fs.Float64("overlap", def.Overlap, "fraction of every list shared with the other lists, 0 to 1")
 		background = fs.Int("background", def.Background, fmt.Sprintf("random tokens written directly into the hub before it starts (--large: %d)", big.Background))
+		images     = fs.Int("images", def.Images, fmt.Sprintf("PDQ hashes (4,232 OPRF evaluations each) the images phase publishes (--large: %d)", big.Images))
 		large      = fs.Bool("large", false, "large profile: 1M identifiers through the pipeline against a 10M-token hub (takes minutes)")
 		storeURL   = fs.String("store", "", "also run the phases that depend on the hub's store on PostgreSQL at this `DSN` (postgres://…), beside SQLite, in a new schema dropped afterwards")
 		format     = fs.String("format", "text", "output format: text or json")
@@ -51,6 +52,8 @@ func cmdBench(ctx context.Context, e env, args []string) error {
 			o.Overlap = *overlap
 		case "background":
 			o.Background = *background
+		case "images":
+			o.Images = *images
 		}
 	})
 	o.Dir, o.Store = *dir, *storeURL

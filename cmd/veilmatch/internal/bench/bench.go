@@ -79,6 +79,9 @@ type Options struct {
 	CryptoTime time.Duration
 	// KeyServerTime is how long the key-server throughput test runs.
 	KeyServerTime time.Duration
+	// Images is the number of PDQ hashes the images phase publishes; it
+	// checks near copies of up to 10 of them and as many unrelated hashes.
+	Images int
 	// Repetitions is the number of timed overlaps queries (and in-memory
 	// joins); one untimed warm-up precedes each series.
 	Repetitions int
@@ -93,7 +96,7 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{
 		Agencies: 4, Entries: 20_000, Query: 50_000, Overlap: 0.1, Background: 0,
-		Batch: 1024, CryptoTime: time.Second, KeyServerTime: 3 * time.Second, Repetitions: 10,
+		Batch: 1024, CryptoTime: time.Second, KeyServerTime: 3 * time.Second, Repetitions: 10, Images: 40,
 	}
 }
 
@@ -103,7 +106,7 @@ func DefaultOptions() Options {
 func LargeOptions() Options {
 	return Options{
 		Agencies: 9, Entries: 100_000, Query: 100_000, Overlap: 0.1, Background: 10_000_000, Large: true,
-		Batch: 1024, CryptoTime: 2 * time.Second, KeyServerTime: 5 * time.Second, Repetitions: 10,
+		Batch: 1024, CryptoTime: 2 * time.Second, KeyServerTime: 5 * time.Second, Repetitions: 10, Images: 200,
 	}
 }
 
@@ -127,6 +130,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("bench: batch must be between 1 and %d, got %d", keyserver.DefaultMaxBatch, o.Batch)
 	case o.CryptoTime < 0 || o.KeyServerTime < 0:
 		return errors.New("bench: measurement times must not be negative")
+	case o.Images < 1:
+		return fmt.Errorf("bench: images must be at least 1, got %d", o.Images)
 	case o.Repetitions < 1:
 		return fmt.Errorf("bench: repetitions must be at least 1, got %d", o.Repetitions)
 	}

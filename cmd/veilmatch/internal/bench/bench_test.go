@@ -20,7 +20,7 @@ func tinyOptions(t *testing.T) Options {
 	o := DefaultOptions()
 	o.Agencies, o.Entries, o.Query, o.Overlap, o.Background = 2, 300, 300, 0.2, 3000
 	o.Batch = 128
-	o.CryptoTime, o.KeyServerTime, o.Repetitions = time.Millisecond, 50*time.Millisecond, 2
+	o.CryptoTime, o.KeyServerTime, o.Repetitions, o.Images = time.Millisecond, 50*time.Millisecond, 2, 2
 	o.Dir = filepath.Join(t.TempDir(), "bench")
 	return o
 }
@@ -74,7 +74,7 @@ func checkReport(t *testing.T, o Options, r Report, progress string) string {
 		t.Error("the overlaps answer disclosed nothing")
 	}
 	tokens := int64(pl.rows() + o.Background)
-	images := int64(imagesPublished * token.PDQTokens) // published after overlaps
+	images := int64(o.Images * token.PDQTokens) // published after overlaps
 	if r.Storage.Tokens != tokens+images || r.Overlaps.HubTokens != tokens {
 		t.Errorf("hub holds %d tokens (overlaps saw %d), want %d (%d before the images)", r.Storage.Tokens, r.Overlaps.HubTokens, tokens+images, tokens)
 	}

@@ -106,19 +106,16 @@ func b2i(b bool) int {
 	return 0
 }
 
-// imagesPublished is the size of the image list the benchmark publishes,
-// and imagesChecked the near copies and unrelated hashes it checks (one
-// check: at most client.MaxCheckEntries/token.PDQTokens images).
-const (
-	imagesPublished = 40
-	imagesChecked   = 10
-)
+// maxImagesChecked bounds the near copies (and unrelated hashes) checked
+// in one check: at most client.MaxCheckEntries/token.PDQTokens images.
+const maxImagesChecked = 10
 
 // measureImages publishes a list of random PDQ hashes (weight 128, as real
 // hashes have) as police-us, then checks, as the query owner, near copies
 // of some (10 bits flipped) and as many unrelated hashes.
 func measureImages(ctx context.Context, e *servers, o Options, p *progressWriter) (Images, error) {
-	r := Images{Published: imagesPublished, TokensPerImage: token.PDQTokens, Copies: imagesChecked, Unrelated: imagesChecked}
+	checkedN := min(maxImagesChecked, o.Images)
+	r := Images{Published: o.Images, TokensPerImage: token.PDQTokens, Copies: checkedN, Unrelated: checkedN}
 	r.QuotaImagesPerDay = quota.DefaultLimits().Daily / token.PDQTokens
 	r.HashMillis = hashMillis()
 	p.printf("images: the hub's rule on every pair of Meta's published hash lists")
@@ -128,7 +125,7 @@ func measureImages(ctx context.Context, e *servers, o Options, p *progressWriter
 	}
 
 	rng := rand.New(rand.NewPCG(14, 16))
-	hashes := make([]pdq.Hash, imagesPublished)
+	hashes := make([]pdq.Hash, o.Images)
 	for i := range hashes {
 		hashes[i] = randomHash(rng)
 	}
@@ -138,23 +135,23 @@ func measureImages(ctx context.Context, e *servers, o Options, p *progressWriter
 		return r, err
 	}
 	defer c.Close()
-	p.printf("images: publish %d PDQ hashes (%d OPRF evaluations each)", imagesPublished, token.PDQTokens)
+	p.printf("images: publish %d PDQ hashes (%d OPRF evaluations each)", o.Images, token.PDQTokens)
 	start := time.Now()
 	res, err := c.Publish(ctx, bytes.NewReader(hashCSV(hashes)), client.PublishOptions{List: pub.name, Kind: normalize.PDQ, Category: "suspect"})
 	if err != nil {
 		return r, fmt.Errorf("publish images: %w", err)
 	}
 	r.Seconds = time.Since(start).Seconds()
-	r.ImagesPerSec = float64(imagesPublished) / r.Seconds
-	if got := res.List.GetEntries(); got != imagesPublished {
-		return r, fmt.Errorf("publish images: the hub committed %d images, want %d", got, imagesPublished)
+	r.ImagesPerSec = float64(o.Images) / r.Seconds
+	if got := res.List.GetEntries(); got != uint64(o.Images) {
+		return r, fmt.Errorf("publish images: the hub committed %d images, want %d", got, o.Images)
 	}
 
-	checked := make([]pdq.Hash, 0, 2*imagesChecked)
-	for i := range imagesChecked {
+	checked := make([]pdq.Hash, 0, 2*checkedN)
+	for i := range checkedN {
 		checked = append(checked, flip(rng, hashes[i], 10))
 	}
-	for range imagesChecked {
+	for range checkedN {
 		checked = append(checked, randomHash(rng))
 	}
 	q, err := e.newClient(list{owner: queryOwner, name: "bench-images-check"}, o)
@@ -162,7 +159,7 @@ func measureImages(ctx context.Context, e *servers, o Options, p *progressWriter
 		return r, err
 	}
 	defer q.Close()
-	p.printf("images: check %d near copies and %d unrelated hashes", imagesChecked, imagesChecked)
+	p.printf("images: check %d near copies and %d unrelated hashes", checkedN, checkedN)
 	start = time.Now()
 	chk, err := q.Check(ctx, bytes.NewReader(hashCSV(checked)), client.CheckOptions{Kind: normalize.PDQ}, benchQuery)
 	if err != nil {
@@ -170,7 +167,7 @@ func measureImages(ctx context.Context, e *servers, o Options, p *progressWriter
 	}
 	r.CheckMillisPerImage = float64(time.Since(start).Milliseconds()) / float64(len(checked))
 	for _, m := range chk.Matches {
-		if m.Line-2 < imagesChecked {
+		if m.Line-2 < checkedN {
 			r.CopiesFound++
 		} else {
 			r.UnrelatedFound++
