@@ -40,9 +40,9 @@ func TestMain(m *testing.M) {
 
 // TestScripts runs the CLI scripts in testdata/script. Each script gets
 // free loopback addresses in VEILMATCH_HUB and VEILMATCH_KEYSERVER (for
-// `veilmatch dev --hub-listen … --keyserver-listen …` and for --as) and
-// VEILMATCH_METRICS, HOME=$WORK, and the built-in development certificates
-// copied to $DEVCERTS, for servers started by hand, and Meta's PDQ
+// `veilmatch dev --hub-listen … --keyserver-listen …` and for --as),
+// VEILMATCH_METRICS and VEILMATCH_CONSOLE, HOME=$WORK, the built-in
+// development certificates copied to $DEVCERTS, for servers started by hand, and Meta's PDQ
 // reference images (client/pdq/testdata) in $PDQIMAGES.
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
@@ -153,6 +153,11 @@ func setupScript(env *testscript.Env) error {
 	env.Setenv("VEILMATCH_HUB", hub)
 	env.Setenv("VEILMATCH_KEYSERVER", ks)
 	env.Setenv("VEILMATCH_METRICS", metrics)
+	console, err := freeLoopbackAddr()
+	if err != nil {
+		return err
+	}
+	env.Setenv("VEILMATCH_CONSOLE", console)
 	env.Setenv("HOME", env.WorkDir)
 	dir := filepath.Join(env.WorkDir, "devcerts")
 	if err := os.CopyFS(dir, certs.DevFS); err != nil {
@@ -457,11 +462,17 @@ func cmdSQLExec(ts *testscript.TestScript, neg bool, args []string) {
 // cmdHTTPGet fetches a URL, as curl would, into stdout:
 //
 //	httpget URL
+//
+// It retries for up to waitTimeout while nothing listens.
 func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: httpget URL")
 	}
+	// A server started in the background may not be listening yet.
 	resp, err := http.Get(args[0])
+	for start := time.Now(); err != nil && time.Since(start) < waitTimeout; resp, err = http.Get(args[0]) {
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err != nil {
 		ts.Fatalf("httpget: %v", err)
 	}
