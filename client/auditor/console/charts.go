@@ -47,13 +47,13 @@ const (
 func (c barChart) svg() template.HTML {
 	var b strings.Builder
 	var total, top uint64
+	sums := make([]uint64, len(c.xs))
 	for x := range c.xs {
-		var sum uint64
 		for _, s := range c.series {
-			sum += s.values[x]
+			sums[x] += s.values[x]
 		}
-		total += sum
-		top = max(top, sum)
+		total += sums[x]
+		top = max(top, sums[x])
 	}
 	top = max(top, c.limit, 1)
 	scale := float64(chartH-padT-padB) / float64(niceCeil(top))
@@ -67,7 +67,8 @@ func (c barChart) svg() template.HTML {
 	fmt.Fprintf(&b, `<text class="tick" x="%d" y="%d" text-anchor="end">0</text>`, padL-4, y0)
 	n := max(len(c.xs), 1)
 	slot := float64(chartW-padL-padR) / float64(n)
-	w := math.Max(1, slot*0.8)
+	w := math.Min(48, math.Max(1, slot*0.8))
+	labelValues := n <= 31 // few bars: write each total above its bar
 	labelEvery := max(1, int(math.Ceil(float64(n)/8)))
 	for x, label := range c.xs {
 		left := float64(padL) + float64(x)*slot + (slot-w)/2
@@ -81,6 +82,9 @@ func (c barChart) svg() template.HTML {
 			y -= h
 			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" data-x="%s" data-series="%s" data-value="%d"><title>%s, %s: %d</title></rect>`,
 				left, y, w, h, s.color, html.EscapeString(label), html.EscapeString(s.name), v, html.EscapeString(label), html.EscapeString(s.name), v)
+		}
+		if labelValues && sums[x] > 0 {
+			fmt.Fprintf(&b, `<text class="value" x="%.1f" y="%.1f" text-anchor="middle">%d</text>`, left+w/2, y-3, sums[x])
 		}
 		if tip, ok := c.marks[x]; ok {
 			fmt.Fprintf(&b, `<circle class="mark" cx="%.1f" cy="%.1f" r="4" data-x="%s"><title>%s</title></circle>`, left+w/2, y-7, html.EscapeString(label), html.EscapeString(tip))
@@ -127,6 +131,7 @@ var levelColors = map[uint8]string{levelNone: "#b8bfc7", levelCount: "#7fa7d1", 
 type overviewCharts struct {
 	byAgency, byLevel template.HTML
 	quota             []template.HTML
+	quotaOf           map[string]template.HTML // by agency
 	probing           template.HTML
 	flags             []auditor.CheckRow
 	summary           auditor.Summary
@@ -138,7 +143,7 @@ func (x *index) overview(daily uint64) *overviewCharts {
 		sum := x.sum.Summary()
 		ch := &overviewCharts{summary: sum}
 		ch.byAgency, ch.byLevel = x.dayCharts()
-		ch.quota = quotaCharts(sum.Quota, daily)
+		ch.quota, ch.quotaOf = quotaCharts(sum.Quota, daily)
 		ch.probing, ch.flags = probingChart(sum.Checks)
 		x.drawn = ch
 	})
@@ -221,12 +226,13 @@ func (x *index) dayTable() []map[string]any {
 // quotaCharts draws each agency's key-server evaluations per day (by
 // week: its busiest day) against the daily cap, with a mark where
 // requests were refused.
-func quotaCharts(rows []auditor.QuotaRow, daily uint64) []template.HTML {
+func quotaCharts(rows []auditor.QuotaRow, daily uint64) ([]template.HTML, map[string]template.HTML) {
 	byAgency := map[string][]auditor.QuotaRow{}
 	for _, q := range rows {
 		byAgency[q.Agency] = append(byAgency[q.Agency], q)
 	}
 	var out []template.HTML
+	of := map[string]template.HTML{}
 	for i, a := range slices.Sorted(maps.Keys(byAgency)) {
 		qs := byAgency[a]
 		days := make([]string, len(qs))
@@ -252,8 +258,9 @@ func quotaCharts(rows []auditor.QuotaRow, daily uint64) []template.HTML {
 		}
 		c.series = []series{s}
 		out = append(out, c.svg())
+		of[a] = out[len(out)-1]
 	}
-	return out
+	return out, of
 }
 
 // probingChart draws, per agency, its busiest day of small checks

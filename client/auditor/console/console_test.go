@@ -70,8 +70,11 @@ func TestConsolePages(t *testing.T) {
 		t.Errorf("level=full (%d) does not select one decision", code)
 	}
 	code, body = get(t, srv, "/agency/ngo-shelter")
-	if code != http.StatusOK || !strings.Contains(body, `data-total="2"`) {
-		t.Errorf("agency page of ngo-shelter (%d) does not show its 2 decisions", code)
+	if code != http.StatusOK || !strings.Contains(body, `data-total="2"`) || !strings.Contains(body, "<td>victim_support</td><td>1</td><td>0</td><td>0</td><td>1</td>") {
+		t.Errorf("agency page of ngo-shelter (%d) does not show its 2 decisions and its summary:\n%s", code, body)
+	}
+	if _, body = get(t, srv, "/agency/police-gb"); !strings.Contains(body, `id="quota-police-gb"`) {
+		t.Errorf("agency page of police-gb lacks its key-server use")
 	}
 	code, body = get(t, srv, "/decisions?level=loud")
 	if code != http.StatusBadRequest || !strings.Contains(body, "level: &#34;loud&#34; is not one of none, count, flag, full") {

@@ -192,6 +192,11 @@ type decisionsData struct {
 	Error      string
 	AgencyPage string
 	Empty      bool
+	// On the per-agency page: the agency's decisions by purpose, its
+	// key-server use against the quota, and its days flagged as probing.
+	AgencySummary []auditor.DecisionRow
+	AgencyQuota   template.HTML
+	AgencyFlags   []auditor.CheckRow
 }
 
 func (c *Console) decisions(w http.ResponseWriter, r *http.Request) {
@@ -232,6 +237,20 @@ func (c *Console) renderDecisions(w http.ResponseWriter, r *http.Request, agency
 		return
 	}
 	d.Choices = v.x.choices
+	if agency != "" {
+		ch := v.x.overview(c.cfg.QuotaDaily)
+		d.AgencyQuota = ch.quotaOf[agency]
+		for _, r := range ch.summary.Decisions {
+			if r.Agency == agency {
+				d.AgencySummary = append(d.AgencySummary, r)
+			}
+		}
+		for _, r := range ch.flags {
+			if r.Agency == agency {
+				d.AgencyFlags = append(d.AgencyFlags, r)
+			}
+		}
+	}
 	if d.Error != "" {
 		w.WriteHeader(http.StatusBadRequest)
 		render(w, page, d)
