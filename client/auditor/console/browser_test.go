@@ -96,6 +96,16 @@ func (b tab) loaded(cond string) {
 	b.t.Fatalf("waiting for %s: not after 10s (%v)", cond, err)
 }
 
+// openConsole opens page path of a console verifying the sample log.
+func openConsole(t *testing.T, path string) (*servertest.AuditLog, tab) {
+	t.Helper()
+	e := servertest.NewAuditLog(t, servertest.SampleDecisions())
+	_, srv, _ := newConsole(t, e)
+	b := browser(t)
+	b.do(chromedp.Navigate(srv.URL + path))
+	return e, b
+}
+
 // sumOf is a script adding up the data-value of the elements selected.
 func sumOf(selector string) string {
 	return `[...document.querySelectorAll("` + selector + `")].reduce((s, r) => s + Number(r.dataset.value), 0)`
@@ -106,10 +116,7 @@ func sumOf(selector string) string {
 // values add up to the decisions of the log (7: the key-server usage
 // record is drawn on its own chart, with its 100 evaluations).
 func TestBrowserOverview(t *testing.T) {
-	e := servertest.NewAuditLog(t, servertest.SampleDecisions())
-	_, srv, _ := newConsole(t, e)
-	b := browser(t)
-	b.do(chromedp.Navigate(srv.URL + "/"))
+	_, b := openConsole(t, "/")
 	size, class := b.text("#size"), b.attr("#banner", "class")
 	color := eval[string](b, `getComputedStyle(document.getElementById("banner")).backgroundColor`)
 	if size != "8 records" || class != "banner ok" || color != "rgb(229, 244, 232)" {
@@ -129,10 +136,7 @@ func TestBrowserOverview(t *testing.T) {
 // applying them narrows the table to those decisions; the export link
 // carries the same filter.
 func TestBrowserFilters(t *testing.T) {
-	e := servertest.NewAuditLog(t, servertest.SampleDecisions())
-	_, srv, _ := newConsole(t, e)
-	b := browser(t)
-	b.do(chromedp.Navigate(srv.URL + "/decisions"))
+	_, b := openConsole(t, "/decisions")
 	rows := `document.querySelectorAll("#decisions tbody tr").length`
 	before := eval[int](b, rows)
 	b.do(
@@ -154,10 +158,7 @@ func TestBrowserFilters(t *testing.T) {
 // TestBrowserTampered: after a record is changed at the hub, "Verify now"
 // turns the banner red and names the first bad record.
 func TestBrowserTampered(t *testing.T) {
-	e := servertest.NewAuditLog(t, servertest.SampleDecisions())
-	_, srv, _ := newConsole(t, e)
-	b := browser(t)
-	b.do(chromedp.Navigate(srv.URL + "/"))
+	e, b := openConsole(t, "/")
 	if class := b.attr("#banner", "class"); class != "banner ok" {
 		t.Fatalf("banner before tampering: %q", class)
 	}
