@@ -59,6 +59,10 @@ type Config struct {
 	BatchSize int
 	// Workers is the number of batches in flight (default 2×GOMAXPROCS).
 	Workers int
+	// CheckTokens is the most tokens one check request carries (default
+	// MaxCheckEntries, the hub's limit); a check of more images goes in
+	// several requests.
+	CheckTokens int
 	// Progress, if set, receives progress lines for long work.
 	Progress io.Writer
 	// Logger receives diagnostics; nil means slog.Default().
@@ -93,6 +97,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 2 * runtime.GOMAXPROCS(0)
+	}
+	if cfg.CheckTokens <= 0 {
+		cfg.CheckTokens = MaxCheckEntries
 	}
 	if cfg.Progress == nil {
 		cfg.Progress = io.Discard

@@ -6,15 +6,21 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/veilmatch/veilmatch/client/normalize"
+	"github.com/veilmatch/veilmatch/crypto/token"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
 )
 
-// MaxCheckEntries is the most identifiers one check may carry; for PDQ
-// hashes, which make token.PDQTokens tokens each, the most tokens
-// (23 hashes).
-const MaxCheckEntries = 100_000
+// MaxCheckEntries is the most tokens one check request carries: as many
+// identifiers, or 23 images (PDQ hashes make token.PDQTokens tokens
+// each). MaxCheckImages is the most images one Check takes, in as many
+// requests (decisions) as it needs.
+const (
+	MaxCheckEntries = 100_000
+	MaxCheckImages  = 10_000
+)
 
 // Counterparty is who holds a matching list; known only at level full.
 type Counterparty struct {
@@ -48,7 +54,9 @@ type ClassCount struct {
 
 // Result is the answer to overlaps or check, as printed by --format json.
 type Result struct {
-	List       string       `json:"list"`
+	List string `json:"list"`
+	// DecisionID is the hub's decision: several, comma-separated, for a
+	// check that took more than one request (more than 23 images).
 	DecisionID string       `json:"decision_id"`
 	Matches    []Match      `json:"matches"`
 	Counts     []ClassCount `json:"counts"`
@@ -172,9 +180,13 @@ func (c *Client) Check(ctx context.Context, r io.Reader, o CheckOptions, q Query
 	if err := v.checkPurpose(q.Purpose); err != nil {
 		return Result{}, err
 	}
+	limit := MaxCheckEntries
+	if kind == token.PDQKind {
+		limit = MaxCheckImages
+	}
 	var entries []localEntry
 	rep, err := normalize.ReadCSV(r, o.Column, o.Kind, o.Normalize, func(row normalize.Row) error {
-		if limit := MaxCheckEntries / tokensPerRow(kind); len(entries) == limit {
+		if len(entries) == limit {
 			return fmt.Errorf("more than %d identifiers of kind %s in one check: split the file", limit, o.Kind)
 		}
 		entries = append(entries, localEntry{Line: row.Line, Value: row.Value, Label: row.Label})
@@ -193,14 +205,40 @@ func (c *Client) Check(ctx context.Context, r io.Reader, o CheckOptions, q Query
 	if err != nil {
 		return Result{Report: &rep}, err
 	}
+	// One request carries at most CheckTokens tokens: images, at
+	// token.PDQTokens each, go in several, each its own decision.
+	res := Result{List: o.Name, Matches: []Match{}, Counts: []ClassCount{}, Report: &rep}
+	var decisions []string
+	p := &progress{c: c, what: "check", total: len(entries)}
+	perRequest := max(1, c.cfg.CheckTokens/tokensPerRow(kind))
+	for lo := 0; lo < len(entries); lo += perRequest {
+		part := entries[lo:min(lo+perRequest, len(entries))]
+		resp, err := c.checkPart(ctx, ks, kind, part, q, p)
+		if err != nil {
+			res.KeyServersSkipped = ks.Skipped()
+			return res, err
+		}
+		r := result(o.Name, resp.GetDecisionId(), resp.GetMatches(), resp.GetCounts(), entrySlice(part))
+		for _, m := range r.Matches {
+			m.EntryRef += uint64(lo)
+			res.Matches = append(res.Matches, m)
+		}
+		res.Counts = append(res.Counts, r.Counts...)
+		decisions = append(decisions, r.DecisionID)
+	}
+	res.DecisionID, res.KeyServersSkipped = strings.Join(decisions, ","), ks.Skipped()
+	return res, nil
+}
+
+// checkPart tokenizes entries and checks them in one request.
+func (c *Client) checkPart(ctx context.Context, ks *session, kind string, entries []localEntry, q Query, p *progress) (*veilmatchv1.CheckResponse, error) {
 	per, perRow := c.rowsPerBatch(kind), tokensPerRow(kind)
 	toks := make([][]byte, len(entries)*perRow)
 	seqs := make([]int, (len(entries)+per-1)/per)
 	for i := range seqs {
 		seqs[i] = i
 	}
-	p := &progress{c: c, what: "check", total: len(entries)}
-	err = c.tokenize(ctx, ks, kind, entries, seqs, func(b batchResult) error {
+	err := c.tokenize(ctx, ks, kind, entries, seqs, func(b batchResult) error {
 		for i, t := range b.toks {
 			toks[b.seq*per*perRow+i] = t.Bytes()
 		}
@@ -208,13 +246,11 @@ func (c *Client) Check(ctx context.Context, r io.Reader, o CheckOptions, q Query
 		return nil
 	})
 	if err != nil {
-		return Result{Report: &rep, KeyServersSkipped: ks.Skipped()}, err
+		return nil, err
 	}
 	resp, err := c.hub.Check(ctx, &veilmatchv1.CheckRequest{Kind: kind, KeyId: ks.KeyID(), Tokens: toks, Purpose: q.Purpose, CaseRef: q.CaseRef})
 	if err != nil {
-		return Result{Report: &rep}, fmt.Errorf("check: %w", err)
+		return nil, fmt.Errorf("check: %w", err)
 	}
-	res := result(o.Name, resp.GetDecisionId(), resp.GetMatches(), resp.GetCounts(), entrySlice(entries))
-	res.Report, res.KeyServersSkipped = &rep, ks.Skipped()
-	return res, nil
+	return resp, nil
 }

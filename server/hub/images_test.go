@@ -16,6 +16,7 @@ import (
 
 	"github.com/veilmatch/veilmatch/client"
 	"github.com/veilmatch/veilmatch/client/normalize"
+	"github.com/veilmatch/veilmatch/crypto/token"
 )
 
 // pdqImages is client/pdq's copy of Meta's reference images.
@@ -104,7 +105,9 @@ func TestImagesNearDuplicates(t *testing.T) {
 	copyFile(t, pdqImages+"reg-test-input/labelme-subset/q0746.jpg", filepath.Join(seized, "e-unrelated.jpg"))
 	near := []string{"a-blurred.jpg", "b-recompressed.jpg", "c-smaller.png"}
 
-	gb := e.client(t, "police-gb")
+	// Two images per request: the check of five goes in three, each a
+	// decision.
+	gb := e.client(t, "police-gb", func(c *client.Config) { c.CheckTokens = 2 * token.PDQTokens })
 	chk, err := gb.Check(ctx, imageCSV(t, seized), client.CheckOptions{Kind: normalize.Image, Normalize: normalize.Options{BaseDir: seized}}, investigation)
 	if err != nil {
 		t.Fatalf("check: %v", err)
@@ -113,9 +116,12 @@ func TestImagesNearDuplicates(t *testing.T) {
 		t.Errorf("check matched %v; want %v", got, near)
 	}
 	for _, m := range chk.Matches {
-		if m.Level != "full" || m.Counterparty == nil || m.Counterparty.List != "adverts" {
-			t.Errorf("check match %+v; want level full against police-us's adverts", m)
+		if m.Level != "full" || m.Counterparty == nil || m.Counterparty.List != "adverts" || m.EntryRef != uint64(m.Line-2) {
+			t.Errorf("check match %+v; want level full against police-us's adverts, entry_ref the row's", m)
 		}
+	}
+	if ids := strings.Split(chk.DecisionID, ","); len(ids) != 3 {
+		t.Errorf("check decisions %q; want 3 (five images, two per request)", chk.DecisionID)
 	}
 
 	pub, err := gb.Publish(ctx, imageCSV(t, seized), client.PublishOptions{List: "seized", Kind: normalize.Image, Category: "suspect",
