@@ -168,8 +168,8 @@ type filter struct {
 	Since, Until time.Time
 }
 
-// query returns the filter of URL query values, or an error naming the
-// value at fault.
+// parseFilter returns the filter of URL query values (get), or an error
+// naming the parameter at fault.
 func parseFilter(get func(string) string) (filter, error) {
 	f := filter{Agency: get("agency"), Action: get("action"), Purpose: get("purpose"), Level: get("level"), Case: get("case")}
 	if f.Level != "" && !slices.Contains(levelNames, f.Level) {

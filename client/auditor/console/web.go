@@ -267,7 +267,7 @@ func (c *Console) renderDecisions(w http.ResponseWriter, r *http.Request, agency
 }
 
 // export writes every decision the filter selects, oldest first, as CSV
-// or JSON lines... as one JSON array.
+// or as one JSON array, streamed.
 func (c *Console) export(asJSON bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		v, _ := c.current()
