@@ -58,7 +58,7 @@ func TestImageQualityFloor(t *testing.T) {
 	if err == nil || !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "below the floor of 50") {
 		t.Errorf("small.jpg (quality 0) at the default floor: %v; want rejected for its quality", err)
 	}
-	if _, err := Normalize(Image, path, Options{MinQuality: 101}); !errors.Is(err, ErrUnknownKind) {
+	if _, err := Normalize(Image, path, Options{MinQuality: 101}); !errors.Is(err, ErrBadQuality) {
 		t.Errorf("floor 101: %v; want an options error", err)
 	}
 }

@@ -84,6 +84,8 @@ var (
 	ErrUnknownKind = errors.New("normalize: unknown kind")
 	// ErrUnknownRegion reports an Options.Region the phone library does not know.
 	ErrUnknownRegion = errors.New("normalize: unknown region")
+	// ErrBadQuality reports an Options.MinQuality outside 0-100.
+	ErrBadQuality = errors.New("normalize: image quality floor out of range")
 	// ErrRejected reports a value that cannot be normalized; the wrapped
 	// message says why without repeating the value.
 	ErrRejected = errors.New("normalize: value rejected")
@@ -201,8 +203,10 @@ type Value struct {
 // Normalize returns the canonical form of one raw identifier of the given kind.
 // A value that cannot be normalized, including a raw value over 4096 bytes,
 // gives an error wrapping ErrRejected whose message says why and never
-// contains the value; invalid options give an error wrapping ErrUnknownKind or
-// ErrUnknownRegion. An accepted value is never longer than MaxValueLen bytes.
+// contains the value (an image's reason names its path, the agency's own
+// file); invalid options give an error wrapping ErrUnknownKind,
+// ErrUnknownRegion or ErrBadQuality. An accepted value is never longer
+// than MaxValueLen bytes.
 func Normalize(kind Kind, raw string, opts Options) (Value, error) {
 	n, err := newNormalizer(kind, opts)
 	if err != nil {
@@ -232,7 +236,7 @@ func newNormalizer(kind Kind, opts Options) (*normalizer, error) {
 	}
 	n := &normalizer{kind: kind, rules: opts.EmailProviderRules, baseDir: opts.BaseDir, minQuality: opts.minQuality()}
 	if opts.MinQuality < 0 || opts.MinQuality > 100 {
-		return nil, fmt.Errorf("%w: minimum image quality %d is not in 0-100", ErrUnknownKind, opts.MinQuality)
+		return nil, fmt.Errorf("%w: %d is not in 0-100", ErrBadQuality, opts.MinQuality)
 	}
 	if kind == Phone {
 		n.region = opts.region()
