@@ -197,6 +197,10 @@ func (s *Service) DeleteList(ctx context.Context, req *veilmatchv1.DeleteListReq
 	}
 	rec := s.newRecord(ctx, r, az.Revision)
 	rec.Rules = az.Rules
+	kind := ""
+	if l, err := s.store.GetList(ctx, id.ID, name); err == nil {
+		kind = l.Kind // to count a pdq list's entries, not its tokens
+	}
 	n, err := s.store.DeleteList(ctx, id.ID, name, rec)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, status.Errorf(codes.NotFound, "list %q not found among %s's lists", name, id.ID)
@@ -205,7 +209,7 @@ func (s *Service) DeleteList(ctx context.Context, req *veilmatchv1.DeleteListReq
 		return nil, storeError(ctx, "delete list "+name, err)
 	}
 	rpc.Logger(ctx).InfoContext(ctx, "list deleted", "list", name, "entries", n, "decision_id", rec.DecisionID)
-	return &veilmatchv1.DeleteListResponse{DeletedEntries: n}, nil
+	return &veilmatchv1.DeleteListResponse{DeletedEntries: entries(kind, n)}, nil
 }
 
 // GetUploadStatus reports the batches held for one of the caller's uploads.

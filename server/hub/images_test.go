@@ -143,6 +143,9 @@ func TestImagesNearDuplicates(t *testing.T) {
 	if got, want := matchedValues(ov), []string{"2026/aaa-orig.jpg", "2026/c.png", "2026/wee.jpg"}; !slices.Equal(got, want) {
 		t.Errorf("overlaps of adverts matched %v; want %v", got, want)
 	}
+	if n, err := us.Delete(ctx, "adverts"); err != nil || n != 4 {
+		t.Errorf("delete adverts = %d, %v; want its 4 images", n, err)
+	}
 }
 
 // imageCSV is the CSV of the images in dir, as the CLI makes it for a

@@ -205,8 +205,10 @@ type ListInfo struct {
 	// The OPRF key id (epoch) the tokens were made under.
 	KeyId string `protobuf:"bytes,6,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
 	// After this time the list never matches and may be purged.
-	ExpiresAt   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	Sharing     *Sharing               `protobuf:"bytes,8,opt,name=sharing,proto3" json:"sharing,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	Sharing   *Sharing               `protobuf:"bytes,8,opt,name=sharing,proto3" json:"sharing,omitempty"`
+	// entries is the number of entries: identifiers, or for a pdq list
+	// hashes (each stored as 4,232 tokens).
 	Entries     uint64                 `protobuf:"varint,9,opt,name=entries,proto3" json:"entries,omitempty"`
 	CommittedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=committed_at,json=committedAt,proto3" json:"committed_at,omitempty"`
 	// Normalization settings the tokens were made with (default region,
@@ -494,9 +496,10 @@ func (x *PublishBatch) GetEntries() []*Entry {
 
 // PublishCommit closes an upload; the totals must match what the hub holds.
 type PublishCommit struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TotalBatches  uint64                 `protobuf:"varint,1,opt,name=total_batches,json=totalBatches,proto3" json:"total_batches,omitempty"`
-	TotalEntries  uint64                 `protobuf:"varint,2,opt,name=total_entries,json=totalEntries,proto3" json:"total_entries,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	TotalBatches uint64                 `protobuf:"varint,1,opt,name=total_batches,json=totalBatches,proto3" json:"total_batches,omitempty"`
+	// total_entries counts the Entry messages (tokens) of all batches.
+	TotalEntries  uint64 `protobuf:"varint,2,opt,name=total_entries,json=totalEntries,proto3" json:"total_entries,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1439,7 +1442,8 @@ func (x *DeleteListRequest) GetList() string {
 	return ""
 }
 
-// DeleteListResponse reports how many tokens were erased.
+// DeleteListResponse reports how many entries were erased: tokens, or for a
+// pdq list hashes (each stored as 4,232 tokens).
 type DeleteListResponse struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	DeletedEntries uint64                 `protobuf:"varint,1,opt,name=deleted_entries,json=deletedEntries,proto3" json:"deleted_entries,omitempty"`
