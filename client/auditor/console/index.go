@@ -86,7 +86,6 @@ type index struct {
 	byDay map[string]map[dayKey]uint64
 	// disclosures are the rows of disclosure requests and answers.
 	disclosures []int
-	agencies    map[string]bool
 	// choices are the distinct values of each filterable field, sorted
 	// (finish).
 	choices map[string][]string
@@ -102,7 +101,7 @@ type dayKey struct {
 }
 
 func newIndex() *index {
-	return &index{strs: newStrs(), sum: auditor.NewSummarizer(), byDay: map[string]map[dayKey]uint64{}, agencies: map[string]bool{}}
+	return &index{strs: newStrs(), sum: auditor.NewSummarizer(), byDay: map[string]map[dayKey]uint64{}}
 }
 
 // add takes in the next record of the log.
@@ -123,9 +122,6 @@ func (x *index) add(r audit.Record) {
 	}
 	x.rows = append(x.rows, w)
 	x.sum.Add(r)
-	if r.Agency != "" {
-		x.agencies[r.Agency] = true
-	}
 	switch r.Action {
 	case audit.ActionQuotaUsage, audit.ActionQuotaRefusal:
 		return // key-server use, drawn apart

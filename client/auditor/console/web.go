@@ -27,7 +27,6 @@ var webFS embed.FS
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"ago":     ago,
 	"when":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
-	"add":     func(a, b int) int { return a + b },
 	"query":   func(f filter, extra ...string) template.URL { return template.URL(f.query(extra...)) },
 	"hexroot": func(b []byte) string { return hex.EncodeToString(b) },
 }).ParseFS(webFS, "web/*.html"))
@@ -132,7 +131,6 @@ type overviewData struct {
 	// DisclosureTotal.
 	Disclosure      []record
 	DisclosureTotal int
-	Agencies        []string
 	Empty           bool
 }
 
@@ -154,7 +152,6 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 		for _, i := range slices.Backward(x.disclosures[max(0, len(x.disclosures)-overviewRows):]) {
 			d.Disclosure = append(d.Disclosure, x.record(&x.rows[i]))
 		}
-		d.Agencies = x.choices["agency"]
 	} else {
 		d.Empty = true
 	}
