@@ -77,19 +77,15 @@ func (c *Checker) flush() error {
 	return nil
 }
 
-// NearPairs ends a store's join of a new version's tokens (alias a)
-// against the stored tokens (alias b) of committed lists (alias l) when
-// the kind is token.PDQKind: a pair of entries is kept when the tokens
-// they share pass token.PDQNear. The join selects the pair's columns
-// without DISTINCT; for other kinds it selects them DISTINCT instead.
-var NearPairs = " GROUP BY a.ref, l.id, b.ref HAVING " + token.PDQNearSQL("count(*)")
-
-// PairsSQL returns the statement that selects the pairs of the join
-// written as from (FROM … WHERE …) for list kind kind; cols is the
-// select list.
+// PairsSQL returns the statement that selects the pairs of a store's join
+// of a new version's tokens (alias a) against the stored tokens (alias
+// b) of committed lists (alias l), written as from (FROM … WHERE …), for
+// list kind kind; cols is the select list. For token.PDQKind a pair of
+// entries is kept when the tokens they share pass token.PDQNear; for
+// other kinds the pairs are selected DISTINCT.
 func PairsSQL(kind, cols, from string) string {
 	if kind == token.PDQKind {
-		return "SELECT " + cols + from + NearPairs
+		return "SELECT " + cols + from + " GROUP BY a.ref, l.id, b.ref HAVING " + token.PDQNearSQL("count(*)")
 	}
 	return "SELECT DISTINCT " + cols + from
 }
