@@ -86,51 +86,56 @@ func (c *Client) tokenize(ctx context.Context, ks *session, kind string, rows []
 }
 
 // tokenizeBatch computes the tokens of one batch of rows: tokensPerRow(kind)
-// tokens for each row, in row order.
+// tokens for each row, in row order, at most BatchSize values per
+// key-server call. The several tokens of one row (a PDQ hash's) are
+// sorted, so that their order says nothing of which value is the hash's
+// own chunk.
 func (c *Client) tokenizeBatch(ctx context.Context, ks *session, kind string, rows []localEntry) ([]token.Token, error) {
-	if kind == token.PDQKind {
-		return c.tokenizePDQ(ctx, ks, rows)
-	}
-	inputs := make([][]byte, len(rows))
-	for i, r := range rows {
-		in, err := oprf.Input(kind, r.Value)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", r.Line, err)
-		}
-		inputs[i] = in
-	}
-	return ks.tokens(ctx, inputs, fmt.Sprintf("lines %d-%d", rows[0].Line, rows[len(rows)-1].Line))
-}
-
-// tokenizePDQ computes the near-duplicate tokens of PDQ hashes (see
-// pdq.Hash.Values), at most BatchSize values per key-server call. Each
-// row's tokens are sorted, so that their order says nothing of which
-// value is the hash's own chunk.
-func (c *Client) tokenizePDQ(ctx context.Context, ks *session, rows []localEntry) ([]token.Token, error) {
-	out := make([]token.Token, 0, len(rows)*token.PDQTokens)
+	perRow := tokensPerRow(kind)
+	inputs := make([][]byte, 0, len(rows)*perRow)
 	for _, r := range rows {
-		h, err := pdq.ParseHash(r.Value)
-		if err != nil {
+		var err error
+		if inputs, err = appendInputs(inputs, kind, r.Value); err != nil {
 			return nil, fmt.Errorf("line %d: %w", r.Line, err)
 		}
-		vals := h.Values()
-		inputs := make([][]byte, len(vals))
-		for i, v := range vals {
-			if inputs[i], err = oprf.Input(token.PDQKind, string(v)); err != nil {
-				return nil, fmt.Errorf("line %d: %w", r.Line, err)
-			}
+	}
+	out := make([]token.Token, 0, len(inputs))
+	for lo := 0; lo < len(inputs); lo += c.cfg.BatchSize {
+		hi := min(lo+c.cfg.BatchSize, len(inputs))
+		toks, err := ks.tokens(ctx, inputs[lo:hi], fmt.Sprintf("lines %d-%d", rows[lo/perRow].Line, rows[(hi-1)/perRow].Line))
+		if err != nil {
+			return nil, err
 		}
-		row := len(out)
-		for lo := 0; lo < len(inputs); lo += c.cfg.BatchSize {
-			toks, err := ks.tokens(ctx, inputs[lo:min(lo+c.cfg.BatchSize, len(inputs))], fmt.Sprintf("line %d", r.Line))
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, toks...)
+		out = append(out, toks...)
+	}
+	if perRow > 1 {
+		for lo := 0; lo < len(out); lo += perRow {
+			slices.SortFunc(out[lo:lo+perRow], func(a, b token.Token) int { return bytes.Compare(a[:], b[:]) })
 		}
-		slices.SortFunc(out[row:], func(a, b token.Token) int { return bytes.Compare(a[:], b[:]) })
 	}
 	return out, nil
+}
+
+// appendInputs appends the OPRF inputs of one canonical value of kind to
+// in: the value itself, or for a PDQ hash the values near it (see
+// pdq.Hash.Values).
+func appendInputs(in [][]byte, kind, value string) ([][]byte, error) {
+	if kind != token.PDQKind {
+		b, err := oprf.Input(kind, value)
+		return append(in, b), err
+	}
+	h, err := pdq.ParseHash(value)
+	if err != nil {
+		return in, err
+	}
+	for _, v := range h.Values() {
+		b, err := oprf.Input(kind, string(v))
+		if err != nil {
+			return in, err
+		}
+		in = append(in, b)
+	}
+	return in, nil
 }
 
 // tokensPerRow is the number of tokens one row of kind makes.
