@@ -196,13 +196,9 @@ func (o PublishOptions) guard() Guard {
 func newVersion(o PublishOptions, keyID string, rows []normalize.Row) (*veilmatchv1.ListInfo, *localVersion, []string) {
 	values := make([]string, len(rows))
 	entries := make([]localEntry, len(rows))
-	labels := make([]string, 0)
 	for i, row := range rows {
 		values[i] = row.Value
 		entries[i] = localEntry{Line: row.Line, Value: row.Value, Label: row.Label}
-		if row.Label != "" {
-			labels = append(labels, row.Label)
-		}
 	}
 	kind := o.Kind.ListKind()
 	meta := &veilmatchv1.ListInfo{
@@ -217,7 +213,17 @@ func newVersion(o PublishOptions, keyID string, rows []normalize.Row) (*veilmatc
 	if !o.ExpiresAt.IsZero() {
 		meta.ExpiresAt = timestamppb.New(o.ExpiresAt)
 	}
-	dig := digest(o.List, o.Kind, o.Category, keyID, o.ExpiresAt.Unix(), o.Sharing, meta.Normalization, values, labels)
+	parts := []any{o.List, o.Kind, o.Category, keyID, o.ExpiresAt.Unix(), o.Sharing, meta.Normalization, values}
+	if o.Kind == normalize.Image {
+		// The paths shown for the hashes are part of the version: a
+		// renamed file is published again, to keep them right.
+		labels := make([]string, len(rows))
+		for i, row := range rows {
+			labels[i] = row.Label
+		}
+		parts = append(parts, labels)
+	}
+	dig := digest(parts...)
 	return meta, &localVersion{Kind: kind, KeyID: keyID, Digest: dig, Entries: entries}, values
 }
 
