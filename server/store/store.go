@@ -166,8 +166,11 @@ type Store interface {
 	// Check looks tokens up in the committed lists of every owner with this
 	// kind and key id, and calls fn once for each distinct (index into tokens,
 	// counterpartyListID) pair, in ascending index order, from one consistent
-	// snapshot. It is strictly read-only: it stores nothing, not even
-	// temporarily.
+	// snapshot. For kind token.PDQKind an entry is token.PDQTokens
+	// consecutive tokens, index counts entries, and an entry matches a
+	// list holding an entry it is near (token.PDQNear); tokens that are
+	// not a whole number of entries fail with ErrInvalid. It is strictly
+	// read-only: it stores nothing, not even temporarily.
 	Check(ctx context.Context, kind, keyID string, tokens [][]byte, fn func(index int, counterpartyListID int64) error) error
 	// PurgeUploads drops the uncommitted uploads begun before before, with
 	// their staged entries, and returns how many it dropped.
@@ -184,8 +187,9 @@ type Store interface {
 
 // Standing matches. When a list version commits, the store joins its
 // tokens against the committed lists of other owners with the same kind and
-// key id and keeps every matched pair of entries, in both directions, in the
-// same transaction; it appends a match event for each side (the owner of
+// key id and keeps every matched pair of entries (entries with an equal
+// token; for kind token.PDQKind, entries whose shared tokens pass
+// token.PDQNear), in both directions, in the same transaction; it appends a match event for each side (the owner of
 // each list learns of the pair through its events). A later commit of
 // either list (which supersedes its version), its deletion or its purge
 // removes the pairs of the version erased, in the same transaction. A
