@@ -22,6 +22,7 @@ import (
 
 	"github.com/veilmatch/veilmatch/client"
 	"github.com/veilmatch/veilmatch/client/normalize"
+	"github.com/veilmatch/veilmatch/crypto/token"
 	"github.com/veilmatch/veilmatch/internal/devstack"
 	"github.com/veilmatch/veilmatch/internal/servertest"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
@@ -365,6 +366,12 @@ func TestBadPublishStreams(t *testing.T) {
 		return &veilmatchv1.PublishRequest{Msg: &veilmatchv1.PublishRequest_Commit{Commit: &veilmatchv1.PublishCommit{TotalBatches: b, TotalEntries: n}}}
 	}
 	tok := bytes.Repeat([]byte{7}, 32)
+	photos := begin(func(l *veilmatchv1.ListInfo) { l.Name, l.Kind = "photos", token.PDQKind })
+	// A hash's tokens whose entry_ref changes at token 5.
+	split := batch(0)
+	for i := range token.PDQTokens {
+		split.GetBatch().Entries = append(split.GetBatch().Entries, &veilmatchv1.Entry{Token: tok, EntryRef: uint64(min(i/5, 1))})
+	}
 	tests := []struct {
 		name string
 		msgs []*veilmatchv1.PublishRequest
@@ -380,6 +387,8 @@ func TestBadPublishStreams(t *testing.T) {
 		{"second begin", []*veilmatchv1.PublishRequest{begin(nil), begin(nil)}, codes.InvalidArgument, "PublishBegin may only come first"},
 		{"missing batch", []*veilmatchv1.PublishRequest{begin(nil), batch(1, tok), commit(2, 1)}, codes.FailedPrecondition, "commit list suspects"},
 		{"wrong total", []*veilmatchv1.PublishRequest{begin(nil), batch(0, tok), commit(1, 5)}, codes.FailedPrecondition, "commit list suspects"},
+		{"pdq part of a hash", []*veilmatchv1.PublishRequest{photos, batch(0, tok, tok, tok)}, codes.InvalidArgument, "batch 0: 3 entries; a list of kind pdq sends 4232 per hash"},
+		{"pdq hash split", []*veilmatchv1.PublishRequest{photos, split}, codes.InvalidArgument, "batch 0 entries[5]: entry_ref 1 in the middle of the 4232 tokens of hash 0"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -417,6 +426,7 @@ func TestBadCheck(t *testing.T) {
 		{&veilmatchv1.CheckRequest{Kind: "phone", KeyId: "k1", Purpose: "victim_support"}, "tokens: empty"},
 		{&veilmatchv1.CheckRequest{Kind: "phone", KeyId: "k1", Tokens: [][]byte{tok, tok, {1}}, Purpose: "victim_support"}, "tokens[2]"},
 		{&veilmatchv1.CheckRequest{Kind: "fax", KeyId: "k1", Tokens: [][]byte{tok}, Purpose: "victim_support"}, "kind"},
+		{&veilmatchv1.CheckRequest{Kind: token.PDQKind, KeyId: "k1", Tokens: [][]byte{tok, tok}, Purpose: "victim_support"}, "tokens: 2 tokens; a check of kind pdq sends 4232 per hash"},
 		{&veilmatchv1.CheckRequest{Kind: "phone", KeyId: "bad key", Tokens: [][]byte{tok}, Purpose: "victim_support"}, "key_id"},
 	}
 	for _, tc := range tests {

@@ -3,6 +3,7 @@ package hub_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"image"
 	"image/jpeg"
 	"image/png"
@@ -17,6 +18,7 @@ import (
 	"github.com/veilmatch/veilmatch/client"
 	"github.com/veilmatch/veilmatch/client/normalize"
 	"github.com/veilmatch/veilmatch/crypto/token"
+	"github.com/veilmatch/veilmatch/server/hub"
 )
 
 // pdqImages is client/pdq's copy of Meta's reference images.
@@ -143,6 +145,7 @@ func TestImagesNearDuplicates(t *testing.T) {
 	if got, want := matchedValues(ov), []string{"2026/aaa-orig.jpg", "2026/c.png", "2026/wee.jpg"}; !slices.Equal(got, want) {
 		t.Errorf("overlaps of adverts matched %v; want %v", got, want)
 	}
+	assertHashTokensSorted(t, filepath.Join(e.dataDir, hub.DBFile))
 	if n, err := us.Delete(ctx, "adverts"); err != nil || n != 4 {
 		t.Errorf("delete adverts = %d, %v; want its 4 images", n, err)
 	}
@@ -167,4 +170,48 @@ func matchedValues(r client.Result) []string {
 	}
 	slices.Sort(vs)
 	return vs
+}
+
+// assertHashTokensSorted reads the hub's tokens in the order they were
+// uploaded: each hash's 4,232 tokens are distinct and sorted, so their
+// order at the hub says nothing of which is the hash's own chunk value
+// (SECURITY.md).
+func assertHashTokensSorted(t *testing.T, dbPath string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+dbPath+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT id >> 32, ref, token FROM tokens ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	type hash struct{ list, ref int64 }
+	counts := map[hash]int{}
+	last := map[hash][]byte{}
+	for rows.Next() {
+		var h hash
+		var tok []byte
+		if err := rows.Scan(&h.list, &h.ref, &tok); err != nil {
+			t.Fatal(err)
+		}
+		if prev, ok := last[h]; ok && bytes.Compare(prev, tok) >= 0 {
+			t.Fatalf("list version %d, hash %d: token %d is not above the one before it", h.list, h.ref, counts[h])
+		}
+		last[h] = tok
+		counts[h]++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for h, n := range counts {
+		if n != token.PDQTokens {
+			t.Errorf("list version %d, hash %d: %d tokens, want %d", h.list, h.ref, n, token.PDQTokens)
+		}
+	}
+	if len(counts) != 9 {
+		t.Errorf("%d hashes at the hub, want 9 (4 adverts, 5 seized)", len(counts))
+	}
 }
