@@ -122,11 +122,13 @@ func Verify(ctx context.Context, c veilmatchv1.AuditServiceClient, v note.Verifi
 }
 
 // VerifyEach is Verify that also hands every record it downloads, in log
-// order, to each (if not nil) as its canonical bytes: a reader of the
-// whole log (the auditor console) gets it in the same pass. The records
-// are not yet verified when each sees them; only a nil error says they
-// were the checkpoint's. An error from each stops the verification.
-func VerifyEach(ctx context.Context, c veilmatchv1.AuditServiceClient, v note.Verifier, origin string, prev *VerifyState, each func(index uint64, data []byte) error) (VerifyReport, *VerifyState, error) {
+// order, to each (if not nil), parsed as Verify parses it: a reader of the
+// whole log (the auditor console) gets it in the same pass, parsed once.
+// A record that is not canonical is not handed over (Verify then fails
+// naming it). The records are not yet verified when each sees them; only
+// a nil error says they were the checkpoint's. An error from each stops
+// the verification.
+func VerifyEach(ctx context.Context, c veilmatchv1.AuditServiceClient, v note.Verifier, origin string, prev *VerifyState, each func(index uint64, r audit.Record) error) (VerifyReport, *VerifyState, error) {
 	if v == nil {
 		return VerifyReport{}, nil, errors.New("auditsvc: verify: no pinned verifier key")
 	}
@@ -150,20 +152,11 @@ func VerifyEach(ctx context.Context, c veilmatchv1.AuditServiceClient, v note.Ve
 		rep.PreviousSize, rep.Consistent = prev.Size, true
 	}
 
-	sc, err := newScan()
+	sc, err := newScan(each)
 	if err != nil {
 		return VerifyReport{}, nil, err
 	}
-	add := sc.add
-	if each != nil {
-		add = func(data []byte) error {
-			if err := each(uint64(len(sc.leaves)), data); err != nil {
-				return err
-			}
-			return sc.add(data)
-		}
-	}
-	n, missing, err := download(ctx, c, cp.Size, add)
+	n, missing, err := download(ctx, c, cp.Size, sc.add)
 	if err != nil {
 		return VerifyReport{}, nil, err
 	}
@@ -336,14 +329,16 @@ type scan struct {
 	badCanonical bool
 	// elsewhere holds the indices named by records at other positions.
 	elsewhere map[uint64]bool
+	// each, if not nil, receives every canonical record (VerifyEach).
+	each func(index uint64, r audit.Record) error
 }
 
-func newScan() (*scan, error) {
+func newScan(each func(uint64, audit.Record) error) (*scan, error) {
 	tree, err := audit.NewTree(0, nil)
 	if err != nil {
 		return nil, err
 	}
-	return &scan{tree: tree, actions: map[string]map[string]uint64{}, bad: -1, elsewhere: map[uint64]bool{}}, nil
+	return &scan{tree: tree, actions: map[string]map[string]uint64{}, bad: -1, elsewhere: map[uint64]bool{}, each: each}, nil
 }
 
 // add takes in the record at the next position.
@@ -373,6 +368,9 @@ func (s *scan) add(data []byte) error {
 		s.actions[r.Action] = byResult
 	}
 	byResult[r.Result]++
+	if s.each != nil {
+		return s.each(pos, r)
+	}
 	return nil
 }
 
