@@ -1,11 +1,13 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/veilmatch/veilmatch/client/normalize"
@@ -80,16 +82,41 @@ var levelNames = map[veilmatchv1.DisclosureLevel]string{
 	veilmatchv1.DisclosureLevel_DISCLOSURE_LEVEL_FULL:  "full",
 }
 
-// result converts the hub's answer, mapping entry references to rows.
+// result converts the hub's answer, one match per entry, mapping entry
+// references to rows, in the order of the entries and, for one entry, of
+// who matched it: flag matches by liaison contact, then full ones by
+// counterparty.
 func result(list, decision string, ms []*veilmatchv1.Match, cs []*veilmatchv1.ClassCount, entries rowTable) Result {
 	r := Result{List: list, DecisionID: decision, Matches: []Match{}, Counts: []ClassCount{}}
-	for _, m := range ms {
-		out := Match{EntryRef: m.GetEntryRef(), Level: levelNames[m.GetLevel()], LiaisonContact: m.GetLiaisonContact(), MatchRef: m.GetMatchRef()}
-		if row, ok := entries.entry(m.GetEntryRef()); ok {
-			out.Line, out.Value = row.Line, row.shown()
+	ms = slices.Clone(ms)
+	slices.SortStableFunc(ms, func(x, y *veilmatchv1.Match) int {
+		cx, cy := x.GetCounterparty(), y.GetCounterparty()
+		return cmp.Or(cmp.Compare(cx.GetAgency(), cy.GetAgency()), cmp.Compare(cx.GetList(), cy.GetList()),
+			cmp.Compare(cx.GetContact(), cy.GetContact()), cmp.Compare(x.GetLiaisonContact(), y.GetLiaisonContact()))
+	})
+	// Each match lists its entries in ascending order: order (entry,
+	// match) pairs, not the larger Match values.
+	type at struct {
+		ref   uint64
+		match int
+	}
+	var order []at
+	cps := make([]*Counterparty, len(ms))
+	for i, m := range ms {
+		if c := m.GetCounterparty(); c != nil {
+			cps[i] = &Counterparty{Agency: c.GetAgency(), List: c.GetList(), Category: c.GetCategory(), Jurisdiction: c.GetJurisdiction(), Contact: c.GetContact()}
 		}
-		if cp := m.GetCounterparty(); cp != nil {
-			out.Counterparty = &Counterparty{Agency: cp.GetAgency(), List: cp.GetList(), Category: cp.GetCategory(), Jurisdiction: cp.GetJurisdiction(), Contact: cp.GetContact()}
+		for _, ref := range m.GetEntryRefs() {
+			order = append(order, at{ref, i})
+		}
+	}
+	slices.SortFunc(order, func(x, y at) int { return cmp.Or(cmp.Compare(x.ref, y.ref), cmp.Compare(x.match, y.match)) })
+	r.Matches = make([]Match, 0, len(order))
+	for _, o := range order {
+		m := ms[o.match]
+		out := Match{EntryRef: o.ref, Level: levelNames[m.GetLevel()], Counterparty: cps[o.match], LiaisonContact: m.GetLiaisonContact(), MatchRef: m.GetMatchRef()}
+		if row, ok := entries.entry(o.ref); ok {
+			out.Line, out.Value = row.Line, row.shown()
 		}
 		r.Matches = append(r.Matches, out)
 	}

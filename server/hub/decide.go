@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 	"maps"
 	"slices"
@@ -21,24 +22,22 @@ type classLevel struct {
 
 // answer is the policy-filtered result of a query.
 type answer struct {
-	matches  []*veilmatchv1.Match
-	counts   []*veilmatchv1.ClassCount
-	perClass map[classLevel]map[uint64]bool
+	matches []*veilmatchv1.Match
+	counts  []*veilmatchv1.ClassCount
+	// perClass holds, per class and level, the requester's entries that
+	// matched, ascending and each once once the answer is sealed.
+	perClass map[classLevel][]uint64
 	rules    []string
 	lists    []string
 	notices  []store.Notice
 	// flagged and counted say which counterparty lists stand behind each
-	// flag match (by entry) and each count (by class), and entries which
-	// of the requester's entries each of those lists matched: what a
-	// disclosure request needs, never sent to the requester.
+	// flag match (by entry) and each count (by class): what a disclosure
+	// request needs, never sent to the requester.
 	flagged map[uint64][]int64
 	counted map[string][]int64
-	entries map[int64]map[uint64]bool
 	cps     map[int64]*counterpart
-	// full and byLiaison gather, during the join, the entries disclosed in
-	// full per counterparty list and the flag matches per entry and
-	// liaison contact, until seal turns them into notices and matches.
-	full      map[int64]map[uint64]bool
+	// byLiaison gathers, during the join, the flag matches per entry and
+	// liaison contact, until seal turns them into matches.
 	byLiaison map[uint64]map[string][]int64
 }
 
@@ -47,10 +46,10 @@ type answer struct {
 // retraction of the counterparty entry is told too.
 func (a *answer) disclosed(listID int64) []store.Alerted {
 	var out []store.Alerted
-	for _, m := range []map[int64]map[uint64]bool{a.full, a.entries} {
-		for cp, refs := range m {
-			for ref := range refs {
-				out = append(out, store.Alerted{ListID: listID, Ref: ref, CounterpartyListID: cp})
+	for id, cp := range a.cps {
+		for _, refs := range [][]uint64{cp.full, cp.entries} {
+			for _, ref := range refs {
+				out = append(out, store.Alerted{ListID: listID, Ref: ref, CounterpartyListID: id})
 			}
 		}
 	}
@@ -60,12 +59,14 @@ func (a *answer) disclosed(listID int64) []store.Alerted {
 // newAnswer returns an empty answer.
 func newAnswer() *answer {
 	return &answer{
-		perClass: map[classLevel]map[uint64]bool{}, flagged: map[uint64][]int64{}, counted: map[string][]int64{},
-		entries: map[int64]map[uint64]bool{}, full: map[int64]map[uint64]bool{}, byLiaison: map[uint64]map[string][]int64{},
+		perClass: map[classLevel][]uint64{}, flagged: map[uint64][]int64{}, counted: map[string][]int64{},
+		byLiaison: map[uint64]map[string][]int64{},
 	}
 }
 
-// counterpart is one counterparty list with the levels policy grants.
+// counterpart is one counterparty list with the levels policy grants, and
+// the requester's entries it matched. The join yields each (entry,
+// counterparty list) once, so its entries need no set.
 type counterpart struct {
 	list store.List
 	base policy.Disclosure
@@ -74,29 +75,27 @@ type counterpart struct {
 	granted  *policy.Disclosure
 	grantAll bool
 	grantSet map[uint64]bool
-	// shown is who holds the list as a full match shows it, by contact:
-	// one message shared by all of the list's matches.
-	shown map[string]*veilmatchv1.Counterparty
-	// classSets are the answer's entry sets of the class and level of base
-	// (0) and granted (1); entries is the answer's set of the requester's
-	// entries this list matched (answer.full or answer.entries): looked up
-	// once per list, not once per pair.
-	classSets [2]map[uint64]bool
-	entries   map[uint64]bool
+	// shown are the full matches of the list, one per contact it is shown
+	// with: the counterparty is sent once for all of its entries.
+	shown []*veilmatchv1.Match
+	// full are the entries it matched at level full, entries those at
+	// flag or count; class are the entries at the level of base (0) and
+	// granted (1), for the answer's per-class tallies.
+	full, entries []uint64
+	class         [2][]uint64
 }
 
-// shownAs returns the counterparty of a full match with contact.
-func (c *counterpart) shownAs(contact string) *veilmatchv1.Counterparty {
-	if m := c.shown[contact]; m != nil {
-		return m
+// fullMatch returns the full match of the list shown with contact.
+func (c *counterpart) fullMatch(contact string) *veilmatchv1.Match {
+	for _, m := range c.shown {
+		if m.GetCounterparty().GetContact() == contact {
+			return m
+		}
 	}
-	if c.shown == nil {
-		c.shown = map[string]*veilmatchv1.Counterparty{}
-	}
-	m := &veilmatchv1.Counterparty{
+	m := &veilmatchv1.Match{Level: veilmatchv1.DisclosureLevel_DISCLOSURE_LEVEL_FULL, Counterparty: &veilmatchv1.Counterparty{
 		Agency: c.list.Owner, List: c.list.Name, Category: c.list.Category, Jurisdiction: c.list.Jurisdiction, Contact: contact,
-	}
-	c.shown[contact] = m
+	}}
+	c.shown = append(c.shown, m)
 	return m
 }
 
@@ -110,16 +109,6 @@ func (c *counterpart) disclosure(ref uint64) (d policy.Disclosure, which int) {
 	return c.base, 0
 }
 
-// set returns the set m[k], made if m has none.
-func set[K comparable](m map[K]map[uint64]bool, k K) map[uint64]bool {
-	s := m[k]
-	if s == nil {
-		s = map[uint64]bool{}
-		m[k] = s
-	}
-	return s
-}
-
 // joined is one (entry, counterparty list version) pair of a join.
 type joined struct {
 	ref uint64
@@ -131,7 +120,8 @@ type joined struct {
 // level none contribute nothing at all, exactly as if they did not match.
 // own is the requester's list version (nil for a check); disclosure
 // requests approved for it under the same purpose and case upgrade the
-// matches they name.
+// matches they name. join must yield each (entry, counterparty list) pair
+// once.
 func (s *Service) decide(ctx context.Context, r policy.Request, az policy.Authorization, kind, keyID string, own *store.List,
 	join func(fn func(ref uint64, cp int64) error) error) (*answer, error) {
 	a := newAnswer()
@@ -178,44 +168,33 @@ func (a *answer) add(ref uint64, cpID int64) {
 	d, which := cp.disclosure(ref)
 	switch d.Level {
 	case policy.LevelFull:
-		a.matches = append(a.matches, &veilmatchv1.Match{
-			EntryRef: ref, Level: veilmatchv1.DisclosureLevel_DISCLOSURE_LEVEL_FULL, Counterparty: cp.shownAs(d.Contact),
-		})
-		set(a.full, cpID)[ref] = true
+		m := cp.fullMatch(d.Contact)
+		m.EntryRefs = append(m.EntryRefs, ref)
+		cp.full = append(cp.full, ref)
 	case policy.LevelFlag:
 		if a.byLiaison[ref] == nil {
 			a.byLiaison[ref] = map[string][]int64{}
 		}
 		a.byLiaison[ref][d.LiaisonContact] = append(a.byLiaison[ref][d.LiaisonContact], cpID)
 		a.flagged[ref] = append(a.flagged[ref], cpID)
-		a.entriesOf(cp)[ref] = true
+		cp.entries = append(cp.entries, ref)
 	case policy.LevelCount:
 		if !slices.Contains(a.counted[d.Class], cpID) {
 			a.counted[d.Class] = append(a.counted[d.Class], cpID)
 		}
-		a.entriesOf(cp)[ref] = true
+		cp.entries = append(cp.entries, ref)
 	default:
 		return
 	}
-	if cp.classSets[which] == nil {
-		cp.classSets[which] = set(a.perClass, classLevel{d.Class, d.Level})
-	}
-	cp.classSets[which][ref] = true
+	cp.class[which] = append(cp.class[which], ref)
 }
 
-// entriesOf returns the set of the requester's entries cp matched at
-// level flag or count.
-func (a *answer) entriesOf(cp *counterpart) map[uint64]bool {
-	if cp.entries == nil {
-		cp.entries = set(a.entries, cp.list.ID)
-	}
-	return cp.entries
-}
-
-// seal finishes an answer once the join is done: flag matches and class
-// counts get their match references, and every list disclosed in full gets
-// a notice to its owner.
+// seal finishes an answer once the join is done: the per-class tallies
+// are merged, full matches sorted, flag matches and class counts get
+// their match references, and every list disclosed in full gets a notice
+// to its owner.
 func (s *Service) seal(a *answer, r policy.Request, own *store.List) error {
+	a.tally()
 	if err := s.flagMatches(a, r, own); err != nil {
 		return err
 	}
@@ -224,6 +203,32 @@ func (s *Service) seal(a *answer, r policy.Request, own *store.List) error {
 	}
 	a.noticeFull(r, own)
 	return nil
+}
+
+// tally merges the counterparty lists' entries into the per-class tallies
+// (an entry several lists of one class matched counts once) and sorts
+// each full match's entries.
+func (a *answer) tally() {
+	for _, cp := range a.cps {
+		for which, refs := range cp.class {
+			if len(refs) == 0 {
+				continue
+			}
+			d := cp.base
+			if which == 1 {
+				d = *cp.granted
+			}
+			k := classLevel{d.Class, d.Level}
+			a.perClass[k] = append(a.perClass[k], refs...)
+		}
+		for _, m := range cp.shown {
+			slices.Sort(m.EntryRefs)
+		}
+	}
+	for k, refs := range a.perClass {
+		slices.Sort(refs)
+		a.perClass[k] = slices.Compact(refs)
+	}
 }
 
 // counterparts asks the policy, once per visible list of the kind and key
@@ -299,29 +304,28 @@ func (s *Service) ref(r policy.Request, own *store.List, entry *uint64, class st
 	})
 }
 
-// flagMatches adds one flag match per entry and liaison contact, and sorts
-// the matches by entry and counterparty.
+// flagMatches adds one flag match per entry and liaison contact after the
+// full matches, and orders the matches: full ones by counterparty and
+// contact, flag ones by entry and liaison contact.
 func (s *Service) flagMatches(a *answer, r policy.Request, own *store.List) error {
-	for ref, liaisons := range a.byLiaison {
+	for _, id := range slices.Sorted(maps.Keys(a.cps)) {
+		a.matches = append(a.matches, a.cps[id].shown...)
+	}
+	slices.SortStableFunc(a.matches, func(x, y *veilmatchv1.Match) int {
+		cx, cy := x.GetCounterparty(), y.GetCounterparty()
+		return cmp.Or(cmp.Compare(cx.GetAgency(), cy.GetAgency()), cmp.Compare(cx.GetList(), cy.GetList()), cmp.Compare(cx.GetContact(), cy.GetContact()))
+	})
+	for _, ref := range slices.Sorted(maps.Keys(a.byLiaison)) {
 		mr, err := s.ref(r, own, &ref, "", policy.LevelFlag)
 		if err != nil {
 			return err
 		}
-		for liaison := range liaisons {
+		for _, liaison := range slices.Sorted(maps.Keys(a.byLiaison[ref])) {
 			a.matches = append(a.matches, &veilmatchv1.Match{
-				EntryRef: ref, Level: veilmatchv1.DisclosureLevel_DISCLOSURE_LEVEL_FLAG, LiaisonContact: liaison, MatchRef: mr,
+				EntryRefs: []uint64{ref}, Level: veilmatchv1.DisclosureLevel_DISCLOSURE_LEVEL_FLAG, LiaisonContact: liaison, MatchRef: mr,
 			})
 		}
 	}
-	sort.SliceStable(a.matches, func(i, j int) bool {
-		mi, mj := a.matches[i], a.matches[j]
-		if mi.EntryRef != mj.EntryRef {
-			return mi.EntryRef < mj.EntryRef
-		}
-		ki := mi.GetCounterparty().GetAgency() + "/" + mi.GetCounterparty().GetList() + "/" + mi.GetLiaisonContact()
-		kj := mj.GetCounterparty().GetAgency() + "/" + mj.GetCounterparty().GetList() + "/" + mj.GetLiaisonContact()
-		return ki < kj
-	})
 	return nil
 }
 
@@ -340,12 +344,14 @@ func (s *Service) classCounts(a *answer, r policy.Request, own *store.List) erro
 // noticeFull names the lists disclosed in full and prepares a notice to
 // each owner: every full disclosure, by overlaps or check, is told.
 func (a *answer) noticeFull(r policy.Request, own *store.List) {
-	for cpID, refs := range a.full {
-		cp := a.cps[cpID]
+	for _, cp := range a.cps {
+		if len(cp.full) == 0 {
+			continue
+		}
 		a.lists = append(a.lists, cp.list.Owner+"/"+cp.list.Name)
 		n := store.Notice{
 			Owner: cp.list.Owner, List: cp.list.Name, Action: r.Action, Requester: r.Requester.ID,
-			Entries: uint64(len(refs)), Purpose: r.Purpose, CaseRef: r.CaseRef, Time: r.Time,
+			Entries: uint64(len(cp.full)), Purpose: r.Purpose, CaseRef: r.CaseRef, Time: r.Time,
 		}
 		if own != nil {
 			n.RequesterList = own.Name

@@ -202,10 +202,15 @@ func (w watcher) deliver(ctx context.Context, run []store.MatchEvent) (*veilmatc
 	}
 	resp.UploadId = own.UploadID
 	var pairs []store.Alerted
+	seen := map[store.Alerted]bool{} // a match found again after an undone retraction has two events
 	for _, e := range run {
 		switch e.Kind {
 		case store.EventMatch:
-			pairs = append(pairs, store.Alerted{ListID: e.ListID, Ref: e.Ref, CounterpartyListID: e.CounterpartyListID})
+			p := store.Alerted{ListID: e.ListID, Ref: e.Ref, CounterpartyListID: e.CounterpartyListID}
+			if !seen[p] {
+				seen[p] = true
+				pairs = append(pairs, p)
+			}
 		case store.EventRetraction:
 			resp.Retracted = append(resp.Retracted, e.Ref)
 		}

@@ -900,11 +900,16 @@ func (x *Counterparty) GetContact() string {
 	return ""
 }
 
-// Match is one of the requester's entries that matched, at level full or flag.
+// Match is a set of the requester's entries that matched at one level: at
+// full, every entry that one counterparty list (shown with one contact)
+// matched, so that the counterparty is sent once, not once per entry; at
+// flag, one entry and one liaison contact, with the entry's own match
+// reference.
 type Match struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The requester's own entry reference (for check: the index of the token).
-	EntryRef     uint64          `protobuf:"varint,1,opt,name=entry_ref,json=entryRef,proto3" json:"entry_ref,omitempty"`
+	// The requester's own entry references (for check: indexes of the
+	// tokens), ascending, each once.
+	EntryRefs    []uint64        `protobuf:"varint,6,rep,packed,name=entry_refs,json=entryRefs,proto3" json:"entry_refs,omitempty"`
 	Level        DisclosureLevel `protobuf:"varint,2,opt,name=level,proto3,enum=veilmatch.v1.DisclosureLevel" json:"level,omitempty"`
 	Counterparty *Counterparty   `protobuf:"bytes,3,opt,name=counterparty,proto3" json:"counterparty,omitempty"`
 	// At level flag: the liaison to contact, never the holder.
@@ -945,11 +950,11 @@ func (*Match) Descriptor() ([]byte, []int) {
 	return file_veilmatch_v1_hub_proto_rawDescGZIP(), []int{11}
 }
 
-func (x *Match) GetEntryRef() uint64 {
+func (x *Match) GetEntryRefs() []uint64 {
 	if x != nil {
-		return x.EntryRef
+		return x.EntryRefs
 	}
-	return 0
+	return nil
 }
 
 func (x *Match) GetLevel() DisclosureLevel {
@@ -2992,13 +2997,14 @@ const file_veilmatch_v1_hub_proto_rawDesc = "" +
 	"\x04list\x18\x02 \x01(\tR\x04list\x12\x1a\n" +
 	"\bcategory\x18\x03 \x01(\tR\bcategory\x12\"\n" +
 	"\fjurisdiction\x18\x04 \x01(\tR\fjurisdiction\x12\x18\n" +
-	"\acontact\x18\x05 \x01(\tR\acontact\"\xdf\x01\n" +
-	"\x05Match\x12\x1b\n" +
-	"\tentry_ref\x18\x01 \x01(\x04R\bentryRef\x123\n" +
+	"\acontact\x18\x05 \x01(\tR\acontact\"\xf2\x01\n" +
+	"\x05Match\x12\x1d\n" +
+	"\n" +
+	"entry_refs\x18\x06 \x03(\x04R\tentryRefs\x123\n" +
 	"\x05level\x18\x02 \x01(\x0e2\x1d.veilmatch.v1.DisclosureLevelR\x05level\x12>\n" +
 	"\fcounterparty\x18\x03 \x01(\v2\x1a.veilmatch.v1.CounterpartyR\fcounterparty\x12'\n" +
 	"\x0fliaison_contact\x18\x04 \x01(\tR\x0eliaisonContact\x12\x1b\n" +
-	"\tmatch_ref\x18\x05 \x01(\tR\bmatchRef\"Y\n" +
+	"\tmatch_ref\x18\x05 \x01(\tR\bmatchRefJ\x04\b\x01\x10\x02R\tentry_ref\"Y\n" +
 	"\n" +
 	"ClassCount\x12\x14\n" +
 	"\x05class\x18\x01 \x01(\tR\x05class\x12\x18\n" +
