@@ -159,7 +159,8 @@ type Store interface {
 	// the committed lists of other owners with the same kind and key id, and
 	// calls fn once for each distinct (entryRef, counterpartyListID) pair, in
 	// no particular order, from one consistent snapshot. It streams: it never
-	// loads a whole table into memory. An error from fn stops the join and is
+	// loads a whole table into memory, only the entry refs matching one
+	// counterparty list at a time. An error from fn stops the join and is
 	// returned wrapped. An unknown or superseded listID fails with
 	// ErrNotFound.
 	Overlaps(ctx context.Context, listID int64, fn func(entryRef uint64, counterpartyListID int64) error) error
@@ -194,7 +195,8 @@ type Store interface {
 // either list (which supersedes its version), its deletion or its purge
 // removes the pairs of the version erased, in the same transaction. A
 // retracted entry matches nothing until the retraction is undone. Overlaps
-// reads the pairs instead of joining tokens.
+// reads the pairs instead of joining tokens, from a summary of them per
+// two list versions that the same transactions keep.
 //
 // Event kinds.
 const (

@@ -21,10 +21,10 @@ import (
 // ImportReport says what ImportSQLite copied.
 type ImportReport struct {
 	Lists, Tokens, Records, Requests, Notices int64
-	// Pairs, Events, Alerted and Retractions count the standing matches'
-	// rows: pairs in both directions, match events, alerted pairs and
-	// retractions.
-	Pairs, Events, Alerted, Retractions int64
+	// Pairs, Sets, Events, Alerted and Retractions count the standing
+	// matches' rows: pairs in both directions, match sets (both
+	// directions too), match events, alerted pairs and retractions.
+	Pairs, Sets, Events, Alerted, Retractions int64
 	// LogSize and LogRoot are the decision log's head, the same on both
 	// sides.
 	LogSize uint64
@@ -36,10 +36,10 @@ type ImportReport struct {
 // which must be empty: every list version, staged upload and token, the
 // decision log with its Merkle nodes and signed checkpoints, disclosure
 // requests, notices, key epochs, check use, and the standing matches with
-// their events, alerts and retractions. Ids and event cursors are kept, so
-// match references, disclosure requests and readers' cursors stay valid,
-// and the decision log's root hash is the same, so auditors' saved state
-// verifies against the new hub. It is one transaction: all of it or
+// their match sets, events, alerts and retractions. Ids and event cursors
+// are kept, so match references, disclosure requests and readers' cursors
+// stay valid, and the decision log's root hash is the same, so auditors'
+// saved state verifies against the new hub. It is one transaction: all of it or
 // nothing. The SQLite database must have the schema of this version of
 // the hub: one opened by this version has.
 func (s *Store) ImportSQLite(ctx context.Context, path string) (ImportReport, error) {
@@ -78,7 +78,7 @@ func (s *Store) ImportSQLite(ctx context.Context, path string) (ImportReport, er
 
 // sqliteVersion is the schema version of the SQLite store that the import
 // reads (TestImportVersion checks it is the sqlite store's).
-const sqliteVersion = 5
+const sqliteVersion = 6
 
 // openSQLite opens the SQLite database at path read-only.
 func openSQLite(path string) (*sql.DB, error) {
@@ -334,9 +334,10 @@ func importRest(ctx context.Context, src *sql.DB, tx pgx.Tx, _ *ImportReport) er
 	return err
 }
 
-// importMatches copies the standing matches: the pairs, the events with
-// their cursors, the alerted pairs and the retractions; the identity
-// columns continue after the cursors and ids copied.
+// importMatches copies the standing matches: the pairs, the match sets
+// (packed alike in both stores), the events with their cursors, the
+// alerted pairs and the retractions; the identity columns continue after
+// the cursors and ids copied.
 func importMatches(ctx context.Context, src *sql.DB, tx pgx.Tx, rep *ImportReport) error {
 	steps := []struct {
 		n            *int64
@@ -346,6 +347,8 @@ func importMatches(ctx context.Context, src *sql.DB, tx pgx.Tx, rep *ImportRepor
 	}{
 		{&rep.Pairs, `SELECT list_id, ref, cp_list_id, cp_ref FROM matches`, "matches",
 			[]string{"list_id", "ref", "cp_list_id", "cp_ref"}, scanAll(4)},
+		{&rep.Sets, `SELECT list_id, cp_list_id, refs FROM match_sets`, "match_sets",
+			[]string{"list_id", "cp_list_id", "refs"}, scanAll(3)},
 		{&rep.Events, `SELECT cursor, kind, owner, list_id, ref, cp_list_id, time FROM match_events ORDER BY cursor`, "match_events",
 			[]string{"cursor", "kind", "owner", "list_id", "ref", "cp_list_id", "time"}, scanTime(7, 6)},
 		{&rep.Alerted, `SELECT list_id, ref, cp_list_id FROM alerted`, "alerted",

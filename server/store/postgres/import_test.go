@@ -13,6 +13,7 @@ import (
 	"github.com/veilmatch/veilmatch/server/audit"
 	"github.com/veilmatch/veilmatch/server/store"
 	"github.com/veilmatch/veilmatch/server/store/sqlite"
+	"github.com/veilmatch/veilmatch/server/store/storetest"
 )
 
 // fillSQLite gives a SQLite hub store one of everything: committed lists
@@ -104,12 +105,12 @@ func TestImportSQLite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Pairs: entry 0 of a and b, both ways (1 was retracted). Events: the
-	// commit of u3 announced 2 pairs to each side (u2's went with u2), and
-	// one retraction. Alerted: entry 0's pair (entry 1's went with its
-	// retraction).
+	// Pairs and sets: entry 0 of a and b, both ways (1 was retracted).
+	// Events: the commit of u3 announced 2 pairs to each side (u2's went
+	// with u2), and one retraction. Alerted: entry 0's pair (entry 1's went
+	// with its retraction).
 	if rep.LogSize != size || fmt.Sprintf("%x", rep.LogRoot) != fmt.Sprintf("%x", root) || rep.Lists != 4 || rep.Tokens != 7+6+5 ||
-		rep.Pairs != 2 || rep.Events != 4+1 || rep.Alerted != 1 || rep.Retractions != 1 {
+		rep.Pairs != 2 || rep.Sets != 2 || rep.Events != 4+1 || rep.Alerted != 1 || rep.Retractions != 1 {
 		t.Fatalf("import report %+v; SQLite log %d %x", rep, size, root)
 	}
 	same := func(what string, f func(store.Store) (any, error)) {
@@ -127,6 +128,7 @@ func TestImportSQLite(t *testing.T) {
 	same("notices", func(s store.Store) (any, error) { return s.Notices(ctx, "police-us") })
 	same("check use", func(s store.Store) (any, error) { return s.CheckUse(ctx, "police-gb", "2026-11-30") })
 	same("key epochs", func(s store.Store) (any, error) { c, k, err := s.KeyEpochs(ctx); return fmt.Sprint(c, k), err })
+	storetest.CheckSets(t, raw{dst})
 	same("overlaps", func(s store.Store) (any, error) {
 		l, err := s.GetList(ctx, "police-gb", "a")
 		if err != nil {
@@ -167,6 +169,7 @@ func TestImportSQLite(t *testing.T) {
 		t.Fatalf("a new list got id %d, not above the imported %d", after.ID, l.ID)
 	}
 	matchesResume(t, src, dst)
+	storetest.CheckSets(t, raw{dst})
 }
 
 // matchesResume checks that the retraction came along and that events
@@ -225,7 +228,7 @@ func TestImportVersion(t *testing.T) {
 	if db, err := openSQLite(path); err == nil {
 		db.Close()
 		t.Fatal("the import opened a database of an older schema")
-	} else if !strings.Contains(err.Error(), "schema version 4") {
+	} else if !strings.Contains(err.Error(), fmt.Sprint("schema version ", sqliteVersion-1)) {
 		t.Errorf("openSQLite: %v, want an error naming the version", err)
 	}
 }

@@ -190,8 +190,8 @@ WHERE token_prefix(t.token) = token_prefix($1::bytea) AND t.token = $1::bytea
 	AND l.state = %d AND l.kind = $2 AND l.key_id = $3
 	AND NOT EXISTS (SELECT 1 FROM retractions AS r WHERE r.list_id = t.list_id AND r.ref = t.ref)`, stateCommitted)
 
-// Overlaps implements store.Store. It reads the pairs stored at commit
-// from one snapshot and streams them as fn consumes them; fn runs while
+// Overlaps implements store.Store. It reads the match sets stored at
+// commit from one snapshot and streams them as fn consumes them; fn runs while
 // the snapshot is held and may call the store's other methods.
 func (s *Store) Overlaps(ctx context.Context, listID int64, fn func(entryRef uint64, counterpartyListID int64) error) error {
 	return s.view(ctx, "overlaps", func(tx pgx.Tx) error {

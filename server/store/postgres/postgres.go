@@ -14,7 +14,8 @@
 // The commit of a version joins its tokens against the other owners'
 // committed lists of its kind and key id on the token index, and keeps the
 // matched pairs of entries, in both directions, in the matches table, with
-// a match event for each side; Overlaps reads them.
+// a match event for each side, and their summary per two versions in
+// match_sets (see matchrow), which Overlaps reads.
 //
 // A token row is (ref, list_id, token) and nothing else: the columns are in
 // alignment order so that the row is a 72-byte tuple, and there is no
@@ -83,8 +84,8 @@
 // part of the schema: replicas of different versions must agree on them.
 //
 // Reads run in REPEATABLE READ READ ONLY transactions, so each call sees one
-// snapshot; Overlaps streams the pairs stored at commit from their primary
-// key as the callback consumes them, and Check sends its per-token queries
+// snapshot; Overlaps streams the match sets stored at commit from their
+// primary key as the callback consumes them, and Check sends its per-token queries
 // in pipelined batches, writing nothing, not even temporary files.
 //
 // # Erasure

@@ -97,11 +97,19 @@ func openTemp(t testing.TB) (*Store, string) {
 	return openDSN(t, dsn), dsn
 }
 
+// raw is a store that shows its tables to the conformance suite.
+type raw struct{ *Store }
+
+// QueryRaw implements storetest.Raw.
+func (r raw) QueryRaw(ctx context.Context, query string, args []any, row func(scan func(...any) error) error) error {
+	return r.view(ctx, "query raw", func(tx pgx.Tx) error { return mtx{tx}.Query(ctx, query, args, row) })
+}
+
 func TestConformance(t *testing.T) {
 	serverDSN(t) // skip or fail once, not in every subtest
 	storetest.Run(t, func(t *testing.T) store.Store {
 		s, _ := openTemp(t)
-		return s
+		return raw{s}
 	})
 }
 
@@ -545,6 +553,23 @@ func TestMigrationsAppend(t *testing.T) {
 	}
 }
 
+// TestUpgradeMatchSets: a database of the schema before match sets, with
+// standing matches, is upgraded in place: it has the sets of its pairs,
+// which later changes keep.
+func TestUpgradeMatchSets(t *testing.T) {
+	s, dsn := openTemp(t)
+	ids := storetest.UpgradeFixture(t, s)
+	if _, err := s.pool.Exec(t.Context(), `DROP TABLE match_sets; DELETE FROM schema_migrations WHERE version = 4`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openDSN(t, dsn)
+	if got := versions(t, s); !slices.Equal(got, upTo(len(migrations))) {
+		t.Errorf("schema versions %v, want %v", got, upTo(len(migrations)))
+	}
+	storetest.CheckUpgraded(t, raw{s}, ids)
+}
+
 // TestReopen: a store opened again finds its lists and uploads, and new
 // versions get new ids; Close may be called twice.
 func TestReopen(t *testing.T) {
@@ -645,7 +670,7 @@ func TestReplicasDeleteWhileUploading(t *testing.T) {
 var literals = regexp.MustCompile(`'[^']*'::(bytea|bigint)`)
 
 // TestQueryPlans: the joins probe the indexes and never scan the tokens
-// table, and Overlaps reads the pairs from their primary key.
+// table, and Overlaps reads the match sets from their primary key.
 func TestQueryPlans(t *testing.T) {
 	ctx := t.Context()
 	s, _ := openTemp(t)
@@ -669,7 +694,7 @@ func TestQueryPlans(t *testing.T) {
 			[]string{"tokens_list", "tokens_prefix", "retractions_list_id_ref_key", "Index Cond: ((list_id = b.list_id) AND (ref = b.ref))"}},
 		{"match pdq", matchPlan, matchrow.PairsSQL("pdq", "$1::bigint, a.ref, l.id, b.ref", matchFrom), []any{mine.ID, "a", "pdq", "k1", matchrow.AllRefsFrom, matchrow.AllRefsTo},
 			[]string{"tokens_list", "tokens_prefix", "retractions_list_id_ref_key", "Index Cond: ((list_id = b.list_id) AND (ref = b.ref))"}},
-		{"overlaps", "", matchrow.OverlapsSQL, []any{mine.ID}, []string{"matches_pkey"}},
+		{"overlaps", "", matchrow.OverlapsSQL, []any{mine.ID}, []string{"match_sets_pkey"}},
 		{"check", "", checkSQL, []any{token("x"), "phone", "k1"},
 			[]string{"tokens_prefix", "retractions_list_id_ref_key", "Index Cond: ((list_id = t.list_id) AND (ref = t.ref))"}},
 	}

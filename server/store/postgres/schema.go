@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/veilmatch/veilmatch/server/store/internal/listrow"
+	"github.com/veilmatch/veilmatch/server/store/internal/matchrow"
 )
 
 // Upload states, kept in lists.state (see listrow).
@@ -235,6 +236,27 @@ FROM lists AS la
 	JOIN lists AS lb ON lb.id = b.list_id
 WHERE la.state = 1 AND lb.state = 1 AND lb.owner <> la.owner AND lb.kind = la.kind AND lb.key_id = la.key_id;
 `,
+	`
+-- Match sets: for each two list versions with pairs, the distinct refs of
+-- list_id's entries that match an entry of cp_list_id, packed as a ref set
+-- (see matchrow.AppendRefSet). They summarize matches, in the
+-- transactions that change it, so that Overlaps reads a row per
+-- counterparty version instead of one per pair. Filled from the pairs by a
+-- backfill.
+CREATE TABLE match_sets (
+	list_id    bigint NOT NULL,
+	cp_list_id bigint NOT NULL,
+	refs       bytea  NOT NULL,
+	PRIMARY KEY (list_id, cp_list_id)
+);
+`,
+}
+
+// backfills compute, from the data stored, the tables that migrations
+// add as summaries of others: after the migration that brings the schema
+// to the version of its key, in the same transaction.
+var backfills = map[int]func(context.Context, matchrow.Tx) error{
+	4: matchrow.FillSets,
 }
 
 // migrate creates the migrations table if needed and applies the migrations
@@ -261,6 +283,11 @@ func (s *Store) migrate(ctx context.Context) error {
 		for i := v; i < len(migrations); i++ {
 			if _, err := tx.Exec(ctx, migrations[i]); err != nil {
 				return fmt.Errorf("migration %d: %w", i+1, err)
+			}
+			if fill := backfills[i+1]; fill != nil {
+				if err := fill(ctx, mtx{tx}); err != nil {
+					return fmt.Errorf("migration %d: %w", i+1, err)
+				}
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, i+1); err != nil {
 				return fmt.Errorf("migration %d: %w", i+1, err)

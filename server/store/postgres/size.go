@@ -7,7 +7,7 @@ import "context"
 // (TestSizeCountsEveryTable checks).
 var storeTables = []string{
 	"schema_migrations", "lists", "batches", "tokens", "log_records", "log_nodes", "log_state", "checkpoints",
-	"disclosure_requests", "notices", "key_epochs", "check_use", "matches", "match_events", "alerted", "retractions",
+	"disclosure_requests", "notices", "key_epochs", "check_use", "matches", "match_sets", "match_events", "alerted", "retractions",
 }
 
 // Size returns the bytes the store's tables take on disk in the store's

@@ -170,8 +170,8 @@ WHERE substr(t.token, 1, 8) = ?1
 	AND l.state = %d AND l.kind = ?3 AND l.key_id = ?4
 	AND NOT EXISTS (SELECT 1 FROM retractions AS r WHERE r.list_id = l.id AND r.ref = t.ref)`, posBits, stateCommitted)
 
-// Overlaps implements store.Store. It reads the pairs stored at commit
-// from one snapshot; fn runs while the snapshot is held and may call the
+// Overlaps implements store.Store. It reads the match sets stored at
+// commit from one snapshot; fn runs while the snapshot is held and may call the
 // store's other methods.
 func (s *Store) Overlaps(ctx context.Context, listID int64, fn func(entryRef uint64, counterpartyListID int64) error) error {
 	return s.view(ctx, "overlaps", func(tx *sql.Tx) error {

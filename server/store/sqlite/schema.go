@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/veilmatch/veilmatch/server/store/internal/listrow"
+	"github.com/veilmatch/veilmatch/server/store/internal/matchrow"
 )
 
 // Upload states, kept in lists.state (see listrow).
@@ -232,6 +233,27 @@ WHERE la.state = 1
 	AND lb.id = b.id >> 32
 	AND lb.state = 1 AND lb.owner <> la.owner AND lb.kind = la.kind AND lb.key_id = la.key_id;
 `,
+	`
+-- Match sets: for each two list versions with pairs, the distinct refs of
+-- list_id's entries that match an entry of cp_list_id, packed as a ref set
+-- (see matchrow.AppendRefSet). They summarize matches, in the
+-- transactions that change it, so that Overlaps reads a row per
+-- counterparty version instead of one per pair. A rowid table: sets of
+-- large lists are large. Filled from the pairs by a backfill.
+CREATE TABLE match_sets (
+	list_id    INTEGER NOT NULL,
+	cp_list_id INTEGER NOT NULL,
+	refs       BLOB    NOT NULL,
+	PRIMARY KEY (list_id, cp_list_id)
+);
+`,
+}
+
+// backfills compute, from the data stored, the tables that migrations
+// add as summaries of others: after the migration that brings the schema
+// to the version of its key, in the same transaction.
+var backfills = map[int]func(context.Context, matchrow.Tx) error{
+	6: matchrow.FillSets,
 }
 
 // migrate creates the schema version table if needed and applies the
@@ -257,6 +279,11 @@ func (s *Store) migrate(ctx context.Context) error {
 		for i := v; i < len(migrations); i++ {
 			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
 				return fmt.Errorf("migration %d: %w", i+1, err)
+			}
+			if fill := backfills[i+1]; fill != nil {
+				if err := fill(ctx, mtx{tx}); err != nil {
+					return fmt.Errorf("migration %d: %w", i+1, err)
+				}
 			}
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, len(migrations))

@@ -20,7 +20,8 @@
 // Committing a version also joins its tokens against the other owners'
 // committed lists of its kind and key id, in the same transaction, and
 // keeps the matched pairs of entries, in both directions, in the matches
-// table, with a match event for each side; Overlaps reads them. Since
+// table, with a match event for each side, and their summary per two
+// versions in match_sets (see matchrow), which Overlaps reads. Since
 // writes are serialized, each join sees every version committed before it,
 // and event cursors (AUTOINCREMENT) become visible in their order.
 package sqlite

@@ -41,10 +41,18 @@ func closeOnCleanup(t testing.TB, s *Store) {
 	})
 }
 
+// raw is a store that shows its tables to the conformance suite.
+type raw struct{ *Store }
+
+// QueryRaw implements storetest.Raw.
+func (r raw) QueryRaw(ctx context.Context, query string, args []any, row func(scan func(...any) error) error) error {
+	return r.view(ctx, "query raw", func(tx *sql.Tx) error { return mtx{tx}.Query(ctx, query, args, row) })
+}
+
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
 		s, _ := openTemp(t)
-		return s
+		return raw{s}
 	})
 }
 
@@ -349,7 +357,7 @@ func TestDeleteErasesFromFiles(t *testing.T) {
 }
 
 // TestDeleteErasesMatches: deleting a list leaves no row of its matches —
-// pairs, events, alerts, retractions — in either direction.
+// pairs, match sets, events, alerts, retractions — in either direction.
 func TestDeleteErasesMatches(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTemp(t)
@@ -368,6 +376,7 @@ func TestDeleteErasesMatches(t *testing.T) {
 		t.Helper()
 		for _, q := range []string{
 			`SELECT count(*) FROM matches WHERE list_id = ?1 OR cp_list_id = ?1`,
+			`SELECT count(*) FROM match_sets WHERE list_id = ?1 OR cp_list_id = ?1`,
 			`SELECT count(*) FROM match_events WHERE list_id = ?1 OR cp_list_id = ?1`,
 			`SELECT count(*) FROM alerted WHERE list_id = ?1 OR cp_list_id = ?1`,
 			`SELECT count(*) FROM retractions WHERE list_id = ?1`,
@@ -427,7 +436,7 @@ func TestQueryPlans(t *testing.T) {
 			"SEARCH r USING ",
 		}},
 		{"overlaps", matchrow.Rebind(matchrow.OverlapsSQL), []any{1}, []string{
-			"SEARCH matches USING PRIMARY KEY (list_id=?)",
+			"SEARCH match_sets USING INDEX sqlite_autoindex_match_sets_1 (list_id=?)",
 		}},
 		{"check", checkSQL, []any{token("x")[:8], token("x"), "phone", "k1"}, []string{
 			"SEARCH t USING INDEX tokens_prefix (<expr>=?)",
@@ -472,7 +481,8 @@ func TestQueryPlans(t *testing.T) {
 
 // TestUpgrade: a database of an earlier schema version, with data in it,
 // is migrated on open and keeps its data; the pairs of the lists committed
-// before are found, without events, and Overlaps answers as before.
+// before are found, without events, with their match sets, and Overlaps
+// answers as before.
 func TestUpgrade(t *testing.T) {
 	ctx := context.Background()
 	s, path := openTemp(t)
@@ -488,9 +498,10 @@ func TestUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Take the database back to the version before public keys, notice
-	// actions, request groups and check use were stored (4), and standing
-	// matches (5).
+	// actions, request groups and check use were stored (4), standing
+	// matches (5) and match sets (6).
 	for _, stmt := range []string{
+		`DROP TABLE match_sets`,
 		`DROP TABLE matches`,
 		`DROP TABLE match_events`,
 		`DROP TABLE alerted`,
@@ -502,7 +513,7 @@ func TestUpgrade(t *testing.T) {
 		`ALTER TABLE disclosure_requests DROP COLUMN group_id`,
 		`ALTER TABLE disclosure_requests DROP COLUMN requested`,
 		`DROP TABLE check_use`,
-		fmt.Sprintf(`UPDATE schema_version SET version = %d`, len(migrations)-2),
+		`UPDATE schema_version SET version = 3`,
 	} {
 		if _, err := s.w.Exec(stmt); err != nil {
 			t.Fatalf("%s: %v", stmt, err)
@@ -536,6 +547,7 @@ func TestUpgrade(t *testing.T) {
 			t.Errorf("Overlaps(%d) after the upgrade = %v, %v; want %s", c.list.ID, got, err, c.want)
 		}
 	}
+	storetest.CheckSets(t, raw{s}, l.ID, m.ID)
 	for _, owner := range []string{"a", "b"} {
 		if evs, err := s.MatchEvents(ctx, owner, "", 0, 10); err != nil || len(evs) != 0 {
 			t.Errorf("MatchEvents(%s) after the upgrade = %+v, %v; want none", owner, evs, err)
@@ -546,6 +558,21 @@ func TestUpgrade(t *testing.T) {
 	if evs, err := s.MatchEvents(ctx, "a", "", 0, 10); err != nil || len(evs) != 1 || evs[0].ListID != l.ID || evs[0].CounterpartyListID != o.ID {
 		t.Errorf("MatchEvents(a) after a new commit = %+v, %v; want one of list %d with %d", evs, err, l.ID, o.ID)
 	}
+	storetest.CheckSets(t, raw{s}, l.ID, m.ID, o.ID)
+}
+
+// TestUpgradeMatchSets: a hub with standing matches upgraded in place to
+// match sets has the sets of its pairs, which later changes keep.
+func TestUpgradeMatchSets(t *testing.T) {
+	s, path := openTemp(t)
+	ids := storetest.UpgradeFixture(t, s)
+	for _, stmt := range []string{`DROP TABLE match_sets`, `UPDATE schema_version SET version = 5`} {
+		if _, err := s.w.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	s = reopen(t, s, path)
+	storetest.CheckUpgraded(t, raw{s}, ids)
 }
 
 // TestBackup: a backup taken while the store is in use opens as a store

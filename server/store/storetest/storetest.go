@@ -1,8 +1,9 @@
 // Package storetest is the conformance suite for store.Store
-// implementations. Every implementation runs it from its own tests:
+// implementations. Every implementation runs it from its own tests, with
+// a store that also implements Raw:
 //
 //	func TestConformance(t *testing.T) {
-//		storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
+//		storetest.Run(t, func(t *testing.T) store.Store { return raw{openTemp(t)} })
 //	}
 package storetest
 
@@ -12,8 +13,9 @@ import (
 	"github.com/veilmatch/veilmatch/server/store"
 )
 
-// Run runs the conformance suite. open must return a new, empty store on
-// every call; Run closes it when the subtest ends.
+// Run runs the conformance suite. open must return a new, empty store,
+// which implements Raw, on every call; Run closes it when the subtest
+// ends.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	tests := []struct {
 		name string
@@ -69,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RepublishKeepsAlerts", testRepublishKeepsAlerts},
 		{"MatchesCanceled", testMatchesCanceled},
 		{"NearDuplicates", testNearDuplicates},
+		{"MatchSets", testMatchSets},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

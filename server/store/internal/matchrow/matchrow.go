@@ -1,14 +1,14 @@
 // Package matchrow is what the hub's stores (SQLite, PostgreSQL) share
 // about standing matches: the statements on the tables that hold them
-// (matches, match_events, alerted, retractions), which have the same
-// columns in both stores, and the steps of the store methods that run
-// them.
+// (matches, match_sets, match_events, alerted, retractions), which have
+// the same columns in both stores, and the steps of the store methods
+// that run them.
 //
 // A store joins a new list version's tokens against the other lists itself
 // (the token layouts differ) and inserts the pairs it found, one direction
 // only; the steps here do the rest: the mirror images of the pairs, the
-// match events, the erasure of a version's pairs, retractions and the
-// reads.
+// match sets that summarize them (see sets.go), the match events, the
+// erasure of a version's pairs, retractions and the reads.
 //
 // Statements are written once, for PostgreSQL, with $n placeholders; the
 // sqlite store runs them through Rebind, which makes them SQLite's ?n. A
@@ -109,9 +109,9 @@ const (
 )
 
 // erasePairsSQL deletes what the standing matches hold of list version
-// $1: its pairs in both directions, the events and alerts of them, and
-// the retractions of its entries.
-var erasePairsSQL = []string{
+// $1: its pairs and match sets in both directions, the events and alerts
+// of them, and the retractions of its entries.
+var erasePairsSQL = append([]string{
 	`DELETE FROM matches WHERE (list_id, ref, cp_list_id, cp_ref) IN (` + mirrorOfList + `)`,
 	`DELETE FROM matches WHERE list_id = $1`,
 	`DELETE FROM match_events WHERE list_id = $1`,
@@ -119,13 +119,13 @@ var erasePairsSQL = []string{
 	`DELETE FROM alerted WHERE list_id = $1`,
 	`DELETE FROM alerted WHERE cp_list_id = $1`,
 	`DELETE FROM retractions WHERE list_id = $1`,
-}
+}, eraseSetsSQL...)
 
 // ErasePairs deletes what the standing matches hold of list version id:
-// its pairs in both directions, the events and alerts of them, and its
-// retractions. A store calls it in the transaction that supersedes or
-// deletes the version, so that nothing of the version's matches outlives
-// its tokens.
+// its pairs and match sets in both directions, the events and alerts of
+// them, and its retractions. A store calls it in the transaction that
+// supersedes or deletes the version, so that nothing of the version's
+// matches outlives its tokens.
 func ErasePairs(ctx context.Context, tx Tx, id int64) error {
 	for _, q := range erasePairsSQL {
 		if _, err := tx.Exec(ctx, q, id); err != nil {
@@ -180,9 +180,10 @@ ON CONFLICT DO NOTHING`,
 // Announce completes the pairs a store has just inserted for the entries
 // of list version id with refs from to to (AllRefsFrom, AllRefsTo: all of
 // them), in the direction from id: it inserts their mirror images and, if
-// there were any, calls lock (unless nil) and appends a match event for
-// each distinct (list version, ref, counterparty version) of them, to the
-// owners of both sides, at time at. A version that replaces another in
+// there were any, rewrites the match sets of id (both directions, once
+// for the whole range), calls lock (unless nil) and appends a match event
+// for each distinct (list version, ref, counterparty version) of them, to
+// the owners of both sides, at time at. A version that replaces another in
 // the same transaction (replaces, else 0; its pairs not erased yet) keeps
 // the alerts of the matches the two share, and those are not announced
 // again: republishing a list with one more row alerts that row's matches
@@ -208,6 +209,9 @@ func announce(ctx context.Context, tx Tx, id, from, to, replaces int64, at time.
 	if n == 0 {
 		return nil
 	}
+	if err := rebuildSets(ctx, tx, id); err != nil {
+		return err
+	}
 	if replaces != 0 {
 		for _, q := range carryAlertedSQL {
 			if _, err := tx.Exec(ctx, q, id, from, to, replaces); err != nil {
@@ -232,24 +236,41 @@ const alertedRows = 200
 // RecordAlerted stores the pairs an owner was alerted of; a pair stored
 // already is kept as it is.
 func RecordAlerted(ctx context.Context, tx Tx, alerted []store.Alerted) error {
-	args := make([]any, 0, 3*alertedRows)
-	for len(alerted) > 0 {
-		n := min(len(alerted), alertedRows)
+	err := insertRows(ctx, tx, `INSERT INTO alerted (list_id, ref, cp_list_id) VALUES `, ` ON CONFLICT DO NOTHING`, alertedRows, alerted,
+		func(a store.Alerted) []any { return []any{a.ListID, int64(a.Ref), a.CounterpartyListID} })
+	if err != nil {
+		return fmt.Errorf("store alerted pairs: %w", err)
+	}
+	return nil
+}
+
+// insertRows writes rows with statements of at most per rows each: insert
+// (INSERT INTO … VALUES), the placeholders of each row's values, and
+// tail.
+func insertRows[T any](ctx context.Context, tx Tx, insert, tail string, per int, rows []T, values func(T) []any) error {
+	var args []any
+	for len(rows) > 0 {
+		n := min(len(rows), per)
 		var q strings.Builder
-		q.WriteString(`INSERT INTO alerted (list_id, ref, cp_list_id) VALUES `)
+		q.WriteString(insert)
 		args = args[:0]
-		for i, a := range alerted[:n] {
+		for i, r := range rows[:n] {
 			if i > 0 {
 				q.WriteString(", ")
 			}
-			fmt.Fprintf(&q, "($%d, $%d, $%d)", 3*i+1, 3*i+2, 3*i+3)
-			args = append(args, a.ListID, int64(a.Ref), a.CounterpartyListID)
+			sep := "("
+			for _, v := range values(r) {
+				args = append(args, v)
+				fmt.Fprintf(&q, "%s$%d", sep, len(args))
+				sep = ", "
+			}
+			q.WriteString(")")
 		}
-		q.WriteString(` ON CONFLICT DO NOTHING`)
+		q.WriteString(tail)
 		if _, err := tx.Exec(ctx, q.String(), args...); err != nil {
-			return fmt.Errorf("store alerted pairs: %w", err)
+			return err
 		}
-		alerted = alerted[n:]
+		rows = rows[n:]
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package matchrow
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 
@@ -12,15 +13,16 @@ import (
 // versionSQL selects list version $1 if it is committed.
 var versionSQL = fmt.Sprintf(`SELECT 1 FROM lists WHERE id = $1 AND state = %d`, listrow.StateCommitted)
 
-// OverlapsSQL selects the pairs of list version $1 in the order of their
-// primary key, so that equal (ref, counterparty) follow each other and the
-// rows stream straight from the index.
-const OverlapsSQL = `SELECT ref, cp_list_id FROM matches WHERE list_id = $1 ORDER BY ref, cp_list_id`
+// OverlapsSQL selects the match sets of list version $1, one row per
+// counterparty version, from their primary key.
+const OverlapsSQL = `SELECT cp_list_id, refs FROM match_sets WHERE list_id = $1 ORDER BY cp_list_id`
 
 // Overlaps implements store.Store.Overlaps within a read-only transaction
-// (one snapshot): it calls fn for each distinct (ref, counterparty
-// version) of the pairs of list version id, as the rows arrive, or fails
-// with store.ErrNotFound if the version is not committed.
+// (one snapshot): it reads the match sets of list version id and calls fn
+// for each distinct (ref, counterparty version) of its pairs, by
+// counterparty version and then by ascending ref, as the rows arrive, or
+// fails with store.ErrNotFound if the version is not committed. A set
+// that does not decode fails with an error naming the two versions.
 func Overlaps(ctx context.Context, tx Tx, id int64, fn func(entryRef uint64, counterpartyListID int64) error) error {
 	found := false
 	if err := tx.Query(ctx, versionSQL, []any{id}, func(func(...any) error) error {
@@ -32,23 +34,24 @@ func Overlaps(ctx context.Context, tx Tx, id int64, fn func(entryRef uint64, cou
 	if !found {
 		return fmt.Errorf("%w: list version %d", store.ErrNotFound, id)
 	}
-	var last struct {
-		ref, cp int64
-		ok      bool
-	}
 	return tx.Query(ctx, OverlapsSQL, []any{id}, func(scan func(...any) error) error {
-		var ref, cp int64
-		if err := scan(&ref, &cp); err != nil {
+		var (
+			cp   int64
+			refs []byte
+		)
+		if err := scan(&cp, &refs); err != nil {
 			return err
 		}
-		if last.ok && ref == last.ref && cp == last.cp {
-			return nil
+		err := DecodeRefSet(refs, func(ref uint64) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return fn(ref, cp)
+		})
+		if errors.Is(err, errRefSet) {
+			return fmt.Errorf("match set of list version %d with %d: %w", id, cp, err)
 		}
-		last.ref, last.cp, last.ok = ref, cp, true
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		return fn(uint64(ref), cp)
+		return err
 	})
 }
 

@@ -22,10 +22,11 @@ FROM (SELECT DISTINCT cp_list_id AS list_id, cp_ref AS ref, list_id AS cp_list_i
 ORDER BY a.list_id, a.ref`
 
 // retractPairsSQL deletes the pairs of entry $2 of list version $1, in
-// both directions, and then the alerts no standing pair is behind any
-// more: the retraction events told those owners, and the entry's owner,
-// that the matches are gone, so that if they come back (the retraction
-// undone, the list published again) they are news again.
+// both directions (the first two statements), and then the alerts no
+// standing pair is behind any more: the retraction events told those
+// owners, and the entry's owner, that the matches are gone, so that if
+// they come back (the retraction undone, the list published again) they
+// are news again.
 var retractPairsSQL = []string{
 	`DELETE FROM matches WHERE (list_id, ref, cp_list_id, cp_ref) IN (` + mirrorOfEntry + `)`,
 	`DELETE FROM matches WHERE list_id = $1 AND ref = $2`,
@@ -38,7 +39,8 @@ var retractPairsSQL = []string{
 // found to exist: unless it is retracted already (store.ErrConflict), it
 // calls lock (unless nil), appends a retraction event to the owner of
 // every entry alerted of a pair with it, deletes its pairs and the alerts
-// of them, and records the retraction.
+// of them, rewrites the match sets of id if it had pairs, and records the
+// retraction.
 func Retract(ctx context.Context, tx Tx, id int64, ref uint64, reason string, at time.Time, lock func() error) error {
 	held := false
 	if err := tx.Query(ctx, retractedSQL, []any{id, int64(ref)}, func(func(...any) error) error {
@@ -58,13 +60,23 @@ func Retract(ctx context.Context, tx Tx, id int64, ref uint64, reason string, at
 	if _, err := tx.Exec(ctx, retractionEventsSQL, id, int64(ref), tx.Time(at)); err != nil {
 		return fmt.Errorf("append retraction events: %w", err)
 	}
+	var deleted int64
 	for i, q := range retractPairsSQL {
 		args := []any{id, int64(ref)}
 		if i == len(retractPairsSQL)-1 {
 			args = args[:1]
 		}
-		if _, err := tx.Exec(ctx, q, args...); err != nil {
+		n, err := tx.Exec(ctx, q, args...)
+		if err != nil {
 			return fmt.Errorf("delete the pairs of entry %d of list version %d: %w", ref, id, err)
+		}
+		if i < 2 {
+			deleted += n
+		}
+	}
+	if deleted > 0 {
+		if err := rebuildSets(ctx, tx, id); err != nil {
+			return err
 		}
 	}
 	_, err := tx.Exec(ctx, `INSERT INTO retractions (list_id, ref, reason, time) VALUES ($1, $2, $3, $4)`, id, int64(ref), reason, tx.Time(at))
