@@ -47,10 +47,8 @@ type answer struct {
 func (a *answer) disclosed(listID int64) []store.Alerted {
 	var out []store.Alerted
 	for id, cp := range a.cps {
-		for _, refs := range [][]uint64{cp.full, cp.entries} {
-			for _, ref := range refs {
-				out = append(out, store.Alerted{ListID: listID, Ref: ref, CounterpartyListID: id})
-			}
+		for _, ref := range cp.refs(func(policy.Level) bool { return true }) {
+			out = append(out, store.Alerted{ListID: listID, Ref: ref, CounterpartyListID: id})
 		}
 	}
 	return out
@@ -65,8 +63,7 @@ func newAnswer() *answer {
 }
 
 // counterpart is one counterparty list with the levels policy grants, and
-// the requester's entries it matched. The join yields each (entry,
-// counterparty list) once, so its entries need no set.
+// the requester's entries it matched.
 type counterpart struct {
 	list store.List
 	base policy.Disclosure
@@ -75,44 +72,52 @@ type counterpart struct {
 	granted  *policy.Disclosure
 	grantAll bool
 	grantSet map[uint64]bool
-	// shown are the full matches of the list, one per contact it is shown
-	// with: the counterparty is sent once for all of its entries.
-	shown []*veilmatchv1.Match
-	// full are the entries it matched at level full, entries those at
-	// flag or count; class are the entries at the level of base (0) and
-	// granted (1), for the answer's per-class tallies.
-	full, entries []uint64
-	class         [2][]uint64
+	// at are the requester's entries the list matched, at the disclosure
+	// of base (0) and of granted (1), ascending.
+	at [2][]uint64
 }
 
-// fullMatch returns the full match of the list shown with contact.
-func (c *counterpart) fullMatch(contact string) *veilmatchv1.Match {
-	for _, m := range c.shown {
-		if m.GetCounterparty().GetContact() == contact {
-			return m
+// disclosure returns the disclosure of the entries at[which].
+func (c *counterpart) disclosure(which int) policy.Disclosure {
+	if which == 1 {
+		return *c.granted
+	}
+	return c.base
+}
+
+// place puts the requester's entries the list matched, ascending, at the
+// disclosure policy grants for each: the granted one for an entry an
+// approved request names, else the base one.
+func (c *counterpart) place(refs []uint64) {
+	switch {
+	case c.granted == nil:
+		c.at[0] = refs
+	case c.grantAll:
+		c.at[1] = refs
+	default:
+		for _, ref := range refs {
+			which := 0
+			if c.grantSet[ref] {
+				which = 1
+			}
+			c.at[which] = append(c.at[which], ref)
 		}
 	}
-	m := &veilmatchv1.Match{Level: veilmatchv1.DisclosureLevel_DISCLOSURE_LEVEL_FULL, Counterparty: &veilmatchv1.Counterparty{
-		Agency: c.list.Owner, List: c.list.Name, Category: c.list.Category, Jurisdiction: c.list.Jurisdiction, Contact: contact,
-	}}
-	c.shown = append(c.shown, m)
-	return m
 }
 
-// disclosure returns what the policy grants for entry ref: the granted
-// level (which 1) for an entry an approved request names, else the base
-// level (which 0).
-func (c *counterpart) disclosure(ref uint64) (d policy.Disclosure, which int) {
-	if c.granted != nil && (c.grantAll || c.grantSet[ref]) {
-		return *c.granted, 1
+// partial says whether a level discloses a match without its holder.
+func partial(l policy.Level) bool { return l == policy.LevelFlag || l == policy.LevelCount }
+
+// refs returns the entries placed at a level for which at says yes,
+// level none never.
+func (c *counterpart) refs(at func(policy.Level) bool) []uint64 {
+	var out []uint64
+	for which, refs := range c.at {
+		if len(refs) > 0 && c.disclosure(which).Level != policy.LevelNone && at(c.disclosure(which).Level) {
+			out = append(out, refs...)
+		}
 	}
-	return c.base, 0
-}
-
-// joined is one (entry, counterparty list version) pair of a join.
-type joined struct {
-	ref uint64
-	cp  int64
+	return out
 }
 
 // decide runs the join, evaluates the disclosure policy for every
@@ -131,23 +136,24 @@ func (s *Service) decide(ctx context.Context, r policy.Request, az policy.Author
 	}
 	// 1. Join. The pairs are as many as the requester's matches, whatever
 	// the hub's size.
-	var pairs []joined
-	matched := map[int64]bool{}
+	byCP := map[int64][]uint64{}
 	if err := join(func(ref uint64, cp int64) error {
-		pairs = append(pairs, joined{ref, cp})
-		matched[cp] = true
+		byCP[cp] = append(byCP[cp], ref)
 		return nil
 	}); err != nil {
 		return nil, storeError(ctx, "join", err)
 	}
 	// 2. Ask the policy about each counterparty list that matched.
 	var err error
-	if a.cps, err = s.counterparts(ctx, r, az, kind, keyID, own, matched, rules); err != nil {
+	if a.cps, err = s.counterparts(ctx, r, az, kind, keyID, own, byCP, rules); err != nil {
 		return nil, err
 	}
-	// 3. Add each pair at its level.
-	for _, p := range pairs {
-		a.add(p.ref, p.cp)
+	// 3. Place each list's entries at their levels.
+	for id, cp := range a.cps {
+		refs := byCP[id]
+		slices.Sort(refs)
+		cp.place(refs)
+		a.add(cp)
 	}
 	// 4. Seal flags and counts into match references; prepare the notices.
 	if err := s.seal(a, r, own); err != nil {
@@ -157,44 +163,60 @@ func (s *Service) decide(ctx context.Context, r policy.Request, az policy.Author
 	return a, nil
 }
 
-// add adds one joined pair, the requester's entry ref matching counterparty
-// list cpID, at the level the policy grants for it. A counterparty at level
-// none adds nothing.
-func (a *answer) add(ref uint64, cpID int64) {
-	cp, ok := a.cps[cpID]
-	if !ok {
-		return
-	}
-	d, which := cp.disclosure(ref)
-	switch d.Level {
-	case policy.LevelFull:
-		m := cp.fullMatch(d.Contact)
-		m.EntryRefs = append(m.EntryRefs, ref)
-		cp.full = append(cp.full, ref)
-	case policy.LevelFlag:
-		if a.byLiaison[ref] == nil {
-			a.byLiaison[ref] = map[string][]int64{}
+// add adds the entries counterparty list cp matched, at their levels: at
+// full one match for the list per contact it is shown with, at flag one
+// per entry and liaison contact (made by seal), at count the list joins
+// the lists behind the count of its class; level none adds nothing.
+func (a *answer) add(cp *counterpart) {
+	var full *veilmatchv1.Match
+	for which, refs := range cp.at {
+		if len(refs) == 0 {
+			continue
 		}
-		a.byLiaison[ref][d.LiaisonContact] = append(a.byLiaison[ref][d.LiaisonContact], cpID)
-		a.flagged[ref] = append(a.flagged[ref], cpID)
-		cp.entries = append(cp.entries, ref)
-	case policy.LevelCount:
-		if !slices.Contains(a.counted[d.Class], cpID) {
-			a.counted[d.Class] = append(a.counted[d.Class], cpID)
+		d := cp.disclosure(which)
+		if d.Level == policy.LevelNone {
+			continue
 		}
-		cp.entries = append(cp.entries, ref)
-	default:
-		return
+		switch d.Level {
+		case policy.LevelFull:
+			if full != nil && full.GetCounterparty().GetContact() == d.Contact {
+				// The base and the granted disclosure are both full, with
+				// one contact: one match.
+				full.EntryRefs = slices.Concat(full.EntryRefs, refs)
+				slices.Sort(full.EntryRefs)
+				break
+			}
+			full = &veilmatchv1.Match{EntryRefs: refs, Level: veilmatchv1.DisclosureLevel_DISCLOSURE_LEVEL_FULL, Counterparty: &veilmatchv1.Counterparty{
+				Agency: cp.list.Owner, List: cp.list.Name, Category: cp.list.Category, Jurisdiction: cp.list.Jurisdiction, Contact: d.Contact,
+			}}
+			a.matches = append(a.matches, full)
+		case policy.LevelFlag:
+			for _, ref := range refs {
+				if a.byLiaison[ref] == nil {
+					a.byLiaison[ref] = map[string][]int64{}
+				}
+				a.byLiaison[ref][d.LiaisonContact] = append(a.byLiaison[ref][d.LiaisonContact], cp.list.ID)
+				a.flagged[ref] = append(a.flagged[ref], cp.list.ID)
+			}
+		case policy.LevelCount:
+			if !slices.Contains(a.counted[d.Class], cp.list.ID) {
+				a.counted[d.Class] = append(a.counted[d.Class], cp.list.ID)
+			}
+		}
+		k := classLevel{d.Class, d.Level}
+		a.perClass[k] = append(a.perClass[k], refs...)
 	}
-	cp.class[which] = append(cp.class[which], ref)
 }
 
 // seal finishes an answer once the join is done: the per-class tallies
-// are merged, full matches sorted, flag matches and class counts get
-// their match references, and every list disclosed in full gets a notice
-// to its owner.
+// are merged, flag matches and class counts get their match references,
+// and every list disclosed in full gets a notice to its owner.
 func (s *Service) seal(a *answer, r policy.Request, own *store.List) error {
-	a.tally()
+	for k, refs := range a.perClass {
+		// An entry several lists of one class matched counts once.
+		slices.Sort(refs)
+		a.perClass[k] = slices.Compact(refs)
+	}
 	if err := s.flagMatches(a, r, own); err != nil {
 		return err
 	}
@@ -205,37 +227,11 @@ func (s *Service) seal(a *answer, r policy.Request, own *store.List) error {
 	return nil
 }
 
-// tally merges the counterparty lists' entries into the per-class tallies
-// (an entry several lists of one class matched counts once) and sorts
-// each full match's entries.
-func (a *answer) tally() {
-	for _, cp := range a.cps {
-		for which, refs := range cp.class {
-			if len(refs) == 0 {
-				continue
-			}
-			d := cp.base
-			if which == 1 {
-				d = *cp.granted
-			}
-			k := classLevel{d.Class, d.Level}
-			a.perClass[k] = append(a.perClass[k], refs...)
-		}
-		for _, m := range cp.shown {
-			slices.Sort(m.EntryRefs)
-		}
-	}
-	for k, refs := range a.perClass {
-		slices.Sort(refs)
-		a.perClass[k] = slices.Compact(refs)
-	}
-}
-
 // counterparts asks the policy, once per visible list of the kind and key
 // that matched, what r's requester may learn about it, adding the rules
 // that fired to rules. Lists at level none without a grant are left out.
 func (s *Service) counterparts(ctx context.Context, r policy.Request, az policy.Authorization, kind, keyID string, own *store.List,
-	matched map[int64]bool, rules map[string]bool) (map[int64]*counterpart, error) {
+	matched map[int64][]uint64, rules map[string]bool) (map[int64]*counterpart, error) {
 	visible, err := s.store.VisibleLists(ctx, kind, keyID)
 	if err != nil {
 		return nil, storeError(ctx, "visible lists", err)
@@ -267,7 +263,7 @@ func (s *Service) counterparts(ctx context.Context, r policy.Request, az policy.
 	}
 	cps := map[int64]*counterpart{}
 	for _, l := range visible {
-		if !matched[l.ID] || l.Owner == r.Requester.ID || s.epochs.retired(l.KeyID) {
+		if _, ok := matched[l.ID]; !ok || l.Owner == r.Requester.ID || s.epochs.retired(l.KeyID) {
 			continue
 		}
 		owner, ok := s.policy.Agency(l.Owner)
@@ -304,14 +300,11 @@ func (s *Service) ref(r policy.Request, own *store.List, entry *uint64, class st
 	})
 }
 
-// flagMatches adds one flag match per entry and liaison contact after the
-// full matches, and orders the matches: full ones by counterparty and
-// contact, flag ones by entry and liaison contact.
+// flagMatches orders the full matches by counterparty and contact, and
+// adds after them one flag match per entry and liaison contact, by entry
+// and contact.
 func (s *Service) flagMatches(a *answer, r policy.Request, own *store.List) error {
-	for _, id := range slices.Sorted(maps.Keys(a.cps)) {
-		a.matches = append(a.matches, a.cps[id].shown...)
-	}
-	slices.SortStableFunc(a.matches, func(x, y *veilmatchv1.Match) int {
+	slices.SortFunc(a.matches, func(x, y *veilmatchv1.Match) int {
 		cx, cy := x.GetCounterparty(), y.GetCounterparty()
 		return cmp.Or(cmp.Compare(cx.GetAgency(), cy.GetAgency()), cmp.Compare(cx.GetList(), cy.GetList()), cmp.Compare(cx.GetContact(), cy.GetContact()))
 	})
@@ -345,13 +338,14 @@ func (s *Service) classCounts(a *answer, r policy.Request, own *store.List) erro
 // each owner: every full disclosure, by overlaps or check, is told.
 func (a *answer) noticeFull(r policy.Request, own *store.List) {
 	for _, cp := range a.cps {
-		if len(cp.full) == 0 {
+		full := cp.refs(func(l policy.Level) bool { return l == policy.LevelFull })
+		if len(full) == 0 {
 			continue
 		}
 		a.lists = append(a.lists, cp.list.Owner+"/"+cp.list.Name)
 		n := store.Notice{
 			Owner: cp.list.Owner, List: cp.list.Name, Action: r.Action, Requester: r.Requester.ID,
-			Entries: uint64(len(cp.full)), Purpose: r.Purpose, CaseRef: r.CaseRef, Time: r.Time,
+			Entries: uint64(len(full)), Purpose: r.Purpose, CaseRef: r.CaseRef, Time: r.Time,
 		}
 		if own != nil {
 			n.RequesterList = own.Name

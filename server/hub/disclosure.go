@@ -187,7 +187,7 @@ func (s *Service) requestsFor(ctx context.Context, r policy.Request, az policy.A
 		l := ans.cps[cpID].list
 		dr := store.DisclosureRequest{
 			ID: "dr-" + newDecisionID(), GroupID: group, Requester: r.Requester.ID, RequesterList: own.Name, RequesterListID: own.ID,
-			Owner: l.Owner, List: l.Name, ListID: l.ID, Entries: uint64(len(ans.cps[cpID].entries)), Requested: requested,
+			Owner: l.Owner, List: l.Name, ListID: l.ID, Entries: uint64(len(ans.cps[cpID].refs(partial))), Requested: requested,
 			Reason: reason, Purpose: r.Purpose, CaseRef: r.CaseRef, CreatedAt: r.Time,
 		}
 		if ref.Entry != nil {
