@@ -100,7 +100,11 @@ func result(list, decision string, ms []*veilmatchv1.Match, cs []*veilmatchv1.Cl
 		ref   uint64
 		match int
 	}
-	var order []at
+	n := 0
+	for _, m := range ms {
+		n += len(m.GetEntryRefs())
+	}
+	order := make([]at, 0, n)
 	cps := make([]*Counterparty, len(ms))
 	for i, m := range ms {
 		if c := m.GetCounterparty(); c != nil {

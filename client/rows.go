@@ -161,15 +161,48 @@ func (s *stateDir) loadRows(l *localList) error {
 			continue
 		}
 		path := s.rowsPath(l.Name, v.UploadID)
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("rows of upload %s: %w", v.UploadID, err)
-		}
-		if v.file, err = decodeRows(data); err != nil {
+		var err error
+		if v.file, err = s.readRows(path); err != nil {
 			return fmt.Errorf("rows of upload %s (%s): %w", v.UploadID, path, err)
 		}
 	}
 	return nil
+}
+
+// readRows returns the rows file at path decoded, from the cache if stat
+// says it is the file decoded then.
+func (s *stateDir) readRows(path string) (*rowsFile, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	s.rowsMu.Lock()
+	c, ok := s.rows[path]
+	s.rowsMu.Unlock()
+	if ok && os.SameFile(c.info, info) && c.info.Size() == info.Size() && c.info.ModTime().Equal(info.ModTime()) {
+		return c.file, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := decodeRows(data)
+	if err != nil {
+		return nil, err
+	}
+	s.rowsMu.Lock()
+	defer s.rowsMu.Unlock()
+	if s.rows == nil {
+		s.rows = map[string]cachedRows{}
+	}
+	for p := range s.rows {
+		if len(s.rows) < cachedRowsFiles {
+			break
+		}
+		delete(s.rows, p)
+	}
+	s.rows[path] = cachedRows{info, f}
+	return f, nil
 }
 
 // pruneRows removes the rows files of l's uploads other than its current

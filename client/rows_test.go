@@ -2,6 +2,8 @@ package client
 
 import (
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -144,4 +146,47 @@ func FuzzDecodeRows(f *testing.F) {
 			t.Errorf("re-encoded %d entries in %d bytes, more than the %d read", rows.len(), len(back), len(data))
 		}
 	})
+}
+
+// TestReadRowsCache checks that a rows file is decoded once while it is
+// unchanged, and read again once it is replaced or gone.
+func TestReadRowsCache(t *testing.T) {
+	s, err := openState(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := s.rowsPath("suspects", "u1")
+	write := func(es []localEntry) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, mustEncode(t, es), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := []localEntry{{Line: 2, Value: "+447700900123"}}
+	write(first)
+	a, err := s.readRows(path)
+	if err != nil || !reflect.DeepEqual(all(a), first) {
+		t.Fatalf("readRows = %v, %v; want %v", all(a), err, first)
+	}
+	if b, err := s.readRows(path); err != nil || b != a {
+		t.Fatalf("an unchanged file was decoded again (%p, then %p, %v)", a, b, err)
+	}
+	second := []localEntry{{Line: 2, Value: "+447700900999"}, {Line: 3, Value: "+447700900123"}}
+	write(second)
+	if b, err := s.readRows(path); err != nil || !reflect.DeepEqual(all(b), second) {
+		t.Fatalf("after the file was replaced readRows = %v, %v; want %v", all(b), err, second)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.readRows(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("readRows of a removed file: %v, want not exist", err)
+	}
 }

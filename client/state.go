@@ -38,7 +38,23 @@ var ErrKeySetRolledBack = errors.New("client: key set older than one already use
 type stateDir struct {
 	dir string
 	mu  sync.Mutex
+	// rows are the rows files decoded last (at most cachedRowsFiles), by
+	// path, each with what stat said of it: a watch or a client asked
+	// again about the same list does not read and check megabytes per
+	// answer. An upload's rows file is written once; a file stat finds
+	// changed in any way is read again.
+	rowsMu sync.Mutex
+	rows   map[string]cachedRows
 }
+
+// cachedRows is a rows file as decoded, and stat's answer about it then.
+type cachedRows struct {
+	info os.FileInfo
+	file *rowsFile
+}
+
+// cachedRowsFiles is how many decoded rows files a stateDir keeps.
+const cachedRowsFiles = 2
 
 var listNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
