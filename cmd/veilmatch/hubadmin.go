@@ -147,6 +147,8 @@ func cmdHubMigrate(ctx context.Context, e env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "copied %d list versions, %d tokens, %d decision records, %d disclosure requests and %d notices\n",
 		rep.Lists, rep.Tokens, rep.Records, rep.Requests, rep.Notices)
+	fmt.Fprintf(e.stdout, "standing matches: %d pairs, %d match sets, %d match events, %d alerted pairs, %d retractions\n",
+		rep.Pairs, rep.Sets, rep.Events, rep.Alerted, rep.Retractions)
 	fmt.Fprintf(e.stdout, "decision log: %d records, root %x (the same as before: auditors' saved state verifies)\n", rep.LogSize, rep.LogRoot)
 	fmt.Fprintf(e.stdout, "start the hub with: veilmatch hub --data %s --store %s … (its keys stay in --data)\n", *from, redactDSN(*to))
 	return nil
