@@ -4,8 +4,11 @@ import (
 	"cmp"
 	"context"
 	"maps"
+	"runtime"
 	"slices"
 	"sort"
+	"sync"
+	"sync/atomic"
 
 	"github.com/veilmatch/veilmatch/policy"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
@@ -134,20 +137,33 @@ func (s *Service) decide(ctx context.Context, r policy.Request, az policy.Author
 	for _, id := range az.Rules {
 		rules[id] = true
 	}
-	// 1. Join. The pairs are as many as the requester's matches, whatever
-	// the hub's size.
+	// 1. Join, while the lists and grants the answer needs are read. The
+	// pairs are as many as the requester's matches, whatever the hub's
+	// size.
+	var (
+		visible  []store.List
+		grants   map[int64][]store.DisclosureRequest
+		readErr  error
+		readDone = make(chan struct{})
+	)
+	go func() {
+		defer close(readDone)
+		visible, grants, readErr = s.visible(ctx, r, kind, keyID, own)
+	}()
 	byCP := map[int64][]uint64{}
-	if err := join(func(ref uint64, cp int64) error {
+	err := join(func(ref uint64, cp int64) error {
 		byCP[cp] = append(byCP[cp], ref)
 		return nil
-	}); err != nil {
+	})
+	<-readDone
+	if err != nil {
 		return nil, storeError(ctx, "join", err)
 	}
-	// 2. Ask the policy about each counterparty list that matched.
-	var err error
-	if a.cps, err = s.counterparts(ctx, r, az, kind, keyID, own, byCP, rules); err != nil {
-		return nil, err
+	if readErr != nil {
+		return nil, readErr
 	}
+	// 2. Ask the policy about each counterparty list that matched.
+	a.cps = s.counterparts(ctx, r, az, visible, grants, byCP, rules)
 	// 3. Place each list's entries at their levels.
 	for id, cp := range a.cps {
 		refs := byCP[id]
@@ -227,20 +243,19 @@ func (s *Service) seal(a *answer, r policy.Request, own *store.List) error {
 	return nil
 }
 
-// counterparts asks the policy, once per visible list of the kind and key
-// that matched, what r's requester may learn about it, adding the rules
-// that fired to rules. Lists at level none without a grant are left out.
-func (s *Service) counterparts(ctx context.Context, r policy.Request, az policy.Authorization, kind, keyID string, own *store.List,
-	matched map[int64][]uint64, rules map[string]bool) (map[int64]*counterpart, error) {
+// visible returns the committed lists of the kind and key, and the
+// disclosure requests approved for own (nil for a check) under r's purpose
+// and case, by counterparty list.
+func (s *Service) visible(ctx context.Context, r policy.Request, kind, keyID string, own *store.List) ([]store.List, map[int64][]store.DisclosureRequest, error) {
 	visible, err := s.store.VisibleLists(ctx, kind, keyID)
 	if err != nil {
-		return nil, storeError(ctx, "visible lists", err)
+		return nil, nil, storeError(ctx, "visible lists", err)
 	}
 	grants := map[int64][]store.DisclosureRequest{}
 	if own != nil {
 		gs, err := s.store.Grants(ctx, own.ID)
 		if err != nil {
-			return nil, storeError(ctx, "grants", err)
+			return nil, nil, storeError(ctx, "grants", err)
 		}
 		for _, g := range gs {
 			// An approval holds for the purpose and case it was asked for.
@@ -249,19 +264,23 @@ func (s *Service) counterparts(ctx context.Context, r policy.Request, az policy.
 			}
 		}
 	}
-	disclose := func(owner policy.Agency, l store.List, granted bool) policy.Disclosure {
-		d, err := s.policy.Disclose(ctx, r, owner, policyList(l), granted)
-		if err != nil {
-			rpc.Logger(ctx).ErrorContext(ctx, "disclosure policy failed; level none", "error", err)
-			d = policy.Disclosure{Level: policy.LevelNone, Rules: []string{policy.RuleEngineError}}
-		}
-		d.Level = policy.Min(d.Level, az.MaxLevel)
-		for _, id := range d.Rules {
-			rules[id] = true
-		}
-		return d
+	return visible, grants, nil
+}
+
+// counterparts asks the policy, once per visible list that matched (and
+// once more for a list with approved disclosure requests), what r's
+// requester may learn about it, adding the rules that fired to rules.
+// The evaluations run in parallel, up to one per processor. Lists at
+// level none without a grant are left out.
+func (s *Service) counterparts(ctx context.Context, r policy.Request, az policy.Authorization, visible []store.List,
+	grants map[int64][]store.DisclosureRequest, matched map[int64][]uint64, rules map[string]bool) map[int64]*counterpart {
+	type ask struct {
+		owner   policy.Agency
+		cp      *counterpart
+		granted bool
+		d       policy.Disclosure
 	}
-	cps := map[int64]*counterpart{}
+	var asks []*ask
 	for _, l := range visible {
 		if _, ok := matched[l.ID]; !ok || l.Owner == r.Requester.ID || s.epochs.retired(l.KeyID) {
 			continue
@@ -270,10 +289,11 @@ func (s *Service) counterparts(ctx context.Context, r policy.Request, az policy.
 		if !ok {
 			continue // an unregistered owner's list is disclosed to nobody
 		}
-		cp := &counterpart{list: l, base: disclose(owner, l, false)}
+		cp := &counterpart{list: l}
+		asks = append(asks, &ask{owner: owner, cp: cp})
 		if gs := grants[l.ID]; len(gs) > 0 {
-			g := disclose(owner, l, true)
-			cp.granted, cp.grantSet = &g, map[uint64]bool{}
+			asks = append(asks, &ask{owner: owner, cp: cp, granted: true})
+			cp.grantSet = map[uint64]bool{}
 			for _, req := range gs {
 				cp.grantAll = cp.grantAll || len(req.EntryRefs) == 0
 				for _, e := range req.EntryRefs {
@@ -281,11 +301,56 @@ func (s *Service) counterparts(ctx context.Context, r policy.Request, az policy.
 				}
 			}
 		}
-		if cp.base.Level != policy.LevelNone || cp.granted != nil {
-			cps[l.ID] = cp
+	}
+	parallel(len(asks), func(i int) {
+		a := asks[i]
+		d, err := s.policy.Disclose(ctx, r, a.owner, policyList(a.cp.list), a.granted)
+		if err != nil {
+			rpc.Logger(ctx).ErrorContext(ctx, "disclosure policy failed; level none", "error", err)
+			d = policy.Disclosure{Level: policy.LevelNone, Rules: []string{policy.RuleEngineError}}
+		}
+		d.Level = policy.Min(d.Level, az.MaxLevel)
+		a.d = d
+	})
+	cps := map[int64]*counterpart{}
+	for _, a := range asks {
+		for _, id := range a.d.Rules {
+			rules[id] = true
+		}
+		if a.granted {
+			a.cp.granted = &a.d
+		} else {
+			a.cp.base = a.d
+		}
+		if a.cp.base.Level != policy.LevelNone || a.cp.granted != nil {
+			cps[a.cp.list.ID] = a.cp
 		}
 	}
-	return cps, nil
+	return cps
+}
+
+// parallel calls fn(0) to fn(n-1), up to one call per processor at a
+// time, and returns when all have returned.
+func parallel(n int, fn func(i int)) {
+	workers := min(n, runtime.GOMAXPROCS(0))
+	if workers <= 1 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // ref seals a match reference to an answer for r about own; a check (own
