@@ -94,40 +94,71 @@ func result(list, decision string, ms []*veilmatchv1.Match, cs []*veilmatchv1.Cl
 		return cmp.Or(cmp.Compare(cx.GetAgency(), cy.GetAgency()), cmp.Compare(cx.GetList(), cy.GetList()),
 			cmp.Compare(cx.GetContact(), cy.GetContact()), cmp.Compare(x.GetLiaisonContact(), y.GetLiaisonContact()))
 	})
-	// Each match lists its entries in ascending order: order (entry,
-	// match) pairs, not the larger Match values.
-	type at struct {
-		ref   uint64
-		match int
-	}
-	n := 0
-	for _, m := range ms {
-		n += len(m.GetEntryRefs())
-	}
-	order := make([]at, 0, n)
 	cps := make([]*Counterparty, len(ms))
+	n := 0
 	for i, m := range ms {
 		if c := m.GetCounterparty(); c != nil {
 			cps[i] = &Counterparty{Agency: c.GetAgency(), List: c.GetList(), Category: c.GetCategory(), Jurisdiction: c.GetJurisdiction(), Contact: c.GetContact()}
 		}
-		for _, ref := range m.GetEntryRefs() {
-			order = append(order, at{ref, i})
-		}
+		n += len(m.GetEntryRefs())
 	}
-	slices.SortFunc(order, func(x, y at) int { return cmp.Or(cmp.Compare(x.ref, y.ref), cmp.Compare(x.match, y.match)) })
-	r.Matches = make([]Match, 0, len(order))
-	for _, o := range order {
-		m := ms[o.match]
-		out := Match{EntryRef: o.ref, Level: levelNames[m.GetLevel()], Counterparty: cps[o.match], LiaisonContact: m.GetLiaisonContact(), MatchRef: m.GetMatchRef()}
-		if row, ok := entries.entry(o.ref); ok {
+	r.Matches = make([]Match, 0, n)
+	merge(ms, func(ref uint64, i int) {
+		m := ms[i]
+		out := Match{EntryRef: ref, Level: levelNames[m.GetLevel()], Counterparty: cps[i], LiaisonContact: m.GetLiaisonContact(), MatchRef: m.GetMatchRef()}
+		if row, ok := entries.entry(ref); ok {
 			out.Line, out.Value = row.Line, row.shown()
 		}
 		r.Matches = append(r.Matches, out)
-	}
+	})
 	for _, c := range cs {
 		r.Counts = append(r.Counts, ClassCount{Class: c.GetClass(), Matches: c.GetMatches(), MatchRef: c.GetMatchRef()})
 	}
 	return r
+}
+
+// merge calls fn for each entry of each match, by entry and then by
+// match index: a k-way merge, each match's entries being ascending (an
+// entry out of order in a malformed answer is merely out of order).
+func merge(ms []*veilmatchv1.Match, fn func(ref uint64, match int)) {
+	pos := make([]int, len(ms))
+	head := func(i int) uint64 { return ms[i].GetEntryRefs()[pos[i]] }
+	less := func(i, j int) bool { return head(i) < head(j) || head(i) == head(j) && i < j }
+	// h is a binary min-heap of the matches with entries left, by head.
+	h := make([]int, 0, len(ms))
+	down := func(k int) {
+		for {
+			c := 2*k + 1
+			if c >= len(h) {
+				return
+			}
+			if c+1 < len(h) && less(h[c+1], h[c]) {
+				c++
+			}
+			if !less(h[c], h[k]) {
+				return
+			}
+			h[k], h[c] = h[c], h[k]
+			k = c
+		}
+	}
+	for i, m := range ms {
+		if len(m.GetEntryRefs()) > 0 {
+			h = append(h, i)
+		}
+	}
+	for k := len(h)/2 - 1; k >= 0; k-- {
+		down(k)
+	}
+	for len(h) > 0 {
+		i := h[0]
+		fn(head(i), i)
+		if pos[i]++; pos[i] == len(ms[i].GetEntryRefs()) {
+			h[0] = h[len(h)-1]
+			h = h[:len(h)-1]
+		}
+		down(0)
+	}
 }
 
 // ErrNoMapping reports an answer about a version of a list whose rows this

@@ -1,7 +1,9 @@
 package client
 
 import (
+	"cmp"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -43,5 +45,30 @@ func TestResultOneMatchPerEntry(t *testing.T) {
 	}
 	if r.Matches == nil || r.Counts == nil {
 		t.Errorf("empty lists must be [], not null, in JSON: %+v", r)
+	}
+}
+
+// TestMerge checks the k-way merge against sorting every (entry, match)
+// pair, on random matches of ascending entries.
+func TestMerge(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for range 200 {
+		ms := make([]*veilmatchv1.Match, rnd.IntN(6))
+		var want [][2]uint64
+		for i := range ms {
+			ms[i] = &veilmatchv1.Match{}
+			for ref := uint64(0); ref < 40; ref++ {
+				if rnd.IntN(3) == 0 {
+					ms[i].EntryRefs = append(ms[i].EntryRefs, ref)
+					want = append(want, [2]uint64{ref, uint64(i)})
+				}
+			}
+		}
+		slices.SortFunc(want, func(x, y [2]uint64) int { return cmp.Or(cmp.Compare(x[0], y[0]), cmp.Compare(x[1], y[1])) })
+		var got [][2]uint64
+		merge(ms, func(ref uint64, i int) { got = append(got, [2]uint64{ref, uint64(i)}) })
+		if !slices.Equal(got, want) {
+			t.Fatalf("merge = %v, want %v", got, want)
+		}
 	}
 }

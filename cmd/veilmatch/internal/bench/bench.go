@@ -96,7 +96,7 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{
 		Agencies: 4, Entries: 20_000, Query: 50_000, Overlap: 0.1, Background: 0,
-		Batch: 1024, CryptoTime: time.Second, KeyServerTime: 3 * time.Second, Repetitions: 10, Images: 40,
+		Batch: 1024, CryptoTime: time.Second, KeyServerTime: 3 * time.Second, Repetitions: 50, Images: 40,
 	}
 }
 
@@ -106,7 +106,7 @@ func DefaultOptions() Options {
 func LargeOptions() Options {
 	return Options{
 		Agencies: 9, Entries: 100_000, Query: 100_000, Overlap: 0.1, Background: 10_000_000, Large: true,
-		Batch: 1024, CryptoTime: 2 * time.Second, KeyServerTime: 5 * time.Second, Repetitions: 10, Images: 200,
+		Batch: 1024, CryptoTime: 2 * time.Second, KeyServerTime: 5 * time.Second, Repetitions: 50, Images: 200,
 	}
 }
 
