@@ -128,10 +128,10 @@ func (c *counterpart) refs(at func(policy.Level) bool) []uint64 {
 // level none contribute nothing at all, exactly as if they did not match.
 // own is the requester's list version (nil for a check); disclosure
 // requests approved for it under the same purpose and case upgrade the
-// matches they name. join must yield each (entry, counterparty list) pair
-// once.
+// matches they name. pairs returns the join's pairs by counterparty list
+// (see gather and started).
 func (s *Service) decide(ctx context.Context, r policy.Request, az policy.Authorization, kind, keyID string, own *store.List,
-	join func(fn func(ref uint64, cp int64) error) error) (*answer, error) {
+	pairs func() (map[int64][]uint64, error)) (*answer, error) {
 	a := newAnswer()
 	rules := map[string]bool{}
 	for _, id := range az.Rules {
@@ -150,11 +150,7 @@ func (s *Service) decide(ctx context.Context, r policy.Request, az policy.Author
 		defer close(readDone)
 		visible, grants, readErr = s.visible(ctx, r, kind, keyID, own)
 	}()
-	byCP := map[int64][]uint64{}
-	err := join(func(ref uint64, cp int64) error {
-		byCP[cp] = append(byCP[cp], ref)
-		return nil
-	})
+	byCP, err := pairs()
 	<-readDone
 	if err != nil {
 		return nil, storeError(ctx, "join", err)
@@ -177,6 +173,41 @@ func (s *Service) decide(ctx context.Context, r policy.Request, az policy.Author
 	}
 	a.rules = slices.Sorted(maps.Keys(rules))
 	return a, nil
+}
+
+// gather returns a function that runs join, which must yield each (entry,
+// counterparty list) pair once, and returns its pairs by counterparty
+// list.
+func gather(join func(fn func(ref uint64, cp int64) error) error) func() (map[int64][]uint64, error) {
+	return func() (map[int64][]uint64, error) {
+		byCP := map[int64][]uint64{}
+		err := join(func(ref uint64, cp int64) error {
+			byCP[cp] = append(byCP[cp], ref)
+			return nil
+		})
+		return byCP, err
+	}
+}
+
+// started is gather with the join running already, in a goroutine, so
+// that it overlaps what the caller does next; the function it returns
+// waits for it. A caller that gives up must still call that function (or
+// cancel the join's context and call it), so that the join ends before
+// the call does.
+func started(join func(fn func(ref uint64, cp int64) error) error) func() (map[int64][]uint64, error) {
+	var (
+		byCP map[int64][]uint64
+		err  error
+		done = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		byCP, err = gather(join)()
+	}()
+	return func() (map[int64][]uint64, error) {
+		<-done
+		return byCP, err
+	}
 }
 
 // add adds the entries counterparty list cp matched, at their levels: at

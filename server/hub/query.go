@@ -35,13 +35,20 @@ func (s *Service) Overlaps(ctx context.Context, req *veilmatchv1.OverlapsRequest
 	}
 	pl := policyList(own)
 	r := policy.Request{Action: audit.ActionOverlaps, Time: s.now(), Purpose: purpose, CaseRef: caseRef, Requester: a, List: &pl}
+	// The join runs while the policy authorizes: nothing of it leaves the
+	// hub unless the policy allows, and a refusal cancels it.
+	joinCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pairs := started(func(fn func(uint64, int64) error) error {
+		return s.store.Overlaps(joinCtx, own.ID, fn)
+	})
 	az, err := s.authorizeRecorded(ctx, r)
 	if err != nil {
+		cancel()
+		_, _ = pairs() // the join ends before the call does
 		return nil, err
 	}
-	ans, err := s.decide(ctx, r, az, own.Kind, own.KeyID, &own, func(fn func(uint64, int64) error) error {
-		return s.store.Overlaps(ctx, own.ID, fn)
-	})
+	ans, err := s.decide(ctx, r, az, own.Kind, own.KeyID, &own, pairs)
 	if err != nil {
 		return nil, err
 	}
@@ -106,9 +113,9 @@ func (s *Service) Check(ctx context.Context, req *veilmatchv1.CheckRequest) (*ve
 	if used+n > s.budget {
 		return nil, s.refuseCheck(ctx, r, az, n, used)
 	}
-	ans, err := s.decide(ctx, r, az, req.GetKind(), req.GetKeyId(), nil, func(fn func(uint64, int64) error) error {
+	ans, err := s.decide(ctx, r, az, req.GetKind(), req.GetKeyId(), nil, gather(func(fn func(uint64, int64) error) error {
 		return s.store.Check(ctx, req.GetKind(), req.GetKeyId(), toks, func(i int, cp int64) error { return fn(uint64(i), cp) })
-	})
+	}))
 	if err != nil {
 		return nil, err
 	}
