@@ -97,6 +97,16 @@ type pair struct {
 // overlaps returns the pairs Overlaps reports, failing on a repeated pair.
 func overlaps(t *testing.T, s store.Store, listID int64) map[pair]bool {
 	t.Helper()
+	got, err := collectOverlaps(t, s, listID)
+	if err != nil {
+		t.Fatalf("Overlaps(%d): %v", listID, err)
+	}
+	return got
+}
+
+// collectOverlaps returns the pairs Overlaps reports, or its error; a
+// repeated pair is an error.
+func collectOverlaps(t testing.TB, s store.Store, listID int64) (map[pair]bool, error) {
 	got := map[pair]bool{}
 	err := s.Overlaps(t.Context(), listID, func(ref uint64, cp int64) error {
 		p := pair{ref, cp}
@@ -106,10 +116,7 @@ func overlaps(t *testing.T, s store.Store, listID int64) map[pair]bool {
 		got[p] = true
 		return nil
 	})
-	if err != nil {
-		t.Fatalf("Overlaps(%d): %v", listID, err)
-	}
-	return got
+	return got, err
 }
 
 // check returns the pairs Check reports, failing on a repeated pair or an

@@ -125,15 +125,7 @@ func CheckSets(t testing.TB, s store.Store, ids ...int64) {
 		}
 	}
 	for id, wantPairs := range pairsOf {
-		gotPairs := map[pair]bool{}
-		err := s.Overlaps(t.Context(), id, func(ref uint64, cp int64) error {
-			p := pair{ref, cp}
-			if gotPairs[p] {
-				return fmt.Errorf("pair %+v reported twice", p)
-			}
-			gotPairs[p] = true
-			return nil
-		})
+		gotPairs, err := collectOverlaps(t, s, id)
 		switch {
 		case errors.Is(err, store.ErrNotFound) && len(wantPairs) == 0:
 		case err != nil:
