@@ -39,9 +39,9 @@ type answer struct {
 	flagged map[uint64][]int64
 	counted map[string][]int64
 	cps     map[int64]*counterpart
-	// byLiaison gathers, during the join, the flag matches per entry and
-	// liaison contact, until seal turns them into matches.
-	byLiaison map[uint64]map[string][]int64
+	// byLiaison gathers the liaison contacts of each entry matched at
+	// level flag, until seal turns them into matches.
+	byLiaison map[uint64]map[string]bool
 }
 
 // disclosed returns the pairs of the requester's list version listID the
@@ -61,7 +61,7 @@ func (a *answer) disclosed(listID int64) []store.Alerted {
 func newAnswer() *answer {
 	return &answer{
 		perClass: map[classLevel][]uint64{}, flagged: map[uint64][]int64{}, counted: map[string][]int64{},
-		byLiaison: map[uint64]map[string][]int64{},
+		byLiaison: map[uint64]map[string]bool{},
 	}
 }
 
@@ -129,7 +129,7 @@ func (c *counterpart) refs(at func(policy.Level) bool) []uint64 {
 // own is the requester's list version (nil for a check); disclosure
 // requests approved for it under the same purpose and case upgrade the
 // matches they name. pairs returns the join's pairs by counterparty list
-// (see gather and started).
+// (see gather).
 func (s *Service) decide(ctx context.Context, r policy.Request, az policy.Authorization, kind, keyID string, own *store.List,
 	pairs func() (map[int64][]uint64, error)) (*answer, error) {
 	a := newAnswer()
@@ -140,18 +140,9 @@ func (s *Service) decide(ctx context.Context, r policy.Request, az policy.Author
 	// 1. Join, while the lists and grants the answer needs are read. The
 	// pairs are as many as the requester's matches, whatever the hub's
 	// size.
-	var (
-		visible  []store.List
-		grants   map[int64][]store.DisclosureRequest
-		readErr  error
-		readDone = make(chan struct{})
-	)
-	go func() {
-		defer close(readDone)
-		visible, grants, readErr = s.visible(ctx, r, kind, keyID, own)
-	}()
+	read := async(func() (visibleLists, error) { return s.visible(ctx, r, kind, keyID, own) })
 	byCP, err := pairs()
-	<-readDone
+	vis, readErr := read()
 	if err != nil {
 		return nil, storeError(ctx, "join", err)
 	}
@@ -159,7 +150,7 @@ func (s *Service) decide(ctx context.Context, r policy.Request, az policy.Author
 		return nil, readErr
 	}
 	// 2. Ask the policy about each counterparty list that matched.
-	a.cps = s.counterparts(ctx, r, az, visible, grants, byCP, rules)
+	a.cps = s.counterparts(ctx, r, az, vis, byCP, rules)
 	// 3. Place each list's entries at their levels.
 	for id, cp := range a.cps {
 		refs := byCP[id]
@@ -189,24 +180,24 @@ func gather(join func(fn func(ref uint64, cp int64) error) error) func() (map[in
 	}
 }
 
-// started is gather with the join running already, in a goroutine, so
-// that it overlaps what the caller does next; the function it returns
-// waits for it. A caller that gives up must still call that function (or
-// cancel the join's context and call it), so that the join ends before
-// the call does.
-func started(join func(fn func(ref uint64, cp int64) error) error) func() (map[int64][]uint64, error) {
+// async runs fn in a goroutine at once, so that it overlaps what the
+// caller does next, and returns a function that waits for it and returns
+// what fn returned. A caller that gives up must still call that function
+// (cancelling fn's context first if it can), so that fn ends before the
+// call does.
+func async[T any](fn func() (T, error)) func() (T, error) {
 	var (
-		byCP map[int64][]uint64
+		v    T
 		err  error
 		done = make(chan struct{})
 	)
 	go func() {
 		defer close(done)
-		byCP, err = gather(join)()
+		v, err = fn()
 	}()
-	return func() (map[int64][]uint64, error) {
+	return func() (T, error) {
 		<-done
-		return byCP, err
+		return v, err
 	}
 }
 
@@ -240,9 +231,9 @@ func (a *answer) add(cp *counterpart) {
 		case policy.LevelFlag:
 			for _, ref := range refs {
 				if a.byLiaison[ref] == nil {
-					a.byLiaison[ref] = map[string][]int64{}
+					a.byLiaison[ref] = map[string]bool{}
 				}
-				a.byLiaison[ref][d.LiaisonContact] = append(a.byLiaison[ref][d.LiaisonContact], cp.list.ID)
+				a.byLiaison[ref][d.LiaisonContact] = true
 				a.flagged[ref] = append(a.flagged[ref], cp.list.ID)
 			}
 		case policy.LevelCount:
@@ -274,28 +265,36 @@ func (s *Service) seal(a *answer, r policy.Request, own *store.List) error {
 	return nil
 }
 
+// visibleLists are the committed lists of a kind and key, and the
+// disclosure requests approved for the requester's list, by counterparty
+// list.
+type visibleLists struct {
+	lists  []store.List
+	grants map[int64][]store.DisclosureRequest
+}
+
 // visible returns the committed lists of the kind and key, and the
 // disclosure requests approved for own (nil for a check) under r's purpose
-// and case, by counterparty list.
-func (s *Service) visible(ctx context.Context, r policy.Request, kind, keyID string, own *store.List) ([]store.List, map[int64][]store.DisclosureRequest, error) {
-	visible, err := s.store.VisibleLists(ctx, kind, keyID)
+// and case.
+func (s *Service) visible(ctx context.Context, r policy.Request, kind, keyID string, own *store.List) (visibleLists, error) {
+	lists, err := s.store.VisibleLists(ctx, kind, keyID)
 	if err != nil {
-		return nil, nil, storeError(ctx, "visible lists", err)
+		return visibleLists{}, storeError(ctx, "visible lists", err)
 	}
-	grants := map[int64][]store.DisclosureRequest{}
+	vis := visibleLists{lists: lists, grants: map[int64][]store.DisclosureRequest{}}
 	if own != nil {
 		gs, err := s.store.Grants(ctx, own.ID)
 		if err != nil {
-			return nil, nil, storeError(ctx, "grants", err)
+			return visibleLists{}, storeError(ctx, "grants", err)
 		}
 		for _, g := range gs {
 			// An approval holds for the purpose and case it was asked for.
 			if g.Purpose == r.Purpose && g.CaseRef == r.CaseRef {
-				grants[g.ListID] = append(grants[g.ListID], g)
+				vis.grants[g.ListID] = append(vis.grants[g.ListID], g)
 			}
 		}
 	}
-	return visible, grants, nil
+	return vis, nil
 }
 
 // counterparts asks the policy, once per visible list that matched (and
@@ -303,8 +302,8 @@ func (s *Service) visible(ctx context.Context, r policy.Request, kind, keyID str
 // requester may learn about it, adding the rules that fired to rules.
 // The evaluations run in parallel, up to one per processor. Lists at
 // level none without a grant are left out.
-func (s *Service) counterparts(ctx context.Context, r policy.Request, az policy.Authorization, visible []store.List,
-	grants map[int64][]store.DisclosureRequest, matched map[int64][]uint64, rules map[string]bool) map[int64]*counterpart {
+func (s *Service) counterparts(ctx context.Context, r policy.Request, az policy.Authorization, vis visibleLists,
+	matched map[int64][]uint64, rules map[string]bool) map[int64]*counterpart {
 	type ask struct {
 		owner   policy.Agency
 		cp      *counterpart
@@ -312,7 +311,7 @@ func (s *Service) counterparts(ctx context.Context, r policy.Request, az policy.
 		d       policy.Disclosure
 	}
 	var asks []*ask
-	for _, l := range visible {
+	for _, l := range vis.lists {
 		if _, ok := matched[l.ID]; !ok || l.Owner == r.Requester.ID || s.epochs.retired(l.KeyID) {
 			continue
 		}
@@ -322,7 +321,7 @@ func (s *Service) counterparts(ctx context.Context, r policy.Request, az policy.
 		}
 		cp := &counterpart{list: l}
 		asks = append(asks, &ask{owner: owner, cp: cp})
-		if gs := grants[l.ID]; len(gs) > 0 {
+		if gs := vis.grants[l.ID]; len(gs) > 0 {
 			asks = append(asks, &ask{owner: owner, cp: cp, granted: true})
 			cp.grantSet = map[uint64]bool{}
 			for _, req := range gs {

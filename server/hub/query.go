@@ -39,9 +39,9 @@ func (s *Service) Overlaps(ctx context.Context, req *veilmatchv1.OverlapsRequest
 	// hub unless the policy allows, and a refusal cancels it.
 	joinCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pairs := started(func(fn func(uint64, int64) error) error {
+	pairs := async(gather(func(fn func(uint64, int64) error) error {
 		return s.store.Overlaps(joinCtx, own.ID, fn)
-	})
+	}))
 	az, err := s.authorizeRecorded(ctx, r)
 	if err != nil {
 		cancel()
