@@ -2,6 +2,7 @@ package client
 
 import (
 	"cmp"
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -121,44 +122,44 @@ func result(list, decision string, ms []*veilmatchv1.Match, cs []*veilmatchv1.Cl
 // match index: a k-way merge, each match's entries being ascending (an
 // entry out of order in a malformed answer is merely out of order).
 func merge(ms []*veilmatchv1.Match, fn func(ref uint64, match int)) {
-	pos := make([]int, len(ms))
-	head := func(i int) uint64 { return ms[i].GetEntryRefs()[pos[i]] }
-	less := func(i, j int) bool { return head(i) < head(j) || head(i) == head(j) && i < j }
-	// h is a binary min-heap of the matches with entries left, by head.
-	h := make([]int, 0, len(ms))
-	down := func(k int) {
-		for {
-			c := 2*k + 1
-			if c >= len(h) {
-				return
-			}
-			if c+1 < len(h) && less(h[c+1], h[c]) {
-				c++
-			}
-			if !less(h[c], h[k]) {
-				return
-			}
-			h[k], h[c] = h[c], h[k]
-			k = c
-		}
-	}
+	h := heads{ms: ms, pos: make([]int, len(ms))}
 	for i, m := range ms {
 		if len(m.GetEntryRefs()) > 0 {
-			h = append(h, i)
+			h.live = append(h.live, i)
 		}
 	}
-	for k := len(h)/2 - 1; k >= 0; k-- {
-		down(k)
-	}
-	for len(h) > 0 {
-		i := h[0]
-		fn(head(i), i)
-		if pos[i]++; pos[i] == len(ms[i].GetEntryRefs()) {
-			h[0] = h[len(h)-1]
-			h = h[:len(h)-1]
+	heap.Init(&h)
+	for h.Len() > 0 {
+		i := h.live[0]
+		fn(h.head(i), i)
+		if h.pos[i]++; h.pos[i] == len(ms[i].GetEntryRefs()) {
+			heap.Pop(&h)
+		} else {
+			heap.Fix(&h, 0)
 		}
-		down(0)
 	}
+}
+
+// heads is merge's heap: the matches with entries left (live), ordered
+// by their next entry (at pos) and then by index.
+type heads struct {
+	ms   []*veilmatchv1.Match
+	pos  []int
+	live []int
+}
+
+func (h *heads) head(i int) uint64 { return h.ms[i].GetEntryRefs()[h.pos[i]] }
+func (h *heads) Len() int          { return len(h.live) }
+func (h *heads) Less(a, b int) bool {
+	i, j := h.live[a], h.live[b]
+	return h.head(i) < h.head(j) || h.head(i) == h.head(j) && i < j
+}
+func (h *heads) Swap(a, b int) { h.live[a], h.live[b] = h.live[b], h.live[a] }
+func (h *heads) Push(x any)    { h.live = append(h.live, x.(int)) }
+func (h *heads) Pop() any {
+	x := h.live[len(h.live)-1]
+	h.live = h.live[:len(h.live)-1]
+	return x
 }
 
 // ErrNoMapping reports an answer about a version of a list whose rows this
