@@ -26,10 +26,13 @@ import (
 //go:embed *.rego data.json
 var embedded embed.FS
 
-// Queries of the two decisions.
+// Queries of the decisions.
 const (
 	authzQuery      = "data.veilmatch.authz.decision"
 	disclosureQuery = "data.veilmatch.disclosure.decision"
+	// disclosuresQuery is the hub's: every counterparty list of an answer
+	// in one evaluation.
+	disclosuresQuery = "data.veilmatch.disclosure.decisions"
 )
 
 // sandboxDenied are the built-ins a policy may not call: they reach the
@@ -290,9 +293,9 @@ func newRego(c *ast.Compiler, store storage.Store, query string) *rego.Rego {
 	)
 }
 
-// queries are the two decisions, prepared once per bundle and data.
+// queries are the decisions, prepared once per bundle and data.
 type queries struct {
-	authz, disclosure rego.PreparedEvalQuery
+	authz, disclosure, disclosures rego.PreparedEvalQuery
 }
 
 func prepare(ctx context.Context, c *ast.Compiler, store storage.Store) (queries, error) {
@@ -303,6 +306,9 @@ func prepare(ctx context.Context, c *ast.Compiler, store storage.Store) (queries
 	}
 	if q.disclosure, err = newRego(c, store, disclosureQuery).PrepareForEval(ctx); err != nil {
 		return q, fmt.Errorf("prepare %s: %w", disclosureQuery, err)
+	}
+	if q.disclosures, err = newRego(c, store, disclosuresQuery).PrepareForEval(ctx); err != nil {
+		return q, fmt.Errorf("prepare %s: %w", disclosuresQuery, err)
 	}
 	return q, nil
 }

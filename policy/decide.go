@@ -40,13 +40,34 @@ type requestInput struct {
 	List      *listInput  `json:"list,omitempty"`
 }
 
+type counterpartyInput struct {
+	Agency agencyInput `json:"agency"`
+	List   listInput   `json:"list"`
+}
+
+// disclosureInput asks about one counterparty list (decision), and
+// disclosuresInput about several (decisions), each in the form of one
+// disclosureItem.
 type disclosureInput struct {
 	requestInput
-	Counterparty struct {
-		Agency agencyInput `json:"agency"`
-		List   listInput   `json:"list"`
-	} `json:"counterparty"`
-	DisclosureGranted bool `json:"disclosure_granted"`
+	disclosureItem
+}
+
+type disclosureItem struct {
+	Counterparty      counterpartyInput `json:"counterparty"`
+	DisclosureGranted bool              `json:"disclosure_granted"`
+}
+
+type disclosuresInput struct {
+	requestInput
+	Counterparties []disclosureItem `json:"counterparties"`
+}
+
+func newDisclosureItem(c Counterparty) disclosureItem {
+	return disclosureItem{
+		Counterparty:      counterpartyInput{Agency: newAgencyInput(c.Agency), List: newListInput(c.List)},
+		DisclosureGranted: c.Granted,
+	}
 }
 
 func newAgencyInput(a Agency) agencyInput {
@@ -182,18 +203,53 @@ func (res authzResult) authorization() (Authorization, error) {
 	return Authorization{Allow: *res.Allow, Reasons: res.Reasons, Rules: res.Rules, MaxLevel: *res.MaxLevel}, nil
 }
 
-// disclose evaluates the disclosure decision for r against counterparty
-// agency cp's list l.
-func (q queries) disclose(ctx context.Context, r Request, cp Agency, l List, granted bool) (Disclosure, error) {
+// disclose evaluates, in one evaluation of the decisions query, the
+// disclosure decision for r about each of cps. It returns one disclosure
+// per counterparty, in order: one the evaluation did not decide, or whose
+// decision breaks the contract, is level none with rule engine.error, and
+// err says why, naming the list.
+func (q queries) disclose(ctx context.Context, r Request, cps []Counterparty) ([]Disclosure, error) {
+	ds := make([]Disclosure, len(cps))
+	for i := range ds {
+		ds[i] = Disclosure{Level: LevelNone, Rules: []string{RuleEngineError}}
+	}
+	if len(cps) == 0 {
+		return ds, nil
+	}
+	req, err := newRequestInput(r)
+	if err != nil {
+		return ds, err
+	}
+	in := disclosuresInput{requestInput: req, Counterparties: make([]disclosureItem, len(cps))}
+	for i, c := range cps {
+		in.Counterparties[i] = newDisclosureItem(c)
+	}
+	var res []disclosureResult
+	if err := eval(ctx, q.disclosures, in, &res); err != nil {
+		return ds, err
+	}
+	if len(res) != len(cps) {
+		return ds, fmt.Errorf("%w: %d decisions for %d counterparty lists", errMalformed, len(res), len(cps))
+	}
+	var errs []error
+	for i, d := range res {
+		if dd, err := d.disclosure(); err != nil {
+			errs = append(errs, fmt.Errorf("list %s: %w", cps[i].List.Name, err))
+		} else {
+			ds[i] = dd
+		}
+	}
+	return ds, errors.Join(errs...)
+}
+
+// discloseOne evaluates the single-list decision query for r about c.
+func (q queries) discloseOne(ctx context.Context, r Request, c Counterparty) (Disclosure, error) {
 	req, err := newRequestInput(r)
 	if err != nil {
 		return Disclosure{}, err
 	}
-	in := disclosureInput{requestInput: req, DisclosureGranted: granted}
-	in.Counterparty.Agency = newAgencyInput(cp)
-	in.Counterparty.List = newListInput(l)
 	var res disclosureResult
-	if err := eval(ctx, q.disclosure, in, &res); err != nil {
+	if err := eval(ctx, q.disclosure, disclosureInput{requestInput: req, disclosureItem: newDisclosureItem(c)}, &res); err != nil {
 		return Disclosure{}, err
 	}
 	return res.disclosure()

@@ -84,7 +84,7 @@ func load(ctx context.Context, files []file) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	store := inmem.NewFromObject(b.data)
+	store := inmem.NewFromObjectWithOpts(b.data, inmem.OptReturnASTValuesOnRead(true))
 	q, err := prepare(ctx, c, store)
 	if err != nil {
 		return nil, err
@@ -113,18 +113,20 @@ func (e *Engine) Authorize(ctx context.Context, r Request) (Authorization, error
 }
 
 // Disclose decides what r's requester may learn about its entries that
-// counterparty agency cp's list l also holds; granted says that l's owner
-// approved a disclosure request for this match. Any error, undefined or
-// malformed decision gives [LevelNone]; the error is returned too.
-func (e *Engine) Disclose(ctx context.Context, r Request, cp Agency, l List, granted bool) (Disclosure, error) {
+// each counterparty list also holds, in one evaluation: the i-th disclosure
+// is about cps[i]. Any error, undefined or malformed decision gives
+// [LevelNone] with rule engine.error, for the lists it concerns (all of
+// them when the evaluation itself failed); the error is returned too.
+func (e *Engine) Disclose(ctx context.Context, r Request, cps []Counterparty) ([]Disclosure, error) {
 	s := e.state.Load()
-	d, err := s.queries.disclose(ctx, r, cp, l, granted)
-	if err != nil {
-		return Disclosure{Level: LevelNone, Rules: []string{RuleEngineError}, Revision: s.revision},
-			fmt.Errorf("policy: disclose list %s: %w", l.Name, err)
+	ds, err := s.queries.disclose(ctx, r, cps)
+	for i := range ds {
+		ds[i].Revision = s.revision
 	}
-	d.Revision = s.revision
-	return d, nil
+	if err != nil {
+		return ds, fmt.Errorf("policy: disclose: %w", err)
+	}
+	return ds, nil
 }
 
 // Agency returns the registry entry of agency id.

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -47,6 +48,12 @@ func list(owner Agency, category string) List {
 		Name: owner.ID + "-" + category, Owner: owner.ID, Kind: "phone", Category: category,
 		Jurisdiction: owner.Jurisdiction, ExpiresAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 	}
+}
+
+// disclose asks e about one counterparty list.
+func disclose(ctx context.Context, e *Engine, r Request, cp Agency, l List, granted bool) (Disclosure, error) {
+	ds, err := e.Disclose(ctx, r, []Counterparty{{Agency: cp, List: l, Granted: granted}})
+	return ds[0], err
 }
 
 // newEngine returns an engine for opts, failing the test if New fails.
@@ -213,22 +220,50 @@ func TestDisclose(t *testing.T) {
 		{"list owner is not the counterparty", investigation, policeUS, list(policeTH, "suspect"), false,
 			Disclosure{Level: LevelNone, Rules: []string{"counterparty.unknown"}}},
 	}
+	check := func(t *testing.T, d Disclosure, cp Agency, want Disclosure) {
+		t.Helper()
+		want.Revision = e.Revision()
+		if d.Level != want.Level || !slices.Equal(d.Rules, want.Rules) || d.Class != want.Class ||
+			d.LiaisonContact != want.LiaisonContact || d.Contact != want.Contact || d.Revision != want.Revision {
+			t.Errorf("Disclose =\n %+v\nwant\n %+v", d, want)
+		}
+		if d.Level != LevelFull && strings.Contains(d.Class+d.LiaisonContact, cp.ID) {
+			t.Errorf("level %s names the counterparty %s: %+v", d.Level, cp.ID, d)
+		}
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d, err := e.Disclose(t.Context(), tt.req, tt.cp, tt.list, tt.granted)
+			d, err := disclose(t.Context(), e, tt.req, tt.cp, tt.list, tt.granted)
 			if err != nil {
 				t.Fatalf("Disclose: %v", err)
 			}
-			tt.want.Revision = e.Revision()
-			if d.Level != tt.want.Level || !slices.Equal(d.Rules, tt.want.Rules) || d.Class != tt.want.Class ||
-				d.LiaisonContact != tt.want.LiaisonContact || d.Contact != tt.want.Contact || d.Revision != tt.want.Revision {
-				t.Errorf("Disclose =\n %+v\nwant\n %+v", d, tt.want)
-			}
-			if d.Level != LevelFull && strings.Contains(d.Class+d.LiaisonContact, tt.cp.ID) {
-				t.Errorf("level %s names the counterparty %s: %+v", d.Level, tt.cp.ID, d)
-			}
+			check(t, d, tt.cp, tt.want)
 		})
 	}
+	// The hub asks about every list of an answer at once: the cases of one
+	// request, asked together, get the same decisions, in their order.
+	t.Run("in one evaluation", func(t *testing.T) {
+		for _, r := range []Request{investigation, support} {
+			var cps []Counterparty
+			var want []Disclosure
+			for _, tt := range tests {
+				if reflect.DeepEqual(tt.req, r) {
+					cps = append(cps, Counterparty{Agency: tt.cp, List: tt.list, Granted: tt.granted})
+					want = append(want, tt.want)
+				}
+			}
+			ds, err := e.Disclose(t.Context(), r, cps)
+			if err != nil || len(ds) != len(cps) || len(cps) < 4 {
+				t.Fatalf("Disclose(%d lists) = %d disclosures, %v", len(cps), len(ds), err)
+			}
+			for i := range ds {
+				check(t, ds[i], cps[i].Agency, want[i])
+			}
+		}
+		if ds, err := e.Disclose(t.Context(), investigation, nil); err != nil || len(ds) != 0 {
+			t.Errorf("Disclose(no lists) = %+v, %v", ds, err)
+		}
+	})
 }
 
 func TestAgency(t *testing.T) {
@@ -389,7 +424,7 @@ deny contains {"rule": "trap.number", "reason": "case number too high"} if {
 			if err == nil || a.Allow || a.MaxLevel != LevelNone || !slices.Equal(a.Rules, []string{RuleEngineError}) {
 				t.Errorf("Authorize = %+v, %v; want deny with an error", a, err)
 			}
-			d, err := e.Disclose(t.Context(), req, policeGB, list(policeGB, "suspect"), true)
+			d, err := disclose(t.Context(), e, req, policeGB, list(policeGB, "suspect"), true)
 			if err == nil || d.Level != LevelNone || d.Contact != "" || !slices.Equal(d.Rules, []string{RuleEngineError}) {
 				t.Errorf("Disclose = %+v, %v; want none with an error", d, err)
 			}
@@ -401,44 +436,97 @@ deny contains {"rule": "trap.number", "reason": "case number too high"} if {
 }
 
 func TestMalformedDecisionsFailClosed(t *testing.T) {
+	// each gives decisions as the single decision for every list.
+	each := func(decision string) string {
+		return "package veilmatch.disclosure\n\n" + decision + "\n\ndecisions := [decision | some _ in input.counterparties]\n"
+	}
 	tests := []struct {
 		name string
 		rego string
 	}{
-		{"undefined", "package veilmatch.disclosure\n\ndecision := x if {\n\tx := input.never\n}\n"},
-		{"contact below full", "package veilmatch.disclosure\n\ndecision := {\"level\": \"count\", \"rules\": [\"leak\"], \"class\": \"law_enforcement/TH\", \"liaison_contact\": \"\", \"contact\": \"duty-desk@police-th.example\"}\n"},
-		{"unknown level", "package veilmatch.disclosure\n\ndecision := {\"level\": \"all\", \"rules\": [\"x\"], \"class\": \"\", \"liaison_contact\": \"\", \"contact\": \"\"}\n"},
-		{"missing member", "package veilmatch.disclosure\n\ndecision := {\"level\": \"none\", \"rules\": [\"x\"]}\n"},
+		{"undefined", each("decision := x if {\n\tx := input.never\n}")},
+		{"contact below full", each(`decision := {"level": "count", "rules": ["leak"], "class": "law_enforcement/TH", "liaison_contact": "", "contact": "duty-desk@police-th.example"}`)},
+		{"unknown level", each(`decision := {"level": "all", "rules": ["x"], "class": "", "liaison_contact": "", "contact": ""}`)},
+		{"missing member", each(`decision := {"level": "none", "rules": ["x"]}`)},
+		{"no decisions", "package veilmatch.disclosure\n\ndecision := {\"level\": \"none\", \"rules\": [\"x\"], \"class\": \"\", \"liaison_contact\": \"\", \"contact\": \"\"}\n"},
+		{"fewer decisions than lists", `package veilmatch.disclosure
+
+decision := {"level": "count", "rules": ["x"], "class": "law_enforcement/TH", "liaison_contact": "", "contact": ""}
+
+decisions := [decision]
+`},
 	}
 	req := overlaps(policeGB, "investigation", "GB-NCA-2025-0147")
+	cps := []Counterparty{{Agency: policeTH, List: list(policeTH, "suspect")}, {Agency: policeTH, List: list(policeTH, "ad_contact")}}
 	e := newEngine(t, Options{})
-	good, err := e.state.Load().queries.disclose(t.Context(), req, policeTH, list(policeTH, "suspect"), false)
-	if err != nil || good.Level != LevelCount {
+	good, err := e.state.Load().queries.disclose(t.Context(), req, cps)
+	if err != nil || good[0].Level != LevelCount || good[1].Level != LevelCount {
 		t.Fatalf("embedded bundle: %+v, %v", good, err)
+	}
+	prepareWith := func(t *testing.T, rego string) (*ast.Compiler, queries) {
+		t.Helper()
+		files := []file{{name: "data.json", data: mustRead(t, "data.json")}, {name: "authz.rego", data: mustRead(t, "authz.rego")}, {name: "disclosure.rego", data: []byte(rego)}}
+		b, err := parseBundle(files, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := compile(b.modules)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := prepare(t.Context(), c, e.state.Load().store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, q
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			files := []file{{name: "data.json", data: mustRead(t, "data.json")}, {name: "authz.rego", data: mustRead(t, "authz.rego")}, {name: "disclosure.rego", data: []byte(tt.rego)}}
-			b, err := parseBundle(files, false)
-			if err != nil {
-				t.Fatal(err)
+			c, q := prepareWith(t, tt.rego)
+			ds, err := q.disclose(t.Context(), req, cps)
+			if err == nil || len(ds) != len(cps) {
+				t.Errorf("disclose = %+v, %v; want an error", ds, err)
 			}
-			c, err := compile(b.modules)
-			if err != nil {
-				t.Fatal(err)
-			}
-			q, err := prepare(t.Context(), c, e.state.Load().store)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d, err := q.disclose(t.Context(), req, policeTH, list(policeTH, "suspect"), false); err == nil {
-				t.Errorf("disclose = %+v, want an error", d)
+			for _, d := range ds {
+				if d.Level != LevelNone || !slices.Equal(d.Rules, []string{RuleEngineError}) {
+					t.Errorf("disclose = %+v, want none by %s", d, RuleEngineError)
+				}
 			}
 			if err := validate(t.Context(), c, q); err == nil {
 				t.Error("validate accepted the bundle")
 			}
 		})
 	}
+	// A malformed decision about one list leaves the others' decisions.
+	t.Run("one malformed of two", func(t *testing.T) {
+		_, q := prepareWith(t, `package veilmatch.disclosure
+
+decision := decide(input.counterparty)
+
+decisions := [decide(c.counterparty) | some c in input.counterparties]
+
+decide(cp) := {"level": "count", "rules": ["x"], "class": "c", "liaison_contact": "", "contact": contact(cp)}
+
+contact(cp) := "leak@example" if cp.list.category == "ad_contact" else := ""
+`)
+		ds, err := q.disclose(t.Context(), req, cps)
+		if err == nil || !strings.Contains(err.Error(), cps[1].List.Name) {
+			t.Errorf("disclose: %v; want an error naming %s", err, cps[1].List.Name)
+		}
+		if len(ds) != 2 || ds[0].Level != LevelCount || ds[1].Level != LevelNone || ds[1].Contact != "" || !slices.Equal(ds[1].Rules, []string{RuleEngineError}) {
+			t.Errorf("disclose = %+v; want count, then none by %s", ds, RuleEngineError)
+		}
+	})
+	// A bundle whose two disclosure queries disagree is refused: dry runs
+	// would show operators something other than what the hub does.
+	t.Run("decision and decisions disagree", func(t *testing.T) {
+		rego := strings.Replace(string(mustRead(t, "disclosure.rego")), `decisions := [decide(`, `decisions := [object.union(decide(`, 1)
+		rego = strings.Replace(rego, `object.get(c, "disclosure_granted", false)) |`, `object.get(c, "disclosure_granted", false)), {"rules": ["other"]}) |`, 1)
+		c, q := prepareWith(t, rego)
+		if err := validate(t.Context(), c, q); err == nil || !strings.Contains(err.Error(), disclosuresQuery) {
+			t.Errorf("validate: %v; want the samples to show the queries disagree", err)
+		}
+	})
 }
 
 func mustRead(t *testing.T, name string) []byte {
@@ -472,7 +560,7 @@ func TestRevision(t *testing.T) {
 	if a, _ := e.Agency("police-gb"); a.Contact != "control-room@police-gb.example" {
 		t.Errorf("Agency(police-gb).Contact = %q after reload", a.Contact)
 	}
-	d, err := e.Disclose(t.Context(), overlaps(policeUS, "investigation", "US-FBI-2025-3"), policeGB, list(policeGB, "suspect"), false)
+	d, err := disclose(t.Context(), e, overlaps(policeUS, "investigation", "US-FBI-2025-3"), policeGB, list(policeGB, "suspect"), false)
 	if err != nil || d.Contact != "control-room@police-gb.example" || d.Revision != e.Revision() {
 		t.Errorf("Disclose after reload = %+v, %v", d, err)
 	}
@@ -503,7 +591,7 @@ func TestWatch(t *testing.T) {
 		writeFile(t, dir, "data.json", data)
 		time.Sleep(300 * time.Millisecond)
 	}
-	d, err := e.Disclose(t.Context(), overlaps(policeGB, "investigation", "GB-NCA-2025-0147"), policeTH, list(policeTH, "victim"), false)
+	d, err := disclose(t.Context(), e, overlaps(policeGB, "investigation", "GB-NCA-2025-0147"), policeTH, list(policeTH, "victim"), false)
 	if err != nil || d.LiaisonContact != "liaison-desk@th.example" {
 		t.Errorf("Disclose after watch reload = %+v, %v", d, err)
 	}

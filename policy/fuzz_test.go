@@ -44,7 +44,8 @@ func FuzzPolicyInputs(f *testing.F) {
 		if expires != 0 {
 			l.ExpiresAt = now.Add(time.Duration(expires) * time.Hour)
 		}
-		d, err := e.Disclose(ctx, r, cp, l, false)
+		ds, err := e.Disclose(ctx, r, []policy.Counterparty{{Agency: cp, List: l}})
+		d := ds[0]
 		if err != nil && d.Level != policy.LevelNone {
 			t.Fatalf("an evaluation error disclosed at %s", d.Level)
 		}

@@ -4,9 +4,11 @@
 //
 // Two decisions are exposed: [Engine.Authorize] (data.veilmatch.authz.decision)
 // says whether a requester may perform an action on the hub, and
-// [Engine.Disclose] (data.veilmatch.disclosure.decision) says what a requester
-// may learn about the entries it shares with one counterparty list. Both fail
-// closed: an evaluation error, an undefined or a malformed result denies, and
+// [Engine.Disclose] (data.veilmatch.disclosure.decisions) says what a
+// requester may learn about the entries it shares with each counterparty
+// list of an answer, in one evaluation; data.veilmatch.disclosure.decision
+// is the same decision about one list, for operators' dry runs, and a
+// bundle whose two disagree on the samples is refused. Both fail closed: an evaluation error, an undefined or a malformed result denies, and
 // the error is returned for the caller to log.
 //
 // The default bundle is embedded in the binary; [Options.Dir] overrides it.
@@ -115,6 +117,15 @@ type Authorization struct {
 	Rules    []string // ids of the rules that decided
 	MaxLevel Level    // the highest level disclosures for the request may reach
 	Revision string   // the bundle revision that decided
+}
+
+// Counterparty is a counterparty list a disclosure decision is about.
+type Counterparty struct {
+	Agency Agency // the list's owner, from the registry
+	List   List
+	// Granted says that the list's owner approved a disclosure request for
+	// the match.
+	Granted bool
 }
 
 // Disclosure is the outcome of [Engine.Disclose] for one counterparty list.

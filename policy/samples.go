@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -119,7 +120,9 @@ func disclosureSamples() []disclosureSample {
 }
 
 // validate runs the samples through the compiled bundle c, and the
-// unknown-requester samples through q, the bundle's own decisions.
+// unknown-requester samples through q, the bundle's own decisions. The
+// disclosure samples go through both disclosure queries, several at once
+// where they share a request, which must agree.
 func validate(ctx context.Context, c *ast.Compiler, q queries) error {
 	sq, err := prepare(ctx, c, inmem.NewFromObject(sampleData()))
 	if err != nil {
@@ -135,24 +138,46 @@ func validate(ctx context.Context, c *ast.Compiler, q queries) error {
 			errs = append(errs, fmt.Errorf("sample %q: got allow=%t max_level=%s, want allow=%t max_level=%s", s.name, a.Allow, a.MaxLevel, s.allow, s.maxLevel))
 		}
 	}
-	checkDisclosure := func(q queries, s disclosureSample) {
-		d, err := q.disclose(ctx, s.req, s.cp, s.list, s.granted)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("sample %q: %w", s.name, err))
-		case d.Level != s.level:
-			errs = append(errs, fmt.Errorf("sample %q: got level %s (rules %v), want %s", s.name, d.Level, d.Rules, s.level))
+	// checkDisclosures asks about the samples, which share one request, in
+	// one evaluation of decisions, and about each alone through decision:
+	// both must give the samples' levels, and the same disclosures.
+	checkDisclosures := func(q queries, ss []disclosureSample) {
+		cps := make([]Counterparty, len(ss))
+		for i, s := range ss {
+			cps[i] = Counterparty{Agency: s.cp, List: s.list, Granted: s.granted}
+		}
+		ds, err := q.disclose(ctx, ss[0].req, cps)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("samples %q to %q: %w", ss[0].name, ss[len(ss)-1].name, err))
+			return
+		}
+		for i, s := range ss {
+			one, err := q.discloseOne(ctx, s.req, cps[i])
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("sample %q: %s: %w", s.name, disclosureQuery, err))
+			case ds[i].Level != s.level:
+				errs = append(errs, fmt.Errorf("sample %q: got level %s (rules %v), want %s", s.name, ds[i].Level, ds[i].Rules, s.level))
+			case !reflect.DeepEqual(one, ds[i]):
+				errs = append(errs, fmt.Errorf("sample %q: %s gives %+v, %s %+v", s.name, disclosureQuery, one, disclosuresQuery, ds[i]))
+			}
 		}
 	}
 	for _, s := range authzSamples() {
 		checkAuthz(sq, s)
 	}
+	var batch []disclosureSample
 	for _, s := range disclosureSamples() {
-		checkDisclosure(sq, s)
+		if len(batch) > 0 && !reflect.DeepEqual(batch[0].req, s.req) {
+			checkDisclosures(sq, batch)
+			batch = nil
+		}
+		batch = append(batch, s)
 	}
+	checkDisclosures(sq, batch)
 	unknown := sampleRequest(sampleUnknown, "investigation")
 	checkAuthz(q, authzSample{"unknown requester, deployed registry", unknown, false, LevelNone})
-	checkDisclosure(q, disclosureSample{"unknown requester, deployed registry", unknown, sampleLEAA, List{Category: "suspect"}, false, LevelNone})
+	checkDisclosures(q, []disclosureSample{{"unknown requester, deployed registry", unknown, sampleLEAA, List{Category: "suspect"}, false, LevelNone}})
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("validate: %w", err)
 	}

@@ -4,11 +4,8 @@ import (
 	"cmp"
 	"context"
 	"maps"
-	"runtime"
 	"slices"
 	"sort"
-	"sync"
-	"sync/atomic"
 
 	"github.com/veilmatch/veilmatch/policy"
 	veilmatchv1 "github.com/veilmatch/veilmatch/proto/veilmatch/v1"
@@ -297,20 +294,16 @@ func (s *Service) visible(ctx context.Context, r policy.Request, kind, keyID str
 	return vis, nil
 }
 
-// counterparts asks the policy, once per visible list that matched (and
-// once more for a list with approved disclosure requests), what r's
-// requester may learn about it, adding the rules that fired to rules.
-// The evaluations run in parallel, up to one per processor. Lists at
-// level none without a grant are left out.
+// counterparts asks the policy, in one evaluation, what r's requester
+// may learn about each visible list that matched (twice about a list with
+// approved disclosure requests: with and without them), adding the rules
+// that fired to rules. Lists at level none without a grant are left out.
 func (s *Service) counterparts(ctx context.Context, r policy.Request, az policy.Authorization, vis visibleLists,
 	matched map[int64][]uint64, rules map[string]bool) map[int64]*counterpart {
-	type ask struct {
-		owner   policy.Agency
-		cp      *counterpart
-		granted bool
-		d       policy.Disclosure
-	}
-	var asks []*ask
+	var (
+		asks []policy.Counterparty
+		of   []*counterpart // of[i] is the counterpart asks[i] is about
+	)
 	for _, l := range vis.lists {
 		if _, ok := matched[l.ID]; !ok || l.Owner == r.Requester.ID || s.epochs.retired(l.KeyID) {
 			continue
@@ -320,9 +313,11 @@ func (s *Service) counterparts(ctx context.Context, r policy.Request, az policy.
 			continue // an unregistered owner's list is disclosed to nobody
 		}
 		cp := &counterpart{list: l}
-		asks = append(asks, &ask{owner: owner, cp: cp})
+		asks = append(asks, policy.Counterparty{Agency: owner, List: policyList(l)})
+		of = append(of, cp)
 		if gs := vis.grants[l.ID]; len(gs) > 0 {
-			asks = append(asks, &ask{owner: owner, cp: cp, granted: true})
+			asks = append(asks, policy.Counterparty{Agency: owner, List: policyList(l), Granted: true})
+			of = append(of, cp)
 			cp.grantSet = map[uint64]bool{}
 			for _, req := range gs {
 				cp.grantAll = cp.grantAll || len(req.EntryRefs) == 0
@@ -332,55 +327,28 @@ func (s *Service) counterparts(ctx context.Context, r policy.Request, az policy.
 			}
 		}
 	}
-	parallel(len(asks), func(i int) {
-		a := asks[i]
-		d, err := s.policy.Disclose(ctx, r, a.owner, policyList(a.cp.list), a.granted)
-		if err != nil {
-			rpc.Logger(ctx).ErrorContext(ctx, "disclosure policy failed; level none", "error", err)
-			d = policy.Disclosure{Level: policy.LevelNone, Rules: []string{policy.RuleEngineError}}
-		}
-		d.Level = policy.Min(d.Level, az.MaxLevel)
-		a.d = d
-	})
+	ds, err := s.policy.Disclose(ctx, r, asks)
+	if err != nil {
+		// The lists it concerns are at level none, rule engine.error.
+		rpc.Logger(ctx).ErrorContext(ctx, "disclosure policy failed; level none", "error", err)
+	}
 	cps := map[int64]*counterpart{}
-	for _, a := range asks {
-		for _, id := range a.d.Rules {
+	for i, d := range ds {
+		d.Level = policy.Min(d.Level, az.MaxLevel)
+		for _, id := range d.Rules {
 			rules[id] = true
 		}
-		if a.granted {
-			a.cp.granted = &a.d
+		cp := of[i]
+		if asks[i].Granted {
+			cp.granted = &d
 		} else {
-			a.cp.base = a.d
+			cp.base = d
 		}
-		if a.cp.base.Level != policy.LevelNone || a.cp.granted != nil {
-			cps[a.cp.list.ID] = a.cp
+		if cp.base.Level != policy.LevelNone || cp.granted != nil {
+			cps[cp.list.ID] = cp
 		}
 	}
 	return cps
-}
-
-// parallel calls fn(0) to fn(n-1), up to one call per processor at a
-// time, and returns when all have returned.
-func parallel(n int, fn func(i int)) {
-	workers := min(n, runtime.GOMAXPROCS(0))
-	if workers <= 1 {
-		for i := range n {
-			fn(i)
-		}
-		return
-	}
-	var (
-		next atomic.Int64
-		wg   sync.WaitGroup
-	)
-	for range workers {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				fn(i)
-			}
-		})
-	}
-	wg.Wait()
 }
 
 // ref seals a match reference to an answer for r about own; a check (own

@@ -37,8 +37,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
 // busyTimeout is how long a connection waits for a lock held by another
@@ -91,7 +89,7 @@ func open(ctx context.Context, path string) (*Store, error) {
 	// prefix index touches pages all over it.
 	writer := slices.Concat(common, []string{"journal_mode(WAL)", "synchronous(FULL)", "cache_size(-65536)"})
 	reader := slices.Concat(common, []string{"query_only(1)", "cache_size(-16384)"})
-	w, err := sql.Open("sqlite", dsn(abs, writer, "immediate"))
+	w, err := openDB(dsn(abs, writer, "immediate"))
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +104,7 @@ func open(ctx context.Context, path string) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
-	s.r, err = sql.Open("sqlite", dsn(abs, reader, ""))
+	s.r, err = openDB(dsn(abs, reader, ""))
 	if err != nil {
 		w.Close()
 		return nil, err
