@@ -175,11 +175,22 @@ func (c *Client) Overlaps(ctx context.Context, list string, q Query) (Result, er
 	if err := c.needHub(); err != nil {
 		return Result{}, err
 	}
+	// The list's local state is read while the hub answers.
+	type loaded struct {
+		l   *localList
+		err error
+	}
+	local := make(chan loaded, 1)
+	go func() {
+		l, err := c.state.loadList(c.localName(list))
+		local <- loaded{l, err}
+	}()
 	resp, err := c.hub.Overlaps(ctx, &veilmatchv1.OverlapsRequest{List: list, Purpose: q.Purpose, CaseRef: q.CaseRef})
+	ld := <-local
 	if err != nil {
 		return Result{}, fmt.Errorf("overlaps of list %s: %w", list, err)
 	}
-	entries, err := c.rows(list, resp.GetUploadId())
+	entries, err := c.versionRows(list, resp.GetUploadId(), ld.l, ld.err)
 	if err != nil {
 		return Result{}, err
 	}
@@ -191,11 +202,15 @@ func (c *Client) Overlaps(ctx context.Context, list string, q Query) (Result, er
 // it holds no rows of that version. An answer about a pending version
 // proves its commit: it becomes the current one here.
 func (c *Client) rows(list, uploadID string) (rowTable, error) {
-	name := c.localName(list)
-	local, err := c.state.loadList(name)
+	local, err := c.state.loadList(c.localName(list))
+	return c.versionRows(list, uploadID, local, err)
+}
+
+// versionRows is rows, given what loadList returned for list.
+func (c *Client) versionRows(list, uploadID string, local *localList, err error) (rowTable, error) {
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: list %s has no local state on this machine (%s); run this where it was published, or publish it again from here",
-			ErrNoMapping, list, c.state.listPath(name))
+			ErrNoMapping, list, c.state.listPath(c.localName(list)))
 	}
 	if err != nil {
 		return nil, err

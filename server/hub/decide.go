@@ -120,26 +120,22 @@ func (c *counterpart) refs(at func(policy.Level) bool) []uint64 {
 	return out
 }
 
-// decide runs the join, evaluates the disclosure policy for every
-// counterparty list that matched and builds the answer. Counterparties at
-// level none contribute nothing at all, exactly as if they did not match.
-// own is the requester's list version (nil for a check); disclosure
-// requests approved for it under the same purpose and case upgrade the
-// matches they name. pairs returns the join's pairs by counterparty list
-// (see gather).
-func (s *Service) decide(ctx context.Context, r policy.Request, az policy.Authorization, kind, keyID string, own *store.List,
-	pairs func() (map[int64][]uint64, error)) (*answer, error) {
+// decide waits for the reads of an answer, evaluates the disclosure
+// policy for every counterparty list that matched and builds the answer.
+// Counterparties at level none contribute nothing at all, exactly as if
+// they did not match. own is the requester's list version (nil for a
+// check); disclosure requests approved for it under the same purpose and
+// case upgrade the matches they name.
+func (s *Service) decide(ctx context.Context, r policy.Request, az policy.Authorization, own *store.List, rd reads) (*answer, error) {
 	a := newAnswer()
 	rules := map[string]bool{}
 	for _, id := range az.Rules {
 		rules[id] = true
 	}
-	// 1. Join, while the lists and grants the answer needs are read. The
-	// pairs are as many as the requester's matches, whatever the hub's
-	// size.
-	read := async(func() (visibleLists, error) { return s.visible(ctx, r, kind, keyID, own) })
-	byCP, err := pairs()
-	vis, readErr := read()
+	// 1. The join's pairs, as many as the requester's matches whatever the
+	// hub's size, and the lists and grants the answer needs.
+	byCP, err := rd.pairs()
+	vis, readErr := rd.vis()
 	if err != nil {
 		return nil, storeError(ctx, "join", err)
 	}
@@ -163,25 +159,44 @@ func (s *Service) decide(ctx context.Context, r policy.Request, az policy.Author
 	return a, nil
 }
 
-// gather returns a function that runs join, which must yield each (entry,
-// counterparty list) pair once, and returns its pairs by counterparty
-// list.
-func gather(join func(fn func(ref uint64, cp int64) error) error) func() (map[int64][]uint64, error) {
-	return func() (map[int64][]uint64, error) {
-		byCP := map[int64][]uint64{}
-		err := join(func(ref uint64, cp int64) error {
-			byCP[cp] = append(byCP[cp], ref)
-			return nil
-		})
-		return byCP, err
+// reads are the store reads an answer is made of, running in the
+// background: the join's pairs by counterparty list, and the visible lists
+// and grants.
+type reads struct {
+	pairs func() (map[int64][]uint64, error)
+	vis   func() (visibleLists, error)
+}
+
+// read starts, at once and side by side, the reads of an answer for r
+// about own (nil for a check) against the lists of the kind and key: join,
+// which must yield each (entry, counterparty list) pair once, and the
+// visible lists and grants. A caller that gives up before decide must
+// still call wait (cancelling ctx first), so that they end before the call
+// does.
+func (s *Service) read(ctx context.Context, r policy.Request, kind, keyID string, own *store.List,
+	join func(fn func(ref uint64, cp int64) error) error) reads {
+	return reads{
+		pairs: async(func() (map[int64][]uint64, error) {
+			byCP := map[int64][]uint64{}
+			err := join(func(ref uint64, cp int64) error {
+				byCP[cp] = append(byCP[cp], ref)
+				return nil
+			})
+			return byCP, err
+		}),
+		vis: async(func() (visibleLists, error) { return s.visible(ctx, r, kind, keyID, own) }),
 	}
+}
+
+// wait waits for both reads to end.
+func (rd reads) wait() {
+	_, _ = rd.pairs()
+	_, _ = rd.vis()
 }
 
 // async runs fn in a goroutine at once, so that it overlaps what the
 // caller does next, and returns a function that waits for it and returns
-// what fn returned. A caller that gives up must still call that function
-// (cancelling fn's context first if it can), so that fn ends before the
-// call does.
+// what fn returned.
 func async[T any](fn func() (T, error)) func() (T, error) {
 	var (
 		v    T
@@ -294,8 +309,8 @@ func (s *Service) visible(ctx context.Context, r policy.Request, kind, keyID str
 	return vis, nil
 }
 
-// counterparts asks the policy, in one evaluation, what r's requester
-// may learn about each visible list that matched (twice about a list with
+// counterparts asks the policy (see disclose) what r's requester may
+// learn about each visible list that matched (twice about a list with
 // approved disclosure requests: with and without them), adding the rules
 // that fired to rules. Lists at level none without a grant are left out.
 func (s *Service) counterparts(ctx context.Context, r policy.Request, az policy.Authorization, vis visibleLists,
@@ -327,13 +342,8 @@ func (s *Service) counterparts(ctx context.Context, r policy.Request, az policy.
 			}
 		}
 	}
-	ds, err := s.policy.Disclose(ctx, r, asks)
-	if err != nil {
-		// The lists it concerns are at level none, rule engine.error.
-		rpc.Logger(ctx).ErrorContext(ctx, "disclosure policy failed; level none", "error", err)
-	}
 	cps := map[int64]*counterpart{}
-	for i, d := range ds {
+	for i, d := range s.disclose(ctx, r, asks) {
 		d.Level = policy.Min(d.Level, az.MaxLevel)
 		for _, id := range d.Rules {
 			rules[id] = true
@@ -349,6 +359,17 @@ func (s *Service) counterparts(ctx context.Context, r policy.Request, az policy.
 		}
 	}
 	return cps
+}
+
+// disclose asks the policy about each of cps in one evaluation, which
+// judges the request once. A list the policy could not decide is at level
+// none, rule engine.error.
+func (s *Service) disclose(ctx context.Context, r policy.Request, cps []policy.Counterparty) []policy.Disclosure {
+	ds, err := s.policy.Disclose(ctx, r, cps)
+	if err != nil {
+		rpc.Logger(ctx).ErrorContext(ctx, "disclosure policy failed; level none", "error", err)
+	}
+	return ds
 }
 
 // ref seals a match reference to an answer for r about own; a check (own

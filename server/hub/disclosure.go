@@ -163,7 +163,7 @@ func sameAsRef(field, got, issued string) error {
 func (s *Service) requestsFor(ctx context.Context, r policy.Request, az policy.Authorization, own store.List, ref matchRef, reason string) ([]store.DisclosureRequest, error) {
 	overlaps := r
 	overlaps.Action = audit.ActionOverlaps
-	ans, err := s.decide(ctx, overlaps, az, own.Kind, own.KeyID, &own, gather(func(fn func(uint64, int64) error) error {
+	ans, err := s.decide(ctx, overlaps, az, &own, s.read(ctx, overlaps, own.Kind, own.KeyID, &own, func(fn func(uint64, int64) error) error {
 		return s.store.Overlaps(ctx, own.ID, fn)
 	}))
 	if err != nil {

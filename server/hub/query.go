@@ -35,20 +35,20 @@ func (s *Service) Overlaps(ctx context.Context, req *veilmatchv1.OverlapsRequest
 	}
 	pl := policyList(own)
 	r := policy.Request{Action: audit.ActionOverlaps, Time: s.now(), Purpose: purpose, CaseRef: caseRef, Requester: a, List: &pl}
-	// The join runs while the policy authorizes: nothing of it leaves the
-	// hub unless the policy allows, and a refusal cancels it.
-	joinCtx, cancel := context.WithCancel(ctx)
+	// The store is read while the policy authorizes: nothing of it leaves
+	// the hub unless the policy allows, and a refusal cancels the reads.
+	readCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pairs := async(gather(func(fn func(uint64, int64) error) error {
-		return s.store.Overlaps(joinCtx, own.ID, fn)
-	}))
+	rd := s.read(readCtx, r, own.Kind, own.KeyID, &own, func(fn func(uint64, int64) error) error {
+		return s.store.Overlaps(readCtx, own.ID, fn)
+	})
 	az, err := s.authorizeRecorded(ctx, r)
 	if err != nil {
 		cancel()
-		_, _ = pairs() // the join ends before the call does
+		rd.wait() // the reads end before the call does
 		return nil, err
 	}
-	ans, err := s.decide(ctx, r, az, own.Kind, own.KeyID, &own, pairs)
+	ans, err := s.decide(ctx, r, az, &own, rd)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +113,7 @@ func (s *Service) Check(ctx context.Context, req *veilmatchv1.CheckRequest) (*ve
 	if used+n > s.budget {
 		return nil, s.refuseCheck(ctx, r, az, n, used)
 	}
-	ans, err := s.decide(ctx, r, az, req.GetKind(), req.GetKeyId(), nil, gather(func(fn func(uint64, int64) error) error {
+	ans, err := s.decide(ctx, r, az, nil, s.read(ctx, r, req.GetKind(), req.GetKeyId(), nil, func(fn func(uint64, int64) error) error {
 		return s.store.Check(ctx, req.GetKind(), req.GetKeyId(), toks, func(i int, cp int64) error { return fn(uint64(i), cp) })
 	}))
 	if err != nil {

@@ -221,7 +221,7 @@ func (w watcher) deliver(ctx context.Context, run []store.MatchEvent) (*veilmatc
 	if err != nil {
 		return nil, err
 	}
-	ans, err := w.s.decide(ctx, r, az, own.Kind, own.KeyID, &own, gather(func(fn func(uint64, int64) error) error {
+	ans, err := w.s.decide(ctx, r, az, &own, w.s.read(ctx, r, own.Kind, own.KeyID, &own, func(fn func(uint64, int64) error) error {
 		for _, p := range pairs {
 			if err := fn(p.Ref, p.CounterpartyListID); err != nil {
 				return err
