@@ -8,8 +8,9 @@
 // requester may learn about the entries it shares with each counterparty
 // list of an answer, in one evaluation; data.veilmatch.disclosure.decision
 // is the same decision about one list, for operators' dry runs, and a
-// bundle whose two disagree on the samples is refused. Both fail closed: an evaluation error, an undefined or a malformed result denies, and
-// the error is returned for the caller to log.
+// bundle whose two disagree on the samples is refused. Both fail closed:
+// an evaluation error, an undefined or a malformed result denies, and the
+// error is returned for the caller to log.
 //
 // The default bundle is embedded in the binary; [Options.Dir] overrides it.
 // Policies are compiled and prepared once per bundle, evaluated in a sandbox
