@@ -84,6 +84,8 @@ func load(ctx context.Context, files []file) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The store hands evaluations the data document as AST values instead
+	// of converting it at every read (a few percent of each decision).
 	store := inmem.NewFromObjectWithOpts(b.data, inmem.OptReturnASTValuesOnRead(true))
 	q, err := prepare(ctx, c, store)
 	if err != nil {
