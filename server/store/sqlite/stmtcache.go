@@ -70,8 +70,16 @@ type stmtConn struct {
 // stmt is a kept statement; busy while rows read from it are open, when
 // the same query runs as a new statement instead.
 type stmt struct {
-	driver.Stmt
+	keptStmt
 	busy bool
+}
+
+// keptStmt is what a statement must implement to be kept: the driver's
+// all do.
+type keptStmt interface {
+	driver.Stmt
+	driver.StmtQueryContext
+	driver.StmtExecContext
 }
 
 // prepared returns the kept statement for query, preparing it the first
@@ -90,14 +98,12 @@ func (c *stmtConn) prepared(ctx context.Context, query string) (*stmt, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := ds.(interface {
-		driver.StmtQueryContext
-		driver.StmtExecContext
-	}); !ok {
+	ks, ok := ds.(keptStmt)
+	if !ok {
 		ds.Close()
 		return nil, nil
 	}
-	s := &stmt{Stmt: ds}
+	s := &stmt{keptStmt: ks}
 	c.stmts[query] = s
 	return s, nil
 }
@@ -111,7 +117,7 @@ func (c *stmtConn) QueryContext(ctx context.Context, query string, args []driver
 	if s == nil {
 		return c.innerConn.QueryContext(ctx, query, args)
 	}
-	rows, err := s.Stmt.(driver.StmtQueryContext).QueryContext(ctx, args)
+	rows, err := s.QueryContext(ctx, args)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +134,7 @@ func (c *stmtConn) ExecContext(ctx context.Context, query string, args []driver.
 	if s == nil {
 		return c.innerConn.ExecContext(ctx, query, args)
 	}
-	return s.Stmt.(driver.StmtExecContext).ExecContext(ctx, args)
+	return s.ExecContext(ctx, args)
 }
 
 // Close closes the kept statements and the connection.
